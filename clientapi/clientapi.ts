@@ -1,0 +1,21 @@
+/**
+ * clientapi: the Client-Server routes that write. It has no storage of its own; it talks to
+ * the other components through their `api/` interfaces.
+ */
+import type { Config } from '../setup/config/config.js';
+import type { PublicRouters } from '../internal/httputil/index.js';
+import type { ClientInternalAPI } from './api/index.js';
+import { ClientInternalAPIImpl } from './internal/api.js';
+import { addVersionsRoute } from './routing/versions.js';
+
+export function newInternalAPI(cfg: Config): ClientInternalAPI {
+  return new ClientInternalAPIImpl(cfg.global.serverName);
+}
+
+export function addPublicRoutes(routers: PublicRouters, cfg: Config): void {
+  addVersionsRoute(routers.client, {
+    'org.matrix.msc2836': cfg.mscs.mscs.includes('msc2836'),
+    'org.matrix.msc2753': cfg.mscs.mscs.includes('msc2753'),
+    'org.matrix.msc2444': cfg.mscs.mscs.includes('msc2444'),
+  });
+}

@@ -1,0 +1,21 @@
+/**
+ * federationapi: the Server-Server routes, server keys, and (later) the outbound queues.
+ */
+import type { Config } from '../setup/config/config.js';
+import type { PublicRouters } from '../internal/httputil/index.js';
+import type { SigningIdentity } from '../internal/signingidentity.js';
+import type { FederationInternalAPI } from './api/index.js';
+import { FederationInternalAPIImpl } from './internal/api.js';
+import { addServerKeyRoutes } from './routing/keys.js';
+import { addVersionRoute } from './routing/version.js';
+
+export function newInternalAPI(cfg: Config): FederationInternalAPI {
+  return new FederationInternalAPIImpl(cfg.global.serverName);
+}
+
+export function addPublicRoutes(routers: PublicRouters, cfg: Config, identity: SigningIdentity): void {
+  // Keys are served even with federation disabled: clients and tools verify with them.
+  addServerKeyRoutes(routers.key, identity);
+  if (cfg.global.disableFederation) return;
+  addVersionRoute(routers.federation);
+}

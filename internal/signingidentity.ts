@@ -1,0 +1,14 @@
+/** This server's signing identity as handed to components: who we are and how we sign. */
+import type { JsonObject } from './matrix/types.js';
+
+export interface SigningIdentity {
+  serverName: string;
+  keyId: string;
+  /** Unpadded standard base64 of the Ed25519 public key. */
+  publicKeyBase64: string;
+  /** Returns a copy of `obj` with our signature added to `signatures`. */
+  signJson<T extends JsonObject>(obj: T): T;
+  /** Keys we signed with before (published as old_verify_keys). */
+  oldKeys: ReadonlyArray<{ keyId: string; publicKeyBase64: string; expiredTs: number }>;
+  keyValidityPeriodMs: number;
+}
