@@ -1,6 +1,5 @@
 import type { Hono } from 'hono';
-
-export const serverSoftware = { name: 'dendrite-ts', version: '0.1.0' } as const;
+import { serverSoftware } from '../../internal/version.js';
 
 /** GET /_matrix/federation/v1/version */
 export function addVersionRoute(federation: Hono): void {

@@ -1,0 +1,146 @@
+/**
+ * Assembles a running server from a config: the bus, the components this process runs,
+ * clients for the ones it does not (polylith), the public routes, and the listeners.
+ * The HTTPS listener opens last: a successful connect means the server is ready.
+ */
+import { readFileSync } from 'node:fs';
+import type { Logger } from 'pino';
+import * as clientapi from '../clientapi/clientapi.js';
+import * as federationapi from '../federationapi/federationapi.js';
+import * as mediaapi from '../mediaapi/mediaapi.js';
+import * as roomserver from '../roomserver/roomserver.js';
+import * as syncapi from '../syncapi/syncapi.js';
+import * as userapi from '../userapi/userapi.js';
+import { componentNames, type ComponentName, type ComponentStatus } from '../internal/componentapi.js';
+import { jsonResponse, newPublicRouters, type PublicRouters } from '../internal/httputil/index.js';
+import type { SigningIdentity } from '../internal/signingidentity.js';
+import { buildListenerApp } from './base/app.js';
+import { listen, type BindAddress, type Listener } from './base/listen.js';
+import { addWellKnownRoutes } from './base/wellknown.js';
+import { componentAPIMethods, type ComponentAPIs } from './components.js';
+import type { Config } from './config/config.js';
+import { createBus, type Bus } from './jetstream/index.js';
+import { apiClient, serveApi } from './jetstream/rpc.js';
+import { ProcessContext } from './process/process.js';
+import { loadSigningIdentity } from './signingkey.js';
+
+export interface ServerOptions {
+  cfg: Config;
+  logger: Logger;
+  /** Components run in this process; the others are reached over the bus. All when absent. */
+  components?: readonly ComponentName[];
+  httpBind?: BindAddress;
+  httpsBind?: BindAddress;
+  tls?: { certFile: string; keyFile: string };
+}
+
+export interface RunningServer {
+  process: ProcessContext;
+  bus: Bus;
+  apis: ComponentAPIs;
+  http?: Listener;
+  https?: Listener;
+  identity: SigningIdentity;
+  shutdown(reason: string): Promise<void>;
+}
+
+function localAPI<C extends ComponentName>(name: C, cfg: Config): ComponentAPIs[C] {
+  const factories: { [K in ComponentName]: (cfg: Config) => ComponentAPIs[K] } = {
+    roomserver: roomserver.newInternalAPI,
+    userapi: userapi.newInternalAPI,
+    syncapi: syncapi.newInternalAPI,
+    federationapi: federationapi.newInternalAPI,
+    mediaapi: mediaapi.newInternalAPI,
+    clientapi: clientapi.newInternalAPI,
+  };
+  return factories[name](cfg);
+}
+
+function addRoutesFor(name: ComponentName, routers: PublicRouters, cfg: Config, identity: SigningIdentity): void {
+  if (name === 'clientapi') clientapi.addPublicRoutes(routers, cfg);
+  if (name === 'federationapi') federationapi.addPublicRoutes(routers, cfg, identity);
+}
+
+/** GET /_dendrite/status: each component's status through its internal API (local or remote). */
+function addStatusRoute(routers: PublicRouters, apis: ComponentAPIs, logger: Logger): void {
+  routers.dendriteAdmin.get('/status', async () => {
+    const components: Record<string, ComponentStatus | { error: string }> = {};
+    await Promise.all(
+      componentNames.map(async (name) => {
+        try {
+          components[name] = await apis[name].queryComponentStatus({});
+        } catch (err) {
+          logger.warn({ component: name, err }, 'component status query failed');
+          components[name] = { error: err instanceof Error ? err.message : String(err) };
+        }
+      }),
+    );
+    return jsonResponse({ components });
+  });
+}
+
+export async function startServer(opts: ServerOptions): Promise<RunningServer> {
+  const { cfg, logger } = opts;
+  const local = new Set<ComponentName>(opts.components ?? componentNames);
+  const proc = new ProcessContext(logger);
+  const identity = loadSigningIdentity(cfg);
+  const tls = opts.tls ? { cert: readFileSync(opts.tls.certFile), key: readFileSync(opts.tls.keyFile) } : undefined;
+
+  const bus = await createBus({
+    addresses: cfg.global.jetstream.addresses,
+    topicPrefix: cfg.global.jetstream.topicPrefix,
+    inMemory: cfg.global.jetstream.inMemory,
+    storagePath: cfg.global.jetstream.storagePath,
+    logger: logger.child({ component: 'jetstream' }),
+  });
+  proc.onShutdown('bus', () => bus.close());
+
+  try {
+    const prefix = cfg.global.jetstream.topicPrefix;
+    const apis = {} as Record<ComponentName, unknown>;
+    for (const name of componentNames) {
+      if (local.has(name)) {
+        const impl = localAPI(name, cfg);
+        apis[name] = impl;
+        if (local.size < componentNames.length) {
+          const sub = await serveApi(bus, prefix, name, impl as object, componentAPIMethods[name] as readonly never[]);
+          proc.onShutdown(`serve ${name}`, () => sub.unsubscribe());
+        }
+      } else {
+        apis[name] = apiClient(bus, prefix, name, componentAPIMethods[name]);
+      }
+    }
+    const typedApis = apis as unknown as ComponentAPIs;
+
+    const routers = newPublicRouters();
+    for (const name of local) addRoutesFor(name, routers, cfg, identity);
+    addWellKnownRoutes(routers, cfg);
+    addStatusRoute(routers, typedApis, logger);
+
+    const running: RunningServer = {
+      process: proc,
+      bus,
+      apis: typedApis,
+      identity,
+      shutdown: (reason) => proc.shutdown(reason),
+    };
+    if (opts.httpBind) {
+      const l = await listen(buildListenerApp(routers, logger), opts.httpBind);
+      running.http = l;
+      proc.onShutdown('http listener', () => l.close(2_000));
+      logger.info({ address: l.address }, 'HTTP listener ready');
+    }
+    if (opts.httpsBind) {
+      if (!tls) throw new Error('--https-bind-address needs --tls-cert and --tls-key');
+      const l = await listen(buildListenerApp(routers, logger), opts.httpsBind, tls);
+      running.https = l;
+      proc.onShutdown('https listener', () => l.close(2_000));
+      logger.info({ address: l.address }, 'HTTPS listener ready');
+    }
+    logger.info({ serverName: cfg.global.serverName, components: [...local] }, 'server started');
+    return running;
+  } catch (err) {
+    await proc.shutdown('start-up failed');
+    throw err;
+  }
+}
