@@ -12,6 +12,7 @@ import {
   verifyBatch,
   verifyBytes,
   verifyJsonSignature,
+  type VerifyItem,
 } from './signing.js';
 import { MatrixProtocolError } from './types.js';
 
@@ -126,7 +127,7 @@ describe('verifyBatch', () => {
     for (let i = 0; i < texts.length; i++) {
       expect(ed.verify(sigs[i]!, Buffer.from(texts[i]!), key.publicKey)).toBe(true);
     }
-    const items = texts.map((t, i) => ({ data: t, signature: sigs[i]!, publicKey: key.publicKey }));
+    const items: VerifyItem[] = texts.map((t, i) => ({ data: t, signature: sigs[i]!, publicKey: key.publicKey }));
     items[3] = { ...items[3]!, data: '{"i":-1}' };
     items[5] = { ...items[5]!, signature: encodeBase64(sigs[5]!) };
     items[7] = { ...items[7]!, signature: 'not base64!' };
