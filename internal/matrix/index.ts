@@ -15,3 +15,4 @@ export * from './eventhash.js';
 export * from './event.js';
 export * from './eventsigning.js';
 export * from './eventbuilder.js';
+export * from './xmatrix.js';
