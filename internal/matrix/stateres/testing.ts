@@ -4,6 +4,7 @@
  */
 import type { RoomVersion } from '../roomversion.js';
 import type { EventLike, EventProvider, JsonObject } from '../types.js';
+import { stateTuple } from '../types.js';
 
 export interface EventSpec {
   readonly id: string;
@@ -82,4 +83,46 @@ export function authPairsFor(event: Pick<EventLike, 'type' | 'stateKey' | 'sende
     if (membership === 'join' && typeof via === 'string') pairs.push(['m.room.member', via]);
   }
   return pairs;
+}
+
+/**
+ * Builds a room DAG by state: each `send` picks its auth events from the given state (the
+ * state of the fork it is sent on) and applies itself to that state.
+ */
+export class RoomBuilder {
+  readonly store: EventStore;
+  private seq = 0;
+
+  constructor(readonly version: RoomVersion) {
+    // Room version 12 names the room after its create event.
+    this.store = new EventStore(version, version.roomIdFromCreateEvent ? '!create' : '!room:test');
+  }
+
+  send(state: Map<string, string>, type: string, stateKey: string, sender: string, content: JsonObject): string {
+    const isCreate = type === 'm.room.create' && stateKey === '';
+    const id = isCreate && this.version.roomIdFromCreateEvent ? '$create' : `$e${this.seq++}`;
+    const auth: string[] = [];
+    for (const [t, k] of authPairsFor({ type, stateKey, sender, content, roomVersion: this.version })) {
+      const a = state.get(stateTuple(t, k));
+      if (a !== undefined) auth.push(a);
+    }
+    this.store.add({ id, type, stateKey, sender, content, auth });
+    state.set(stateTuple(type, stateKey), id);
+    return id;
+  }
+
+  /** Create, the creator's join, power levels and public join rules; returns the state. */
+  genesis(creator: string, powerUsers: JsonObject = {}): Map<string, string> {
+    const state = new Map<string, string>();
+    this.send(state, 'm.room.create', '', creator, { creator, room_version: this.version.id });
+    this.send(state, 'm.room.member', creator, creator, { membership: 'join' });
+    this.send(state, 'm.room.power_levels', '', creator, {
+      users: { [creator]: 100, ...powerUsers },
+      state_default: 50,
+      kick: 50,
+      ban: 50,
+    });
+    this.send(state, 'm.room.join_rules', '', creator, { join_rule: 'public' });
+    return state;
+  }
 }
