@@ -10,7 +10,7 @@
  *   URL-safe (v3) unpadded base64.
  * - room ID (v12, MSC4291): `!` + the create event's reference hash, URL-safe.
  */
-import { createHash } from 'node:crypto';
+import { hash as oneShotHash } from 'node:crypto';
 import { decodeBase64, encodeBase64, encodeBase64Url } from './base64.js';
 import { canonicalJson, type CanonicalJsonOptions } from './canonicaljson.js';
 import { redactEvent, type EventJsonInput } from './redaction.js';
@@ -28,8 +28,9 @@ export function canonicalOptionsFor(rv: RoomVersion): CanonicalJsonOptions {
   return rv.strictCanonicalJson ? STRICT : RELAXED;
 }
 
-export function sha256(text: string | Uint8Array): Buffer {
-  return createHash('sha256').update(text).digest();
+/** SHA-256 of a string (as UTF-8) or bytes. The one-shot crypto.hash skips createHash's object. */
+export function sha256(data: string | Uint8Array): Buffer {
+  return oneShotHash('sha256', data, 'buffer');
 }
 
 /** The canonical JSON the content hash covers. */
