@@ -47,13 +47,20 @@ function fields(v: RoomVersion, extra?: Partial<EventFields>): EventFields {
 
 function buildBy(server: string, v: RoomVersion, extra?: Partial<EventFields>): Event {
   const k = keys[server]!;
-  return buildEvent(fields(v, extra), v, server, k.keyId, k);
+  const ev = buildEvent(fields(v, extra), v, server, k.keyId, k);
+  const sig = decodeBase64(ev.signatures[server]![k.keyId]!);
+  expect(ed.verify(sig, Buffer.from(ev.signedText()), k.publicKey)).toBe(true);
+  return ev;
 }
 
 /** Adds `server`'s signature to an event (as a second server does for restricted joins). */
 function cosign(ev: Event, server: string): Event {
   const k = keys[server]!;
-  return Event.fromPDU(signEvent(ev.json, ev.roomVersion, server, k.keyId, k), ev.roomVersion);
+  const signed = Event.fromPDU(signEvent(ev.json, ev.roomVersion, server, k.keyId, k), ev.roomVersion);
+  // Cross-check the new signature with an independent implementation.
+  const sig = decodeBase64(signed.signatures[server]![k.keyId]!);
+  expect(ed.verify(sig, Buffer.from(signed.signedText()), k.publicKey)).toBe(true);
+  return signed;
 }
 
 describe('requiredSigningServers', () => {
@@ -70,8 +77,11 @@ describe('requiredSigningServers', () => {
     const join = { type: 'm.room.member', state_key: '@u:a.org', content: { membership: 'join', join_authorised_via_users_server: '@admin:b.org' } };
     expect(requiredSigningServers(buildBy('a.org', rv('8'), join)).sort()).toEqual(['a.org', 'b.org']);
     expect(requiredSigningServers(buildBy('a.org', rv('7'), join))).toEqual(['a.org']);
-    const invite = { ...join, content: { ...join.content, membership: 'invite' } };
-    expect(requiredSigningServers(buildBy('a.org', rv('8'), invite))).toEqual(['a.org']);
+    // Auth rule 4.2 names any membership event carrying the key, not only joins.
+    const leave = { ...join, content: { ...join.content, membership: 'leave' } };
+    expect(requiredSigningServers(buildBy('a.org', rv('8'), leave)).sort()).toEqual(['a.org', 'b.org']);
+    const plain = { ...join, content: { membership: 'join' } };
+    expect(requiredSigningServers(buildBy('a.org', rv('8'), plain))).toEqual(['a.org']);
   });
 
   it('exempts the sender of an invite made from a third-party invite', () => {

@@ -12,8 +12,11 @@
  * - the sender's server, except for an invite made from a third-party invite
  *   (m.room.member, membership invite, content.third_party_invite), which any server may send;
  * - room versions 1-2: also the server of the event ID;
- * - room versions 8+ (restricted joins): for a join carrying
- *   `join_authorised_via_users_server`, also that user's server.
+ * - room versions 8+ (restricted joins): for a membership event carrying
+ *   `join_authorised_via_users_server`, also that user's server. This is auth rule 4.2 of
+ *   those versions ("validly signed by the homeserver of the user ID denoted by the key"),
+ *   which needs the keys and so is checked here; the rule names any m.room.member event, where
+ *   Synapse verifies the signature of joins only (and for others checks that one exists).
  */
 import { encodeBase64 } from './base64.js';
 import { addContentHash, referenceHashText } from './eventhash.js';
@@ -76,7 +79,6 @@ export function requiredSigningServers(event: Event): string[] {
   if (
     event.roomVersion.restrictedJoinRule &&
     event.type === 'm.room.member' &&
-    content.membership === 'join' &&
     typeof content.join_authorised_via_users_server === 'string'
   ) {
     const d = domainOf(content.join_authorised_via_users_server);
