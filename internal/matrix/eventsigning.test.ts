@@ -7,6 +7,7 @@ import { buildEvent, type EventFields } from './eventbuilder.js';
 import {
   checkEventHashAndSignatures,
   checkEventsHashAndSignatures,
+  requiredKeys,
   requiredSigningServers,
   signEvent,
   verifyEventSignatures,
@@ -91,6 +92,16 @@ describe('requiredSigningServers', () => {
       content: { membership: 'invite', third_party_invite: { signed: { mxid: '@x:c.org', token: 't' } } },
     });
     expect(requiredSigningServers(ev)).toEqual([]);
+  });
+});
+
+describe('requiredKeys', () => {
+  it('lists the ed25519 key IDs of each required server, with the validity time from v5', () => {
+    const ev = buildBy('a.org', rv('10'));
+    const json = { ...ev.json, signatures: { 'a.org': { ...ev.signatures['a.org'], 'curve25519:x': 'AAAA' }, 'z.org': { 'ed25519:z': 'AAAA' } } };
+    expect(requiredKeys(Event.fromPDU(json, rv('10')))).toEqual([{ serverName: 'a.org', keyIds: [keys['a.org']!.keyId], validAt: 1000 }]);
+    expect(requiredKeys(buildBy('a.org', rv('4')))[0]!.validAt).toBeUndefined();
+    expect(requiredKeys(buildBy('b.org', rv('10')))).toEqual([{ serverName: 'a.org', keyIds: [], validAt: 1000 }]);
   });
 });
 

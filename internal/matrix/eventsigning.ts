@@ -87,6 +87,30 @@ export function requiredSigningServers(event: Event): string[] {
   return [...servers];
 }
 
+/** A server's key IDs that an event's signature check will ask the KeyLookup for. */
+export interface KeyRequest {
+  serverName: string;
+  keyIds: string[];
+  /** The event's origin_server_ts where the room version enforces key validity (5+). */
+  validAt: number | undefined;
+}
+
+/**
+ * The keys checking `event` will look up, so that a caller whose key store is asynchronous
+ * (fetching from origin servers or notaries) can load them first and then look up synchronously.
+ */
+export function requiredKeys(event: Event): KeyRequest[] {
+  const validAt = event.roomVersion.enforceKeyValidity ? event.originServerTs : undefined;
+  return requiredSigningServers(event).map((serverName) => {
+    const byKey: unknown = (event.signatures as Record<string, unknown>)[serverName];
+    const keyIds =
+      typeof byKey === 'object' && byKey !== null && !Array.isArray(byKey)
+        ? Object.keys(byKey).filter((k) => k.startsWith('ed25519:'))
+        : [];
+    return { serverName, keyIds, validAt };
+  });
+}
+
 interface PlannedCheck {
   serverName: string;
   error?: string;
