@@ -8,7 +8,8 @@ import type { ClientInternalAPI } from './api/index.js';
 import { ClientInternalAPIImpl } from './internal/api.js';
 import { addVersionsRoute } from './routing/versions.js';
 
-export function newInternalAPI(cfg: Config): ClientInternalAPI {
+/** clientapi owns no tables, so it takes no database. */
+export async function newInternalAPI(cfg: Config): Promise<ClientInternalAPI> {
   return new ClientInternalAPIImpl(cfg.global.serverName);
 }
 

@@ -1,6 +1,7 @@
 /**
  * federationapi: the Server-Server routes, server keys, and (later) the outbound queues.
  */
+import { runMigrations, type OpenedDatabase } from '../internal/sqlutil/index.js';
 import type { Config } from '../setup/config/config.js';
 import type { PublicRouters } from '../internal/httputil/index.js';
 import type { SigningIdentity } from '../internal/signingidentity.js';
@@ -8,8 +9,10 @@ import type { FederationInternalAPI } from './api/index.js';
 import { FederationInternalAPIImpl } from './internal/api.js';
 import { addServerKeyRoutes } from './routing/keys.js';
 import { addVersionRoute } from './routing/version.js';
+import { federationapiMigrations } from './storage/migrations.js';
 
-export function newInternalAPI(cfg: Config): FederationInternalAPI {
+export async function newInternalAPI(cfg: Config, db: OpenedDatabase<unknown>): Promise<FederationInternalAPI> {
+  await runMigrations(db.db, db.dialect, 'federationapi', federationapiMigrations);
   return new FederationInternalAPIImpl(cfg.global.serverName);
 }
 

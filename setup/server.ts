@@ -18,7 +18,8 @@ import { buildListenerApp } from './base/app.js';
 import { listen, type BindAddress, type Listener } from './base/listen.js';
 import { addWellKnownRoutes } from './base/wellknown.js';
 import { componentAPIMethods, type ComponentAPIs } from './components.js';
-import type { Config } from './config/config.js';
+import { databaseFor, type Config, type DatabaseComponent } from './config/config.js';
+import { DatabaseHandles, type OpenedDatabase } from '../internal/sqlutil/index.js';
 import { createBus, type Bus } from './jetstream/index.js';
 import { apiClient, serveApi } from './jetstream/rpc.js';
 import { ProcessContext } from './process/process.js';
@@ -44,16 +45,21 @@ export interface RunningServer {
   shutdown(reason: string): Promise<void>;
 }
 
-function localAPI<C extends ComponentName>(name: C, cfg: Config): ComponentAPIs[C] {
-  const factories: { [K in ComponentName]: (cfg: Config) => ComponentAPIs[K] } = {
-    roomserver: roomserver.newInternalAPI,
-    userapi: userapi.newInternalAPI,
-    syncapi: syncapi.newInternalAPI,
-    federationapi: federationapi.newInternalAPI,
-    mediaapi: mediaapi.newInternalAPI,
-    clientapi: clientapi.newInternalAPI,
+/** Builds a component's internal API, opening its database (shared per connection string). */
+async function localAPI<C extends ComponentName>(name: C, cfg: Config, dbs: DatabaseHandles): Promise<ComponentAPIs[C]> {
+  const db = async (c: DatabaseComponent): Promise<OpenedDatabase<unknown>> => {
+    const opts = databaseFor(cfg, c);
+    return dbs.get(opts.connectionString, { maxOpenConns: opts.maxOpenConns, baseDir: cfg.baseDir });
   };
-  return factories[name](cfg);
+  const factories: { [K in ComponentName]: () => Promise<ComponentAPIs[K]> } = {
+    roomserver: async () => roomserver.newInternalAPI(cfg, await db('roomserver')),
+    userapi: async () => userapi.newInternalAPI(cfg, await db('userapi')),
+    syncapi: async () => syncapi.newInternalAPI(cfg, await db('syncapi')),
+    federationapi: async () => federationapi.newInternalAPI(cfg, await db('federationapi')),
+    mediaapi: async () => mediaapi.newInternalAPI(cfg, await db('mediaapi')),
+    clientapi: () => clientapi.newInternalAPI(cfg),
+  };
+  return factories[name]();
 }
 
 function addRoutesFor(name: ComponentName, routers: PublicRouters, cfg: Config, identity: SigningIdentity): void {
@@ -94,13 +100,15 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     logger: logger.child({ component: 'jetstream' }),
   });
   proc.onShutdown('bus', () => bus.close());
+  const dbs = new DatabaseHandles();
+  proc.onShutdown('databases', () => dbs.closeAll());
 
   try {
     const prefix = cfg.global.jetstream.topicPrefix;
     const apis = {} as Record<ComponentName, unknown>;
     for (const name of componentNames) {
       if (local.has(name)) {
-        const impl = localAPI(name, cfg);
+        const impl = await localAPI(name, cfg, dbs);
         apis[name] = impl;
         if (local.size < componentNames.length) {
           const sub = await serveApi(bus, prefix, name, impl as object, componentAPIMethods[name] as readonly never[]);
