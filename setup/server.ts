@@ -15,6 +15,7 @@ import { componentNames, type ComponentName, type ComponentStatus } from '../int
 import { jsonResponse, newPublicRouters, type PublicRouters } from '../internal/httputil/index.js';
 import type { SigningIdentity } from '../internal/signingidentity.js';
 import { buildListenerApp } from './base/app.js';
+import { newMetrics } from './base/metrics.js';
 import { listen, type BindAddress, type Listener } from './base/listen.js';
 import { addWellKnownRoutes } from './base/wellknown.js';
 import { componentAPIMethods, type ComponentAPIs } from './components.js';
@@ -125,6 +126,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     addWellKnownRoutes(routers, cfg);
     addStatusRoute(routers, typedApis, logger);
 
+    const listenerOpts = cfg.global.metrics.enabled
+      ? { metrics: { metrics: newMetrics(), basicAuth: cfg.global.metrics.basicAuth } }
+      : {};
     const running: RunningServer = {
       process: proc,
       bus,
@@ -133,14 +137,14 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       shutdown: (reason) => proc.shutdown(reason),
     };
     if (opts.httpBind) {
-      const l = await listen(buildListenerApp(routers, logger), opts.httpBind);
+      const l = await listen(buildListenerApp(routers, logger, listenerOpts), opts.httpBind);
       running.http = l;
       proc.onShutdown('http listener', () => l.close(2_000));
       logger.info({ address: l.address }, 'HTTP listener ready');
     }
     if (opts.httpsBind) {
       if (!tls) throw new Error('--https-bind-address needs --tls-cert and --tls-key');
-      const l = await listen(buildListenerApp(routers, logger), opts.httpsBind, tls);
+      const l = await listen(buildListenerApp(routers, logger, listenerOpts), opts.httpsBind, tls);
       running.https = l;
       proc.onShutdown('https listener', () => l.close(2_000));
       logger.info({ address: l.address }, 'HTTPS listener ready');

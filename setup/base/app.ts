@@ -5,6 +5,7 @@
 import { Hono } from 'hono';
 import { methodNotAllowed } from 'hono/method-not-allowed';
 import type { Logger } from 'pino';
+import { addMetricsRoute, type Metrics } from './metrics.js';
 import {
   jsonResponse,
   matrixCors,
@@ -16,10 +17,19 @@ import {
   type PublicRouters,
 } from '../../internal/httputil/index.js';
 
-export function buildListenerApp(routers: PublicRouters, logger: Logger): Hono {
+export interface ListenerOptions {
+  /** Prometheus metrics: counted on every request, served on /metrics. */
+  metrics?: { metrics: Metrics; basicAuth: { username: string; password: string } };
+}
+
+export function buildListenerApp(routers: PublicRouters, logger: Logger, opts: ListenerOptions = {}): Hono {
   const app = new Hono();
   app.use('*', matrixCors());
   app.use('*', requestLog(logger));
+  if (opts.metrics) {
+    app.use('*', opts.metrics.metrics.middleware);
+    addMetricsRoute(app, opts.metrics.metrics, opts.metrics.basicAuth);
+  }
   app.use(
     '*',
     methodNotAllowed({
