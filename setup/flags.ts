@@ -78,3 +78,10 @@ export function stringFlag(values: FlagValues, name: string): string {
   const v = values[name];
   return typeof v === 'string' ? v : '';
 }
+
+/** Prints a flag problem (or the usage for -h) to stderr; returns the exit status, as Go does. */
+export function reportFlagError(err: FlagError, program: string, specs: readonly FlagSpec[]): number {
+  const help = err.message === 'help requested';
+  process.stderr.write(`${help ? '' : `${err.message}\n`}${usageText(program, specs)}\n`);
+  return help ? 0 : 2;
+}

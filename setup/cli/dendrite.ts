@@ -3,7 +3,7 @@
  * one line on stderr naming the cause and a non-zero status, before anything listens.
  */
 import { readConfigFile, type Config } from '../config/config.js';
-import { parseFlags, stringFlag, usageText, FlagError, type FlagSpec } from '../flags.js';
+import { parseFlags, reportFlagError, stringFlag, FlagError, type FlagSpec } from '../flags.js';
 import { createLogger } from '../logging.js';
 import { parseBindAddress } from '../base/listen.js';
 import { startMonolith } from '../monolith.js';
@@ -26,8 +26,8 @@ export async function runDendrite(argv: readonly string[]): Promise<number> {
   try {
     values = parseFlags(argv, flags).values;
   } catch (err) {
-    process.stderr.write(`${(err as Error).message === 'help requested' ? '' : `${(err as Error).message}\n`}${usageText('dendrite', flags)}\n`);
-    return err instanceof FlagError && err.message === 'help requested' ? 0 : 2;
+    if (err instanceof FlagError) return reportFlagError(err, 'dendrite', flags);
+    throw err;
   }
   if (values.version === true) {
     process.stdout.write(`${serverSoftware.version}\n`);

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { parse as parseYaml, stringify } from 'yaml';
 import { parseConfigYaml } from '../config/config.js';
 import { generateConfigDocument, generateConfigYaml } from '../config/generate.js';
-import { FlagError, parseFlags, stringFlag, usageText, type FlagSpec } from '../flags.js';
+import { FlagError, parseFlags, reportFlagError, stringFlag, type FlagSpec } from '../flags.js';
 
 const flags: FlagSpec[] = [
   { name: 'ci', kind: 'bool', usage: 'Populate the configuration with sane defaults for use in CI', default: false },
@@ -29,10 +29,7 @@ export function runGenerateConfig(argv: readonly string[]): number {
     );
     return 0;
   } catch (err) {
-    if (err instanceof FlagError) {
-      process.stderr.write(`${err.message === 'help requested' ? '' : `${err.message}\n`}${usageText('generate-config', flags)}\n`);
-      return err.message === 'help requested' ? 0 : 2;
-    }
+    if (err instanceof FlagError) return reportFlagError(err, 'generate-config', flags);
     process.stderr.write(`generate-config: ${(err as Error).message}\n`);
     return 1;
   }

@@ -5,7 +5,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { formatMatrixKeyPem, generateSigningKey } from '../../internal/matrix/index.js';
-import { FlagError, parseFlags, stringFlag, usageText, type FlagSpec } from '../flags.js';
+import { FlagError, parseFlags, reportFlagError, stringFlag, usageText, type FlagSpec } from '../flags.js';
 import { generateTlsMaterial } from '../tlscert.js';
 
 const flags: FlagSpec[] = [
@@ -57,10 +57,7 @@ export async function runGenerateKeys(argv: readonly string[]): Promise<number> 
     }
     return 0;
   } catch (err) {
-    if (err instanceof FlagError) {
-      process.stderr.write(`${err.message === 'help requested' ? '' : `${err.message}\n`}${usageText('generate-keys', flags)}\n`);
-      return err.message === 'help requested' ? 0 : 2;
-    }
+    if (err instanceof FlagError) return reportFlagError(err, 'generate-keys', flags);
     process.stderr.write(`generate-keys: ${(err as Error).message}\n`);
     return 1;
   }
