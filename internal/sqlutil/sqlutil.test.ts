@@ -1,4 +1,4 @@
-import { sql, type Kysely } from 'kysely';
+import { sql, type ColumnType, type Generated, type Kysely } from 'kysely';
 import { describe, expect, it } from 'vitest';
 import { DatabaseConfigError, checkConnection, openDatabase, parseConnectionString } from './connection.js';
 import { addAutoIdColumn, bigintType, boolType, dbBool, fromDbBool, inChunks, jsonTextType } from './dialect.js';
@@ -53,8 +53,9 @@ describe('DatabaseHandles', () => {
   });
 });
 
+type WithDefault<T> = ColumnType<T, T | undefined, T>;
 interface Items {
-  items: { id: number; name: string; big: number; doc: string; flag: number };
+  testc_items: { id: Generated<number>; name: string; big: WithDefault<number>; doc: WithDefault<string>; flag: WithDefault<number> };
 }
 
 const itemMigrations: ComponentMigration[] = [
@@ -81,7 +82,7 @@ const itemMigrations: ComponentMigration[] = [
 
 describeEachDatabase('migrations and dialect helpers', (ctx) => {
   const db = (): Kysely<Items> => ctx.db() as unknown as Kysely<Items>;
-  const items = () => db().withTables<{ testc_items: Items['items'] }>();
+  const items = db;
 
   it('applies each migration once, in order, and is idempotent', async () => {
     const first = await runMigrations(ctx.db(), ctx.dialect, 'testc', itemMigrations);
@@ -119,7 +120,7 @@ describeEachDatabase('migrations and dialect helpers', (ctx) => {
   it('rolls back a failed transaction', async () => {
     await expect(
       db().transaction().execute(async (tx) => {
-        await tx.withTables<{ testc_items: Items['items'] }>().insertInto('testc_items').values({ name: 'tx', big: 1 }).execute();
+        await tx.insertInto('testc_items').values({ name: 'tx', big: 1 }).execute();
         throw new Error('abort');
       }),
     ).rejects.toThrow('abort');
