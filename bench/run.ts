@@ -1,0 +1,33 @@
+/**
+ * `npm run bench [name ...]`: runs the benchmarks and prints their figures.
+ * Names: http, protocol (default: all).
+ */
+import { httpBenches } from './http/main.js';
+import { busBenches } from './http/bus.js';
+import { protocolBenches } from './protocol/main.js';
+import { stateResBenches } from './protocol/stateres.js';
+
+const suites: Record<string, Array<[string, () => Promise<Record<string, number>>]>> = {
+  http: [
+    ['HTTP: GET /_matrix/client/versions (autocannon, 50 connections, 5 s)', () => httpBenches()],
+    ['bus: publish-to-consume', () => busBenches()],
+  ],
+  protocol: [
+    ['protocol: JSON, signing, validation', () => protocolBenches()],
+    ['protocol: state resolution', () => stateResBenches()],
+  ],
+};
+
+const wanted = process.argv.slice(2);
+for (const name of wanted.length ? wanted : Object.keys(suites)) {
+  const suite = suites[name];
+  if (!suite) {
+    console.error(`unknown benchmark "${name}" (known: ${Object.keys(suites).join(', ')})`);
+    process.exit(2);
+  }
+  for (const [title, run] of suite) {
+    console.log(`# ${title}`);
+    for (const [k, v] of Object.entries(await run())) console.log(`${k}: ${v}`);
+    console.log();
+  }
+}
