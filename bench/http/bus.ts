@@ -49,20 +49,40 @@ async function measure(bus: Bus, prefix: string, count: number): Promise<{ perSe
   return { perSec: Math.round(count / seconds), p50: +percentile(latencies, 0.5).toFixed(2), p99: +percentile(latencies, 0.99).toFixed(2) };
 }
 
+/** Latency without queueing: one message at a time, publish to handler. */
+async function measureIdleLatency(bus: Bus, prefix: string, count: number): Promise<{ p50: number; p99: number }> {
+  const payload = new Uint8Array(1024).fill(121);
+  const subject = subjectFor(prefix, 'OutputClientData');
+  let arrived: (() => void) | undefined;
+  await bus.consume({ stream: `${prefix}OutputClientData`, durable: 'bench-idle' }, async () => arrived?.());
+  const latencies: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const got = new Promise<void>((r) => (arrived = r));
+    const t = performance.now();
+    await bus.publish(subject, payload);
+    await got;
+    latencies.push(performance.now() - t);
+  }
+  latencies.sort((a, b) => a - b);
+  return { p50: +percentile(latencies, 0.5).toFixed(3), p99: +percentile(latencies, 0.99).toFixed(3) };
+}
+
 export async function busBenches(count = 20_000): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
-  const record = (name: string, r: { perSec: number; p50: number; p99: number }): void => {
-    out[`${name} msgs/s`] = r.perSec;
-    out[`${name} latency p50 ms`] = r.p50;
-    out[`${name} latency p99 ms`] = r.p99;
+  const record = (name: string, r: { perSec: number; p50: number; p99: number }, idle: { p50: number; p99: number }): void => {
+    out[`${name} throughput msgs/s (64 publishes in flight)`] = r.perSec;
+    out[`${name} latency under that load p50 ms`] = r.p50;
+    out[`${name} latency under that load p99 ms`] = r.p99;
+    out[`${name} latency one at a time p50 ms`] = idle.p50;
+    out[`${name} latency one at a time p99 ms`] = idle.p99;
   };
   const mem = new InProcessBus({ topicPrefix: 'BenchMem', inMemory: true, storagePath: '', logger });
-  record('in-process memory', await measure(mem, 'BenchMem', count));
+  record('in-process memory', await measure(mem, 'BenchMem', count), await measureIdleLatency(mem, 'BenchMem', 2000));
   await mem.close();
 
   const dir = mkdtempSync(path.join(tmpdir(), 'bench-bus-'));
   const dur = new InProcessBus({ topicPrefix: 'BenchDur', inMemory: false, storagePath: dir, logger });
-  record('in-process durable', await measure(dur, 'BenchDur', count));
+  record('in-process durable', await measure(dur, 'BenchDur', count), await measureIdleLatency(dur, 'BenchDur', 2000));
   await dur.close();
   rmSync(dir, { recursive: true, force: true });
 
@@ -70,7 +90,7 @@ export async function busBenches(count = 20_000): Promise<Record<string, number>
   try {
     const nats = await NatsBus.connect({ addresses: ['127.0.0.1:4222'], topicPrefix: prefix, logger });
     try {
-      record('NATS JetStream', await measure(nats, prefix, count));
+      record('NATS JetStream', await measure(nats, prefix, count), await measureIdleLatency(nats, prefix, 2000));
     } finally {
       await nats.deleteStreams();
       await nats.close();
