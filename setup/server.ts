@@ -112,7 +112,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
         const impl = await localAPI(name, cfg, dbs);
         apis[name] = impl;
         if (local.size < componentNames.length) {
-          const sub = await serveApi(bus, prefix, name, impl as object, componentAPIMethods[name] as readonly never[]);
+          const sub = await serveApi(bus, prefix, name, impl as object, componentAPIMethods[name]);
           proc.onShutdown(`serve ${name}`, () => sub.unsubscribe());
         }
       } else {
