@@ -8,5 +8,6 @@ export default defineConfig({
     hookTimeout: 30_000,
     // Two cores here: forks keep native modules (better-sqlite3) isolated per worker.
     pool: 'forks',
+    reporters: ['default', './test/summary-reporter.ts'],
   },
 });
