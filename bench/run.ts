@@ -5,6 +5,7 @@
 import { httpBenches } from './http/main.js';
 import { busBenches } from './http/bus.js';
 import { protocolBenches } from './protocol/main.js';
+import { stateResBenches } from './protocol/stateres.js';
 
 const suites: Record<string, Array<[string, () => Promise<Record<string, number>>]>> = {
   http: [
@@ -13,6 +14,7 @@ const suites: Record<string, Array<[string, () => Promise<Record<string, number>
   ],
   protocol: [
     ['protocol: JSON, signing, validation', () => protocolBenches()],
+    ['protocol: state resolution', () => stateResBenches()],
   ],
 };
 

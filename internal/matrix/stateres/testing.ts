@@ -5,6 +5,7 @@
 import type { RoomVersion } from '../roomversion.js';
 import type { EventLike, EventProvider, JsonObject } from '../types.js';
 import { stateTuple } from '../types.js';
+import { authEventTypesNeeded } from '../auth/index.js';
 
 export interface EventSpec {
   readonly id: string;
@@ -63,26 +64,9 @@ export class EventStore implements EventProvider {
   }
 }
 
-/**
- * The (type, state_key) pairs an event's auth_events hold, per the spec's auth events selection
- * (create, power levels, the sender's membership; for memberships the target's, the join rules
- * for join/invite/knock, and a third-party invite's token). Enough for the test scenarios.
- */
+/** The (type, state_key) pairs an event's auth_events hold: the auth rules' own selection. */
 export function authPairsFor(event: Pick<EventLike, 'type' | 'stateKey' | 'sender' | 'content' | 'roomVersion'>): Array<[string, string]> {
-  if (event.type === 'm.room.create' && event.stateKey === '') return [];
-  const pairs: Array<[string, string]> = [];
-  if (!event.roomVersion.roomIdFromCreateEvent) pairs.push(['m.room.create', '']);
-  pairs.push(['m.room.power_levels', ''], ['m.room.member', event.sender]);
-  if (event.type === 'm.room.member' && event.stateKey !== undefined) {
-    if (event.stateKey !== event.sender) pairs.push(['m.room.member', event.stateKey]);
-    const membership = event.content['membership'];
-    if (membership === 'join' || membership === 'invite' || membership === 'knock') {
-      pairs.push(['m.room.join_rules', '']);
-    }
-    const via = event.content['join_authorised_via_users_server'];
-    if (membership === 'join' && typeof via === 'string') pairs.push(['m.room.member', via]);
-  }
-  return pairs;
+  return authEventTypesNeeded(event).map((k) => [k.type, k.stateKey]);
 }
 
 /**
