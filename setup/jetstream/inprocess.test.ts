@@ -12,19 +12,18 @@ let n = 0;
 defineBusContract('in-process, in memory', async (opts) => {
   const prefix = `Mem${n++}`;
   const bus = () => new InProcessBus({ topicPrefix: prefix, inMemory: true, storagePath: '', logger: silentLogger, compactEveryMs: 100, ...opts });
-  return { prefix, durable: false, open: async () => bus(), cleanup: async () => {} };
-});
+  return { prefix, open: async () => bus(), cleanup: async () => {} };
+}, { durable: false });
 
 defineBusContract('in-process, durable (SQLite)', async (opts) => {
   const prefix = `Dur${n++}`;
   const dir = mkdtempSync(path.join(tmpdir(), 'bus-'));
   return {
     prefix,
-    durable: true,
     open: async () => new InProcessBus({ topicPrefix: prefix, inMemory: false, storagePath: dir, logger: silentLogger, compactEveryMs: 100, ...opts }),
     cleanup: async () => rmSync(dir, { recursive: true, force: true }),
   };
-});
+}, { durable: true });
 
 describe('in-process durable bus under kill -9', () => {
   // The child runs the compiled bus (npm test builds first).

@@ -9,7 +9,6 @@ defineBusContract('NATS JetStream', async (opts) => {
   const open = () => NatsBus.connect({ addresses: ['127.0.0.1:4222'], topicPrefix: prefix, logger: silentLogger, ...opts });
   return {
     prefix,
-    durable: true,
     open,
     cleanup: async () => {
       const bus = await open();
@@ -17,4 +16,4 @@ defineBusContract('NATS JetStream', async (opts) => {
       await bus.close();
     },
   };
-});
+}, { durable: true });
