@@ -129,6 +129,23 @@ describe('bin/ with an empty environment', () => {
     expect(again.stderr).toContain('refusing to overwrite');
   });
 
+  it('generate-config -normalise fills in every default and keeps what the file sets', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'norm-'));
+    const file = path.join(dir, 'partial.yaml');
+    writeFileSync(file, 'global:\n  server_name: example.org\nuser_api:\n  bcrypt_cost: 12\n');
+    const r = run('generate-config', ['-normalise', file]);
+    expect(r.status, r.stderr).toBe(0);
+    const doc = parseYaml(r.stdout) as Record<string, Record<string, unknown>>;
+    expect(doc.global!.server_name).toBe('example.org');
+    expect(doc.user_api!.bcrypt_cost).toBe(12);
+    expect(doc.global!.key_validity_period).toBe('168h0m0s');
+    expect(doc.media_api!.max_file_size_bytes).toBe(10485760);
+    writeFileSync(file, 'user_api: { bcrypt_cost: 99 }\n');
+    const bad = run('generate-config', ['-normalise', file]);
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toMatch(/user_api.bcrypt_cost: must be at most 31/);
+  });
+
   it('dendrite --version', () => {
     const r = run('dendrite', ['--version']);
     expect(r.status).toBe(0);
