@@ -7,17 +7,8 @@ import {
   parseJson,
   parseJsonValue,
 } from './canonicaljson.js';
-import { MatrixProtocolError } from './types.js';
+import { codeOf } from './testutil.js';
 
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof MatrixProtocolError) return e.code;
-    throw e;
-  }
-  return undefined;
-}
 
 describe('canonicalJson: the spec appendix examples', () => {
   // Each input is given as JSON text, exactly as in the appendix, then parsed.

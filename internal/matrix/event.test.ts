@@ -8,7 +8,8 @@ import { buildEvent, type EventFields } from './eventbuilder.js';
 import { computeEventId } from './eventhash.js';
 import { generateSigningKey } from './keys.js';
 import { allRoomVersions, roomVersion, type RoomVersion } from './roomversion.js';
-import { MatrixProtocolError, type JsonObject, type PDUJson } from './types.js';
+import type { JsonObject, PDUJson } from './types.js';
+import { codeOf } from './testutil.js';
 
 ed.hashes.sha512 = (m: Uint8Array) => new Uint8Array(createHash('sha512').update(m).digest());
 
@@ -48,15 +49,6 @@ function build(v: RoomVersion, extra?: Partial<EventFields>): Event {
   return buildEvent(messageFields(v, extra), v, SERVER, KEY.keyId, KEY);
 }
 
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof MatrixProtocolError) return e.code;
-    throw e;
-  }
-  return undefined;
-}
 
 describe('buildEvent and Event.fromPDU round trip, every room version', () => {
   for (const v of allRoomVersions()) {

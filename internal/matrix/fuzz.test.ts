@@ -13,18 +13,8 @@ import { redactClientEvent, redactEvent } from './redaction.js';
 import { roomVersion, type RoomVersion } from './roomversion.js';
 import { MatrixProtocolError, type JsonObject, type JsonValue } from './types.js';
 import { parseXMatrixHeader } from './xmatrix.js';
+import { prng } from './testutil.js';
 
-/** mulberry32: small, fast, good enough to drive a fuzzer reproducibly. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const SEED = 0x5eed;
 const VERSIONS = ['1', '3', '5', '6', '10', '11', '12'].map((id) => roomVersion(id) as RoomVersion);

@@ -14,6 +14,7 @@ import {
   verifyRequestSync,
   type FederationRequest,
 } from './xmatrix.js';
+import { codeOf } from './testutil.js';
 
 ed.hashes.sha512 = (m: Uint8Array) => new Uint8Array(createHash('sha512').update(m).digest());
 
@@ -26,15 +27,6 @@ const req: FederationRequest = {
   content: { pdus: [], edus: [{ edu_type: 'm.typing', content: { n: 2 ** 60 } }] },
 };
 
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof MatrixProtocolError) return e.code;
-    throw e;
-  }
-  return undefined;
-}
 
 describe('signRequest', () => {
   it('writes the header in the recommended form and signs the request JSON', () => {

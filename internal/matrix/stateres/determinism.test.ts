@@ -10,18 +10,8 @@ import type { StateKeyTuple } from '../types.js';
 import { resolveState } from './index.js';
 import { separate } from './separate.js';
 import { RoomBuilder } from './testing.js';
+import { prng } from '../testutil.js';
 
-/** mulberry32: a tiny seeded PRNG, so that failures reproduce. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const ADMIN = '@admin:t';
 const user = (i: number) => `@u${i}:t`;
