@@ -15,7 +15,6 @@ import { componentNames, type ComponentName, type ComponentStatus } from '../int
 import { jsonResponse, newPublicRouters, type PublicRouters } from '../internal/httputil/index.js';
 import type { SigningIdentity } from '../internal/signingidentity.js';
 import { buildListenerApp } from './base/app.js';
-import { newMetrics } from './base/metrics.js';
 import { listen, type BindAddress, type Listener } from './base/listen.js';
 import { addWellKnownRoutes } from './base/wellknown.js';
 import { componentAPIMethods, type ComponentAPIs } from './components.js';
@@ -127,7 +126,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     addStatusRoute(routers, typedApis, logger);
 
     const listenerOpts = cfg.global.metrics.enabled
-      ? { metrics: { metrics: newMetrics(), basicAuth: cfg.global.metrics.basicAuth } }
+      ? { metrics: { metrics: (await import('./base/metrics.js')).newMetrics(), basicAuth: cfg.global.metrics.basicAuth } }
       : {};
     const running: RunningServer = {
       process: proc,

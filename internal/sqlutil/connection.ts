@@ -10,7 +10,8 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Sqlite from 'better-sqlite3';
 import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
-import pg from 'pg';
+import { createRequire } from 'node:module';
+import type PgModule from 'pg';
 
 export type DialectName = 'postgres' | 'sqlite';
 
@@ -39,9 +40,18 @@ export interface SqliteTarget {
 
 export type DatabaseTarget = PostgresTarget | SqliteTarget;
 
-// int8 (bigint, bigserial, count(*)) arrives as a JS number: stream positions, timestamps and
-// numeric IDs all stay below 2^53, and numbers keep every query result one type.
-pg.types.setTypeParser(pg.types.builtins.INT8, (v: string) => Number(v));
+let pgModule: typeof PgModule | undefined;
+
+/** pg is loaded on first use: the embedded default (SQLite) never pays for it (about 11 MB). */
+function loadPg(): typeof PgModule {
+  if (!pgModule) {
+    pgModule = createRequire(import.meta.url)('pg') as typeof PgModule;
+    // int8 (bigint, bigserial, count(*)) arrives as a JS number: stream positions, timestamps
+    // and numeric IDs all stay below 2^53, and numbers keep every query result one type.
+    pgModule.types.setTypeParser(pgModule.types.builtins.INT8, (v: string) => Number(v));
+  }
+  return pgModule;
+}
 
 export function parseConnectionString(conn: string, baseDir = process.cwd()): DatabaseTarget {
   const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(conn)?.[1]?.toLowerCase();
@@ -104,7 +114,7 @@ export interface OpenOptions {
 export function openDatabase<DB>(conn: string, opts: OpenOptions = {}): OpenedDatabase<DB> {
   const target = parseConnectionString(conn, opts.baseDir);
   if (target.dialect === 'postgres') {
-    const pool = new pg.Pool({
+    const pool = new (loadPg().Pool)({
       host: target.host,
       port: target.port,
       user: target.user,

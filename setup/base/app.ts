@@ -5,7 +5,8 @@
 import { Hono } from 'hono';
 import { methodNotAllowed } from 'hono/method-not-allowed';
 import type { Logger } from 'pino';
-import { addMetricsRoute, type Metrics } from './metrics.js';
+// Type only: prom-client (about 20 MB) is loaded only when metrics are enabled.
+import type { Metrics } from './metrics.js';
 import {
   jsonResponse,
   matrixCors,
@@ -28,7 +29,7 @@ export function buildListenerApp(routers: PublicRouters, logger: Logger, opts: L
   app.use('*', requestLog(logger));
   if (opts.metrics) {
     app.use('*', opts.metrics.metrics.middleware);
-    addMetricsRoute(app, opts.metrics.metrics, opts.metrics.basicAuth);
+    opts.metrics.metrics.addRoute(app, opts.metrics.basicAuth);
   }
   app.use(
     '*',

@@ -10,6 +10,8 @@ import { forbidden, jsonResponse } from '../../internal/httputil/index.js';
 export interface Metrics {
   registry: Registry;
   middleware: MiddlewareHandler;
+  /** Adds GET /metrics, behind basic auth when a username or password is set. */
+  addRoute(app: Hono, auth: { username: string; password: string }): void;
 }
 
 /** Buckets the path into its API (client, federation, ...) to keep label cardinality small. */
@@ -29,8 +31,9 @@ export function newMetrics(): Metrics {
     buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
     registers: [registry],
   });
-  return {
+  const metrics: Metrics = {
     registry,
+    addRoute: (app, auth) => addMetricsRoute(app, metrics, auth),
     middleware: async (c, next) => {
       const end = latency.startTimer({ api: apiOf(c.req.path) });
       await next();
@@ -38,6 +41,7 @@ export function newMetrics(): Metrics {
       requests.inc({ api: apiOf(c.req.path), method: c.req.method, status: String(c.res.status) });
     },
   };
+  return metrics;
 }
 
 function sameSecret(a: string, b: string): boolean {
@@ -46,7 +50,7 @@ function sameSecret(a: string, b: string): boolean {
   return x.length === y.length && timingSafeEqual(x, y);
 }
 
-export function addMetricsRoute(app: Hono, metrics: Metrics, auth: { username: string; password: string }): void {
+function addMetricsRoute(app: Hono, metrics: Metrics, auth: { username: string; password: string }): void {
   app.get('/metrics', async (c) => {
     const header = c.req.header('authorization') ?? '';
     const given = header.startsWith('Basic ') ? Buffer.from(header.slice(6), 'base64').toString('utf8') : '';

@@ -5,7 +5,6 @@
 import type { Logger } from 'pino';
 import type { Bus } from './bus.js';
 import { InProcessBus } from './inprocess/inprocess-bus.js';
-import { NatsBus } from './nats/nats-bus.js';
 import type { StreamName } from './streams.js';
 
 export * from './bus.js';
@@ -22,6 +21,8 @@ export interface BusConfig {
 
 export async function createBus(cfg: BusConfig): Promise<Bus> {
   if (cfg.addresses.length > 0) {
+    // Loaded only when used: a home install never needs the NATS client (about 10 MB).
+    const { NatsBus } = await import('./nats/nats-bus.js');
     return NatsBus.connect({ addresses: cfg.addresses, topicPrefix: cfg.topicPrefix, logger: cfg.logger, ...(cfg.maxAgeOverrides ? { maxAgeOverrides: cfg.maxAgeOverrides } : {}) });
   }
   return new InProcessBus({
