@@ -7,13 +7,18 @@ import type { PublicRouters } from '../internal/httputil/index.js';
 import type { ClientInternalAPI } from './api/index.js';
 import { ClientInternalAPIImpl } from './internal/api.js';
 import { addVersionsRoute } from './routing/versions.js';
+import { addLoginRoutes } from './routing/login.js';
+import { RegistrationRoutes } from './routing/register.js';
+import type { ClientUserAPI } from '../userapi/api/index.js';
 
 /** clientapi owns no tables, so it takes no database. */
 export async function newInternalAPI(cfg: Config): Promise<ClientInternalAPI> {
   return new ClientInternalAPIImpl(cfg.global.serverName);
 }
 
-export function addPublicRoutes(routers: PublicRouters, cfg: Config): void {
+export function addPublicRoutes(routers: PublicRouters, cfg: Config, userAPI: ClientUserAPI): void {
+  new RegistrationRoutes(cfg, userAPI).add(routers.client, routers.synapseAdmin);
+  addLoginRoutes(routers.client, cfg, userAPI);
   addVersionsRoute(routers.client, {
     'org.matrix.msc2836': cfg.mscs.mscs.includes('msc2836'),
     'org.matrix.msc2753': cfg.mscs.mscs.includes('msc2753'),

@@ -62,8 +62,8 @@ async function localAPI<C extends ComponentName>(name: C, cfg: Config, dbs: Data
   return factories[name]();
 }
 
-function addRoutesFor(name: ComponentName, routers: PublicRouters, cfg: Config, identity: SigningIdentity): void {
-  if (name === 'clientapi') clientapi.addPublicRoutes(routers, cfg);
+function addRoutesFor(name: ComponentName, routers: PublicRouters, cfg: Config, identity: SigningIdentity, apis: ComponentAPIs): void {
+  if (name === 'clientapi') clientapi.addPublicRoutes(routers, cfg, apis.userapi);
   if (name === 'federationapi') federationapi.addPublicRoutes(routers, cfg, identity);
 }
 
@@ -121,7 +121,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     const typedApis = apis as unknown as ComponentAPIs;
 
     const routers = newPublicRouters();
-    for (const name of local) addRoutesFor(name, routers, cfg, identity);
+    for (const name of local) addRoutesFor(name, routers, cfg, identity, typedApis);
     addWellKnownRoutes(routers, cfg);
     addStatusRoute(routers, typedApis, logger);
 

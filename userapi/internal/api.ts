@@ -1,12 +1,103 @@
+import { hash as bcryptHash, verify as bcryptVerify } from '@node-rs/bcrypt';
 import type { ComponentStatus, EmptyRequest } from '../../internal/componentapi.js';
-import type { UserInternalAPI } from '../api/index.js';
+import {
+  LOCALPART_PATTERN,
+  type PerformAccountCreationRequest,
+  type PerformAccountCreationResponse,
+  type PerformDeviceCreationRequest,
+  type PerformDeviceCreationResponse,
+  type PerformDeviceDeletionRequest,
+  type PerformDeviceDeletionResponse,
+  type PerformPasswordCheckRequest,
+  type PerformPasswordCheckResponse,
+  type QueryAccessTokenRequest,
+  type QueryAccessTokenResponse,
+  type QueryAccountAvailabilityRequest,
+  type QueryAccountAvailabilityResponse,
+  type UserInternalAPI,
+} from '../api/index.js';
+import type { UserStore } from '../storage/userstore.js';
+import { hashAccessToken, newAccessToken, newDeviceId } from './tokens.js';
+
 
 export class UserInternalAPIImpl implements UserInternalAPI {
   private readonly startedAt = Date.now();
+  /** Checked against when an account does not exist, so that its absence does not answer faster. */
+  private dummyHash: Promise<string> | undefined;
 
-  constructor(private readonly serverName: string) {}
+  constructor(
+    private readonly serverName: string,
+    private readonly store: UserStore,
+    private readonly bcryptCost: number,
+  ) {}
+
+  private userId(localpart: string): string {
+    return `@${localpart}:${this.serverName}`;
+  }
+
+  private localpartOf(userId: string): string | undefined {
+    const m = /^@([^:]+):(.+)$/.exec(userId);
+    return m && m[2] === this.serverName ? m[1] : undefined;
+  }
 
   async queryComponentStatus(_req: EmptyRequest): Promise<ComponentStatus> {
     return { component: 'userapi', serverName: this.serverName, pid: process.pid, startedAt: this.startedAt };
+  }
+
+  private validLocalpart(localpart: string): string | undefined {
+    if (!LOCALPART_PATTERN.test(localpart)) return 'User ID can only contain characters a-z, 0-9, or ._=-/+';
+    if (localpart.startsWith('_')) return 'User ID may not begin with _';
+    if (this.userId(localpart).length > 255) return 'User ID is longer than 255 characters';
+    return undefined;
+  }
+
+  async performAccountCreation(req: PerformAccountCreationRequest): Promise<PerformAccountCreationResponse> {
+    const problem = this.validLocalpart(req.localpart);
+    if (problem) return { created: false, error: 'invalid_username', message: problem };
+    const hash = req.password === undefined ? null : await bcryptHash(req.password, { cost: this.bcryptCost });
+    const created = await this.store.createAccount(req.localpart, hash, { isGuest: req.isGuest ?? false, isAdmin: req.isAdmin ?? false }, Date.now());
+    if (!created) return { created: false, error: 'user_in_use', message: 'Desired user ID is already taken.' };
+    return { created: true, userId: this.userId(req.localpart) };
+  }
+
+  async queryAccountAvailability(req: QueryAccountAvailabilityRequest): Promise<QueryAccountAvailabilityResponse> {
+    return { available: (await this.store.account(req.localpart)) === undefined };
+  }
+
+  async performPasswordCheck(req: PerformPasswordCheckRequest): Promise<PerformPasswordCheckResponse> {
+    const account = await this.store.account(req.localpart);
+    const usable = account !== undefined && !account.deactivated && account.passwordHash !== null;
+    this.dummyHash ??= bcryptHash(newAccessToken(), { cost: this.bcryptCost });
+    const hash = usable ? account.passwordHash! : await this.dummyHash;
+    const matches = await bcryptVerify(req.password, hash);
+    return { ok: usable && matches };
+  }
+
+  async performDeviceCreation(req: PerformDeviceCreationRequest): Promise<PerformDeviceCreationResponse> {
+    const deviceId = req.deviceId ?? newDeviceId();
+    const accessToken = newAccessToken();
+    await this.store.upsertDevice({
+      localpart: req.localpart,
+      deviceId,
+      tokenHash: hashAccessToken(accessToken),
+      displayName: req.displayName ?? null,
+      now: Date.now(),
+      ip: req.ip ?? null,
+      userAgent: req.userAgent ?? null,
+    });
+    return { device: { userId: this.userId(req.localpart), deviceId, displayName: req.displayName ?? null }, accessToken };
+  }
+
+  async queryAccessToken(req: QueryAccessTokenRequest): Promise<QueryAccessTokenResponse> {
+    const d = await this.store.deviceByTokenHash(hashAccessToken(req.accessToken));
+    return d ? { device: { userId: this.userId(d.localpart), deviceId: d.deviceId, displayName: d.displayName } } : {};
+  }
+
+  async performDeviceDeletion(req: PerformDeviceDeletionRequest): Promise<PerformDeviceDeletionResponse> {
+    const localpart = this.localpartOf(req.userId);
+    if (!localpart) return { deleted: 0 };
+    if (req.deviceIds === undefined) return { deleted: await this.store.deleteAllDevices(localpart) };
+    for (const id of req.deviceIds) await this.store.deleteDevice(localpart, id);
+    return { deleted: req.deviceIds.length };
   }
 }

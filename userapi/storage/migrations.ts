@@ -1,8 +1,42 @@
 /**
- * The userapi schema, versioned. Tables are prefixed `userapi_`; the history of applied
- * versions lives in `userapi_migrations`. The tables themselves arrive with the component's
- * issue (#5); until then start-up creates only the history table.
+ * The userapi schema, versioned. Tables are prefixed `userapi_`; applied versions are kept in
+ * `userapi_migrations`. Access tokens are stored as SHA-256 hashes: a copy of the database
+ * does not let anyone act as a user.
  */
 import type { ComponentMigration } from '../../internal/sqlutil/index.js';
+import { addAutoIdColumn, bigintType, boolType } from '../../internal/sqlutil/index.js';
 
-export const userapiMigrations: readonly ComponentMigration[] = [];
+export const userapiMigrations: readonly ComponentMigration[] = [
+  {
+    version: 1,
+    name: 'accounts_devices_profiles',
+    up: async (db, dialect) => {
+      await db.schema
+        .createTable('userapi_accounts')
+        .addColumn('localpart', 'text', (c) => c.primaryKey())
+        .addColumn('password_hash', 'text')
+        .addColumn('created_ts', bigintType, (c) => c.notNull())
+        .addColumn('is_guest', boolType, (c) => c.notNull().defaultTo(0))
+        .addColumn('is_admin', boolType, (c) => c.notNull().defaultTo(0))
+        .addColumn('deactivated', boolType, (c) => c.notNull().defaultTo(0))
+        .execute();
+      await addAutoIdColumn(db.schema.createTable('userapi_devices'), dialect, 'session_id')
+        .addColumn('localpart', 'text', (c) => c.notNull())
+        .addColumn('device_id', 'text', (c) => c.notNull())
+        .addColumn('access_token_hash', 'text', (c) => c.notNull().unique())
+        .addColumn('display_name', 'text')
+        .addColumn('created_ts', bigintType, (c) => c.notNull())
+        .addColumn('last_seen_ts', bigintType, (c) => c.notNull())
+        .addColumn('last_seen_ip', 'text')
+        .addColumn('user_agent', 'text')
+        .addUniqueConstraint('userapi_devices_localpart_device_id', ['localpart', 'device_id'])
+        .execute();
+      await db.schema
+        .createTable('userapi_profiles')
+        .addColumn('localpart', 'text', (c) => c.primaryKey())
+        .addColumn('display_name', 'text')
+        .addColumn('avatar_url', 'text')
+        .execute();
+    },
+  },
+];

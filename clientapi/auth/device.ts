@@ -1,0 +1,24 @@
+/**
+ * Resolves the access token of a request (Authorization: Bearer, or the deprecated
+ * access_token query parameter) to a device through userapi.
+ */
+import type { Context } from 'hono';
+import { missingToken, unknownToken } from '../../internal/httputil/index.js';
+import type { ClientUserAPI, Device } from '../../userapi/api/index.js';
+
+export function accessTokenOf(c: Context): string | undefined {
+  const header = c.req.header('authorization');
+  if (header !== undefined) {
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    return m?.[1];
+  }
+  return c.req.query('access_token') ?? undefined;
+}
+
+export async function requireDevice(c: Context, userAPI: ClientUserAPI): Promise<Device & { accessToken: string }> {
+  const token = accessTokenOf(c);
+  if (!token) throw missingToken();
+  const { device } = await userAPI.queryAccessToken({ accessToken: token });
+  if (!device) throw unknownToken();
+  return { ...device, accessToken: token };
+}

@@ -1,0 +1,146 @@
+/** Registration, login and sessions over HTTP on a real monolith. */
+import { createHmac } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { getJson, startTestServer, testConfig, type TestServer } from '../../test/harness.js';
+
+let t: TestServer;
+let base: string;
+const post = (path: string, body: unknown, token?: string) =>
+  getJson(`${base}${path}`, {
+    method: 'POST',
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+    headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: `Bearer ${token}` } : {}) },
+  });
+const get = (path: string, token?: string) => getJson(`${base}${path}`, token ? { headers: { Authorization: `Bearer ${token}` } } : undefined);
+
+async function register(username: string, password = 'sUp3rs3kr1t', extra: Record<string, unknown> = {}) {
+  return post('/_matrix/client/v3/register', { auth: { type: 'm.login.dummy' }, username, password, ...extra });
+}
+
+beforeAll(async () => {
+  t = await startTestServer();
+  base = t.baseUrl;
+});
+afterAll(async () => {
+  await t.stop();
+});
+
+describe('POST /register', () => {
+  it('answers an empty request with the UIA flows', async () => {
+    const r = await post('/_matrix/client/v3/register', {});
+    expect(r.status).toBe(401);
+    expect(r.headers.get('content-type')).toBe('application/json');
+    expect(r.body.flows).toEqual([{ stages: ['m.login.dummy'] }]);
+    expect(typeof r.body.session).toBe('string');
+  });
+
+  it('creates a user, lower-casing the name, and logs them in', async () => {
+    const r = await register('Reg-User', 'pw', { device_id: 'MYDEVICE' });
+    expect(r.status).toBe(200);
+    expect(r.body).toMatchObject({ user_id: '@reg-user:localhost:8008', device_id: 'MYDEVICE' });
+    const who = await get('/_matrix/client/v3/account/whoami', r.body.access_token as string);
+    expect(who.body).toEqual({ user_id: '@reg-user:localhost:8008', device_id: 'MYDEVICE', is_guest: false });
+  });
+
+  it('refuses a taken name and bad names with the spec errors', async () => {
+    await register('taken');
+    expect((await register('taken')).body.errcode).toBe('M_USER_IN_USE');
+    for (const bad of ['has space', 'é', 'a:b', '_reserved', 'x'.repeat(260)]) {
+      const r = await register(bad);
+      expect(r.status, bad).toBe(400);
+      expect(r.body.errcode, bad).toBe('M_INVALID_USERNAME');
+    }
+    const available = await get('/_matrix/client/v3/register/available?username=taken');
+    expect(available.body.errcode).toBe('M_USER_IN_USE');
+    expect((await get('/_matrix/client/v3/register/available?username=freename')).body).toEqual({ available: true });
+  });
+
+  it('honours inhibit_login and refuses guests', async () => {
+    const r = await register('nologin', 'pw', { inhibit_login: true });
+    expect(r.body).toEqual({ user_id: '@nologin:localhost:8008' });
+    const guest = await post('/_matrix/client/v3/register?kind=guest', {});
+    expect(guest.status).toBe(403);
+    expect(guest.body.errcode).toBe('M_GUEST_ACCESS_FORBIDDEN');
+  });
+
+  it('refuses malformed and oversized bodies', async () => {
+    expect((await post('/_matrix/client/v3/register', '{oops')).body.errcode).toBe('M_NOT_JSON');
+    expect((await post('/_matrix/client/v3/register', { auth: { type: 'm.login.dummy' }, username: 5 })).body.errcode).toBe('M_BAD_JSON');
+    const big = await post('/_matrix/client/v3/register', { auth: { type: 'm.login.dummy' }, username: 'x', pad: 'y'.repeat(70_000) });
+    expect(big.status).toBe(413);
+  });
+
+  it('is refused when registration is disabled', async () => {
+    const { cfg, dir } = testConfig((doc) => {
+      (doc.client_api as Record<string, unknown>).registration_disabled = true;
+    });
+    const closed = await startTestServer({ cfg, dir });
+    try {
+      const r = await getJson(`${closed.baseUrl}/_matrix/client/v3/register`, { method: 'POST', body: JSON.stringify({ auth: { type: 'm.login.dummy' }, username: 'x' }) });
+      expect(r.status).toBe(403);
+      expect(r.body.errcode).toBe('M_FORBIDDEN');
+    } finally {
+      await closed.stop();
+    }
+  });
+});
+
+describe('login and sessions', () => {
+  it('offers password login and logs in with every user form', async () => {
+    expect((await get('/_matrix/client/r0/login')).body).toEqual({ flows: [{ type: 'm.login.password' }] });
+    await register('loginuser', 'correct horse');
+    for (const who of [{ identifier: { type: 'm.id.user', user: 'loginuser' } }, { identifier: { type: 'm.id.user', user: '@LoginUser:localhost:8008' } }, { user: 'loginuser' }]) {
+      const r = await post('/_matrix/client/v3/login', { type: 'm.login.password', password: 'correct horse', ...who });
+      expect(r.status, JSON.stringify(who)).toBe(200);
+      expect(r.body.user_id).toBe('@loginuser:localhost:8008');
+    }
+  });
+
+  it('refuses wrong passwords, unknown users and unknown login types', async () => {
+    await register('pwuser', 'right');
+    const wrong = await post('/_matrix/client/v3/login', { type: 'm.login.password', identifier: { type: 'm.id.user', user: 'pwuser' }, password: 'wrong' });
+    expect(wrong.status).toBe(403);
+    expect(wrong.body.errcode).toBe('M_FORBIDDEN');
+    const nobody = await post('/_matrix/client/v3/login', { type: 'm.login.password', identifier: { type: 'm.id.user', user: 'nobody-here' }, password: 'x' });
+    expect(nobody.status).toBe(403);
+    const odd = await post('/_matrix/client/v3/login', { type: 'm.login.magic', user: 'pwuser' });
+    expect(odd.status).toBe(400);
+    expect(odd.body.errcode).toBe('M_UNKNOWN');
+  });
+
+  it('needs a valid token, and logout ends it', async () => {
+    expect((await get('/_matrix/client/v3/account/whoami')).body.errcode).toBe('M_MISSING_TOKEN');
+    expect((await get('/_matrix/client/v3/account/whoami', 'syt_bogus')).body.errcode).toBe('M_UNKNOWN_TOKEN');
+    const r = await register('logoutuser');
+    const token = r.body.access_token as string;
+    const other = (await post('/_matrix/client/v3/login', { type: 'm.login.password', user: 'logoutuser', password: 'sUp3rs3kr1t' })).body.access_token as string;
+    expect((await get(`/_matrix/client/v3/account/whoami?access_token=${token}`)).status).toBe(200);
+    expect((await post('/_matrix/client/v3/logout', {}, token)).status).toBe(200);
+    expect((await get('/_matrix/client/v3/account/whoami', token)).status).toBe(401);
+    expect((await get('/_matrix/client/v3/account/whoami', other)).status).toBe(200);
+    expect((await post('/_matrix/client/v3/logout/all', {}, other)).status).toBe(200);
+    expect((await get('/_matrix/client/v3/account/whoami', other)).body.errcode).toBe('M_UNKNOWN_TOKEN');
+  });
+});
+
+describe('shared-secret registration (/_synapse/admin/v1/register)', () => {
+  const mac = (nonce: string, user: string, pw: string, admin: boolean) =>
+    createHmac('sha1', 'complement').update([nonce, user, pw, admin ? 'admin' : 'notadmin'].join('\0')).digest('hex');
+
+  it('registers with a valid HMAC over a fresh nonce, once', async () => {
+    const { nonce } = (await get('/_synapse/admin/v1/register')).body as { nonce: string };
+    const body = { nonce, username: 'SecretUser', password: 'pw', admin: true, mac: mac(nonce, 'SecretUser', 'pw', true) };
+    const r = await post('/_synapse/admin/v1/register', body);
+    expect(r.status).toBe(200);
+    expect(r.body.user_id).toBe('@secretuser:localhost:8008');
+    const replay = await post('/_synapse/admin/v1/register', body);
+    expect(replay.status).toBe(403);
+  });
+
+  it('refuses a wrong HMAC', async () => {
+    const { nonce } = (await get('/_synapse/admin/v1/register')).body as { nonce: string };
+    const r = await post('/_synapse/admin/v1/register', { nonce, username: 'x', password: 'pw', admin: false, mac: mac(nonce, 'x', 'pw', true) });
+    expect(r.status).toBe(403);
+    expect(r.body.errcode).toBe('M_FORBIDDEN');
+  });
+});

@@ -1,0 +1,93 @@
+/**
+ * Accounts, devices (with their access tokens) and profiles, one implementation for both
+ * databases.
+ */
+import type { Kysely } from 'kysely';
+import { dbBool, fromDbBool } from '../../internal/sqlutil/index.js';
+import type { UserapiDatabase } from './tables.js';
+
+export interface AccountRow {
+  localpart: string;
+  passwordHash: string | null;
+  createdTs: number;
+  isGuest: boolean;
+  isAdmin: boolean;
+  deactivated: boolean;
+}
+
+export interface DeviceRow {
+  localpart: string;
+  deviceId: string;
+  displayName: string | null;
+  createdTs: number;
+  lastSeenTs: number;
+  lastSeenIp: string | null;
+}
+
+export class UserStore {
+  constructor(private readonly db: Kysely<UserapiDatabase>) {}
+
+  /** Creates the account and its empty profile; false when the localpart is taken. */
+  async createAccount(localpart: string, passwordHash: string | null, kind: { isGuest: boolean; isAdmin: boolean }, now: number): Promise<boolean> {
+    return this.db.transaction().execute(async (tx) => {
+      const inserted = await tx
+        .insertInto('userapi_accounts')
+        .values({ localpart, password_hash: passwordHash, created_ts: now, is_guest: dbBool(kind.isGuest), is_admin: dbBool(kind.isAdmin) })
+        .onConflict((oc) => oc.column('localpart').doNothing())
+        .returning('localpart')
+        .execute();
+      if (inserted.length === 0) return false;
+      await tx.insertInto('userapi_profiles').values({ localpart, display_name: localpart, avatar_url: null }).onConflict((oc) => oc.column('localpart').doNothing()).execute();
+      return true;
+    });
+  }
+
+  async account(localpart: string): Promise<AccountRow | undefined> {
+    const r = await this.db.selectFrom('userapi_accounts').selectAll().where('localpart', '=', localpart).executeTakeFirst();
+    return r && { localpart: r.localpart, passwordHash: r.password_hash, createdTs: r.created_ts, isGuest: fromDbBool(r.is_guest), isAdmin: fromDbBool(r.is_admin), deactivated: fromDbBool(r.deactivated) };
+  }
+
+  /** Creates or replaces a device (a login with an existing device ID replaces its token). */
+  async upsertDevice(d: { localpart: string; deviceId: string; tokenHash: string; displayName: string | null; now: number; ip: string | null; userAgent: string | null }): Promise<void> {
+    await this.db
+      .insertInto('userapi_devices')
+      .values({
+        localpart: d.localpart,
+        device_id: d.deviceId,
+        access_token_hash: d.tokenHash,
+        display_name: d.displayName,
+        created_ts: d.now,
+        last_seen_ts: d.now,
+        last_seen_ip: d.ip,
+        user_agent: d.userAgent,
+      })
+      .onConflict((oc) =>
+        oc.columns(['localpart', 'device_id']).doUpdateSet({
+          access_token_hash: d.tokenHash,
+          last_seen_ts: d.now,
+          last_seen_ip: d.ip,
+          ...(d.displayName !== null ? { display_name: d.displayName } : {}),
+        }),
+      )
+      .execute();
+  }
+
+  async deviceByTokenHash(tokenHash: string): Promise<DeviceRow | undefined> {
+    const r = await this.db.selectFrom('userapi_devices').selectAll().where('access_token_hash', '=', tokenHash).executeTakeFirst();
+    return r && { localpart: r.localpart, deviceId: r.device_id, displayName: r.display_name, createdTs: r.created_ts, lastSeenTs: r.last_seen_ts, lastSeenIp: r.last_seen_ip };
+  }
+
+  async deleteDevice(localpart: string, deviceId: string): Promise<void> {
+    await this.db.deleteFrom('userapi_devices').where('localpart', '=', localpart).where('device_id', '=', deviceId).execute();
+  }
+
+  async deleteAllDevices(localpart: string): Promise<number> {
+    const r = await this.db.deleteFrom('userapi_devices').where('localpart', '=', localpart).executeTakeFirst();
+    return Number(r.numDeletedRows);
+  }
+
+  async devices(localpart: string): Promise<DeviceRow[]> {
+    const rows = await this.db.selectFrom('userapi_devices').selectAll().where('localpart', '=', localpart).orderBy('device_id').execute();
+    return rows.map((r) => ({ localpart: r.localpart, deviceId: r.device_id, displayName: r.display_name, createdTs: r.created_ts, lastSeenTs: r.last_seen_ts, lastSeenIp: r.last_seen_ip }));
+  }
+}
