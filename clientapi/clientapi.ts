@@ -7,7 +7,10 @@ import type { PublicRouters } from '../internal/httputil/index.js';
 import type { ClientInternalAPI } from './api/index.js';
 import { ClientInternalAPIImpl } from './internal/api.js';
 import { addVersionsRoute } from './routing/versions.js';
+import { PasswordUIA } from './auth/uia.js';
+import { addDeviceRoutes } from './routing/devices.js';
 import { addLoginRoutes } from './routing/login.js';
+import { addProfileRoutes } from './routing/profile.js';
 import { RegistrationRoutes } from './routing/register.js';
 import type { ClientUserAPI } from '../userapi/api/index.js';
 
@@ -19,6 +22,8 @@ export async function newInternalAPI(cfg: Config): Promise<ClientInternalAPI> {
 export function addPublicRoutes(routers: PublicRouters, cfg: Config, userAPI: ClientUserAPI): void {
   new RegistrationRoutes(cfg, userAPI).add(routers.client, routers.synapseAdmin);
   addLoginRoutes(routers.client, cfg, userAPI);
+  addDeviceRoutes(routers.client, userAPI, new PasswordUIA(userAPI, cfg.global.serverName));
+  addProfileRoutes(routers.client, userAPI);
   addVersionsRoute(routers.client, {
     'org.matrix.msc2836': cfg.mscs.mscs.includes('msc2836'),
     'org.matrix.msc2753': cfg.mscs.mscs.includes('msc2753'),

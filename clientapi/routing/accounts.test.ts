@@ -144,3 +144,63 @@ describe('shared-secret registration (/_synapse/admin/v1/register)', () => {
     expect(r.body.errcode).toBe('M_FORBIDDEN');
   });
 });
+
+const put = (path: string, body: unknown, token?: string) =>
+  getJson(`${base}${path}`, { method: 'PUT', body: JSON.stringify(body), headers: token ? { Authorization: `Bearer ${token}` } : {} });
+const del = (path: string, body: unknown, token?: string) =>
+  getJson(`${base}${path}`, { method: 'DELETE', body: JSON.stringify(body), headers: token ? { Authorization: `Bearer ${token}` } : {} });
+
+describe('devices', () => {
+  it('lists, renames and (with the password) deletes devices', async () => {
+    const a = await register('devuser', 'devpass', { device_id: 'FIRST', initial_device_display_name: 'laptop' });
+    const token = a.body.access_token as string;
+    await post('/_matrix/client/v3/login', { type: 'm.login.password', user: 'devuser', password: 'devpass', device_id: 'SECOND' });
+    const list = await get('/_matrix/client/v3/devices', token);
+    expect((list.body.devices as Array<{ device_id: string }>).map((d) => d.device_id)).toEqual(['FIRST', 'SECOND']);
+    expect((await get('/_matrix/client/v3/devices/FIRST', token)).body).toMatchObject({ device_id: 'FIRST', display_name: 'laptop' });
+    expect((await get('/_matrix/client/v3/devices/NOPE', token)).status).toBe(404);
+    expect((await put('/_matrix/client/v3/devices/SECOND', { display_name: 'phone' }, token)).status).toBe(200);
+    expect((await get('/_matrix/client/v3/devices/SECOND', token)).body.display_name).toBe('phone');
+    expect((await put('/_matrix/client/v3/devices/NOPE', { display_name: 'x' }, token)).status).toBe(404);
+    expect((await put('/_matrix/client/v3/devices/SECOND', { display_name: 7 }, token)).body.errcode).toBe('M_BAD_JSON');
+
+    const challenge = await del('/_matrix/client/v3/devices/SECOND', {}, token);
+    expect(challenge.status).toBe(401);
+    expect(challenge.body).toMatchObject({ flows: [{ stages: ['m.login.password'] }], params: {} });
+    const session = challenge.body.session as string;
+    const wrong = await del('/_matrix/client/v3/devices/SECOND', { auth: { type: 'm.login.password', user: 'devuser', password: 'nope', session } }, token);
+    expect(wrong.status).toBe(401);
+    expect(wrong.body.errcode).toBe('M_FORBIDDEN');
+    expect(wrong.body.session).toBe(session);
+    const ok = await del('/_matrix/client/v3/devices/SECOND', { auth: { type: 'm.login.password', identifier: { type: 'm.id.user', user: '@devuser:localhost:8008' }, password: 'devpass', session } }, token);
+    expect(ok.status).toBe(200);
+    expect((await get('/_matrix/client/v3/devices/SECOND', token)).status).toBe(404);
+  });
+
+  it('refuses UIA for another account and needs a token', async () => {
+    const a = await register('devowner', 'pw1');
+    await register('deveve', 'pw2');
+    const r = await post('/_matrix/client/v3/delete_devices', { devices: ['X'], auth: { type: 'm.login.password', user: 'deveve', password: 'pw2' } }, a.body.access_token as string);
+    expect(r.status).toBe(403);
+    expect((await get('/_matrix/client/v3/devices')).status).toBe(401);
+    expect((await post('/_matrix/client/v3/delete_devices', { devices: 'X' }, a.body.access_token as string)).body.errcode).toBe('M_BAD_JSON');
+  });
+});
+
+describe('profiles', () => {
+  it('starts with the localpart, and only the owner may change it', async () => {
+    const a = await register('profuser');
+    const b = await register('profother');
+    const me = '@profuser:localhost:8008';
+    expect((await get(`/_matrix/client/v3/profile/${encodeURIComponent(me)}`)).body).toEqual({ displayname: 'profuser' });
+    expect((await put(`/_matrix/client/v3/profile/${encodeURIComponent(me)}/displayname`, { displayname: 'Prof' }, a.body.access_token as string)).status).toBe(200);
+    expect((await put(`/_matrix/client/v3/profile/${encodeURIComponent(me)}/avatar_url`, { avatar_url: 'mxc://x/y' }, a.body.access_token as string)).status).toBe(200);
+    expect((await get(`/_matrix/client/v3/profile/${encodeURIComponent(me)}`)).body).toEqual({ displayname: 'Prof', avatar_url: 'mxc://x/y' });
+    expect((await get(`/_matrix/client/v3/profile/${encodeURIComponent(me)}/displayname`)).body).toEqual({ displayname: 'Prof' });
+    const theirs = await put(`/_matrix/client/v3/profile/${encodeURIComponent(me)}/displayname`, { displayname: 'Hacked' }, b.body.access_token as string);
+    expect(theirs.status).toBe(403);
+    expect((await put(`/_matrix/client/v3/profile/${encodeURIComponent(me)}/displayname`, { displayname: 5 }, a.body.access_token as string)).body.errcode).toBe('M_BAD_JSON');
+    expect((await put(`/_matrix/client/v3/profile/${encodeURIComponent(me)}/displayname`, { displayname: 'x' })).status).toBe(401);
+    expect((await get('/_matrix/client/v3/profile/%40nobody%3Alocalhost%3A8008')).status).toBe(404);
+  });
+});

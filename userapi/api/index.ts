@@ -67,7 +67,48 @@ export interface PerformDeviceDeletionResponse {
   deleted: number;
 }
 
-/** What clientapi calls: registration, login, and resolving access tokens. */
+export interface DeviceInfo extends Device {
+  lastSeenTs: number;
+  lastSeenIp: string | null;
+}
+
+export interface QueryDevicesRequest {
+  userId: string;
+}
+export interface QueryDevicesResponse {
+  devices: DeviceInfo[];
+}
+
+export interface PerformDeviceUpdateRequest {
+  userId: string;
+  deviceId: string;
+  displayName: string | null;
+}
+export interface PerformDeviceUpdateResponse {
+  found: boolean;
+}
+
+export interface Profile {
+  displayName: string | null;
+  avatarUrl: string | null;
+}
+export interface QueryProfileRequest {
+  userId: string;
+}
+export interface QueryProfileResponse {
+  /** Absent when the user does not exist here. */
+  profile?: Profile;
+}
+export interface PerformProfileUpdateRequest {
+  userId: string;
+  displayName?: string | null;
+  avatarUrl?: string | null;
+}
+export interface PerformProfileUpdateResponse {
+  updated: boolean;
+}
+
+/** What clientapi calls: registration, login, tokens, devices and profiles. */
 export interface ClientUserAPI {
   performAccountCreation(req: PerformAccountCreationRequest): Promise<PerformAccountCreationResponse>;
   queryAccountAvailability(req: QueryAccountAvailabilityRequest): Promise<QueryAccountAvailabilityResponse>;
@@ -75,6 +116,10 @@ export interface ClientUserAPI {
   performDeviceCreation(req: PerformDeviceCreationRequest): Promise<PerformDeviceCreationResponse>;
   queryAccessToken(req: QueryAccessTokenRequest): Promise<QueryAccessTokenResponse>;
   performDeviceDeletion(req: PerformDeviceDeletionRequest): Promise<PerformDeviceDeletionResponse>;
+  queryDevices(req: QueryDevicesRequest): Promise<QueryDevicesResponse>;
+  performDeviceUpdate(req: PerformDeviceUpdateRequest): Promise<PerformDeviceUpdateResponse>;
+  queryProfile(req: QueryProfileRequest): Promise<QueryProfileResponse>;
+  performProfileUpdate(req: PerformProfileUpdateRequest): Promise<PerformProfileUpdateResponse>;
 }
 
 export interface UserInternalAPI extends StatusAPI, ClientUserAPI {}
@@ -87,6 +132,10 @@ export const userapiInternalAPIMethods = [
   'performDeviceCreation',
   'queryAccessToken',
   'performDeviceDeletion',
+  'queryDevices',
+  'performDeviceUpdate',
+  'queryProfile',
+  'performProfileUpdate',
 ] as const satisfies ReadonlyArray<keyof UserInternalAPI>;
 
 /** Localparts: the spec's historical user ID grammar, lower case, not `_`-prefixed (reserved). */

@@ -8,6 +8,14 @@ import {
   type PerformDeviceCreationResponse,
   type PerformDeviceDeletionRequest,
   type PerformDeviceDeletionResponse,
+  type PerformDeviceUpdateRequest,
+  type PerformDeviceUpdateResponse,
+  type PerformProfileUpdateRequest,
+  type PerformProfileUpdateResponse,
+  type QueryDevicesRequest,
+  type QueryDevicesResponse,
+  type QueryProfileRequest,
+  type QueryProfileResponse,
   type PerformPasswordCheckRequest,
   type PerformPasswordCheckResponse,
   type QueryAccessTokenRequest,
@@ -99,5 +107,33 @@ export class UserInternalAPIImpl implements UserInternalAPI {
     if (req.deviceIds === undefined) return { deleted: await this.store.deleteAllDevices(localpart) };
     for (const id of req.deviceIds) await this.store.deleteDevice(localpart, id);
     return { deleted: req.deviceIds.length };
+  }
+
+  async queryDevices(req: QueryDevicesRequest): Promise<QueryDevicesResponse> {
+    const localpart = this.localpartOf(req.userId);
+    if (!localpart) return { devices: [] };
+    const rows = await this.store.devices(localpart);
+    return { devices: rows.map((d) => ({ userId: req.userId, deviceId: d.deviceId, displayName: d.displayName, lastSeenTs: d.lastSeenTs, lastSeenIp: d.lastSeenIp })) };
+  }
+
+  async performDeviceUpdate(req: PerformDeviceUpdateRequest): Promise<PerformDeviceUpdateResponse> {
+    const localpart = this.localpartOf(req.userId);
+    return { found: localpart !== undefined && (await this.store.updateDeviceName(localpart, req.deviceId, req.displayName)) };
+  }
+
+  async queryProfile(req: QueryProfileRequest): Promise<QueryProfileResponse> {
+    const localpart = this.localpartOf(req.userId);
+    const profile = localpart === undefined ? undefined : await this.store.profile(localpart);
+    return profile ? { profile } : {};
+  }
+
+  async performProfileUpdate(req: PerformProfileUpdateRequest): Promise<PerformProfileUpdateResponse> {
+    const localpart = this.localpartOf(req.userId);
+    if (!localpart) return { updated: false };
+    const fields = {
+      ...(req.displayName !== undefined ? { displayName: req.displayName } : {}),
+      ...(req.avatarUrl !== undefined ? { avatarUrl: req.avatarUrl } : {}),
+    };
+    return { updated: await this.store.updateProfile(localpart, fields) };
   }
 }

@@ -90,4 +90,24 @@ export class UserStore {
     const rows = await this.db.selectFrom('userapi_devices').selectAll().where('localpart', '=', localpart).orderBy('device_id').execute();
     return rows.map((r) => ({ localpart: r.localpart, deviceId: r.device_id, displayName: r.display_name, createdTs: r.created_ts, lastSeenTs: r.last_seen_ts, lastSeenIp: r.last_seen_ip }));
   }
+
+  async updateDeviceName(localpart: string, deviceId: string, displayName: string | null): Promise<boolean> {
+    const r = await this.db.updateTable('userapi_devices').set({ display_name: displayName }).where('localpart', '=', localpart).where('device_id', '=', deviceId).executeTakeFirst();
+    return Number(r.numUpdatedRows) > 0;
+  }
+
+  async profile(localpart: string): Promise<{ displayName: string | null; avatarUrl: string | null } | undefined> {
+    const r = await this.db.selectFrom('userapi_profiles').selectAll().where('localpart', '=', localpart).executeTakeFirst();
+    return r && { displayName: r.display_name, avatarUrl: r.avatar_url };
+  }
+
+  /** Sets the given fields; false when there is no such profile. */
+  async updateProfile(localpart: string, fields: { displayName?: string | null; avatarUrl?: string | null }): Promise<boolean> {
+    const set: { display_name?: string | null; avatar_url?: string | null } = {};
+    if (fields.displayName !== undefined) set.display_name = fields.displayName;
+    if (fields.avatarUrl !== undefined) set.avatar_url = fields.avatarUrl;
+    if (Object.keys(set).length === 0) return (await this.profile(localpart)) !== undefined;
+    const r = await this.db.updateTable('userapi_profiles').set(set).where('localpart', '=', localpart).executeTakeFirst();
+    return Number(r.numUpdatedRows) > 0;
+  }
 }

@@ -1,0 +1,46 @@
+/**
+ * Profiles of local users: GET /profile/{userId} (and each field), PUT displayname and
+ * avatar_url for oneself. Remote profiles need federation queries (issue #8); until then a
+ * remote user is answered 404.
+ */
+import type { Context, Hono } from 'hono';
+import { badJson, forbidden, jsonResponse, notFound, readJsonObject } from '../../internal/httputil/index.js';
+import type { ClientUserAPI, Profile } from '../../userapi/api/index.js';
+import { requireDevice } from '../auth/device.js';
+import { clientRoute } from './paths.js';
+
+const MAX_BODY = 64 * 1024;
+const fields = { displayname: 'displayName', avatar_url: 'avatarUrl' } as const;
+type Field = keyof typeof fields;
+
+export function addProfileRoutes(client: Hono, userAPI: ClientUserAPI): void {
+  const load = async (c: Context): Promise<Profile> => {
+    const { profile } = await userAPI.queryProfile({ userId: c.req.param('userId') ?? '' });
+    if (!profile) throw notFound('Profile not found');
+    return profile;
+  };
+
+  clientRoute(client, 'get', '/profile/:userId', async (c: Context) => {
+    const p = await load(c);
+    return jsonResponse({ ...(p.displayName !== null ? { displayname: p.displayName } : {}), ...(p.avatarUrl !== null ? { avatar_url: p.avatarUrl } : {}) });
+  });
+
+  for (const field of Object.keys(fields) as Field[]) {
+    clientRoute(client, 'get', `/profile/:userId/${field}`, async (c: Context) => {
+      const value = (await load(c))[fields[field]];
+      return jsonResponse(value !== null ? { [field]: value } : {});
+    });
+
+    clientRoute(client, 'put', `/profile/:userId/${field}`, async (c: Context) => {
+      const me = await requireDevice(c, userAPI);
+      const userId = c.req.param('userId') ?? '';
+      if (userId !== me.userId) throw forbidden('You may only change your own profile');
+      const body = await readJsonObject(c, { maxBytes: MAX_BODY });
+      const value = body[field];
+      if (value !== null && typeof value !== 'string') throw badJson(`${field} must be a string`);
+      if (typeof value === 'string' && value.length > 1024) throw badJson(`${field} is too long`);
+      await userAPI.performProfileUpdate({ userId, [fields[field]]: value });
+      return jsonResponse({});
+    });
+  }
+}
