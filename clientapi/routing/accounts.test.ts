@@ -177,6 +177,16 @@ describe('devices', () => {
     expect((await get('/_matrix/client/v3/devices/SECOND', token)).status).toBe(404);
   });
 
+  it('binds a UIA session to the operation it was started for', async () => {
+    const a = await register('uiauser', 'pw', { device_id: 'ONE' });
+    const token = a.body.access_token as string;
+    await post('/_matrix/client/v3/login', { type: 'm.login.password', user: 'uiauser', password: 'pw', device_id: 'TWO' });
+    const session = (await del('/_matrix/client/v3/devices/ONE', {}, token)).body.session as string;
+    const reused = await del('/_matrix/client/v3/devices/TWO', { auth: { type: 'm.login.password', user: 'uiauser', password: 'pw', session } }, token);
+    expect(reused.status).toBe(403);
+    expect((await get('/_matrix/client/v3/devices/TWO', token)).status).toBe(200);
+  });
+
   it('refuses UIA for another account and needs a token', async () => {
     const a = await register('devowner', 'pw1');
     await register('deveve', 'pw2');

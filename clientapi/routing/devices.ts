@@ -43,8 +43,9 @@ export function addDeviceRoutes(client: Hono, userAPI: ClientUserAPI, uia: Passw
   clientRoute(client, 'delete', '/devices/:deviceId', async (c: Context) => {
     const me = await requireDevice(c, userAPI);
     const body = await readJsonObject(c, { maxBytes: MAX_BODY, allowEmpty: true });
-    await uia.require(body, me.userId);
-    await userAPI.performDeviceDeletion({ userId: me.userId, deviceIds: [c.req.param('deviceId') ?? ''] });
+    const deviceId = c.req.param('deviceId') ?? '';
+    await uia.require(body, me.userId, `DELETE /devices/${deviceId}`);
+    await userAPI.performDeviceDeletion({ userId: me.userId, deviceIds: [deviceId] });
     return jsonResponse({});
   });
 
@@ -53,7 +54,7 @@ export function addDeviceRoutes(client: Hono, userAPI: ClientUserAPI, uia: Passw
     const body = await readJsonObject(c, { maxBytes: MAX_BODY });
     const ids = body['devices'];
     if (!Array.isArray(ids) || !ids.every((d) => typeof d === 'string')) throw badJson('devices must be a list of device IDs');
-    await uia.require(body, me.userId);
+    await uia.require(body, me.userId, `POST /delete_devices ${JSON.stringify([...(ids as string[])].sort())}`);
     await userAPI.performDeviceDeletion({ userId: me.userId, deviceIds: ids as string[] });
     return jsonResponse({});
   });
