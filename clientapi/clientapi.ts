@@ -9,6 +9,7 @@ import { ClientInternalAPIImpl } from './internal/api.js';
 import { addVersionsRoute } from './routing/versions.js';
 import { PasswordUIA } from './auth/uia.js';
 import { addDeviceRoutes } from './routing/devices.js';
+import { addFilterRoutes } from './routing/filter.js';
 import { addLoginRoutes } from './routing/login.js';
 import { addProfileRoutes } from './routing/profile.js';
 import { RegistrationRoutes } from './routing/register.js';
@@ -24,6 +25,7 @@ export function addPublicRoutes(routers: PublicRouters, cfg: Config, userAPI: Cl
   addLoginRoutes(routers.client, cfg, userAPI);
   addDeviceRoutes(routers.client, userAPI, new PasswordUIA(userAPI, cfg.global.serverName));
   addProfileRoutes(routers.client, userAPI);
+  addFilterRoutes(routers.client, userAPI);
   addVersionsRoute(routers.client, {
     'org.matrix.msc2836': cfg.mscs.mscs.includes('msc2836'),
     'org.matrix.msc2753': cfg.mscs.mscs.includes('msc2753'),

@@ -214,3 +214,35 @@ describe('profiles', () => {
     expect((await get('/_matrix/client/v3/profile/%40nobody%3Alocalhost%3A8008')).status).toBe(404);
   });
 });
+
+describe('filters', () => {
+  it('stores a valid filter and reads it back, for its owner only', async () => {
+    const a = await register('filteruser');
+    const b = await register('filtereve');
+    const me = encodeURIComponent('@filteruser:localhost:8008');
+    const filter = { room: { timeline: { limit: 10, types: ['m.room.message'] }, state: { lazy_load_members: true } }, event_format: 'client', presence: { not_types: ['*'] } };
+    const created = await post(`/_matrix/client/v3/user/${me}/filter`, filter, a.body.access_token as string);
+    expect(created.status).toBe(200);
+    const id = created.body.filter_id as string;
+    expect(typeof id).toBe('string');
+    expect((await get(`/_matrix/client/v3/user/${me}/filter/${id}`, a.body.access_token as string)).body).toEqual(filter);
+    expect((await get(`/_matrix/client/v3/user/${me}/filter/${id}`, b.body.access_token as string)).status).toBe(403);
+    expect((await get(`/_matrix/client/v3/user/${me}/filter/999999`, a.body.access_token as string)).status).toBe(404);
+    expect((await get(`/_matrix/client/v3/user/${me}/filter/notanumber`, a.body.access_token as string)).status).toBe(404);
+    expect((await post(`/_matrix/client/v3/user/${me}/filter`, filter, b.body.access_token as string)).status).toBe(403);
+  });
+
+  it.each([
+    [{ room: { timeline: { limit: -1 } } }, /room.timeline.limit/],
+    [{ room: { timeline: { types: 'm.room.message' } } }, /room.timeline.types must be a list/],
+    [{ event_format: 'xml' }, /event_format/],
+    [{ room: { include_leave: 'yes' } }, /include_leave/],
+    [{ presence: [] }, /presence must be an object/],
+  ])('refuses the malformed filter %j', async (filter, message) => {
+    const a = await register(`badfilter${Math.random().toString(36).slice(2, 8)}`);
+    const r = await post(`/_matrix/client/v3/user/${encodeURIComponent(a.body.user_id as string)}/filter`, filter, a.body.access_token as string);
+    expect(r.status).toBe(400);
+    expect(r.body.errcode).toBe('M_BAD_JSON');
+    expect(r.body.error).toMatch(message);
+  });
+});

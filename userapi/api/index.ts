@@ -108,7 +108,23 @@ export interface PerformProfileUpdateResponse {
   updated: boolean;
 }
 
-/** What clientapi calls: registration, login, tokens, devices and profiles. */
+export interface PerformFilterCreationRequest {
+  userId: string;
+  /** Already validated by the caller. */
+  filter: Record<string, unknown>;
+}
+export interface PerformFilterCreationResponse {
+  filterId: string;
+}
+export interface QueryFilterRequest {
+  userId: string;
+  filterId: string;
+}
+export interface QueryFilterResponse {
+  filter?: Record<string, unknown>;
+}
+
+/** What clientapi calls: registration, login, tokens, devices, profiles and filters. */
 export interface ClientUserAPI {
   performAccountCreation(req: PerformAccountCreationRequest): Promise<PerformAccountCreationResponse>;
   queryAccountAvailability(req: QueryAccountAvailabilityRequest): Promise<QueryAccountAvailabilityResponse>;
@@ -120,6 +136,8 @@ export interface ClientUserAPI {
   performDeviceUpdate(req: PerformDeviceUpdateRequest): Promise<PerformDeviceUpdateResponse>;
   queryProfile(req: QueryProfileRequest): Promise<QueryProfileResponse>;
   performProfileUpdate(req: PerformProfileUpdateRequest): Promise<PerformProfileUpdateResponse>;
+  performFilterCreation(req: PerformFilterCreationRequest): Promise<PerformFilterCreationResponse>;
+  queryFilter(req: QueryFilterRequest): Promise<QueryFilterResponse>;
 }
 
 export interface UserInternalAPI extends StatusAPI, ClientUserAPI {}
@@ -136,6 +154,8 @@ export const userapiInternalAPIMethods = [
   'performDeviceUpdate',
   'queryProfile',
   'performProfileUpdate',
+  'performFilterCreation',
+  'queryFilter',
 ] as const satisfies ReadonlyArray<keyof UserInternalAPI>;
 
 /** Localparts: the spec's historical user ID grammar, lower case, not `_`-prefixed (reserved). */

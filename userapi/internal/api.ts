@@ -9,6 +9,10 @@ import {
   type PerformDeviceDeletionRequest,
   type PerformDeviceDeletionResponse,
   type PerformDeviceUpdateRequest,
+  type PerformFilterCreationRequest,
+  type PerformFilterCreationResponse,
+  type QueryFilterRequest,
+  type QueryFilterResponse,
   type PerformDeviceUpdateResponse,
   type PerformProfileUpdateRequest,
   type PerformProfileUpdateResponse,
@@ -135,5 +139,18 @@ export class UserInternalAPIImpl implements UserInternalAPI {
       ...(req.avatarUrl !== undefined ? { avatarUrl: req.avatarUrl } : {}),
     };
     return { updated: await this.store.updateProfile(localpart, fields) };
+  }
+
+  async performFilterCreation(req: PerformFilterCreationRequest): Promise<PerformFilterCreationResponse> {
+    const localpart = this.localpartOf(req.userId);
+    if (!localpart) throw Object.assign(new Error(`${req.userId} is not a local user`), { code: 'forbidden' });
+    return { filterId: String(await this.store.putFilter(localpart, JSON.stringify(req.filter))) };
+  }
+
+  async queryFilter(req: QueryFilterRequest): Promise<QueryFilterResponse> {
+    const localpart = this.localpartOf(req.userId);
+    if (!localpart || !/^\d{1,15}$/.test(req.filterId)) return {};
+    const text = await this.store.filter(localpart, Number(req.filterId));
+    return text === undefined ? {} : { filter: JSON.parse(text) as Record<string, unknown> };
   }
 }

@@ -39,4 +39,15 @@ export const userapiMigrations: readonly ComponentMigration[] = [
         .execute();
     },
   },
+  {
+    version: 2,
+    name: 'filters',
+    up: async (db, dialect) => {
+      await addAutoIdColumn(db.schema.createTable('userapi_filters'), dialect, 'filter_id')
+        .addColumn('localpart', 'text', (c) => c.notNull())
+        .addColumn('filter', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('userapi_filters_localpart').on('userapi_filters').column('localpart').execute();
+    },
+  },
 ];

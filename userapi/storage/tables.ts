@@ -27,4 +27,9 @@ export interface UserapiDatabase {
     display_name: string | null;
     avatar_url: string | null;
   };
+  userapi_filters: {
+    filter_id: Generated<number>;
+    localpart: string;
+    filter: string;
+  };
 }

@@ -110,4 +110,14 @@ export class UserStore {
     const r = await this.db.updateTable('userapi_profiles').set(set).where('localpart', '=', localpart).executeTakeFirst();
     return Number(r.numUpdatedRows) > 0;
   }
+
+  async putFilter(localpart: string, filterJson: string): Promise<number> {
+    const r = await this.db.insertInto('userapi_filters').values({ localpart, filter: filterJson }).returning('filter_id').executeTakeFirstOrThrow();
+    return r.filter_id;
+  }
+
+  async filter(localpart: string, filterId: number): Promise<string | undefined> {
+    const r = await this.db.selectFrom('userapi_filters').select('filter').where('localpart', '=', localpart).where('filter_id', '=', filterId).executeTakeFirst();
+    return r?.filter;
+  }
 }
