@@ -10,6 +10,7 @@ import { addVersionsRoute } from './routing/versions.js';
 import { PasswordUIA } from './auth/uia.js';
 import { addDeviceRoutes } from './routing/devices.js';
 import { addFilterRoutes } from './routing/filter.js';
+import { addPasswordRoute } from './routing/password.js';
 import { addLoginRoutes } from './routing/login.js';
 import { addProfileRoutes } from './routing/profile.js';
 import { RegistrationRoutes } from './routing/register.js';
@@ -23,7 +24,9 @@ export async function newInternalAPI(cfg: Config): Promise<ClientInternalAPI> {
 export function addPublicRoutes(routers: PublicRouters, cfg: Config, userAPI: ClientUserAPI): void {
   new RegistrationRoutes(cfg, userAPI).add(routers.client, routers.synapseAdmin);
   addLoginRoutes(routers.client, cfg, userAPI);
-  addDeviceRoutes(routers.client, userAPI, new PasswordUIA(userAPI, cfg.global.serverName));
+  const uia = new PasswordUIA(userAPI, cfg.global.serverName);
+  addDeviceRoutes(routers.client, userAPI, uia);
+  addPasswordRoute(routers.client, userAPI, uia);
   addProfileRoutes(routers.client, userAPI);
   addFilterRoutes(routers.client, userAPI);
   addVersionsRoute(routers.client, {

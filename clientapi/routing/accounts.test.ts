@@ -246,3 +246,27 @@ describe('filters', () => {
     expect(r.body.error).toMatch(message);
   });
 });
+
+describe('password change', () => {
+  it('needs the old password, then logs other devices out', async () => {
+    const a = await register('pwchange', 'old-pw', { device_id: 'KEEP' });
+    const token = a.body.access_token as string;
+    const other = (await post('/_matrix/client/v3/login', { type: 'm.login.password', user: 'pwchange', password: 'old-pw' })).body.access_token as string;
+    const challenge = await post('/_matrix/client/v3/account/password', { new_password: 'new-pw' }, token);
+    expect(challenge.status).toBe(401);
+    const wrong = await post('/_matrix/client/v3/account/password', { new_password: 'new-pw', auth: { type: 'm.login.password', user: 'pwchange', password: 'bad' } }, token);
+    expect(wrong.body.errcode).toBe('M_FORBIDDEN');
+    const ok = await post('/_matrix/client/v3/account/password', { new_password: 'new-pw', auth: { type: 'm.login.password', user: 'pwchange', password: 'old-pw', session: challenge.body.session } }, token);
+    expect(ok.status).toBe(200);
+    expect((await get('/_matrix/client/v3/account/whoami', token)).status).toBe(200);
+    expect((await get('/_matrix/client/v3/account/whoami', other)).status).toBe(401);
+    expect((await post('/_matrix/client/v3/login', { type: 'm.login.password', user: 'pwchange', password: 'old-pw' })).status).toBe(403);
+    expect((await post('/_matrix/client/v3/login', { type: 'm.login.password', user: 'pwchange', password: 'new-pw' })).status).toBe(200);
+  });
+
+  it('refuses a malformed request before asking for auth', async () => {
+    const a = await register('pwbad', 'pw');
+    expect((await post('/_matrix/client/v3/account/password', { new_password: 3 }, a.body.access_token as string)).body.errcode).toBe('M_BAD_JSON');
+    expect((await post('/_matrix/client/v3/account/password', { new_password: 'x' })).status).toBe(401);
+  });
+});

@@ -124,6 +124,18 @@ export interface QueryFilterResponse {
   filter?: Record<string, unknown>;
 }
 
+export interface PerformPasswordUpdateRequest {
+  userId: string;
+  password: string;
+  /** Log out every other device (the spec's default). */
+  logoutDevices: boolean;
+  /** The device making the change, which stays logged in. */
+  exceptDeviceId?: string;
+}
+export interface PerformPasswordUpdateResponse {
+  updated: boolean;
+}
+
 /** What clientapi calls: registration, login, tokens, devices, profiles and filters. */
 export interface ClientUserAPI {
   performAccountCreation(req: PerformAccountCreationRequest): Promise<PerformAccountCreationResponse>;
@@ -138,6 +150,7 @@ export interface ClientUserAPI {
   performProfileUpdate(req: PerformProfileUpdateRequest): Promise<PerformProfileUpdateResponse>;
   performFilterCreation(req: PerformFilterCreationRequest): Promise<PerformFilterCreationResponse>;
   queryFilter(req: QueryFilterRequest): Promise<QueryFilterResponse>;
+  performPasswordUpdate(req: PerformPasswordUpdateRequest): Promise<PerformPasswordUpdateResponse>;
 }
 
 export interface UserInternalAPI extends StatusAPI, ClientUserAPI {}
@@ -156,6 +169,7 @@ export const userapiInternalAPIMethods = [
   'performProfileUpdate',
   'performFilterCreation',
   'queryFilter',
+  'performPasswordUpdate',
 ] as const satisfies ReadonlyArray<keyof UserInternalAPI>;
 
 /** Localparts: the spec's historical user ID grammar, lower case, not `_`-prefixed (reserved). */

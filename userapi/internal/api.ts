@@ -10,6 +10,8 @@ import {
   type PerformDeviceDeletionResponse,
   type PerformDeviceUpdateRequest,
   type PerformFilterCreationRequest,
+  type PerformPasswordUpdateRequest,
+  type PerformPasswordUpdateResponse,
   type PerformFilterCreationResponse,
   type QueryFilterRequest,
   type QueryFilterResponse,
@@ -152,5 +154,13 @@ export class UserInternalAPIImpl implements UserInternalAPI {
     if (!localpart || !/^\d{1,15}$/.test(req.filterId)) return {};
     const text = await this.store.filter(localpart, Number(req.filterId));
     return text === undefined ? {} : { filter: JSON.parse(text) as Record<string, unknown> };
+  }
+
+  async performPasswordUpdate(req: PerformPasswordUpdateRequest): Promise<PerformPasswordUpdateResponse> {
+    const localpart = this.localpartOf(req.userId);
+    if (!localpart) return { updated: false };
+    const updated = await this.store.setPasswordHash(localpart, await bcryptHash(req.password, { cost: this.bcryptCost }));
+    if (updated && req.logoutDevices) await this.store.deleteDevicesExcept(localpart, req.exceptDeviceId);
+    return { updated };
   }
 }

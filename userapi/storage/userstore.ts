@@ -120,4 +120,16 @@ export class UserStore {
     const r = await this.db.selectFrom('userapi_filters').select('filter').where('localpart', '=', localpart).where('filter_id', '=', filterId).executeTakeFirst();
     return r?.filter;
   }
+
+  async setPasswordHash(localpart: string, passwordHash: string): Promise<boolean> {
+    const r = await this.db.updateTable('userapi_accounts').set({ password_hash: passwordHash }).where('localpart', '=', localpart).executeTakeFirst();
+    return Number(r.numUpdatedRows) > 0;
+  }
+
+  /** Deletes every device of the user but one (or all when `keep` is undefined). */
+  async deleteDevicesExcept(localpart: string, keep: string | undefined): Promise<number> {
+    let q = this.db.deleteFrom('userapi_devices').where('localpart', '=', localpart);
+    if (keep !== undefined) q = q.where('device_id', '!=', keep);
+    return Number((await q.executeTakeFirst()).numDeletedRows);
+  }
 }

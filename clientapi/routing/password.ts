@@ -1,0 +1,24 @@
+/** POST /account/password: a new password after proving the old one (UIA). */
+import type { Context, Hono } from 'hono';
+import { badJson, jsonResponse, readJsonObject } from '../../internal/httputil/index.js';
+import type { ClientUserAPI } from '../../userapi/api/index.js';
+import { requireDevice } from '../auth/device.js';
+import type { PasswordUIA } from '../auth/uia.js';
+import { clientRoute } from './paths.js';
+
+const MAX_BODY = 64 * 1024;
+
+export function addPasswordRoute(client: Hono, userAPI: ClientUserAPI, uia: PasswordUIA): void {
+  clientRoute(client, 'post', '/account/password', async (c: Context) => {
+    const me = await requireDevice(c, userAPI);
+    const body = await readJsonObject(c, { maxBytes: MAX_BODY });
+    const password = body['new_password'];
+    if (typeof password !== 'string' || password.length === 0) throw badJson('new_password must be a non-empty string');
+    if (password.length > 512) throw badJson('new_password is too long');
+    const logout = body['logout_devices'];
+    if (logout !== undefined && typeof logout !== 'boolean') throw badJson('logout_devices must be true or false');
+    await uia.require(body, me.userId, 'POST /account/password');
+    await userAPI.performPasswordUpdate({ userId: me.userId, password, logoutDevices: logout ?? true, exceptDeviceId: me.deviceId });
+    return jsonResponse({});
+  });
+}
