@@ -55,6 +55,18 @@ describe('POST /register', () => {
     expect((await get('/_matrix/client/v3/register/available?username=freename')).body).toEqual({ available: true });
   });
 
+  it('remembers the parameters of the request that opened the session, and completes idempotently', async () => {
+    const opened = await post('/_matrix/client/v3/register', { username: 'SessionUser', password: 'pw', inhibit_login: true });
+    expect(opened.status).toBe(401);
+    const finish = { auth: { type: 'm.login.dummy', session: opened.body.session } };
+    const first = await post('/_matrix/client/v3/register', finish);
+    expect(first.body).toEqual({ user_id: '@sessionuser:localhost:8008' });
+    const again = await post('/_matrix/client/v3/register', finish);
+    expect(again.body).toEqual({ user_id: '@sessionuser:localhost:8008' });
+    expect((await post('/_matrix/client/v3/login', { type: 'm.login.password', user: 'sessionuser', password: 'pw' })).status).toBe(200);
+    expect((await post('/_matrix/client/v3/register', { username: 'x', inhibit_login: 'yes' })).body.errcode).toBe('M_BAD_JSON');
+  });
+
   it('honours inhibit_login and refuses guests', async () => {
     const r = await register('nologin', 'pw', { inhibit_login: true });
     expect(r.body).toEqual({ user_id: '@nologin:localhost:8008' });

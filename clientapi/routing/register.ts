@@ -37,8 +37,12 @@ function optionalString(body: JsonBody, key: string): string | undefined {
 }
 
 export class RegistrationRoutes {
-  /** UIA sessions handed out by this process (Dendrite keeps them in memory too). */
-  private readonly sessions = new Map<string, number>();
+  /**
+   * UIA sessions handed out by this process (Dendrite keeps them in memory too): the
+   * parameters of the request that opened them, and the user once registered, so that a
+   * repeated completion is idempotent.
+   */
+  private readonly sessions = new Map<string, { ts: number; params: JsonBody; userId?: string; localpart?: string }>();
   private readonly nonces = new Map<string, number>();
 
   constructor(
@@ -57,11 +61,11 @@ export class RegistrationRoutes {
     synapseAdmin.post('/admin/v1/register', (c) => this.sharedSecretRegister(c));
   }
 
-  private uiaChallenge(): Response {
+  private uiaChallenge(params: JsonBody): Response {
     const now = Date.now();
-    for (const [s, t] of this.sessions) if (now - t > SESSION_TTL_MS) this.sessions.delete(s);
+    for (const [s, v] of this.sessions) if (now - v.ts > SESSION_TTL_MS) this.sessions.delete(s);
     const session = randomBytes(18).toString('base64url');
-    this.sessions.set(session, now);
+    this.sessions.set(session, { ts: now, params });
     return jsonResponse({ flows: [{ stages: ['m.login.dummy'] }], params: {}, session }, 401);
   }
 
@@ -72,24 +76,47 @@ export class RegistrationRoutes {
     if (kind !== 'user') throw invalidParam(`unknown kind ${kind}`);
     if (!this.openRegistration) throw forbidden('Registration is disabled');
 
-    const auth = body['auth'];
-    if (auth === undefined || auth === null) return this.uiaChallenge();
+    const { auth, ...given } = body;
+    if (auth === undefined || auth === null) {
+      this.checkParams(given);
+      return this.uiaChallenge(given);
+    }
     if (typeof auth !== 'object' || Array.isArray(auth)) throw badJson('auth must be an object');
     const stage = (auth as JsonBody)['type'];
     if (stage !== 'm.login.dummy') {
       throw new MatrixError(401, 'M_UNRECOGNIZED', `unsupported auth type ${String(stage)}`, { flows: [{ stages: ['m.login.dummy'] }], params: {} });
     }
-    const session = (auth as JsonBody)['session'];
-    if (typeof session === 'string') this.sessions.delete(session);
+    const sessionId = (auth as JsonBody)['session'];
+    const session = typeof sessionId === 'string' ? this.sessions.get(sessionId) : undefined;
+    // The parameters of the request that opened the session count, unless repeated here.
+    const params: JsonBody = { ...session?.params, ...given };
+    this.checkParams(params);
 
-    const username = optionalString(body, 'username');
-    const password = optionalString(body, 'password');
-    if (password !== undefined && password.length > 512) throw invalidParam('password is too long');
-    const localpart = username !== undefined ? username.toLowerCase() : `${Date.now()}${randomBytes(3).readUIntBE(0, 3)}`;
-    const created = await this.userAPI.performAccountCreation({ localpart, ...(password !== undefined ? { password } : {}) });
-    if (!created.created) throw accountError(created);
+    let userId = session?.userId;
+    let localpart = session?.localpart;
+    if (userId === undefined || localpart === undefined) {
+      const username = optionalString(params, 'username');
+      const password = optionalString(params, 'password');
+      localpart = username !== undefined ? username.toLowerCase() : `${Date.now()}${randomBytes(3).readUIntBE(0, 3)}`;
+      const created = await this.userAPI.performAccountCreation({ localpart, ...(password !== undefined ? { password } : {}) });
+      if (!created.created) throw accountError(created);
+      userId = created.userId;
+      if (session) Object.assign(session, { userId, localpart });
+    }
+    return this.loginAfterRegistration(params, userId, localpart);
+  }
 
-    if (body['inhibit_login'] === true) return jsonResponse({ user_id: created.userId });
+  /** Type checks of the registration parameters, before anything is created. */
+  private checkParams(params: JsonBody): void {
+    for (const key of ['username', 'password', 'device_id', 'initial_device_display_name']) optionalString(params, key);
+    const password = params['password'];
+    if (typeof password === 'string' && password.length > 512) throw invalidParam('password is too long');
+    const inhibit = params['inhibit_login'];
+    if (inhibit !== undefined && typeof inhibit !== 'boolean') throw badJson('inhibit_login must be true or false');
+  }
+
+  private async loginAfterRegistration(body: JsonBody, userId: string, localpart: string): Promise<Response> {
+    if (body['inhibit_login'] === true) return jsonResponse({ user_id: userId });
     const deviceId = optionalString(body, 'device_id');
     const displayName = optionalString(body, 'initial_device_display_name');
     const login = await this.userAPI.performDeviceCreation({
@@ -97,7 +124,7 @@ export class RegistrationRoutes {
       ...(deviceId !== undefined ? { deviceId } : {}),
       ...(displayName !== undefined ? { displayName } : {}),
     });
-    return jsonResponse({ user_id: created.userId, access_token: login.accessToken, device_id: login.device.deviceId, home_server: this.cfg.global.serverName });
+    return jsonResponse({ user_id: userId, access_token: login.accessToken, device_id: login.device.deviceId, home_server: this.cfg.global.serverName });
   }
 
   private async available(c: Context): Promise<Response> {
