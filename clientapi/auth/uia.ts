@@ -23,7 +23,7 @@ export class PasswordUIA {
     for (const [s, v] of this.sessions) if (now - v.ts > SESSION_TTL_MS) this.sessions.delete(s);
     const id = session && this.sessions.has(session) ? session : randomBytes(18).toString('base64url');
     this.sessions.set(id, { ts: now, operation });
-    return new MatrixError(401, error?.errcode ?? 'M_UNAUTHORIZED', error?.message ?? 'Authentication required', { flows, params: {}, session: id });
+    return new MatrixError(401, error?.errcode ?? 'M_UNAUTHORIZED', error?.message ?? 'Authentication required', { flows, params: {}, completed: [], session: id });
   }
 
   /**

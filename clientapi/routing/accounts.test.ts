@@ -282,3 +282,18 @@ describe('password change', () => {
     expect((await post('/_matrix/client/v3/account/password', { new_password: 'x' })).status).toBe(401);
   });
 });
+
+describe('deactivation', () => {
+  it('needs the password, then ends every session and login for good', async () => {
+    const a = await register('leaver', 'pw');
+    const token = a.body.access_token as string;
+    const wrong = await post('/_matrix/client/v3/account/deactivate', { auth: { type: 'm.login.password', user: 'leaver', password: 'nope' } }, token);
+    expect(wrong.status).toBe(401);
+    expect(wrong.body).toMatchObject({ errcode: 'M_FORBIDDEN', completed: [] });
+    const ok = await post('/_matrix/client/v3/account/deactivate', { auth: { type: 'm.login.password', user: 'leaver', password: 'pw' } }, token);
+    expect(ok.body).toEqual({ id_server_unbind_result: 'no-support' });
+    expect((await get('/_matrix/client/v3/account/whoami', token)).status).toBe(401);
+    expect((await post('/_matrix/client/v3/login', { type: 'm.login.password', user: 'leaver', password: 'pw' })).status).toBe(403);
+    expect((await register('leaver')).body.errcode).toBe('M_USER_IN_USE');
+  });
+});

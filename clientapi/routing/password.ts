@@ -1,4 +1,4 @@
-/** POST /account/password: a new password after proving the old one (UIA). */
+/** POST /account/password and /account/deactivate, each after proving the password (UIA). */
 import type { Context, Hono } from 'hono';
 import { badJson, jsonResponse, readJsonObject } from '../../internal/httputil/index.js';
 import type { ClientUserAPI } from '../../userapi/api/index.js';
@@ -20,5 +20,14 @@ export function addPasswordRoute(client: Hono, userAPI: ClientUserAPI, uia: Pass
     await uia.require(body, me.userId, 'POST /account/password');
     await userAPI.performPasswordUpdate({ userId: me.userId, password, logoutDevices: logout ?? true, exceptDeviceId: me.deviceId });
     return jsonResponse({});
+  });
+
+  clientRoute(client, 'post', '/account/deactivate', async (c: Context) => {
+    const me = await requireDevice(c, userAPI);
+    const body = await readJsonObject(c, { maxBytes: MAX_BODY, allowEmpty: true });
+    await uia.require(body, me.userId, 'POST /account/deactivate');
+    await userAPI.performAccountDeactivation({ userId: me.userId });
+    // No identity server is configured, so there was nothing to unbind.
+    return jsonResponse({ id_server_unbind_result: 'no-support' });
   });
 }

@@ -136,6 +136,13 @@ export interface PerformPasswordUpdateResponse {
   updated: boolean;
 }
 
+export interface PerformAccountDeactivationRequest {
+  userId: string;
+}
+export interface PerformAccountDeactivationResponse {
+  deactivated: boolean;
+}
+
 /** What clientapi calls: registration, login, tokens, devices, profiles and filters. */
 export interface ClientUserAPI {
   performAccountCreation(req: PerformAccountCreationRequest): Promise<PerformAccountCreationResponse>;
@@ -151,6 +158,7 @@ export interface ClientUserAPI {
   performFilterCreation(req: PerformFilterCreationRequest): Promise<PerformFilterCreationResponse>;
   queryFilter(req: QueryFilterRequest): Promise<QueryFilterResponse>;
   performPasswordUpdate(req: PerformPasswordUpdateRequest): Promise<PerformPasswordUpdateResponse>;
+  performAccountDeactivation(req: PerformAccountDeactivationRequest): Promise<PerformAccountDeactivationResponse>;
 }
 
 export interface UserInternalAPI extends StatusAPI, ClientUserAPI {}
@@ -170,6 +178,7 @@ export const userapiInternalAPIMethods = [
   'performFilterCreation',
   'queryFilter',
   'performPasswordUpdate',
+  'performAccountDeactivation',
 ] as const satisfies ReadonlyArray<keyof UserInternalAPI>;
 
 /** Localparts: the spec's historical user ID grammar, lower case, not `_`-prefixed (reserved). */

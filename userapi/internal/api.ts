@@ -11,6 +11,8 @@ import {
   type PerformDeviceUpdateRequest,
   type PerformFilterCreationRequest,
   type PerformPasswordUpdateRequest,
+  type PerformAccountDeactivationRequest,
+  type PerformAccountDeactivationResponse,
   type PerformPasswordUpdateResponse,
   type PerformFilterCreationResponse,
   type QueryFilterRequest,
@@ -162,5 +164,11 @@ export class UserInternalAPIImpl implements UserInternalAPI {
     const updated = await this.store.setPasswordHash(localpart, await bcryptHash(req.password, { cost: this.bcryptCost }));
     if (updated && req.logoutDevices) await this.store.deleteDevicesExcept(localpart, req.exceptDeviceId);
     return { updated };
+  }
+
+  /** The account stays (its ID may never be reused) but can no longer log in. Leaving rooms is roomserver's part (#4). */
+  async performAccountDeactivation(req: PerformAccountDeactivationRequest): Promise<PerformAccountDeactivationResponse> {
+    const localpart = this.localpartOf(req.userId);
+    return { deactivated: localpart !== undefined && (await this.store.deactivate(localpart)) };
   }
 }

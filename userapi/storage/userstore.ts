@@ -132,4 +132,13 @@ export class UserStore {
     if (keep !== undefined) q = q.where('device_id', '!=', keep);
     return Number((await q.executeTakeFirst()).numDeletedRows);
   }
+
+  /** Marks the account deactivated and removes its devices and password, in one transaction. */
+  async deactivate(localpart: string): Promise<boolean> {
+    return this.db.transaction().execute(async (tx) => {
+      const r = await tx.updateTable('userapi_accounts').set({ deactivated: 1, password_hash: null }).where('localpart', '=', localpart).executeTakeFirst();
+      await tx.deleteFrom('userapi_devices').where('localpart', '=', localpart).execute();
+      return Number(r.numUpdatedRows) > 0;
+    });
+  }
 }
