@@ -8,6 +8,7 @@ import type { ClientInternalAPI } from './api/index.js';
 import { ClientInternalAPIImpl } from './internal/api.js';
 import { addVersionsRoute } from './routing/versions.js';
 import { PasswordUIA } from './auth/uia.js';
+import { addAccountDataRoutes } from './routing/accountdata.js';
 import { addDeviceRoutes } from './routing/devices.js';
 import { addFilterRoutes } from './routing/filter.js';
 import { addPasswordRoute } from './routing/password.js';
@@ -29,6 +30,7 @@ export function addPublicRoutes(routers: PublicRouters, cfg: Config, userAPI: Cl
   addPasswordRoute(routers.client, userAPI, uia);
   addProfileRoutes(routers.client, userAPI);
   addFilterRoutes(routers.client, userAPI);
+  addAccountDataRoutes(routers.client, userAPI);
   addVersionsRoute(routers.client, {
     'org.matrix.msc2836': cfg.mscs.mscs.includes('msc2836'),
     'org.matrix.msc2753': cfg.mscs.mscs.includes('msc2753'),

@@ -297,3 +297,46 @@ describe('deactivation', () => {
     expect((await register('leaver')).body.errcode).toBe('M_USER_IN_USE');
   });
 });
+
+describe('account data and tags', () => {
+  it('stores global and room account data, publishes each change for syncapi, and guards the owner', async () => {
+    const seen: Array<{ user_id: string; room_id: string; type: string }> = [];
+    const prefix = t.cfg.global.jetstream.topicPrefix;
+    const sub = await t.server.bus.consume({ stream: `${prefix}OutputClientData`, durable: 'test-accountdata' }, async (m) => {
+      seen.push(JSON.parse(new TextDecoder().decode(m.data)) as { user_id: string; room_id: string; type: string });
+    });
+    const a = await register('aduser');
+    const b = await register('adeve');
+    const token = a.body.access_token as string;
+    const me = encodeURIComponent('@aduser:localhost:8008');
+    expect((await put(`/_matrix/client/v3/user/${me}/account_data/org.example.pref`, { theme: 'dark' }, token)).status).toBe(200);
+    expect((await get(`/_matrix/client/v3/user/${me}/account_data/org.example.pref`, token)).body).toEqual({ theme: 'dark' });
+    expect((await get(`/_matrix/client/v3/user/${me}/account_data/org.example.none`, token)).status).toBe(404);
+    const room = encodeURIComponent('!room:localhost:8008');
+    expect((await put(`/_matrix/client/v3/user/${me}/rooms/${room}/account_data/org.example.r`, { x: 1 }, token)).status).toBe(200);
+    expect((await get(`/_matrix/client/v3/user/${me}/rooms/${room}/account_data/org.example.r`, token)).body).toEqual({ x: 1 });
+    expect((await get(`/_matrix/client/v3/user/${me}/account_data/org.example.r`, token)).status).toBe(404);
+    expect((await put(`/_matrix/client/v3/user/${me}/account_data/m.fully_read`, { event_id: '$x' }, token)).body.errcode).toBe('M_BAD_JSON');
+    expect((await put(`/_matrix/client/v3/user/${me}/account_data/x`, [1, 2] as unknown as Record<string, unknown>, token)).body.errcode).toBe('M_BAD_JSON');
+    expect((await get(`/_matrix/client/v3/user/${me}/account_data/org.example.pref`, b.body.access_token as string)).status).toBe(403);
+    expect((await put(`/_matrix/client/v3/user/${me}/rooms/notaroom/account_data/x`, {}, token)).body.errcode).toBe('M_BAD_JSON');
+
+    expect((await put(`/_matrix/client/v3/user/${me}/rooms/${room}/tags/u.work`, { order: 0.5 }, token)).status).toBe(200);
+    expect((await put(`/_matrix/client/v3/user/${me}/rooms/${room}/tags/m.favourite`, {}, token)).status).toBe(200);
+    expect((await get(`/_matrix/client/v3/user/${me}/rooms/${room}/tags`, token)).body).toEqual({ tags: { 'u.work': { order: 0.5 }, 'm.favourite': {} } });
+    expect((await del(`/_matrix/client/v3/user/${me}/rooms/${room}/tags/u.work`, {}, token)).status).toBe(200);
+    expect((await get(`/_matrix/client/v3/user/${me}/rooms/${room}/tags`, token)).body).toEqual({ tags: { 'm.favourite': {} } });
+    expect((await put(`/_matrix/client/v3/user/${me}/rooms/${room}/tags/bad`, { order: 'first' }, token)).body.errcode).toBe('M_BAD_JSON');
+
+    await new Promise((r) => setTimeout(r, 50));
+    await sub.unsubscribe();
+    const mine = seen.filter((m) => m.user_id === '@aduser:localhost:8008');
+    expect(mine.map((m) => `${m.room_id}|${m.type}`)).toEqual([
+      '|org.example.pref',
+      '!room:localhost:8008|org.example.r',
+      '!room:localhost:8008|m.tag',
+      '!room:localhost:8008|m.tag',
+      '!room:localhost:8008|m.tag',
+    ]);
+  });
+});

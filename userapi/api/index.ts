@@ -143,7 +143,34 @@ export interface PerformAccountDeactivationResponse {
   deactivated: boolean;
 }
 
-/** What clientapi calls: registration, login, tokens, devices, profiles and filters. */
+export interface PerformAccountDataUpdateRequest {
+  userId: string;
+  /** Absent for global account data. */
+  roomId?: string;
+  type: string;
+  content: Record<string, unknown>;
+}
+export interface PerformAccountDataUpdateResponse {
+  updated: boolean;
+}
+export interface QueryAccountDataRequest {
+  userId: string;
+  roomId?: string;
+  type: string;
+}
+export interface QueryAccountDataResponse {
+  content?: Record<string, unknown>;
+}
+
+/** Published on OutputClientData (subject per user) when account data changes, for syncapi. */
+export interface OutputClientData {
+  user_id: string;
+  /** '' for global account data. */
+  room_id: string;
+  type: string;
+}
+
+/** What clientapi calls: registration, login, tokens, devices, profiles, filters and account data. */
 export interface ClientUserAPI {
   performAccountCreation(req: PerformAccountCreationRequest): Promise<PerformAccountCreationResponse>;
   queryAccountAvailability(req: QueryAccountAvailabilityRequest): Promise<QueryAccountAvailabilityResponse>;
@@ -159,6 +186,8 @@ export interface ClientUserAPI {
   queryFilter(req: QueryFilterRequest): Promise<QueryFilterResponse>;
   performPasswordUpdate(req: PerformPasswordUpdateRequest): Promise<PerformPasswordUpdateResponse>;
   performAccountDeactivation(req: PerformAccountDeactivationRequest): Promise<PerformAccountDeactivationResponse>;
+  performAccountDataUpdate(req: PerformAccountDataUpdateRequest): Promise<PerformAccountDataUpdateResponse>;
+  queryAccountData(req: QueryAccountDataRequest): Promise<QueryAccountDataResponse>;
 }
 
 export interface UserInternalAPI extends StatusAPI, ClientUserAPI {}
@@ -179,6 +208,8 @@ export const userapiInternalAPIMethods = [
   'queryFilter',
   'performPasswordUpdate',
   'performAccountDeactivation',
+  'performAccountDataUpdate',
+  'queryAccountData',
 ] as const satisfies ReadonlyArray<keyof UserInternalAPI>;
 
 /** Localparts: the spec's historical user ID grammar, lower case, not `_`-prefixed (reserved). */

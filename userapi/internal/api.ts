@@ -12,6 +12,11 @@ import {
   type PerformFilterCreationRequest,
   type PerformPasswordUpdateRequest,
   type PerformAccountDeactivationRequest,
+  type OutputClientData,
+  type PerformAccountDataUpdateRequest,
+  type PerformAccountDataUpdateResponse,
+  type QueryAccountDataRequest,
+  type QueryAccountDataResponse,
   type PerformAccountDeactivationResponse,
   type PerformPasswordUpdateResponse,
   type PerformFilterCreationResponse,
@@ -45,6 +50,8 @@ export class UserInternalAPIImpl implements UserInternalAPI {
     private readonly serverName: string,
     private readonly store: UserStore,
     private readonly bcryptCost: number,
+    /** Tells syncapi about account data changes (OutputClientData). */
+    private readonly publishClientData: (msg: OutputClientData) => Promise<void>,
   ) {}
 
   private userId(localpart: string): string {
@@ -170,5 +177,21 @@ export class UserInternalAPIImpl implements UserInternalAPI {
   async performAccountDeactivation(req: PerformAccountDeactivationRequest): Promise<PerformAccountDeactivationResponse> {
     const localpart = this.localpartOf(req.userId);
     return { deactivated: localpart !== undefined && (await this.store.deactivate(localpart)) };
+  }
+
+  async performAccountDataUpdate(req: PerformAccountDataUpdateRequest): Promise<PerformAccountDataUpdateResponse> {
+    const localpart = this.localpartOf(req.userId);
+    if (!localpart) return { updated: false };
+    const roomId = req.roomId ?? '';
+    await this.store.putAccountData(localpart, roomId, req.type, JSON.stringify(req.content));
+    await this.publishClientData({ user_id: req.userId, room_id: roomId, type: req.type });
+    return { updated: true };
+  }
+
+  async queryAccountData(req: QueryAccountDataRequest): Promise<QueryAccountDataResponse> {
+    const localpart = this.localpartOf(req.userId);
+    if (!localpart) return {};
+    const text = await this.store.accountData(localpart, req.roomId ?? '', req.type);
+    return text === undefined ? {} : { content: JSON.parse(text) as Record<string, unknown> };
   }
 }

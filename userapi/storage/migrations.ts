@@ -50,4 +50,19 @@ export const userapiMigrations: readonly ComponentMigration[] = [
       await db.schema.createIndex('userapi_filters_localpart').on('userapi_filters').column('localpart').execute();
     },
   },
+  {
+    version: 3,
+    name: 'account_data',
+    up: async (db) => {
+      // room_id '' holds global account data.
+      await db.schema
+        .createTable('userapi_account_data')
+        .addColumn('localpart', 'text', (c) => c.notNull())
+        .addColumn('room_id', 'text', (c) => c.notNull())
+        .addColumn('type', 'text', (c) => c.notNull())
+        .addColumn('content', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('userapi_account_data_pk', ['localpart', 'room_id', 'type'])
+        .execute();
+    },
+  },
 ];

@@ -32,4 +32,10 @@ export interface UserapiDatabase {
     localpart: string;
     filter: string;
   };
+  userapi_account_data: {
+    localpart: string;
+    room_id: string;
+    type: string;
+    content: string;
+  };
 }

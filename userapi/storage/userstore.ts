@@ -141,4 +141,17 @@ export class UserStore {
       return Number(r.numUpdatedRows) > 0;
     });
   }
+
+  async putAccountData(localpart: string, roomId: string, type: string, contentJson: string): Promise<void> {
+    await this.db
+      .insertInto('userapi_account_data')
+      .values({ localpart, room_id: roomId, type, content: contentJson })
+      .onConflict((oc) => oc.columns(['localpart', 'room_id', 'type']).doUpdateSet({ content: contentJson }))
+      .execute();
+  }
+
+  async accountData(localpart: string, roomId: string, type: string): Promise<string | undefined> {
+    const r = await this.db.selectFrom('userapi_account_data').select('content').where('localpart', '=', localpart).where('room_id', '=', roomId).where('type', '=', type).executeTakeFirst();
+    return r?.content;
+  }
 }
