@@ -13,6 +13,7 @@ import { addDeviceRoutes } from './routing/devices.js';
 import { addFilterRoutes } from './routing/filter.js';
 import { addPasswordRoute } from './routing/password.js';
 import { addLoginRoutes } from './routing/login.js';
+import { addOpenIDRoute } from './routing/openid.js';
 import { addProfileRoutes } from './routing/profile.js';
 import { RegistrationRoutes } from './routing/register.js';
 import type { ClientUserAPI } from '../userapi/api/index.js';
@@ -31,6 +32,7 @@ export function addPublicRoutes(routers: PublicRouters, cfg: Config, userAPI: Cl
   addProfileRoutes(routers.client, userAPI);
   addFilterRoutes(routers.client, userAPI);
   addAccountDataRoutes(routers.client, userAPI);
+  addOpenIDRoute(routers.client, userAPI, cfg.global.serverName);
   addVersionsRoute(routers.client, {
     'org.matrix.msc2836': cfg.mscs.mscs.includes('msc2836'),
     'org.matrix.msc2753': cfg.mscs.mscs.includes('msc2753'),

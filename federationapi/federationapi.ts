@@ -9,6 +9,8 @@ import type { FederationInternalAPI } from './api/index.js';
 import { FederationInternalAPIImpl } from './internal/api.js';
 import { addServerKeyRoutes } from './routing/keys.js';
 import { addVersionRoute } from './routing/version.js';
+import { addOpenIDUserInfoRoute } from './routing/openid.js';
+import type { FederationUserAPI } from '../userapi/api/index.js';
 import { federationapiMigrations } from './storage/migrations.js';
 
 export async function newInternalAPI(cfg: Config, db: OpenedDatabase<unknown>): Promise<FederationInternalAPI> {
@@ -16,9 +18,10 @@ export async function newInternalAPI(cfg: Config, db: OpenedDatabase<unknown>): 
   return new FederationInternalAPIImpl(cfg.global.serverName);
 }
 
-export function addPublicRoutes(routers: PublicRouters, cfg: Config, identity: SigningIdentity): void {
+export function addPublicRoutes(routers: PublicRouters, cfg: Config, identity: SigningIdentity, userAPI: FederationUserAPI): void {
   // Keys are served even with federation disabled: clients and tools verify with them.
   addServerKeyRoutes(routers.key, identity);
   if (cfg.global.disableFederation) return;
   addVersionRoute(routers.federation);
+  addOpenIDUserInfoRoute(routers.federation, userAPI);
 }

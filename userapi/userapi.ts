@@ -16,5 +16,5 @@ export async function newInternalAPI(cfg: Config, db: OpenedDatabase<unknown>, b
   const encoder = new TextEncoder();
   return new UserInternalAPIImpl(cfg.global.serverName, store, cfg.userApi.bcryptCost, async (msg) => {
     await bus.publish(subjectFor(prefix, 'OutputClientData', msg.user_id), encoder.encode(JSON.stringify(msg)));
-  });
+  }, cfg.userApi.openidTokenLifetimeMs);
 }

@@ -340,3 +340,22 @@ describe('account data and tags', () => {
     ]);
   });
 });
+
+describe('OpenID', () => {
+  it('issues a token that the federation userinfo endpoint resolves to the user', async () => {
+    const a = await register('openiduser');
+    const me = encodeURIComponent('@openiduser:localhost:8008');
+    const r = await post(`/_matrix/client/v3/user/${me}/openid/request_token`, {}, a.body.access_token as string);
+    expect(r.body).toMatchObject({ token_type: 'Bearer', matrix_server_name: 'localhost:8008', expires_in: 3600 });
+    const info = await get(`/_matrix/federation/v1/openid/userinfo?access_token=${r.body.access_token as string}`);
+    expect(info.body).toEqual({ sub: '@openiduser:localhost:8008' });
+    const bad = await get('/_matrix/federation/v1/openid/userinfo?access_token=nope');
+    expect(bad.status).toBe(401);
+    expect(bad.body.errcode).toBe('M_UNKNOWN_TOKEN');
+    expect((await get('/_matrix/federation/v1/openid/userinfo')).status).toBe(401);
+    // The OpenID token is not a client access token.
+    expect((await get('/_matrix/client/v3/account/whoami', r.body.access_token as string)).status).toBe(401);
+    const other = await register('openideve');
+    expect((await post(`/_matrix/client/v3/user/${me}/openid/request_token`, {}, other.body.access_token as string)).status).toBe(403);
+  });
+});

@@ -170,6 +170,26 @@ export interface OutputClientData {
   type: string;
 }
 
+export interface PerformOpenIDTokenCreationRequest {
+  userId: string;
+}
+export interface PerformOpenIDTokenCreationResponse {
+  token: string;
+  expiresInMs: number;
+}
+export interface QueryOpenIDTokenRequest {
+  token: string;
+}
+export interface QueryOpenIDTokenResponse {
+  /** The user the token was issued to, when it is valid and unexpired. */
+  userId?: string;
+}
+
+/** What federationapi calls. */
+export interface FederationUserAPI {
+  queryOpenIDToken(req: QueryOpenIDTokenRequest): Promise<QueryOpenIDTokenResponse>;
+}
+
 /** What clientapi calls: registration, login, tokens, devices, profiles, filters and account data. */
 export interface ClientUserAPI {
   performAccountCreation(req: PerformAccountCreationRequest): Promise<PerformAccountCreationResponse>;
@@ -188,9 +208,10 @@ export interface ClientUserAPI {
   performAccountDeactivation(req: PerformAccountDeactivationRequest): Promise<PerformAccountDeactivationResponse>;
   performAccountDataUpdate(req: PerformAccountDataUpdateRequest): Promise<PerformAccountDataUpdateResponse>;
   queryAccountData(req: QueryAccountDataRequest): Promise<QueryAccountDataResponse>;
+  performOpenIDTokenCreation(req: PerformOpenIDTokenCreationRequest): Promise<PerformOpenIDTokenCreationResponse>;
 }
 
-export interface UserInternalAPI extends StatusAPI, ClientUserAPI {}
+export interface UserInternalAPI extends StatusAPI, ClientUserAPI, FederationUserAPI {}
 
 export const userapiInternalAPIMethods = [
   'queryComponentStatus',
@@ -210,6 +231,8 @@ export const userapiInternalAPIMethods = [
   'performAccountDeactivation',
   'performAccountDataUpdate',
   'queryAccountData',
+  'performOpenIDTokenCreation',
+  'queryOpenIDToken',
 ] as const satisfies ReadonlyArray<keyof UserInternalAPI>;
 
 /** Localparts: the spec's historical user ID grammar, lower case, not `_`-prefixed (reserved). */

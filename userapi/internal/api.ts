@@ -13,6 +13,10 @@ import {
   type PerformPasswordUpdateRequest,
   type PerformAccountDeactivationRequest,
   type OutputClientData,
+  type PerformOpenIDTokenCreationRequest,
+  type PerformOpenIDTokenCreationResponse,
+  type QueryOpenIDTokenRequest,
+  type QueryOpenIDTokenResponse,
   type PerformAccountDataUpdateRequest,
   type PerformAccountDataUpdateResponse,
   type QueryAccountDataRequest,
@@ -52,6 +56,7 @@ export class UserInternalAPIImpl implements UserInternalAPI {
     private readonly bcryptCost: number,
     /** Tells syncapi about account data changes (OutputClientData). */
     private readonly publishClientData: (msg: OutputClientData) => Promise<void>,
+    private readonly openIDTokenLifetimeMs: number = 3_600_000,
   ) {}
 
   private userId(localpart: string): string {
@@ -193,5 +198,18 @@ export class UserInternalAPIImpl implements UserInternalAPI {
     if (!localpart) return {};
     const text = await this.store.accountData(localpart, req.roomId ?? '', req.type);
     return text === undefined ? {} : { content: JSON.parse(text) as Record<string, unknown> };
+  }
+
+  async performOpenIDTokenCreation(req: PerformOpenIDTokenCreationRequest): Promise<PerformOpenIDTokenCreationResponse> {
+    const localpart = this.localpartOf(req.userId);
+    if (!localpart) throw Object.assign(new Error(`${req.userId} is not a local user`), { code: 'forbidden' });
+    const token = newAccessToken();
+    await this.store.putOpenIDToken(hashAccessToken(token), localpart, Date.now() + this.openIDTokenLifetimeMs);
+    return { token, expiresInMs: this.openIDTokenLifetimeMs };
+  }
+
+  async queryOpenIDToken(req: QueryOpenIDTokenRequest): Promise<QueryOpenIDTokenResponse> {
+    const t = await this.store.openIDToken(hashAccessToken(req.token));
+    return t && t.expiresTs > Date.now() ? { userId: this.userId(t.localpart) } : {};
   }
 }

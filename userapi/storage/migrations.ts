@@ -65,4 +65,16 @@ export const userapiMigrations: readonly ComponentMigration[] = [
         .execute();
     },
   },
+  {
+    version: 4,
+    name: 'openid_tokens',
+    up: async (db) => {
+      await db.schema
+        .createTable('userapi_openid_tokens')
+        .addColumn('token_hash', 'text', (c) => c.primaryKey())
+        .addColumn('localpart', 'text', (c) => c.notNull())
+        .addColumn('expires_ts', bigintType, (c) => c.notNull())
+        .execute();
+    },
+  },
 ];

@@ -38,4 +38,9 @@ export interface UserapiDatabase {
     type: string;
     content: string;
   };
+  userapi_openid_tokens: {
+    token_hash: string;
+    localpart: string;
+    expires_ts: number;
+  };
 }

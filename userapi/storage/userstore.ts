@@ -154,4 +154,15 @@ export class UserStore {
     const r = await this.db.selectFrom('userapi_account_data').select('content').where('localpart', '=', localpart).where('room_id', '=', roomId).where('type', '=', type).executeTakeFirst();
     return r?.content;
   }
+
+  async putOpenIDToken(tokenHash: string, localpart: string, expiresTs: number): Promise<void> {
+    // Expired tokens are dropped as new ones are made, so the table stays small.
+    await this.db.deleteFrom('userapi_openid_tokens').where('expires_ts', '<', Date.now()).execute();
+    await this.db.insertInto('userapi_openid_tokens').values({ token_hash: tokenHash, localpart, expires_ts: expiresTs }).execute();
+  }
+
+  async openIDToken(tokenHash: string): Promise<{ localpart: string; expiresTs: number } | undefined> {
+    const r = await this.db.selectFrom('userapi_openid_tokens').selectAll().where('token_hash', '=', tokenHash).executeTakeFirst();
+    return r && { localpart: r.localpart, expiresTs: r.expires_ts };
+  }
 }
