@@ -1,11 +1,12 @@
 /**
  * `npm run bench [name ...]`: runs the benchmarks and prints their figures.
- * Names: http, protocol (default: all).
+ * Names: http, protocol, userapi (default: all).
  */
 import { httpBenches } from './http/main.js';
 import { busBenches } from './http/bus.js';
 import { protocolBenches } from './protocol/main.js';
 import { stateResBenches } from './protocol/stateres.js';
+import { userapiBenches } from './userapi/main.js';
 
 const suites: Record<string, Array<[string, () => Promise<Record<string, number>>]>> = {
   http: [
@@ -16,6 +17,7 @@ const suites: Record<string, Array<[string, () => Promise<Record<string, number>
     ['protocol: JSON, signing, validation', () => protocolBenches()],
     ['protocol: state resolution', () => stateResBenches()],
   ],
+  userapi: [['userapi: logins and access token checks over HTTP', () => userapiBenches()]],
 };
 
 const wanted = process.argv.slice(2);

@@ -34,8 +34,31 @@ export async function listen(
   bind: BindAddress,
   tls?: { cert: Buffer; key: Buffer },
 ): Promise<Listener> {
+  // Handlers still running, whether or not their client is still connected: shutdown must
+  // not close the databases under them.
+  let inFlight = 0;
+  let onIdle: Array<() => void> = [];
+  const fetch = async (req: Request, env: unknown): Promise<Response> => {
+    inFlight++;
+    try {
+      return await app.fetch(req, env);
+    } finally {
+      if (--inFlight === 0) for (const f of onIdle.splice(0)) f();
+    }
+  };
+  const handlersDone = (ms: number): Promise<void> =>
+    inFlight === 0
+      ? Promise.resolve()
+      : new Promise((resolve) => {
+          const timer = setTimeout(resolve, ms);
+          timer.unref();
+          onIdle.push(() => {
+            clearTimeout(timer);
+            resolve();
+          });
+        });
   const server = createAdaptorServer({
-    fetch: app.fetch,
+    fetch,
     ...(tls ? { createServer: createHttpsServer, serverOptions: { cert: tls.cert, key: tls.key } } : {}),
   }) as Server;
   // Long-polls (/sync) hold requests open; keep-alive sockets must not outlive shutdown.
@@ -59,15 +82,15 @@ export async function listen(
   return {
     server,
     address,
-    close: (graceMs) =>
-      new Promise<void>((resolve) => {
-        const timer = setTimeout(() => server.closeAllConnections(), graceMs);
-        timer.unref();
-        server.close(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-        server.closeIdleConnections();
-      }),
+    close: async (graceMs) => {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      // Let running requests finish, then cut what is left (long-polls) and wait briefly
+      // for their handlers to unwind.
+      await handlersDone(graceMs);
+      server.closeAllConnections();
+      await Promise.all([closed, handlersDone(graceMs)]);
+      onIdle = [];
+    },
   };
 }
