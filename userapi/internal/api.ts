@@ -1,4 +1,4 @@
-import { hash as bcryptHash, verify as bcryptVerify } from '@node-rs/bcrypt';
+import bcrypt from 'bcrypt';
 import type { ComponentStatus, EmptyRequest } from '../../internal/componentapi.js';
 import {
   LOCALPART_PATTERN,
@@ -82,7 +82,7 @@ export class UserInternalAPIImpl implements UserInternalAPI {
   async performAccountCreation(req: PerformAccountCreationRequest): Promise<PerformAccountCreationResponse> {
     const problem = this.validLocalpart(req.localpart);
     if (problem) return { created: false, error: 'invalid_username', message: problem };
-    const hash = req.password === undefined ? null : await bcryptHash(req.password, { cost: this.bcryptCost });
+    const hash = req.password === undefined ? null : await bcrypt.hash(req.password, this.bcryptCost);
     const created = await this.store.createAccount(req.localpart, hash, { isGuest: req.isGuest ?? false, isAdmin: req.isAdmin ?? false }, Date.now());
     if (!created) return { created: false, error: 'user_in_use', message: 'Desired user ID is already taken.' };
     return { created: true, userId: this.userId(req.localpart) };
@@ -95,9 +95,9 @@ export class UserInternalAPIImpl implements UserInternalAPI {
   async performPasswordCheck(req: PerformPasswordCheckRequest): Promise<PerformPasswordCheckResponse> {
     const account = await this.store.account(req.localpart);
     const usable = account !== undefined && !account.deactivated && account.passwordHash !== null;
-    this.dummyHash ??= bcryptHash(newAccessToken(), { cost: this.bcryptCost });
+    this.dummyHash ??= bcrypt.hash(newAccessToken(), this.bcryptCost);
     const hash = usable ? account.passwordHash! : await this.dummyHash;
-    const matches = await bcryptVerify(req.password, hash);
+    const matches = await bcrypt.compare(req.password, hash);
     return { ok: usable && matches };
   }
 
@@ -173,7 +173,7 @@ export class UserInternalAPIImpl implements UserInternalAPI {
   async performPasswordUpdate(req: PerformPasswordUpdateRequest): Promise<PerformPasswordUpdateResponse> {
     const localpart = this.localpartOf(req.userId);
     if (!localpart) return { updated: false };
-    const updated = await this.store.setPasswordHash(localpart, await bcryptHash(req.password, { cost: this.bcryptCost }));
+    const updated = await this.store.setPasswordHash(localpart, await bcrypt.hash(req.password, this.bcryptCost));
     if (updated && req.logoutDevices) await this.store.deleteDevicesExcept(localpart, req.exceptDeviceId);
     return { updated };
   }
