@@ -35,6 +35,21 @@ describe('Listener.close', () => {
     expect(handlerFinished).toBe(true);
   });
 
+  it('lets a connected client get its response during shutdown, then refuses new connections', async () => {
+    const app = new Hono();
+    app.get('/slow', async (c) => {
+      await new Promise((r) => setTimeout(r, 200));
+      return c.json({ done: true });
+    });
+    const l = await listen(app, { host: '127.0.0.1', port: 0 });
+    const url = `http://127.0.0.1:${l.address.port}/slow`;
+    const inflight = fetch(url).then((r) => r.json());
+    await new Promise((r) => setTimeout(r, 50));
+    await l.close(2_000);
+    expect(await inflight).toEqual({ done: true });
+    await expect(fetch(url)).rejects.toThrow();
+  });
+
   it('cuts a request that outlives the grace period', async () => {
     const app = new Hono();
     app.get('/forever', () => new Promise<Response>(() => {}));

@@ -83,11 +83,23 @@ export async function listen(
     server,
     address,
     close: async (graceMs) => {
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      let isClosed = false;
+      const closed = new Promise<void>((resolve) =>
+        server.close(() => {
+          isClosed = true;
+          resolve();
+        }),
+      );
       server.closeIdleConnections();
-      // Let running requests finish, then cut what is left (long-polls) and wait briefly
-      // for their handlers to unwind.
+      // Let running requests finish; their responses are written just after the handler
+      // returns, so keep closing connections as they fall idle for a moment before cutting
+      // what is left (long-polls).
       await handlersDone(graceMs);
+      const deadline = Date.now() + Math.min(graceMs, 1_000);
+      while (!isClosed && Date.now() < deadline) {
+        server.closeIdleConnections();
+        await Promise.race([closed, new Promise((r) => setTimeout(r, 20))]);
+      }
       server.closeAllConnections();
       await Promise.all([closed, handlersDone(graceMs)]);
       onIdle = [];
