@@ -251,3 +251,36 @@ describe('state resolution v2 scenarios (room version 2)', () => {
     });
   }
 });
+
+describe('state resolution v1 on the same scenarios (room version 1)', () => {
+  const v1 = roomVersion('1')!;
+  const run = (name: string) => {
+    const c = CASES[name]!;
+    return { got: runDag(v1, c.nodes, c.edges).changed(c.v2), c };
+  };
+
+  it('loses the ban: memberships are resolved against a state without either conflicted membership', () => {
+    // PB fails (Bob's membership is conflicted, so not in R), keeping PA; Alice's ban MB is
+    // checked with Alice's own membership conflicted too, fails, and Bob's old join stays.
+    const { got, c } = run('ban vs power level change');
+    expect(got).toEqual(expected(c.nodes, ['PA', 'MA', 'IMB']));
+  });
+
+  it('lets Evelyn evade the join rules: a key only one side has is not a conflict in v1', () => {
+    const { got, c } = run('join rule evasion');
+    expect(got).toEqual(expected(c.nodes, ['JR', 'ME']));
+  });
+
+  it('resets power levels to the shallowest event when the next one fails against it', () => {
+    // PA (shallowest) is taken, PC (Charlie has 0 under PA) fails, so PB and PC are lost.
+    const { got, c } = run('offtopic power levels');
+    expect(got).toEqual(expected(c.nodes, ['PA']));
+  });
+
+  it('agrees with v2 where no ordering subtleties arise', () => {
+    for (const name of ['topic basic', 'topic reset', 'topic', 'mainline sort']) {
+      const { got, c } = run(name);
+      expect(got, name).toEqual(expected(c.nodes, c.v2));
+    }
+  });
+});
