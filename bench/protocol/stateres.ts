@@ -15,7 +15,7 @@ import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import type { RoomVersion } from '../../internal/matrix/roomversion.js';
 import { roomVersion } from '../../internal/matrix/roomversion.js';
-import { resolveState } from '../../internal/matrix/stateres/index.js';
+import { conflictedEventIds, resolveState, separate } from '../../internal/matrix/stateres/index.js';
 import type { EventStore } from '../../internal/matrix/stateres/testing.js';
 import { RoomBuilder } from '../../internal/matrix/stateres/testing.js';
 import type { JsonObject, StateKeyTuple } from '../../internal/matrix/types.js';
@@ -39,18 +39,13 @@ export function joinSizedRoom(version: RoomVersion, members = 10_000): Scenario 
     sim.send(base, 'm.room.member', user(i), user(i), { membership: 'join' });
     // A power level change now and then, so that members cite different power levels.
     if (i % 2000 === 1999) {
-      sim.send(base, 'm.room.power_levels', '', ADMIN, { users: { [ADMIN]: 100, [user(0)]: 50, [user(1)]: 50, [user(i)]: 10 }, state_default: 50, kick: 50, ban: 50 });
+      sim.send(base, 'm.room.power_levels', '', ADMIN, sim.powerLevels(ADMIN, { [user(0)]: 50, [user(1)]: 50, [user(i)]: 10 }));
     }
   }
   // 25 state events per fork, each on its own state key: 50 events that differ.
   const forkA = new Map(base);
   const forkB = new Map(base);
-  const pl = (extra: string, level: number): JsonObject => ({
-    users: { [ADMIN]: 100, [user(0)]: 50, [user(1)]: 50, [extra]: level },
-    state_default: 50,
-    kick: 50,
-    ban: 50,
-  });
+  const pl = (extra: string, level: number): JsonObject => sim.powerLevels(ADMIN, { [user(0)]: 50, [user(1)]: 50, [extra]: level });
   // Fork A: the admin raises a member, sets topic and name, kicks, bans; new members join.
   sim.send(forkA, 'm.room.power_levels', '', ADMIN, pl(user(100), 20));
   sim.send(forkA, 'm.room.topic', '', ADMIN, { topic: 'fork A' });
@@ -85,7 +80,7 @@ export function forkMerge(version: RoomVersion, perBranch = 1_000): Scenario {
       switch (k % 5) {
         case 0:
           if (k % 100 === 0) {
-            sim.send(state, 'm.room.power_levels', '', ADMIN, { users: { [ADMIN]: 100, [user(0)]: 50, [user(1)]: 50, [joiner]: k % 7 }, state_default: 50, kick: 50, ban: 50 });
+            sim.send(state, 'm.room.power_levels', '', ADMIN, sim.powerLevels(ADMIN, { [user(0)]: 50, [user(1)]: 50, [joiner]: k % 7 }));
           } else {
             sim.send(state, 'm.room.topic', '', mod, { topic: `${b}:${k}` });
           }
@@ -132,12 +127,15 @@ export async function stateResBenches(runs = 7): Promise<Record<string, number>>
     const a = joinSizedRoom(version);
     const ra = timeResolution(a, runs);
     figures[`(a) 10k members, 50 conflicted, ${alg}: events`] = a.events;
+    figures[`(a) 10k members, 50 conflicted, ${alg}: conflicted state events`] = conflictedEventIds(separate(a.stateSets)).size;
     figures[`(a) 10k members, 50 conflicted, ${alg}: resolved state entries`] = ra.resolved;
     figures[`(a) 10k members, 50 conflicted, ${alg}: first call ms`] = round(ra.cold);
     figures[`(a) 10k members, 50 conflicted, ${alg}: median ms`] = round(ra.median);
     const b = forkMerge(version);
     const rb = timeResolution(b, runs);
     figures[`(b) 2x1000-event fork merge, ${alg}: events`] = b.events;
+    figures[`(b) 2x1000-event fork merge, ${alg}: conflicted state events`] = conflictedEventIds(separate(b.stateSets)).size;
+    figures[`(b) 2x1000-event fork merge, ${alg}: resolved state entries`] = rb.resolved;
     figures[`(b) 2x1000-event fork merge, ${alg}: first call ms`] = round(rb.cold);
     figures[`(b) 2x1000-event fork merge, ${alg}: median ms`] = round(rb.median);
   }

@@ -31,12 +31,7 @@ function randomForks(version: RoomVersion, seed: number, forks: number, steps: n
       const target = user(Math.floor(rnd() * 16));
       switch (Math.floor(rnd() * 7)) {
         case 0:
-          b.send(s, 'm.room.power_levels', '', actor, {
-            users: { [ADMIN]: 100, [user(0)]: pick([0, 50]), [user(1)]: pick([0, 50]), [target]: pick([0, 20, 50]) },
-            state_default: 50,
-            kick: 50,
-            ban: 50,
-          });
+          b.send(s, 'm.room.power_levels', '', actor, b.powerLevels(ADMIN, { [user(0)]: pick([0, 50]), [user(1)]: pick([0, 50]), [target]: pick([0, 20, 50]) }));
           break;
         case 1:
           b.send(s, 'm.room.topic', '', actor, { topic: `${f}/${k}` });

@@ -95,17 +95,21 @@ export class RoomBuilder {
     return id;
   }
 
+  /**
+   * Power levels content giving the creator 100 and `users` their levels, with state, kick and
+   * ban at 50. Room version 12 creators outrank every level and may not be listed (MSC4289).
+   */
+  powerLevels(creator: string, users: JsonObject): JsonObject {
+    const creatorLevel: JsonObject = this.version.privilegedCreators ? {} : { [creator]: 100 };
+    return { users: { ...creatorLevel, ...users }, state_default: 50, kick: 50, ban: 50 };
+  }
+
   /** Create, the creator's join, power levels and public join rules; returns the state. */
   genesis(creator: string, powerUsers: JsonObject = {}): Map<string, string> {
     const state = new Map<string, string>();
     this.send(state, 'm.room.create', '', creator, { creator, room_version: this.version.id });
     this.send(state, 'm.room.member', creator, creator, { membership: 'join' });
-    this.send(state, 'm.room.power_levels', '', creator, {
-      users: { [creator]: 100, ...powerUsers },
-      state_default: 50,
-      kick: 50,
-      ban: 50,
-    });
+    this.send(state, 'm.room.power_levels', '', creator, this.powerLevels(creator, powerUsers));
     this.send(state, 'm.room.join_rules', '', creator, { join_rule: 'public' });
     return state;
   }
