@@ -47,13 +47,24 @@ describe('in-process durable bus under kill -9', () => {
       const lines = d.toString().trim().split('\n');
       lastAcked = Number(lines[lines.length - 1]);
     });
-    await new Promise<void>((resolve) => {
-      const t = setInterval(() => {
-        if (lastAcked >= 2000) {
-          clearInterval(t);
+    // Kill it mid-stream once it has published enough; fail fast if it dies or stalls.
+    await new Promise<void>((resolve, reject) => {
+      const deadline = setTimeout(() => {
+        clearInterval(poll);
+        reject(new Error(`child acknowledged only ${lastAcked} publishes in 15 s`));
+      }, 15_000);
+      const poll = setInterval(() => {
+        if (lastAcked >= 500) {
+          clearInterval(poll);
+          clearTimeout(deadline);
           resolve();
         }
       }, 5);
+      child.once('exit', (code) => {
+        clearInterval(poll);
+        clearTimeout(deadline);
+        reject(new Error(`child exited (${code}) after ${lastAcked} publishes, before it was killed`));
+      });
     });
     child.kill('SIGKILL');
     await new Promise((r) => child.once('exit', r));
