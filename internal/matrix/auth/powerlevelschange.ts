@@ -1,91 +1,129 @@
 /**
- * The m.room.power_levels rule: the new content must be well-formed (integers only from
- * room version 10; v12 creators may not be listed), and a sender may only change levels
- * that are, before and after, no higher than their own, and only other users' entries that
- * are below their own.
+ * The m.room.power_levels rule (rule 10 in v1-v5, 9 in v6-v11, 10 in v12):
+ *
+ * 1. The new content must be well formed: `users` an object of user IDs to levels; every
+ *    threshold a level and `events`/`notifications` objects of levels; from v12 no creator
+ *    listed in `users` (MSC4289). A "level" is what the room version accepts (powerlevels.ts):
+ *    integers only from v10, integer strings before, truncated floats before v6; NaN and
+ *    ±Infinity never. The spec states the threshold and map checks from v10 on and only the
+ *    `users` check before; we apply them in every version, as gomatrixserverlib does (it cannot
+ *    parse such an event and rejects it), because a threshold that is not a number has no
+ *    meaning: Synapse accepts the event but then fails every later check that reads the value.
+ * 2. With no previous power levels event, allow.
+ * 3. Otherwise every change must stay within the sender's reach: a threshold, or an `events`
+ *    (from v6 also `notifications`) entry, may change only when its old and new values are both
+ *    at most the sender's level; another user's entry may be changed or removed only when it
+ *    was below the sender's level; no entry may be set above the sender's level.
+ *
+ * Values are compared as parsed levels, so "50" and 50 are the same value before v10.
  */
 import { isValidUserId } from '../identifiers.js';
-import type { EventLike, JsonObject, JsonValue } from '../types.js';
+import type { EventLike, JsonObject } from '../types.js';
 import { deny } from './deny.js';
-import { isPrivilegedCreator, parseLevel } from './powerlevels.js';
+import { isJsonObject } from './json.js';
+import { levelEncodingOf, parseLevel, powerLevelsOf, type LevelEncoding } from './powerlevels.js';
+import type { CreateInfo } from './create.js';
 
-const levelKeys = ['users_default', 'events_default', 'state_default', 'ban', 'redact', 'kick', 'invite'] as const;
+const RULE = 'm.room.power_levels';
+const THRESHOLDS = ['users_default', 'events_default', 'state_default', 'ban', 'redact', 'kick', 'invite'] as const;
 
-function isObject(v: JsonValue | undefined): v is JsonObject {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function checkWellFormed(event: EventLike, create: EventLike): void {
+function checkWellFormed(event: EventLike, create: CreateInfo, enc: LevelEncoding): void {
   const c = event.content;
-  const strings = !event.roomVersion.enforceIntegerPowerLevels;
-  const isLevel = (v: JsonValue | undefined): boolean => parseLevel(v, strings) !== undefined;
-  if (!strings) {
-    for (const k of levelKeys) if (c[k] !== undefined && !isLevel(c[k])) deny('m.room.power_levels', `${k} must be an integer`);
-    for (const k of ['events', 'notifications'] as const) {
-      const m = c[k];
-      if (m === undefined) continue;
-      if (!isObject(m) || !Object.values(m).every(isLevel)) deny('m.room.power_levels', `${k} must map to integers`);
+  for (const key of THRESHOLDS) {
+    const v = c[key];
+    if (v !== undefined && parseLevel(v, enc) === undefined) deny(RULE, `${key} is not ${describe(enc)}: ${JSON.stringify(v)}`);
+  }
+  for (const key of ['events', 'notifications'] as const) {
+    const m = c[key];
+    if (m === undefined) continue;
+    if (!isJsonObject(m)) deny(RULE, `${key} must be an object`);
+    for (const k in m) {
+      if (parseLevel(m[k], enc) === undefined) deny(RULE, `${key}.${k} is not ${describe(enc)}: ${JSON.stringify(m[k])}`);
     }
   }
   const users = c['users'];
-  if (users !== undefined) {
-    if (!isObject(users)) deny('m.room.power_levels', 'users must be an object');
-    for (const [userId, level] of Object.entries(users)) {
-      if (!isValidUserId(userId)) deny('m.room.power_levels', `users holds ${userId}, which is not a user ID`);
-      if (!isLevel(level)) deny('m.room.power_levels', `users.${userId} must be an integer`);
-      if (isPrivilegedCreator(userId, create)) deny('m.room.power_levels', `creator ${userId} may not be listed in users`);
-    }
+  if (users === undefined) return;
+  if (!isJsonObject(users)) deny(RULE, 'users must be an object');
+  for (const userId in users) {
+    if (!isValidUserId(userId)) deny(RULE, `users holds ${JSON.stringify(userId)}, which is not a user ID`);
+    if (parseLevel(users[userId], enc) === undefined) deny(RULE, `users.${userId} is not ${describe(enc)}: ${JSON.stringify(users[userId])}`);
+    if (create.privilegedCreators.has(userId)) deny(RULE, `${userId} is a room creator and may not be listed in users`);
   }
 }
 
-function levelOf(content: JsonObject, key: string, strings: boolean): number | undefined {
-  return parseLevel(content[key], strings);
+function describe(enc: LevelEncoding): string {
+  return enc.strings ? 'an integer (or a string holding one)' : 'an integer';
 }
 
-function mapOf(content: JsonObject, key: string, strings: boolean): Map<string, number> {
+/** Entries of a level map as parsed levels; entries that are not levels are left out. */
+function levelEntries(content: JsonObject, key: string, enc: LevelEncoding): Map<string, number> {
   const out = new Map<string, number>();
   const m = content[key];
-  if (isObject(m)) for (const [k, v] of Object.entries(m)) {
-    const n = parseLevel(v, strings);
+  if (!isJsonObject(m)) return out;
+  for (const k in m) {
+    const n = parseLevel(m[k], enc);
     if (n !== undefined) out.set(k, n);
   }
   return out;
 }
 
-export function checkPowerLevelsChange(event: EventLike, previous: EventLike | undefined, create: EventLike, senderLevel: number): void {
-  checkWellFormed(event, create);
+/**
+ * Checks an m.room.power_levels event. `previous` is the power levels event it replaces (the
+ * auth state's), `senderLevel` the sender's level under `previous`.
+ */
+export function checkPowerLevelsEvent(event: EventLike, previous: EventLike | undefined, create: CreateInfo, senderLevel: number): void {
+  const enc = levelEncodingOf(event.roomVersion);
+  checkWellFormed(event, create, enc);
   if (!previous) return;
-  const strings = !event.roomVersion.enforceIntegerPowerLevels;
+
+  const sender = event.sender;
   const oldC = previous.content;
   const newC = event.content;
 
-  // A changed value must be within the sender's reach, before and after.
-  const within = (what: string, before: number | undefined, after: number | undefined): void => {
-    if (before === after) return;
-    if (before !== undefined && before > senderLevel) deny('m.room.power_levels', `${what} is ${before}, above ${event.sender}'s ${senderLevel}`);
-    if (after !== undefined && after > senderLevel) deny('m.room.power_levels', `${what} would be ${after}, above ${event.sender}'s ${senderLevel}`);
-  };
-
-  for (const k of levelKeys) within(k, levelOf(oldC, k, strings), levelOf(newC, k, strings));
-  const mapsToCheck = event.roomVersion.limitNotificationsPowerLevels ? (['events', 'notifications'] as const) : (['events'] as const);
-  for (const m of mapsToCheck) {
-    const before = mapOf(oldC, m, strings);
-    const after = mapOf(newC, m, strings);
-    for (const key of new Set([...before.keys(), ...after.keys()])) within(`${m}.${key}`, before.get(key), after.get(key));
+  for (const key of THRESHOLDS) {
+    const before = parseLevel(oldC[key], enc);
+    const after = parseLevel(newC[key], enc);
+    if (before === after) continue;
+    if (before !== undefined && before > senderLevel) deny(RULE, `${sender} (level ${senderLevel}) cannot change ${key} from ${before}`);
+    if (after !== undefined && after > senderLevel) deny(RULE, `${sender} (level ${senderLevel}) cannot set ${key} to ${after}`);
   }
 
-  const beforeUsers = mapOf(oldC, 'users', strings);
-  const afterUsers = mapOf(newC, 'users', strings);
-  for (const userId of new Set([...beforeUsers.keys(), ...afterUsers.keys()])) {
-    const before = beforeUsers.get(userId);
-    const after = afterUsers.get(userId);
-    if (before === after) continue;
-    // Other users' entries that are changed or removed must be below the sender.
-    if (before !== undefined && userId !== event.sender && before >= senderLevel) {
-      deny('m.room.power_levels', `${event.sender} cannot change ${userId}'s level ${before}`);
-    }
-    if (after !== undefined && after > senderLevel) {
-      deny('m.room.power_levels', `${event.sender} cannot give ${userId} level ${after}, above their own ${senderLevel}`);
-    }
+  // users and events maps come from the parse cache: the new event is about to become the
+  // power levels event that later checks read.
+  const oldLevels = powerLevelsOf(previous);
+  const newLevels = powerLevelsOf(event);
+  checkMapChange('events', oldLevels.events, newLevels.events, sender, senderLevel);
+  if (event.roomVersion.limitNotificationsPowerLevels) {
+    // Not the parsed maps: those hold the default for `room`, and adding it explicitly is a change.
+    checkMapChange('notifications', levelEntries(oldC, 'notifications', enc), levelEntries(newC, 'notifications', enc), sender, senderLevel);
+  }
+
+  const beforeUsers = oldLevels.users;
+  const afterUsers = newLevels.users;
+  for (const [userId, old] of beforeUsers) {
+    if (userId === sender || afterUsers.get(userId) === old) continue;
+    if (old >= senderLevel) deny(RULE, `${sender} (level ${senderLevel}) cannot change the level of ${userId}, who has ${old}`);
+  }
+  for (const [userId, next] of afterUsers) {
+    if (beforeUsers.get(userId) === next) continue;
+    if (next > senderLevel) deny(RULE, `${sender} (level ${senderLevel}) cannot give ${userId} level ${next}`);
+  }
+}
+
+/** Rules for `events` and `notifications` entries: old and new values within the sender's level. */
+function checkMapChange(
+  mapKey: string,
+  before: ReadonlyMap<string, number>,
+  after: ReadonlyMap<string, number>,
+  sender: string,
+  senderLevel: number,
+): void {
+  for (const [k, old] of before) {
+    if (after.get(k) === old) continue;
+    if (old > senderLevel) deny(RULE, `${sender} (level ${senderLevel}) cannot change ${mapKey}.${k} from ${old}`);
+  }
+  for (const [k, next] of after) {
+    if (before.get(k) === next) continue;
+    if (next > senderLevel) deny(RULE, `${sender} (level ${senderLevel}) cannot set ${mapKey}.${k} to ${next}`);
   }
 }
