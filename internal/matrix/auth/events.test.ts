@@ -65,6 +65,14 @@ describe('the required power level', () => {
     expectAllowed(() => room.send('m.room.message', undefined, CAROL, { body: 'hi' }));
   });
 
+  it.each(ALL_VERSIONS)('v%s: the boundary: a level equal to the required one passes, one below does not', (v) => {
+    const room = TestRoom.genesis(v, { users: { [BOB]: 59, [CAROL]: 60 }, powerLevels: { events: { 'm.room.name': 60 } } });
+    room.member(BOB, 'join');
+    room.member(CAROL, 'join');
+    expectDenied(() => room.send('m.room.name', '', BOB, { name: 'n' }), /m\.room\.name needs level 60; @bob:b\.test has 59/);
+    expectAllowed(() => room.send('m.room.name', '', CAROL, { name: 'n' }));
+  });
+
   it.each(ALL_VERSIONS)('v%s: users_default raises everyone', (v) => {
     const room = TestRoom.genesis(v, { powerLevels: { users_default: 50 } });
     room.member(BOB, 'join');
