@@ -4,6 +4,8 @@
  * the rules so that they never disagree with them.
  */
 export { checkEventAuth } from './eventauth.js';
+export { checkEventAuthAgainstAuthEvents } from './receipt.js';
+export type { AuthEventsCheckOptions } from './receipt.js';
 export { authEventTypesNeeded, authEventsFromList, checkAuthEventsList } from './selection.js';
 export type { AuthEventsListOptions, Selectable, StateKeyPair } from './selection.js';
 export {

@@ -64,13 +64,9 @@ export function checkMemberEvent(
   deny('m.room.member', `unknown membership ${JSON.stringify(membership)} in room version ${v.id}`);
 }
 
-function senderMembership(event: EventLike, authEvents: AuthEventProvider): string | undefined {
-  const m = stateEventOf(authEvents, event, 'm.room.member', event.sender)?.content['membership'];
-  return typeof m === 'string' ? m : undefined;
-}
-
-function targetMembership(event: EventLike, target: string, authEvents: AuthEventProvider): string | undefined {
-  const m = stateEventOf(authEvents, event, 'm.room.member', target)?.content['membership'];
+/** `userId`'s current membership in the auth events (which must be of the event's room). */
+function membershipIn(event: EventLike, userId: string, authEvents: AuthEventProvider): string | undefined {
+  const m = stateEventOf(authEvents, event, 'm.room.member', userId)?.content['membership'];
   return typeof m === 'string' ? m : undefined;
 }
 
@@ -85,7 +81,7 @@ function checkJoin(event: EventLike, target: string, authEvents: AuthEventProvid
   // The creator's own join, straight after the create event (the sender is not compared: the spec does not).
   if (event.prevEventIds.length === 1 && event.prevEventIds[0] === create.eventId && target === createInfo.creator) return;
   if (event.sender !== target) deny(RULE, `${event.sender} cannot join on behalf of ${target}`);
-  const current = senderMembership(event, authEvents);
+  const current = membershipIn(event, event.sender, authEvents);
   if (current === 'ban') deny(RULE, `${target} is banned`);
   const rule = joinRule(event, authEvents);
   if (rule === 'invite' || (rule === 'knock' && v.knockJoinRule)) {
@@ -96,7 +92,7 @@ function checkJoin(event: EventLike, target: string, authEvents: AuthEventProvid
     if (current === 'invite' || current === 'join') return;
     const via = event.content['join_authorised_via_users_server'];
     if (typeof via !== 'string') deny(RULE, `the join rule is ${rule} and join_authorised_via_users_server names no user`);
-    if (targetMembership(event, via, authEvents) !== 'join') deny(RULE, `authorising user ${via} is not joined to the room`);
+    if (membershipIn(event, via, authEvents) !== 'join') deny(RULE, `authorising user ${via} is not joined to the room`);
     if (userPowerLevel(via, pl, create) < pl.invite) deny(RULE, `authorising user ${via} lacks the invite level (${pl.invite})`);
     return;
   }
@@ -106,13 +102,13 @@ function checkJoin(event: EventLike, target: string, authEvents: AuthEventProvid
 
 function checkInvite(event: EventLike, target: string, authEvents: AuthEventProvider, create: EventLike, pl: PowerLevels): void {
   const RULE = 'm.room.member invite';
-  const targetNow = targetMembership(event, target, authEvents);
+  const targetNow = membershipIn(event, target, authEvents);
   if (event.content['third_party_invite'] !== undefined) {
     if (targetNow === 'ban') deny(RULE, `${target} is banned`);
     checkThirdPartyInviteRedemption(event, target, authEvents);
     return;
   }
-  if (senderMembership(event, authEvents) !== 'join') deny(RULE, `${event.sender} is not joined to the room`);
+  if (membershipIn(event, event.sender, authEvents) !== 'join') deny(RULE, `${event.sender} is not joined to the room`);
   if (targetNow === 'join' || targetNow === 'ban') deny(RULE, `${target} is ${targetNow === 'join' ? 'already joined' : 'banned'}`);
   const senderLevel = userPowerLevel(event.sender, pl, create);
   if (senderLevel >= pl.invite) return;
@@ -120,7 +116,7 @@ function checkInvite(event: EventLike, target: string, authEvents: AuthEventProv
 }
 
 function checkLeave(event: EventLike, target: string, authEvents: AuthEventProvider, create: EventLike, pl: PowerLevels): void {
-  const current = senderMembership(event, authEvents);
+  const current = membershipIn(event, event.sender, authEvents);
   if (event.sender === target) {
     if (current === 'join' || current === 'invite' || (current === 'knock' && event.roomVersion.knockJoinRule)) return;
     deny('m.room.member leave', `${target} can only leave when joined, invited${event.roomVersion.knockJoinRule ? ' or knocking' : ''}, not when ${current ?? 'absent'}`);
@@ -128,7 +124,7 @@ function checkLeave(event: EventLike, target: string, authEvents: AuthEventProvi
   const RULE = 'm.room.member kick';
   if (current !== 'join') deny(RULE, `${event.sender} is not joined to the room`);
   const senderLevel = userPowerLevel(event.sender, pl, create);
-  if (targetMembership(event, target, authEvents) === 'ban' && senderLevel < pl.ban) {
+  if (membershipIn(event, target, authEvents) === 'ban' && senderLevel < pl.ban) {
     deny('m.room.member unban', `${event.sender} has level ${senderLevel}, below the ban level ${pl.ban}`);
   }
   const targetLevel = userPowerLevel(target, pl, create);
@@ -138,7 +134,7 @@ function checkLeave(event: EventLike, target: string, authEvents: AuthEventProvi
 
 function checkBan(event: EventLike, target: string, authEvents: AuthEventProvider, create: EventLike, pl: PowerLevels): void {
   const RULE = 'm.room.member ban';
-  if (senderMembership(event, authEvents) !== 'join') deny(RULE, `${event.sender} is not joined to the room`);
+  if (membershipIn(event, event.sender, authEvents) !== 'join') deny(RULE, `${event.sender} is not joined to the room`);
   const senderLevel = userPowerLevel(event.sender, pl, create);
   const targetLevel = userPowerLevel(target, pl, create);
   if (senderLevel >= pl.ban && targetLevel < senderLevel) return;
@@ -153,6 +149,6 @@ function checkKnock(event: EventLike, target: string, authEvents: AuthEventProvi
     deny(RULE, `the join rule ${JSON.stringify(rule)} does not allow knocking in room version ${v.id}`);
   }
   if (event.sender !== target) deny(RULE, `${event.sender} cannot knock on behalf of ${target}`);
-  const current = senderMembership(event, authEvents);
+  const current = membershipIn(event, event.sender, authEvents);
   if (current === 'ban' || current === 'invite' || current === 'join') deny(RULE, `${target} is ${current}`);
 }

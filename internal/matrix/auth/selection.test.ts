@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { EventLike, JsonObject } from '../types.js';
 import { checkEventAuth } from './eventauth.js';
+import { checkEventAuthAgainstAuthEvents } from './receipt.js';
 import { authEventTypesNeeded, authEventsFromList, checkAuthEventsList, type Selectable } from './selection.js';
 import { ALL_VERSIONS, BOB, CAROL, TestRoom, expectAllowed, expectDenied, makeEvent, mustVersion, versionsWhere } from './testing.js';
 
@@ -172,5 +173,21 @@ describe('makeEvent', () => {
     expect(a.eventId).not.toBe(b.eventId);
     expect(a.eventId.endsWith(':a.test')).toBe(true);
     expect(makeEvent({ roomId: '!r', type: 't', sender: '@u:a.test', roomVersion: mustVersion('12') }).eventId).not.toContain(':');
+  });
+});
+
+describe('checkEventAuthAgainstAuthEvents', () => {
+  it.each(ALL_VERSIONS)('v%s: list checks, then the rules over the list (v12: plus the create event)', (v) => {
+    const { room, msg, cited, member } = citing(v);
+    const create = room.create;
+    expectAllowed(() => checkEventAuthAgainstAuthEvents(msg, cited, { create }));
+    expectDenied(() => checkEventAuthAgainstAuthEvents(msg, [...cited, member], { create }), /^auth events: two events/);
+    expectDenied(() => checkEventAuthAgainstAuthEvents(msg, cited.filter((e) => e !== member), { create }), /^sender:/);
+    expectDenied(() => checkEventAuthAgainstAuthEvents(msg, cited, { create, isRejected: (id) => id === member.eventId }), /was rejected/);
+  });
+
+  it('v12: without the create event the rules cannot run', () => {
+    const { msg, cited } = citing('12');
+    expectDenied(() => checkEventAuthAgainstAuthEvents(msg, cited), /^create event: no m\.room\.create/);
   });
 });
