@@ -88,6 +88,38 @@ describe('the version table', () => {
   });
 });
 
+describe('what the rules read', () => {
+  it.each(ALL_VERSIONS)('v%s: only the selected auth event pairs, plus the create event', (v) => {
+    const room = TestRoom.genesis(v, { joinRule: 'public', users: { [CAROL]: 50 } });
+    room.member(CAROL, 'join');
+    room.send('m.room.third_party_invite', 'tok', ALICE, { public_key: 'AAAA' });
+    const events = [
+      room.event('m.room.message', undefined, CAROL, { body: 'x' }),
+      room.event('m.room.topic', '', CAROL, { topic: 't' }),
+      room.event('m.room.power_levels', '', CAROL, room.powerLevels({ [CAROL]: 50, [BOB]: 5 })),
+      room.event('m.room.power_levels', 'odd', CAROL, room.powerLevels({ [CAROL]: 50 })),
+      room.event('m.room.member', BOB, BOB, { membership: 'join', join_authorised_via_users_server: CAROL }),
+      room.event('m.room.member', BOB, CAROL, { membership: 'invite', third_party_invite: { signed: { mxid: BOB, token: 'tok', signatures: {} } } }),
+      room.event('m.room.member', BOB, CAROL, { membership: 'ban' }),
+      room.event('m.room.member', BOB, BOB, { membership: 'knock' }),
+      room.event('m.room.redaction', undefined, CAROL, {}, { redacts: '$x' }),
+      room.event('m.room.aliases', 'b.test', BOB, { aliases: [] }),
+    ];
+    for (const e of events) {
+      const allowedKeys = new Set(['m.room.create|', ...authEventTypesNeeded(e).map((k) => `${k.type}|${k.stateKey}`)]);
+      const asked: string[] = [];
+      const recording = {
+        get: (type: string, stateKey: string) => {
+          asked.push(`${type}|${stateKey}`);
+          return room.provider.get(type, stateKey);
+        },
+      };
+      allowed(() => checkEventAuth(e, recording));
+      expect(asked.filter((k) => !allowedKeys.has(k)), `${e.type} ${e.stateKey ?? ''}`).toEqual([]);
+    }
+  });
+});
+
 describe('a room\'s life, in every version', () => {
   it.each(ALL_VERSIONS)('v%s: create, configure, invite, talk, moderate, leave', (v) => {
     const room = TestRoom.genesis(v, { joinRule: 'invite', users: { [CAROL]: 50 } });
