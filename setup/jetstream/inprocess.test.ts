@@ -47,14 +47,15 @@ describe('in-process durable bus under kill -9', () => {
       const lines = d.toString().trim().split('\n');
       lastAcked = Number(lines[lines.length - 1]);
     });
-    // Kill it mid-stream once it has published enough; fail fast if it dies or stalls.
+    // Kill it mid-stream once some publishes are acknowledged (a loaded CI machine may be slow);
+    // fail fast if it dies, and on a real stall.
     await new Promise<void>((resolve, reject) => {
       const deadline = setTimeout(() => {
         clearInterval(poll);
-        reject(new Error(`child acknowledged only ${lastAcked} publishes in 15 s`));
-      }, 15_000);
+        reject(new Error(`child acknowledged only ${lastAcked} publishes in 30 s`));
+      }, 30_000);
       const poll = setInterval(() => {
-        if (lastAcked >= 500) {
+        if (lastAcked >= 100) {
           clearInterval(poll);
           clearTimeout(deadline);
           resolve();
@@ -79,7 +80,7 @@ describe('in-process durable bus under kill -9', () => {
     // Every publish the child saw acknowledged is there, in order, without gaps.
     expect(got.length).toBeGreaterThanOrEqual(survivorAcked);
     expect(got.slice(0, survivorAcked)).toEqual(Array.from({ length: survivorAcked }, (_, i) => i));
-  });
+  }, 60_000);
 
   it('a durable consumer resumes where it acked after a clean restart', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'bus-resume-'));
