@@ -5,9 +5,13 @@
  * - publish resolves once the message is stored (durably, for durable streams);
  * - durable consumers get every message until they ack it: a handler that throws sees the
  *   message again (up to maxDeliver), and a process that dies before acking sees it again
- *   on restart;
+ *   on restart (at-least-once: handlers must tolerate a repeat);
  * - with `orderedBySubject`, one subject's messages are handled strictly in order while
  *   different subjects run in parallel (InputRoomEvent has one subject per room);
+ * - streams keep a message until every durable consumer of the stream whose filter matches
+ *   it has acked it (JetStream's interest retention, as Dendrite configures its streams), or
+ *   until the stream's max age. Create durables before publishing to them: a message that no
+ *   durable wants when it is stored may be dropped;
  * - request/reply for synchronous calls between components.
  */
 
@@ -33,9 +37,13 @@ export interface ConsumeOptions {
   durable: string;
   /** Only subjects matching this (NATS wildcards `*` and `>`). Default: the whole stream. */
   filterSubject?: string;
-  /** How long a delivery may stay unacknowledged before NATS redelivers it. */
+  /**
+   * NATS: how long a delivery may go unacknowledged before the server hands it to another
+   * process. Held messages are kept alive while this process works on them, so this only
+   * bounds how soon a crashed process's messages come back. Default 30 s.
+   */
   ackWaitMs?: number;
-  /** Attempts before a message is given up (logged and dropped). 0: never give up. */
+  /** Attempts before a message is given up (logged and dropped). 0: never give up (default). */
   maxDeliver?: number;
   orderedBySubject?: boolean;
   /** Messages handled at once (across subjects when ordered). Default 1. */
@@ -44,30 +52,52 @@ export interface ConsumeOptions {
 
 export interface PublishOptions {
   headers?: Headers;
-  /** Deduplication ID: a second publish with the same ID is stored once. */
+  /** Deduplication ID: a second publish with the same ID within two minutes is stored once. */
   msgId?: string;
 }
 
+export interface PublishAck {
+  stream: string;
+  /** The message's sequence number; for a duplicate msgId, the original's when known, else 0. */
+  seq: number;
+}
+
+export type MessageHandler = (msg: BusMessage) => Promise<void>;
+export type RequestHandler = (payload: Uint8Array, headers: Headers) => Promise<Uint8Array>;
+
 export interface Bus {
   readonly kind: 'nats' | 'inprocess';
-  publish(subject: string, payload: Uint8Array, opts?: PublishOptions): Promise<{ stream: string; seq: number }>;
-  consume(opts: ConsumeOptions, handler: (msg: BusMessage) => Promise<void>): Promise<Subscription>;
+  publish(subject: string, payload: Uint8Array, opts?: PublishOptions): Promise<PublishAck>;
+  consume(opts: ConsumeOptions, handler: MessageHandler): Promise<Subscription>;
+  /** Fails with BusError code `timeout`, `no_responders`, or `remote` (the responder threw). */
   request(subject: string, payload: Uint8Array, timeoutMs: number, headers?: Headers): Promise<Uint8Array>;
-  respond(subject: string, handler: (payload: Uint8Array, headers: Headers) => Promise<Uint8Array>): Promise<Subscription>;
+  /** Serves a subject; several responders (across processes) share the requests. */
+  respond(subject: string, handler: RequestHandler): Promise<Subscription>;
+  /** Stops consumers (waiting for running handlers) and responders, then lets go of the connection or file. */
   close(): Promise<void>;
 }
 
-export type BusErrorCode = 'timeout' | 'no_responders' | 'closed' | 'no_stream' | 'connect';
+export type BusErrorCode = 'timeout' | 'no_responders' | 'remote' | 'closed' | 'no_stream' | 'in_use' | 'connect' | 'storage';
 
 export class BusError extends Error {
   constructor(
     readonly code: BusErrorCode,
     message: string,
+    options?: { cause?: unknown },
   ) {
-    super(message);
+    super(message, options);
     this.name = 'BusError';
   }
 }
+
+/**
+ * Messages a durable consumer may hold unacknowledged (JetStream's max_ack_pending). Bounds
+ * the memory a backlog takes; a subject with this many messages waiting holds up the others.
+ */
+export const MAX_ACK_PENDING = 1000;
+
+/** Header a responder's failure travels in, so the requester fails at once instead of timing out. */
+export const RESPONDER_ERROR_HEADER = 'Bus-Responder-Error';
 
 /** NATS subject matching: `*` matches one token, `>` the rest (one or more tokens). */
 export function subjectMatches(filter: string, subject: string): boolean {
@@ -89,3 +119,7 @@ export function retryDelayMs(attempt: number): number {
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

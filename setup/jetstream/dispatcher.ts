@@ -1,77 +1,125 @@
 /**
- * Runs a consumer's handler over delivered messages, shared by both bus implementations:
- * per-subject FIFO queues (one subject never has two messages in flight when ordered), a
- * global concurrency limit, and retries in place so that a failing message keeps its place
- * ahead of the later messages of its subject.
+ * Runs a consumer's handler over delivered messages; shared by both bus implementations.
+ * - Lanes: when ordered, one lane per subject and a lane never has two messages in flight;
+ *   otherwise every message is its own lane (one shared lane when concurrency is 1).
+ * - At most `concurrency` handlers run at once; ready lanes take turns (round robin), so a
+ *   busy room cannot starve the others of slots.
+ * - A failing message is retried in place after a backoff, keeping its place ahead of the
+ *   later messages of its subject. (Nak'ing it back to NATS would let those overtake it.)
+ * - Every held message is kept alive (NATS: `working()`) while queued or running, so the
+ *   server does not hand it out again while it waits behind its subject; and a repeat
+ *   delivery of a message already held replaces the held copy instead of queueing twice.
+ * - stop() hands queued messages back (NATS: nak, for another process to take at once) and
+ *   waits for running handlers.
  */
 import type { Logger } from 'pino';
-import { retryDelayMs, sleep, type BusMessage } from './bus.js';
+import { errorMessage, retryDelayMs, type BusMessage, type MessageHandler } from './bus.js';
 
 export interface Delivery {
   msg: Omit<BusMessage, 'deliveryCount'>;
-  /** deliveries before this one (NATS redeliveries after a crash). */
+  /** Deliveries before this one (NATS redeliveries after a crash). */
   previousDeliveries: number;
-  ack(): Promise<void> | void;
+  ack(): void;
   /** Given up after maxDeliver attempts. */
-  terminate(reason: string): Promise<void> | void;
-  /** Called between attempts (NATS: extend the ack deadline). */
-  stillWorking?(): void;
+  terminate(reason: string): void;
+  /** Resets the server's redelivery timer. */
+  keepAlive?(): void;
+  /** Returns an unhandled message to the server for redelivery. */
+  release?(): void;
 }
 
 export interface DispatcherOptions {
   ordered: boolean;
   concurrency: number;
   maxDeliver: number;
+  /** How often held messages are kept alive; 0: never (in-process). */
+  keepAliveEveryMs: number;
   logger: Logger;
+  /** `<stream>/<durable>`, for logs. */
   consumer: string;
 }
 
 export class Dispatcher {
-  private readonly queues = new Map<string, Delivery[]>();
-  /** Subjects with a queue waiting for a concurrency slot, in arrival order. */
+  /** The messages this dispatcher holds, by stream sequence: queued or running. */
+  private readonly held = new Map<number, Delivery>();
+  /** Sequences whose handler is running (or retrying). */
+  private readonly inFlight = new Set<number>();
+  private readonly lanes = new Map<string, number[]>();
+  /** Lanes with work and no running handler, in turn order. */
   private readonly ready: string[] = [];
   private running = 0;
   private stopped = false;
+  /** Resolves on stop(): cuts a retry's backoff short. */
+  private readonly stopping: Promise<void>;
+  private signalStop!: () => void;
+  private nextLane = 0;
   private readonly idleWaiters: Array<() => void> = [];
-  private nextKey = 0;
+  private readonly keepAliveTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly opts: DispatcherOptions,
-    private readonly handler: (msg: BusMessage) => Promise<void>,
-  ) {}
+    private readonly handler: MessageHandler,
+  ) {
+    this.stopping = new Promise((r) => (this.signalStop = r));
+    if (opts.keepAliveEveryMs > 0) {
+      this.keepAliveTimer = setInterval(() => {
+        for (const d of this.held.values()) d.keepAlive?.();
+      }, opts.keepAliveEveryMs);
+      this.keepAliveTimer.unref();
+    }
+  }
+
+  /** Messages held: queued or running. */
+  get size(): number {
+    return this.held.size;
+  }
 
   push(d: Delivery): void {
-    if (this.stopped) return;
-    // Unordered with concurrency 1 is still strictly sequential: one shared queue.
-    const key = this.opts.ordered ? d.msg.subject : this.opts.concurrency === 1 ? '' : String(this.nextKey++);
-    const q = this.queues.get(key);
-    if (q) {
-      q.push(d);
+    if (this.stopped) {
+      d.release?.();
       return;
     }
-    this.queues.set(key, [d]);
-    this.ready.push(key);
+    const seq = d.msg.seq;
+    if (this.held.has(seq)) {
+      // A redelivery of a message we still hold: ack through the newest delivery.
+      this.held.set(seq, d);
+      return;
+    }
+    this.held.set(seq, d);
+    const lane = this.opts.ordered ? d.msg.subject : this.opts.concurrency === 1 ? '' : String(this.nextLane++);
+    const queue = this.lanes.get(lane);
+    if (queue) {
+      queue.push(seq);
+      return;
+    }
+    this.lanes.set(lane, [seq]);
+    this.ready.push(lane);
     this.pump();
   }
 
-  /** Stops taking messages; resolves when in-flight handlers have finished. */
+  /** Stops taking messages, hands back queued ones, and resolves when running handlers have finished. */
   async stop(): Promise<void> {
-    this.stopped = true;
-    this.queues.clear();
-    this.ready.length = 0;
+    if (!this.stopped) {
+      this.stopped = true;
+      this.signalStop();
+      clearInterval(this.keepAliveTimer);
+      for (const [seq, d] of this.held) {
+        if (this.inFlight.has(seq)) continue;
+        this.held.delete(seq);
+        d.release?.();
+      }
+      this.lanes.clear();
+      this.ready.length = 0;
+    }
     if (this.running === 0) return;
     await new Promise<void>((r) => this.idleWaiters.push(r));
   }
 
-  get inFlight(): number {
-    return this.running;
-  }
-
   private pump(): void {
     while (!this.stopped && this.running < this.opts.concurrency && this.ready.length > 0) {
-      const key = this.ready.shift()!;
+      const lane = this.ready.shift()!;
       this.running++;
-      void this.drain(key).finally(() => {
+      void this.runLaneHead(lane).finally(() => {
         this.running--;
         if (this.running === 0 && this.stopped) for (const w of this.idleWaiters.splice(0)) w();
         this.pump();
@@ -79,39 +127,80 @@ export class Dispatcher {
     }
   }
 
-  /** Handles one subject's queue head; requeues the subject if more are waiting. */
-  private async drain(key: string): Promise<void> {
-    const q = this.queues.get(key);
-    const d = q?.[0];
-    if (!q || !d) return;
-    await this.handleOne(d);
+  private async runLaneHead(lane: string): Promise<void> {
+    // Start handlers on a fresh tick: never inside the publisher's call (in-process bus).
+    await Promise.resolve();
+    const queue = this.lanes.get(lane);
+    const seq = queue?.[0];
+    if (!queue || seq === undefined) return;
+    await this.handleOne(seq);
     if (this.stopped) return;
-    q.shift();
-    if (q.length > 0) this.ready.push(key);
-    else this.queues.delete(key);
+    queue.shift();
+    if (queue.length > 0) this.ready.push(lane);
+    else this.lanes.delete(lane);
   }
 
-  private async handleOne(d: Delivery): Promise<void> {
-    for (let attempt = d.previousDeliveries + 1; ; attempt++) {
+  private async handleOne(seq: number): Promise<void> {
+    const first = this.held.get(seq);
+    if (!first) return;
+    this.inFlight.add(seq);
+    try {
+      await this.attempts(seq, first);
+    } finally {
+      this.inFlight.delete(seq);
+    }
+  }
+
+  private async attempts(seq: number, first: Delivery): Promise<void> {
+    let attempt = first.previousDeliveries;
+    for (;;) {
+      const d = this.held.get(seq) ?? first;
+      // Count the server's redeliveries too (a copy that replaced the held one).
+      attempt = Math.max(attempt + 1, d.previousDeliveries + 1);
       try {
         await this.handler({ ...d.msg, deliveryCount: attempt });
-        await d.ack();
-        return;
       } catch (err) {
         const giveUp = this.opts.maxDeliver > 0 && attempt >= this.opts.maxDeliver;
         this.opts.logger.warn(
-          { err, consumer: this.opts.consumer, subject: d.msg.subject, seq: d.msg.seq, attempt, giveUp },
+          { err, consumer: this.opts.consumer, subject: d.msg.subject, seq, attempt, giveUp },
           giveUp ? 'bus handler failed; giving up on the message' : 'bus handler failed; will retry',
         );
         if (giveUp) {
-          await d.terminate(err instanceof Error ? err.message : String(err));
+          this.settle(seq, (x) => x.terminate(`handler failed ${attempt} times: ${errorMessage(err)}`));
           return;
         }
-        if (this.stopped) return; // left unacked: redelivered after restart
-        d.stillWorking?.();
-        await sleep(retryDelayMs(attempt));
-        if (this.stopped) return;
+        if (!this.stopped) await this.backoff(retryDelayMs(attempt));
+        if (this.stopped) {
+          this.settle(seq, (x) => x.release?.());
+          return;
+        }
+        continue;
       }
+      this.settle(seq, (x) => x.ack());
+      return;
+    }
+  }
+
+  /** Waits before a retry; stop() cuts it short. */
+  private backoff(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      void this.stopping.then(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  private settle(seq: number, how: (d: Delivery) => void): void {
+    const d = this.held.get(seq);
+    this.held.delete(seq);
+    if (!d) return;
+    try {
+      how(d);
+    } catch (err) {
+      // The message stays unacked in the stream and comes back later: at-least-once.
+      this.opts.logger.error({ err, consumer: this.opts.consumer, seq }, 'bus could not settle a message');
     }
   }
 }

@@ -1,7 +1,9 @@
 /**
- * The streams, named as Dendrite names them (setup/jetstream/streams.go): stream
- * `<prefix><Name>` holds subjects `<prefix><Name>` and `<prefix><Name>.>`. InputRoomEvent
- * has one subject per room, so that the roomserver can order per room.
+ * The streams, as Dendrite defines them (setup/jetstream/streams.go): stream `<prefix><Name>`
+ * holds the subjects `<prefix><Name>` and `<prefix><Name>.>`, keeps a message until every
+ * interested durable consumer has acked it (interest retention), and is stored on disk except
+ * typing and presence, which are ephemeral and kept in memory for a short while.
+ * InputRoomEvent has one subject per room so that the roomserver can order per room.
  */
 
 export const streamNames = [
@@ -9,6 +11,7 @@ export const streamNames = [
   'InputDeviceListUpdate',
   'InputSigningKeyUpdate',
   'OutputRoomEvent',
+  'OutputAppserviceEvent',
   'OutputSendToDeviceEvent',
   'OutputKeyChangeEvent',
   'OutputTypingEvent',
@@ -16,7 +19,6 @@ export const streamNames = [
   'OutputReceiptEvent',
   'OutputNotificationData',
   'OutputPresenceEvent',
-  'OutputAppserviceEvent',
 ] as const;
 export type StreamName = (typeof streamNames)[number];
 
@@ -30,32 +32,39 @@ export interface StreamDefinition {
   maxAgeMs: number;
 }
 
-const memoryStreams: Partial<Record<StreamName, number>> = {
-  OutputTypingEvent: 60_000,
-  OutputPresenceEvent: 5 * 60_000,
+const limits: Partial<Record<StreamName, { storage: 'memory' | 'file'; maxAgeMs: number }>> = {
+  // Dendrite drops room input nobody processed within a day rather than replay stale work.
+  InputRoomEvent: { storage: 'file', maxAgeMs: 24 * 3600_000 },
+  OutputTypingEvent: { storage: 'memory', maxAgeMs: 60_000 },
+  OutputPresenceEvent: { storage: 'memory', maxAgeMs: 5 * 60_000 },
 };
 
+/** `maxAgeOverrides` lets tests shorten ages. */
 export function streamDefinitions(prefix: string, maxAgeOverrides: Partial<Record<StreamName, number>> = {}): StreamDefinition[] {
   return streamNames.map((n) => {
     const name = `${prefix}${n}`;
-    const memoryAge = memoryStreams[n];
-    return {
-      name,
-      subjects: [name, `${name}.>`],
-      storage: memoryAge !== undefined ? 'memory' : 'file',
-      maxAgeMs: maxAgeOverrides[n] ?? memoryAge ?? 0,
-    };
+    const l = limits[n];
+    return { name, subjects: [name, `${name}.>`], storage: l?.storage ?? 'file', maxAgeMs: maxAgeOverrides[n] ?? l?.maxAgeMs ?? 0 };
   });
 }
 
-/** The subject of a stream, optionally narrowed by a key (room ID, user ID). */
+/**
+ * The subject of a stream, optionally narrowed by a key (room ID, user ID):
+ * `subjectFor('Dendrite', 'InputRoomEvent', '!abc:example.org')` is
+ * `DendriteInputRoomEvent._abc_example_org`.
+ */
 export function subjectFor(prefix: string, stream: StreamName, key?: string): string {
   return key === undefined ? `${prefix}${stream}` : `${prefix}${stream}.${subjectToken(key)}`;
 }
 
-/** Makes any string one subject token: NATS tokens may not hold '.', '*', '>' or spaces. */
+/**
+ * Makes a string one subject token the way Dendrite's Tokenise does: every run of characters
+ * other than ASCII letters, digits and `$` becomes `_` (NATS tokens may not hold `.`, `*`,
+ * `>` or whitespace). Two room IDs may share a token; they then merely share an ordering lane.
+ */
 export function subjectToken(key: string): string {
-  return Buffer.from(key, 'utf8').toString('base64url');
+  const token = key.replace(/[^A-Za-z0-9$]+/g, '_');
+  return token === '' ? '_' : token;
 }
 
 export function streamOfSubject(defs: readonly StreamDefinition[], subject: string): StreamDefinition | undefined {

@@ -1,163 +1,165 @@
 /**
- * The embedded bus: JetStream's semantics that the components rely on, in this process.
+ * The embedded bus: the JetStream semantics the components rely on, inside this process.
  * In-memory mode keeps nothing on disk (tests, Sytest); otherwise file streams live in a
- * SQLite file under `storage_path` and survive kill -9. Memory streams (typing, presence)
- * are always in memory with their max age, as in Dendrite.
+ * SQLite file under `storage_path` and survive kill -9. Memory streams (typing, presence) are
+ * always in memory with their max age, as in Dendrite.
+ *
+ * Publishes to durable streams are group-committed: those made in the same tick share one
+ * transaction, and each resolves once that transaction has committed.
  */
 import type { Logger } from 'pino';
 import {
   BusError,
-  subjectMatches,
   type Bus,
-  type BusMessage,
   type ConsumeOptions,
   type Headers,
+  type MessageHandler,
+  type PublishAck,
   type PublishOptions,
+  type RequestHandler,
   type Subscription,
 } from '../bus.js';
-import { Dispatcher } from '../dispatcher.js';
 import { streamDefinitions, streamOfSubject, type StreamDefinition, type StreamName } from '../streams.js';
+import { InProcessConsumer } from './consumer.js';
+import { MemoryStore } from './memory-store.js';
+import type { AppendResult, MessageStore, NewMessage } from './message-store.js';
+import { Responders } from './responders.js';
 import { SqliteStore } from './sqlite-store.js';
-import { MemoryStore, type MessageStore, type StoredMessage } from './store.js';
 
 export interface InProcessBusOptions {
   topicPrefix: string;
   inMemory: boolean;
+  /** Directory of `jetstream.db`; unused in memory. */
   storagePath: string;
   logger: Logger;
   /** Tests shorten max ages. */
   maxAgeOverrides?: Partial<Record<StreamName, number>>;
+  /** How often acked and expired messages are deleted. Default 1 s. */
   compactEveryMs?: number;
 }
 
-interface LiveConsumer {
-  durable: string;
-  filter: string;
-  dispatcher: Dispatcher;
+interface PendingWrite {
+  msg: NewMessage;
+  resolve(r: AppendResult): void;
+  reject(err: unknown): void;
 }
-
-type Responder = (payload: Uint8Array, headers: Headers) => Promise<Uint8Array>;
 
 export class InProcessBus implements Bus {
   readonly kind = 'inprocess' as const;
-  private readonly defs: StreamDefinition[];
+  readonly defs: readonly StreamDefinition[];
   private readonly memory = new MemoryStore();
-  private readonly durable: MessageStore;
-  private readonly live = new Map<string, Set<LiveConsumer>>();
-  private readonly responders = new Map<string, { handlers: Responder[]; next: number }>();
-  private readonly timer: NodeJS.Timeout;
+  private readonly disk: SqliteStore | undefined;
+  private readonly consumers = new Map<string, Set<InProcessConsumer>>();
+  private readonly responders = new Responders();
+  private readonly compactTimer: NodeJS.Timeout;
+  private writes: PendingWrite[] = [];
+  private writeFlush: NodeJS.Immediate | undefined;
   private closed = false;
 
   constructor(private readonly opts: InProcessBusOptions) {
     this.defs = streamDefinitions(opts.topicPrefix, opts.maxAgeOverrides);
-    this.durable = opts.inMemory ? this.memory : new SqliteStore(opts.storagePath);
-    this.timer = setInterval(() => this.compact(), opts.compactEveryMs ?? 1_000);
-    this.timer.unref();
-  }
-
-  private def(stream: string): StreamDefinition {
-    const d = this.defs.find((x) => x.name === stream);
-    if (!d) throw new BusError('no_stream', `no stream named ${stream}`);
-    return d;
+    this.disk = opts.inMemory ? undefined : new SqliteStore(opts.storagePath);
+    this.compactTimer = setInterval(() => this.compact(), opts.compactEveryMs ?? 1_000);
+    this.compactTimer.unref();
   }
 
   private storeOf(d: StreamDefinition): MessageStore {
-    return d.storage === 'memory' ? this.memory : this.durable;
+    return d.storage === 'memory' || !this.disk ? this.memory : this.disk;
   }
 
-  private expired(d: StreamDefinition, m: StoredMessage, now = Date.now()): boolean {
-    return d.maxAgeMs > 0 && m.ts < now - d.maxAgeMs;
-  }
-
-  async publish(subject: string, payload: Uint8Array, opts: PublishOptions = {}): Promise<{ stream: string; seq: number }> {
+  private assertOpen(): void {
     if (this.closed) throw new BusError('closed', 'the bus is closed');
+  }
+
+  async publish(subject: string, payload: Uint8Array, opts: PublishOptions = {}): Promise<PublishAck> {
+    this.assertOpen();
     const d = streamOfSubject(this.defs, subject);
     if (!d) throw new BusError('no_stream', `no stream holds subject ${subject}`);
-    const headers = opts.headers ?? {};
-    const ts = Date.now();
-    const seq = this.storeOf(d).append(d.name, subject, payload, headers, ts, opts.msgId);
-    if (seq === undefined) return { stream: d.name, seq: 0 }; // duplicate msgId: stored once
-    const msg: StoredMessage = { stream: d.name, seq, subject, data: payload, headers, ts };
-    for (const c of this.live.get(d.name) ?? []) {
-      if (subjectMatches(c.filter, subject)) this.deliver(d, c, msg);
+    const msg: NewMessage = { stream: d.name, subject, data: payload, headers: opts.headers ?? {}, ts: Date.now(), ...(opts.msgId ? { msgId: opts.msgId } : {}) };
+    const store = this.storeOf(d);
+    if (store === this.memory) {
+      const [r] = this.memory.append([msg]);
+      this.stored(d, msg, r!);
+      return { stream: d.name, seq: r!.seq };
     }
-    return { stream: d.name, seq };
+    const r = await new Promise<AppendResult>((resolve, reject) => {
+      this.writes.push({ msg, resolve, reject });
+      this.writeFlush ??= setImmediate(() => this.flushWrites());
+    });
+    return { stream: d.name, seq: r.seq };
   }
 
-  private deliver(d: StreamDefinition, c: LiveConsumer, m: StoredMessage): void {
-    const store = this.storeOf(d);
-    c.dispatcher.push({
-      msg: { subject: m.subject, data: m.data, headers: m.headers, seq: m.seq },
-      previousDeliveries: 0,
-      ack: () => store.ack(d.name, c.durable, m.seq),
-      terminate: () => store.ack(d.name, c.durable, m.seq),
+  /** Commits the tick's publishes in one transaction, then hands them to consumers. */
+  private flushWrites(): void {
+    if (this.writeFlush) clearImmediate(this.writeFlush);
+    this.writeFlush = undefined;
+    const writes = this.writes;
+    this.writes = [];
+    if (writes.length === 0 || !this.disk) return;
+    let results: AppendResult[];
+    try {
+      results = this.disk.append(writes.map((w) => w.msg));
+    } catch (err) {
+      const e = new BusError('storage', `could not store ${writes.length} message(s) in ${this.opts.storagePath}: ${(err as Error).message}`, { cause: err });
+      for (const w of writes) w.reject(e);
+      return;
+    }
+    writes.forEach((w, i) => {
+      const r = results[i]!;
+      const d = this.defs.find((x) => x.name === w.msg.stream)!;
+      this.stored(d, w.msg, r);
+      w.resolve(r);
     });
   }
 
-  async consume(opts: ConsumeOptions, handler: (msg: BusMessage) => Promise<void>): Promise<Subscription> {
-    if (this.closed) throw new BusError('closed', 'the bus is closed');
-    const d = this.def(opts.stream);
-    const set = this.live.get(d.name) ?? new Set<LiveConsumer>();
-    this.live.set(d.name, set);
-    for (const c of set) {
-      if (c.durable === opts.durable) throw new BusError('closed', `durable ${opts.durable} on ${d.name} is already consuming in this process`);
+  private stored(d: StreamDefinition, msg: NewMessage, r: AppendResult): void {
+    if (r.duplicate) return;
+    const m = { stream: d.name, seq: r.seq, subject: msg.subject, data: msg.data, headers: msg.headers, ts: msg.ts };
+    for (const c of this.consumers.get(d.name) ?? []) c.offer(m);
+  }
+
+  async consume(opts: ConsumeOptions, handler: MessageHandler): Promise<Subscription> {
+    this.assertOpen();
+    const d = this.defs.find((x) => x.name === opts.stream);
+    if (!d) throw new BusError('no_stream', `no stream named ${opts.stream}`);
+    const live = this.consumers.get(d.name) ?? new Set<InProcessConsumer>();
+    this.consumers.set(d.name, live);
+    for (const c of live) {
+      if (c.durable === opts.durable) throw new BusError('in_use', `durable ${opts.durable} of ${d.name} is already consuming in this process`);
     }
-    const store = this.storeOf(d);
-    store.registerConsumer(d.name, opts.durable, opts.filterSubject ?? '>');
-    const consumer: LiveConsumer = {
-      durable: opts.durable,
-      filter: opts.filterSubject ?? '>',
-      dispatcher: new Dispatcher(
-        {
-          ordered: opts.orderedBySubject ?? false,
-          concurrency: opts.concurrency ?? 1,
-          maxDeliver: opts.maxDeliver ?? 0,
-          logger: this.opts.logger,
-          consumer: `${d.name}/${opts.durable}`,
-        },
-        handler,
-      ),
-    };
-    const now = Date.now();
-    for (const m of store.pending(d.name, opts.durable)) {
-      if (!this.expired(d, m, now)) this.deliver(d, consumer, m);
-    }
-    set.add(consumer);
+    // Publishes waiting for their commit must reach this consumer through the store, in order.
+    this.flushWrites();
+    const consumer = new InProcessConsumer(
+      {
+        def: d,
+        durable: opts.durable,
+        filter: opts.filterSubject ?? '>',
+        store: this.storeOf(d),
+        ordered: opts.orderedBySubject ?? false,
+        concurrency: opts.concurrency ?? 1,
+        maxDeliver: opts.maxDeliver ?? 0,
+        logger: this.opts.logger,
+      },
+      handler,
+    );
+    live.add(consumer);
+    consumer.start();
     return {
       unsubscribe: async () => {
-        set.delete(consumer);
-        await consumer.dispatcher.stop();
+        live.delete(consumer);
+        await consumer.stop();
       },
     };
   }
 
   async request(subject: string, payload: Uint8Array, timeoutMs: number, headers: Headers = {}): Promise<Uint8Array> {
-    if (this.closed) throw new BusError('closed', 'the bus is closed');
-    const r = this.responders.get(subject);
-    if (!r || r.handlers.length === 0) throw new BusError('no_responders', `no responders for ${subject}`);
-    const handler = r.handlers[r.next++ % r.handlers.length]!;
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      return await Promise.race([
-        handler(payload, headers),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new BusError('timeout', `request to ${subject} timed out after ${timeoutMs} ms`)), timeoutMs);
-        }),
-      ]);
-    } finally {
-      clearTimeout(timer);
-    }
+    this.assertOpen();
+    return this.responders.request(subject, payload, timeoutMs, headers);
   }
 
-  async respond(subject: string, handler: Responder): Promise<Subscription> {
-    const r = this.responders.get(subject) ?? { handlers: [], next: 0 };
-    this.responders.set(subject, r);
-    r.handlers.push(handler);
-    return {
-      unsubscribe: async () => {
-        r.handlers = r.handlers.filter((h) => h !== handler);
-      },
-    };
+  async respond(subject: string, handler: RequestHandler): Promise<Subscription> {
+    this.assertOpen();
+    return this.responders.add(subject, handler);
   }
 
   /** Deletes what every durable has done, and messages past their stream's max age. */
@@ -165,7 +167,7 @@ export class InProcessBus implements Bus {
     const now = Date.now();
     for (const d of this.defs) {
       try {
-        this.storeOf(d).compact(d.name, d.maxAgeMs > 0 ? now - d.maxAgeMs : undefined);
+        this.storeOf(d).compact(d.name, now, d.maxAgeMs > 0 ? now - d.maxAgeMs : undefined);
       } catch (err) {
         this.opts.logger.error({ err, stream: d.name }, 'bus compaction failed');
       }
@@ -175,12 +177,13 @@ export class InProcessBus implements Bus {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    clearInterval(this.timer);
-    await Promise.all([...this.live.values()].flatMap((set) => [...set].map((c) => c.dispatcher.stop())));
-    this.live.clear();
+    clearInterval(this.compactTimer);
     this.responders.clear();
+    this.flushWrites();
+    await Promise.all([...this.consumers.values()].flatMap((set) => [...set].map((c) => c.stop())));
+    this.consumers.clear();
     this.compact();
-    this.durable.close();
-    if (this.durable !== this.memory) this.memory.close();
+    this.disk?.close();
+    this.memory.close();
   }
 }
