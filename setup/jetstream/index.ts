@@ -1,6 +1,7 @@
 /**
  * createBus: NATS JetStream when `global.jetstream.addresses` names servers, else the
- * embedded in-process bus (in memory, or durable under `storage_path`).
+ * embedded in-process bus (in memory with `in_memory: true`, else durable under
+ * `storage_path`).
  */
 import type { Logger } from 'pino';
 import type { Bus } from './bus.js';
@@ -16,20 +17,20 @@ export interface BusConfig {
   inMemory: boolean;
   storagePath: string;
   logger: Logger;
+  /** Tests shorten max ages. */
   maxAgeOverrides?: Partial<Record<StreamName, number>>;
 }
 
 export async function createBus(cfg: BusConfig): Promise<Bus> {
+  const overrides = cfg.maxAgeOverrides ? { maxAgeOverrides: cfg.maxAgeOverrides } : {};
   if (cfg.addresses.length > 0) {
-    // Loaded only when used: a home install never needs the NATS client (about 10 MB).
+    // Loaded only when used: a home install never needs the NATS client.
     const { NatsBus } = await import('./nats/nats-bus.js');
-    return NatsBus.connect({ addresses: cfg.addresses, topicPrefix: cfg.topicPrefix, logger: cfg.logger, ...(cfg.maxAgeOverrides ? { maxAgeOverrides: cfg.maxAgeOverrides } : {}) });
+    const bus = await NatsBus.connect({ addresses: cfg.addresses, topicPrefix: cfg.topicPrefix, logger: cfg.logger, ...overrides });
+    cfg.logger.info({ addresses: cfg.addresses, topicPrefix: cfg.topicPrefix }, 'bus: NATS JetStream');
+    return bus;
   }
-  return new InProcessBus({
-    topicPrefix: cfg.topicPrefix,
-    inMemory: cfg.inMemory,
-    storagePath: cfg.storagePath,
-    logger: cfg.logger,
-    ...(cfg.maxAgeOverrides ? { maxAgeOverrides: cfg.maxAgeOverrides } : {}),
-  });
+  const bus = new InProcessBus({ topicPrefix: cfg.topicPrefix, inMemory: cfg.inMemory, storagePath: cfg.storagePath, logger: cfg.logger, ...overrides });
+  cfg.logger.info(cfg.inMemory ? { topicPrefix: cfg.topicPrefix } : { topicPrefix: cfg.topicPrefix, storagePath: cfg.storagePath }, `bus: in-process, ${cfg.inMemory ? 'in memory' : 'on disk'}`);
+  return bus;
 }
