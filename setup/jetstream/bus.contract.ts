@@ -169,6 +169,12 @@ export function defineBusContract(name: string, makeEnv: EnvironmentFactory, opt
       await until(() => got.includes('after'));
       expect(got).toEqual(['once', 'after']);
       expect(again.seq).toBe(first.seq);
+      // Still a duplicate once the original has been acked and deleted (within the window).
+      await sleep(250);
+      await bus.publish(s, enc('once'), { msgId: 'abc' });
+      await bus.publish(s, enc('last'));
+      await until(() => got.includes('last'));
+      expect(got).toEqual(['once', 'after', 'last']);
     });
 
     it('only delivers to a durable what its filter matches', async () => {

@@ -35,7 +35,9 @@ const schema = `
     stream TEXT NOT NULL, seq INTEGER NOT NULL, subject TEXT NOT NULL, data BLOB NOT NULL,
     headers TEXT NOT NULL, ts INTEGER NOT NULL, msg_id TEXT, PRIMARY KEY (stream, seq)) WITHOUT ROWID;
   DROP INDEX IF EXISTS bus_messages_msg_id;
-  CREATE INDEX IF NOT EXISTS bus_messages_by_msg_id ON bus_messages (stream, msg_id) WHERE msg_id IS NOT NULL;
+  -- Message IDs seen within the duplicate window; they outlive the messages, as in JetStream.
+  CREATE TABLE IF NOT EXISTS bus_msg_ids (
+    stream TEXT NOT NULL, msg_id TEXT NOT NULL, seq INTEGER NOT NULL, ts INTEGER NOT NULL, PRIMARY KEY (stream, msg_id)) WITHOUT ROWID;
   CREATE INDEX IF NOT EXISTS bus_messages_by_ts ON bus_messages (stream, ts);
   -- The last sequence number of each stream, so that numbers never repeat once messages are deleted.
   CREATE TABLE IF NOT EXISTS bus_streams (stream TEXT PRIMARY KEY, last_seq INTEGER NOT NULL);
@@ -64,7 +66,11 @@ export class SqliteStore implements MessageStore {
     const acked = 'EXISTS (SELECT 1 FROM bus_acks a WHERE a.stream = m.stream AND a.durable = ? AND a.seq = m.seq)';
     this.stmts = {
       insert: this.db.prepare('INSERT INTO bus_messages (stream, seq, subject, data, headers, ts, msg_id) VALUES (?, ?, ?, ?, ?, ?, ?)'),
-      duplicateOf: this.db.prepare('SELECT seq FROM bus_messages WHERE stream = ? AND msg_id = ? AND ts >= ? ORDER BY seq DESC LIMIT 1'),
+      duplicateOf: this.db.prepare('SELECT seq FROM bus_msg_ids WHERE stream = ? AND msg_id = ? AND ts >= ?'),
+      rememberId: this.db.prepare(
+        'INSERT INTO bus_msg_ids (stream, msg_id, seq, ts) VALUES (?, ?, ?, ?) ON CONFLICT (stream, msg_id) DO UPDATE SET seq = excluded.seq, ts = excluded.ts',
+      ),
+      forgetIds: this.db.prepare('DELETE FROM bus_msg_ids WHERE stream = ? AND ts < ?'),
       lastSeq: this.db.prepare(
         'SELECT max(coalesce((SELECT last_seq FROM bus_streams WHERE stream = ?), 0), coalesce((SELECT max(seq) FROM bus_messages WHERE stream = ?), 0)) AS n',
       ),
@@ -107,6 +113,7 @@ export class SqliteStore implements MessageStore {
         next.set(m.stream, seq);
         const data = Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength);
         this.stmts.insert.run(m.stream, seq, m.subject, data, JSON.stringify(m.headers), m.ts, m.msgId ?? null);
+        if (m.msgId !== undefined) this.stmts.rememberId.run(m.stream, m.msgId, seq, m.ts);
         return { seq, duplicate: false };
       }),
     )();
@@ -174,6 +181,7 @@ export class SqliteStore implements MessageStore {
       if (consumers.length > 0) this.stmts.dropUpTo.run(stream, doneUpTo);
       else this.stmts.dropOlder.run(stream, now - UNCLAIMED_GRACE_MS);
       if (olderThanTs !== undefined) this.stmts.dropOlder.run(stream, olderThanTs);
+      this.stmts.forgetIds.run(stream, now - DUPLICATE_WINDOW_MS);
     })();
   }
 
