@@ -1,36 +1,43 @@
 /**
- * One database handle per connection string, shared by every component configured with it
- * (Dendrite's global database pool): a monolith on one PostgreSQL opens one pool, and two
- * components on one SQLite file share one connection (SQLite has a single writer anyway).
+ * One database handle per database, shared by every component configured with it (Dendrite's
+ * global database pool): a monolith on one PostgreSQL database opens one pool, and components
+ * on one SQLite file share its one connection (SQLite has a single writer anyway).
+ * Connection strings are compared by what they name, not by spelling (see targetKey).
  */
-import { checkConnection, openDatabase, type OpenedDatabase, type OpenOptions } from './connection.js';
+import { connectTarget, type OpenedDatabase, type OpenOptions } from './connection.js';
+import { parseConnectionString, targetKey } from './connection-string.js';
 
 export class DatabaseHandles {
   private readonly open = new Map<string, Promise<OpenedDatabase<unknown>>>();
+  private closed = false;
 
-  constructor(private readonly opts: OpenOptions = {}) {}
+  /** Options for every handle; `get`'s own options add to them. */
+  constructor(private readonly defaults: OpenOptions = {}) {}
 
-  /** Opens (once) and checks the database; later calls with the same string share it. */
+  /**
+   * Opens the database (once) and checks that it answers; later calls naming the same database
+   * get the same handle, and the options of the first call (the pool size) stay. A failed open
+   * is forgotten, so a later call tries again. Do not close the handle: closeAll does.
+   */
   get<DB>(conn: string, opts: OpenOptions = {}): Promise<OpenedDatabase<DB>> {
-    let p = this.open.get(conn);
-    if (!p) {
-      p = (async () => {
-        const opened = openDatabase<unknown>(conn, { ...this.opts, ...opts });
-        try {
-          await checkConnection(opened);
-        } catch (err) {
-          await opened.close().catch(() => {});
-          throw err;
-        }
-        return opened;
-      })();
-      this.open.set(conn, p);
-      p.catch(() => this.open.delete(conn));
+    if (this.closed) return Promise.reject(new Error('database handles are closed (the server is shutting down)'));
+    const merged = { ...this.defaults, ...opts };
+    const target = parseConnectionString(conn, merged.baseDir);
+    const key = targetKey(target);
+    let handle = this.open.get(key);
+    if (!handle) {
+      handle = connectTarget<unknown>(target, merged);
+      this.open.set(key, handle);
+      handle.catch(() => {
+        if (this.open.get(key) === handle) this.open.delete(key);
+      });
     }
-    return p as Promise<OpenedDatabase<DB>>;
+    return handle as Promise<OpenedDatabase<DB>>;
   }
 
+  /** Closes every handle (after any still opening have settled); later gets are refused. */
   async closeAll(): Promise<void> {
+    this.closed = true;
     const all = [...this.open.values()];
     this.open.clear();
     await Promise.all(all.map(async (p) => (await p.catch(() => undefined))?.close()));
