@@ -1,4 +1,4 @@
-import { sql, type Generated, type Kysely } from 'kysely';
+import { sql, type ColumnType, type Generated, type Kysely } from 'kysely';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   addAutoIdColumn,
@@ -17,8 +17,10 @@ import {
 import { runMigrations } from './migrations.js';
 import { describeEachDatabase } from './testing.js';
 
+/** A column with a default: optional on insert. */
+type Defaulted<T> = ColumnType<T, T | undefined, T>;
 interface Tables {
-  dt_items: { id: Generated<number>; name: string; big: number; doc: string; flag: number; data: Buffer | null };
+  dt_items: { id: Generated<number>; name: string; big: number; doc: Defaulted<string>; flag: Defaulted<number>; data: Buffer | null };
   dt_ids: { id: number };
 }
 

@@ -20,15 +20,18 @@
  * - Arrays: no array columns; use a join table, or JSON text when the list is read whole.
  * - Aggregates over bigint: sum() is numeric (a string) on PostgreSQL; cast to bigint.
  */
-import { sql, type ColumnDataType, type CreateTableBuilder, type Kysely } from 'kysely';
+import { sql, type ColumnDataType, type CreateTableBuilder, type RawBuilder } from 'kysely';
 
 export type DialectName = 'postgres' | 'sqlite';
+
+/** Any Kysely instance or transaction (Kysely does not export this interface by name). */
+type QueryExecutorProvider = Parameters<RawBuilder<unknown>['compile']>[0];
 
 /**
  * The dialect of a Kysely instance or transaction, from how it writes a parameter ($1 vs ?).
  * Compiling is local: no query is sent.
  */
-export function dialectOf<DB>(db: Kysely<DB>): DialectName {
+export function dialectOf(db: QueryExecutorProvider): DialectName {
   return sql`SELECT ${1}`.compile(db).sql.includes('$1') ? 'postgres' : 'sqlite';
 }
 
