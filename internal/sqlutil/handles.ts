@@ -5,7 +5,7 @@
  * Connection strings are compared by what they name, not by spelling (see targetKey).
  */
 import { connectTarget, type OpenedDatabase, type OpenOptions } from './connection.js';
-import { parseConnectionString, targetKey } from './connection-string.js';
+import { parseConnectionString, targetKey, type DatabaseTarget } from './connection-string.js';
 
 export class DatabaseHandles {
   private readonly open = new Map<string, Promise<OpenedDatabase<unknown>>>();
@@ -22,7 +22,12 @@ export class DatabaseHandles {
   get<DB>(conn: string, opts: OpenOptions = {}): Promise<OpenedDatabase<DB>> {
     if (this.closed) return Promise.reject(new Error('database handles are closed (the server is shutting down)'));
     const merged = { ...this.defaults, ...opts };
-    const target = parseConnectionString(conn, merged.baseDir);
+    let target: DatabaseTarget;
+    try {
+      target = parseConnectionString(conn, merged.baseDir);
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
     const key = targetKey(target);
     let handle = this.open.get(key);
     if (!handle) {
