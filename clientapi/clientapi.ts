@@ -11,6 +11,7 @@ import { PasswordUIA } from './auth/uia.js';
 import { addAccountDataRoutes } from './routing/accountdata.js';
 import { addDeviceRoutes } from './routing/devices.js';
 import { addFilterRoutes } from './routing/filter.js';
+import { addKeyRoutes } from './routing/keys.js';
 import { addPasswordRoute } from './routing/password.js';
 import { addLoginRoutes } from './routing/login.js';
 import { addOpenIDRoute } from './routing/openid.js';
@@ -33,6 +34,7 @@ export function addPublicRoutes(routers: PublicRouters, cfg: Config, userAPI: Cl
   addFilterRoutes(routers.client, userAPI);
   addAccountDataRoutes(routers.client, userAPI);
   addOpenIDRoute(routers.client, userAPI, cfg.global.serverName);
+  addKeyRoutes(routers.client, userAPI, uia);
   addVersionsRoute(routers.client, {
     'org.matrix.msc2836': cfg.mscs.mscs.includes('msc2836'),
     'org.matrix.msc2753': cfg.mscs.mscs.includes('msc2753'),

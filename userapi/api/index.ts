@@ -4,6 +4,9 @@
  * Every method takes one JSON request and returns JSON.
  */
 import type { StatusAPI } from '../../internal/componentapi.js';
+import { keyServerAPIMethods, type KeyServerAPI } from './keys.js';
+
+export * from './keys.js';
 
 /** Why an account operation failed, for the caller to turn into a Matrix error. */
 export type AccountErrorCode = 'user_in_use' | 'invalid_username' | 'forbidden' | 'unknown_token';
@@ -190,8 +193,8 @@ export interface FederationUserAPI {
   queryOpenIDToken(req: QueryOpenIDTokenRequest): Promise<QueryOpenIDTokenResponse>;
 }
 
-/** What clientapi calls: registration, login, tokens, devices, profiles, filters and account data. */
-export interface ClientUserAPI {
+/** What clientapi calls: registration, login, tokens, devices, profiles, filters, account data and keys. */
+export interface ClientUserAPI extends KeyServerAPI {
   performAccountCreation(req: PerformAccountCreationRequest): Promise<PerformAccountCreationResponse>;
   queryAccountAvailability(req: QueryAccountAvailabilityRequest): Promise<QueryAccountAvailabilityResponse>;
   performPasswordCheck(req: PerformPasswordCheckRequest): Promise<PerformPasswordCheckResponse>;
@@ -233,6 +236,7 @@ export const userapiInternalAPIMethods = [
   'queryAccountData',
   'performOpenIDTokenCreation',
   'queryOpenIDToken',
+  ...keyServerAPIMethods,
 ] as const satisfies ReadonlyArray<keyof UserInternalAPI>;
 
 /** Localparts: the spec's historical user ID grammar, lower case, not `_`-prefixed (reserved). */

@@ -40,12 +40,20 @@ import {
   type QueryAccountAvailabilityRequest,
   type QueryAccountAvailabilityResponse,
   type UserInternalAPI,
+  type KeyServerAPI,
 } from '../api/index.js';
 import type { UserStore } from '../storage/userstore.js';
 import { hashAccessToken, newAccessToken, newDeviceId } from './tokens.js';
 
+/** What the key server must hear about device changes made here. */
+export interface DeviceHooks {
+  devicesRemoved(userId: string, remainingDeviceIds: readonly string[]): Promise<void>;
+  deviceRenamed(userId: string, deviceId: string, displayName: string | null): Promise<void>;
+}
+const noDeviceHooks: DeviceHooks = { devicesRemoved: async () => {}, deviceRenamed: async () => {} };
 
-export class UserInternalAPIImpl implements UserInternalAPI {
+/** Everything but the key server (internal/keys.ts), which userapi.ts joins to it. */
+export class UserInternalAPIImpl implements Omit<UserInternalAPI, keyof KeyServerAPI> {
   private readonly startedAt = Date.now();
   /** Checked against when an account does not exist, so that its absence does not answer faster. */
   private dummyHash: Promise<string> | undefined;
@@ -57,7 +65,14 @@ export class UserInternalAPIImpl implements UserInternalAPI {
     /** Tells syncapi about account data changes (OutputClientData). */
     private readonly publishClientData: (msg: OutputClientData) => Promise<void>,
     private readonly openIDTokenLifetimeMs: number = 3_600_000,
+    private readonly deviceHooks: DeviceHooks = noDeviceHooks,
   ) {}
+
+  /** Tells the key server which devices remain after some were deleted. */
+  private async devicesRemoved(localpart: string): Promise<void> {
+    const remaining = (await this.store.devices(localpart)).map((d) => d.deviceId);
+    await this.deviceHooks.devicesRemoved(this.userId(localpart), remaining);
+  }
 
   private userId(localpart: string): string {
     return `@${localpart}:${this.serverName}`;
@@ -124,8 +139,13 @@ export class UserInternalAPIImpl implements UserInternalAPI {
   async performDeviceDeletion(req: PerformDeviceDeletionRequest): Promise<PerformDeviceDeletionResponse> {
     const localpart = this.localpartOf(req.userId);
     if (!localpart) return { deleted: 0 };
-    if (req.deviceIds === undefined) return { deleted: await this.store.deleteAllDevices(localpart) };
+    if (req.deviceIds === undefined) {
+      const deleted = await this.store.deleteAllDevices(localpart);
+      await this.devicesRemoved(localpart);
+      return { deleted };
+    }
     for (const id of req.deviceIds) await this.store.deleteDevice(localpart, id);
+    await this.devicesRemoved(localpart);
     return { deleted: req.deviceIds.length };
   }
 
@@ -138,7 +158,9 @@ export class UserInternalAPIImpl implements UserInternalAPI {
 
   async performDeviceUpdate(req: PerformDeviceUpdateRequest): Promise<PerformDeviceUpdateResponse> {
     const localpart = this.localpartOf(req.userId);
-    return { found: localpart !== undefined && (await this.store.updateDeviceName(localpart, req.deviceId, req.displayName)) };
+    const found = localpart !== undefined && (await this.store.updateDeviceName(localpart, req.deviceId, req.displayName));
+    if (found) await this.deviceHooks.deviceRenamed(req.userId, req.deviceId, req.displayName);
+    return { found };
   }
 
   async queryProfile(req: QueryProfileRequest): Promise<QueryProfileResponse> {
@@ -174,14 +196,19 @@ export class UserInternalAPIImpl implements UserInternalAPI {
     const localpart = this.localpartOf(req.userId);
     if (!localpart) return { updated: false };
     const updated = await this.store.setPasswordHash(localpart, await bcrypt.hash(req.password, this.bcryptCost));
-    if (updated && req.logoutDevices) await this.store.deleteDevicesExcept(localpart, req.exceptDeviceId);
+    if (updated && req.logoutDevices) {
+      await this.store.deleteDevicesExcept(localpart, req.exceptDeviceId);
+      await this.devicesRemoved(localpart);
+    }
     return { updated };
   }
 
   /** The account stays (its ID may never be reused) but can no longer log in. Leaving rooms is roomserver's part (#4). */
   async performAccountDeactivation(req: PerformAccountDeactivationRequest): Promise<PerformAccountDeactivationResponse> {
     const localpart = this.localpartOf(req.userId);
-    return { deactivated: localpart !== undefined && (await this.store.deactivate(localpart)) };
+    const deactivated = localpart !== undefined && (await this.store.deactivate(localpart));
+    if (deactivated) await this.devicesRemoved(localpart!);
+    return { deactivated };
   }
 
   async performAccountDataUpdate(req: PerformAccountDataUpdateRequest): Promise<PerformAccountDataUpdateResponse> {

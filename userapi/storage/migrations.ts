@@ -77,4 +77,63 @@ export const userapiMigrations: readonly ComponentMigration[] = [
         .execute();
     },
   },
+  {
+    version: 5,
+    name: 'key_server',
+    up: async (db, dialect) => {
+      // Device keys of local devices; stream_id is the device list version of the user.
+      await db.schema
+        .createTable('userapi_device_keys')
+        .addColumn('user_id', 'text', (c) => c.notNull())
+        .addColumn('device_id', 'text', (c) => c.notNull())
+        .addColumn('key_json', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('userapi_device_keys_pk', ['user_id', 'device_id'])
+        .execute();
+      await db.schema
+        .createTable('userapi_one_time_keys')
+        .addColumn('user_id', 'text', (c) => c.notNull())
+        .addColumn('device_id', 'text', (c) => c.notNull())
+        .addColumn('key_id', 'text', (c) => c.notNull())
+        .addColumn('algorithm', 'text', (c) => c.notNull())
+        .addColumn('key_json', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('userapi_one_time_keys_pk', ['user_id', 'device_id', 'key_id'])
+        .execute();
+      await db.schema.createIndex('userapi_one_time_keys_algorithm').on('userapi_one_time_keys').columns(['user_id', 'device_id', 'algorithm']).execute();
+      await db.schema
+        .createTable('userapi_fallback_keys')
+        .addColumn('user_id', 'text', (c) => c.notNull())
+        .addColumn('device_id', 'text', (c) => c.notNull())
+        .addColumn('algorithm', 'text', (c) => c.notNull())
+        .addColumn('key_id', 'text', (c) => c.notNull())
+        .addColumn('key_json', 'text', (c) => c.notNull())
+        .addColumn('used', boolType, (c) => c.notNull().defaultTo(0))
+        .addPrimaryKeyConstraint('userapi_fallback_keys_pk', ['user_id', 'device_id', 'algorithm'])
+        .execute();
+      await db.schema
+        .createTable('userapi_cross_signing_keys')
+        .addColumn('user_id', 'text', (c) => c.notNull())
+        .addColumn('key_type', 'text', (c) => c.notNull())
+        .addColumn('key_json', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('userapi_cross_signing_keys_pk', ['user_id', 'key_type'])
+        .execute();
+      // Signatures uploaded through keys/signatures/upload, merged into keys/query answers.
+      await db.schema
+        .createTable('userapi_cross_signing_sigs')
+        .addColumn('origin_user_id', 'text', (c) => c.notNull())
+        .addColumn('origin_key_id', 'text', (c) => c.notNull())
+        .addColumn('target_user_id', 'text', (c) => c.notNull())
+        .addColumn('target_key_id', 'text', (c) => c.notNull())
+        .addColumn('signature', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('userapi_cross_signing_sigs_pk', ['origin_user_id', 'origin_key_id', 'target_user_id', 'target_key_id'])
+        .execute();
+      await db.schema.createIndex('userapi_cross_signing_sigs_target').on('userapi_cross_signing_sigs').columns(['target_user_id', 'target_key_id']).execute();
+      // The key change stream: one row per user, its change_id the position of the user's
+      // latest change (older rows are deleted, so the table stays one row per user).
+      await addAutoIdColumn(db.schema.createTable('userapi_key_changes'), dialect, 'change_id')
+        .addColumn('user_id', 'text', (c) => c.notNull())
+        .addColumn('device_stream_id', bigintType, (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('userapi_key_changes_user').on('userapi_key_changes').column('user_id').execute();
+    },
+  },
 ];

@@ -43,4 +43,41 @@ export interface UserapiDatabase {
     localpart: string;
     expires_ts: number;
   };
+  userapi_device_keys: {
+    user_id: string;
+    device_id: string;
+    key_json: string;
+  };
+  userapi_one_time_keys: {
+    user_id: string;
+    device_id: string;
+    key_id: string;
+    algorithm: string;
+    key_json: string;
+  };
+  userapi_fallback_keys: {
+    user_id: string;
+    device_id: string;
+    algorithm: string;
+    key_id: string;
+    key_json: string;
+    used: WithDefault<number>;
+  };
+  userapi_cross_signing_keys: {
+    user_id: string;
+    key_type: string;
+    key_json: string;
+  };
+  userapi_cross_signing_sigs: {
+    origin_user_id: string;
+    origin_key_id: string;
+    target_user_id: string;
+    target_key_id: string;
+    signature: string;
+  };
+  userapi_key_changes: {
+    change_id: Generated<number>;
+    user_id: string;
+    device_stream_id: number;
+  };
 }

@@ -1,0 +1,162 @@
+/**
+ * The key server's part of the userapi interface (Dendrite merged its keyserver into userapi):
+ * device keys, one-time and fallback keys, cross-signing keys and signatures, and the stream
+ * of device list changes. Key objects travel as the JSON clients upload; the server checks
+ * their shape and the signatures it is responsible for, and otherwise passes them through.
+ */
+
+export type KeyObject = Record<string, unknown>;
+/** user ID -> device ID (or cross-signing key ID) -> value. */
+export type ByUserByKey<T> = Record<string, Record<string, T>>;
+
+/** Why a key request failed, for clientapi to turn into a Matrix error. */
+export interface KeyError {
+  errcode: 'M_INVALID_PARAM' | 'M_BAD_JSON' | 'M_FORBIDDEN' | 'M_INVALID_SIGNATURE' | 'M_MISSING_PARAM' | 'M_NOT_FOUND' | 'M_UNKNOWN';
+  message: string;
+}
+
+export interface PerformUploadKeysRequest {
+  userId: string;
+  deviceId: string;
+  deviceKeys?: KeyObject;
+  /** key ID ("algorithm:id") -> key. */
+  oneTimeKeys?: Record<string, unknown>;
+  fallbackKeys?: Record<string, unknown>;
+}
+export interface PerformUploadKeysResponse {
+  error?: KeyError;
+  oneTimeKeyCounts: Record<string, number>;
+}
+
+export interface QueryOneTimeKeyCountsRequest {
+  userId: string;
+  deviceId: string;
+}
+export interface QueryOneTimeKeyCountsResponse {
+  /** algorithm -> unclaimed one-time keys. */
+  oneTimeKeyCounts: Record<string, number>;
+  /** Algorithms with a fallback key not yet handed out (sync's device_unused_fallback_key_types). */
+  unusedFallbackKeyTypes: string[];
+}
+
+export interface QueryKeysRequest {
+  /** The user asking: they alone may see their own user-signing key. */
+  userId: string;
+  /** user ID -> device IDs; an empty list means every device. */
+  userToDevices: Record<string, string[]>;
+  timeoutMs?: number;
+}
+export interface QueryKeysResponse {
+  deviceKeys: ByUserByKey<KeyObject>;
+  masterKeys: Record<string, KeyObject>;
+  selfSigningKeys: Record<string, KeyObject>;
+  userSigningKeys: Record<string, KeyObject>;
+  /** server name -> what went wrong asking it. */
+  failures: Record<string, Record<string, unknown>>;
+}
+
+export interface PerformClaimKeysRequest {
+  /** user ID -> device ID -> algorithm. */
+  oneTimeKeys: ByUserByKey<string>;
+  timeoutMs?: number;
+}
+export interface PerformClaimKeysResponse {
+  /** user ID -> device ID -> { key ID: key }. */
+  oneTimeKeys: ByUserByKey<Record<string, unknown>>;
+  failures: Record<string, Record<string, unknown>>;
+}
+
+export interface QueryKeyChangesRequest {
+  /** Exclusive. */
+  fromOffset: number;
+  /** Inclusive; the latest position when absent. */
+  toOffset?: number;
+}
+export interface QueryKeyChangesResponse {
+  userIds: string[];
+  /** The position the answer is complete up to. */
+  offset: number;
+}
+
+export interface QueryCrossSigningStatusRequest {
+  userId: string;
+}
+export interface QueryCrossSigningStatusResponse {
+  hasMasterKey: boolean;
+}
+
+export interface PerformUploadDeviceSigningKeysRequest {
+  userId: string;
+  masterKey?: KeyObject;
+  selfSigningKey?: KeyObject;
+  userSigningKey?: KeyObject;
+}
+export interface PerformUploadDeviceSigningKeysResponse {
+  error?: KeyError;
+}
+
+export interface PerformUploadDeviceSignaturesRequest {
+  userId: string;
+  /** user ID -> key ID (device ID or cross-signing public key) -> the signed object. */
+  signatures: ByUserByKey<KeyObject>;
+}
+export interface PerformUploadDeviceSignaturesResponse {
+  /** user ID -> key ID -> { errcode, error }. */
+  failures: ByUserByKey<{ errcode: string; error: string }>;
+}
+
+/**
+ * Published on OutputKeyChangeEvent (subject per user) whenever a local user's device list or
+ * cross-signing keys change: syncapi adds the user to `device_lists.changed`, federationapi
+ * sends `m.device_list_update` / `m.signing_key_update`.
+ */
+export interface OutputKeyChangeEvent {
+  /** Position in the key change stream (what keys/changes and sync tokens count). */
+  offset: number;
+  type: 'device_keys' | 'cross_signing';
+  user_id: string;
+  device_id?: string;
+  /** Per-user device list version, for m.device_list_update's stream_id. */
+  stream_id?: number;
+  display_name?: string | null;
+  /** Absent when the device was deleted. */
+  keys?: KeyObject;
+  deleted?: boolean;
+  master_key?: KeyObject;
+  self_signing_key?: KeyObject;
+}
+
+export interface KeyServerAPI {
+  performUploadKeys(req: PerformUploadKeysRequest): Promise<PerformUploadKeysResponse>;
+  queryOneTimeKeyCounts(req: QueryOneTimeKeyCountsRequest): Promise<QueryOneTimeKeyCountsResponse>;
+  queryKeys(req: QueryKeysRequest): Promise<QueryKeysResponse>;
+  performClaimKeys(req: PerformClaimKeysRequest): Promise<PerformClaimKeysResponse>;
+  queryKeyChanges(req: QueryKeyChangesRequest): Promise<QueryKeyChangesResponse>;
+  queryCrossSigningStatus(req: QueryCrossSigningStatusRequest): Promise<QueryCrossSigningStatusResponse>;
+  performUploadDeviceSigningKeys(req: PerformUploadDeviceSigningKeysRequest): Promise<PerformUploadDeviceSigningKeysResponse>;
+  performUploadDeviceSignatures(req: PerformUploadDeviceSignaturesRequest): Promise<PerformUploadDeviceSignaturesResponse>;
+}
+
+export const keyServerAPIMethods = [
+  'performUploadKeys',
+  'queryOneTimeKeyCounts',
+  'queryKeys',
+  'performClaimKeys',
+  'queryKeyChanges',
+  'queryCrossSigningStatus',
+  'performUploadDeviceSigningKeys',
+  'performUploadDeviceSignatures',
+] as const satisfies ReadonlyArray<keyof KeyServerAPI>;
+
+/**
+ * What the key server needs of federationapi for remote users. Until federationapi has its
+ * client (issue 8) none is given, and remote users are reported in `failures`.
+ */
+export interface FederationKeyClient {
+  queryKeys(serverName: string, userToDevices: Record<string, string[]>, timeoutMs: number): Promise<{
+    deviceKeys: ByUserByKey<KeyObject>;
+    masterKeys: Record<string, KeyObject>;
+    selfSigningKeys: Record<string, KeyObject>;
+  }>;
+  claimKeys(serverName: string, oneTimeKeys: ByUserByKey<string>, timeoutMs: number): Promise<ByUserByKey<Record<string, unknown>>>;
+}
