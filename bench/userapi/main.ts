@@ -1,6 +1,7 @@
 /**
  * bench/userapi: password logins/s over HTTP on a real monolith (embedded defaults), at
- * bcrypt cost 10 (the default) and 4 (CI), and access-token checks/s (GET /account/whoami).
+ * bcrypt cost 10 (the default) and 4 (CI), access-token checks/s (GET /account/whoami),
+ * keys/query latency for a user with 50 devices, and keys/upload of 100 one-time keys.
  * Run: npm run build && node dist/bench/userapi/main.js
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -42,6 +43,74 @@ async function loginsPerSecond(base: string, seconds: number): Promise<number> {
   return Math.round(r.requests.average);
 }
 
+async function login(base: string, username: string, deviceId: string): Promise<string> {
+  const r = await fetch(`${base}/_matrix/client/v3/login`, {
+    method: 'POST',
+    body: JSON.stringify({ type: 'm.login.password', identifier: { type: 'm.id.user', user: username }, password: 'bench-password', device_id: deviceId }),
+  });
+  return ((await r.json()) as { access_token: string }).access_token;
+}
+
+async function postJson(base: string, path: string, token: string, body: unknown): Promise<unknown> {
+  const r = await fetch(`${base}/_matrix/client/v3${path}`, { method: 'POST', headers: { Authorization: `Bearer ${token}` }, body: JSON.stringify(body) });
+  if (r.status !== 200) throw new Error(`${path}: ${r.status} ${await r.text()}`);
+  return r.json();
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+async function keyBenches(base: string, seconds: number, out: Record<string, number>): Promise<void> {
+  const whoami = await fetch(`${base}/_matrix/client/v3/account/whoami`, { headers: { Authorization: `Bearer ${await register(base, 'many')}` } });
+  const userId = ((await whoami.json()) as { user_id: string }).user_id;
+  for (let i = 0; i < 50; i++) {
+    const deviceId = `DEV${i}`;
+    const token = await login(base, 'many', deviceId);
+    await postJson(base, '/keys/upload', token, {
+      device_keys: {
+        user_id: userId,
+        device_id: deviceId,
+        algorithms: ['m.olm.v1.curve25519-aes-sha2', 'm.megolm.v1.aes-sha2'],
+        keys: { [`curve25519:${deviceId}`]: 'c'.repeat(43), [`ed25519:${deviceId}`]: 'e'.repeat(43) },
+        signatures: { [userId]: { [`ed25519:${deviceId}`]: 's'.repeat(86) } },
+      },
+    });
+  }
+  const asker = await register(base, 'asker');
+  const q = (await postJson(base, '/keys/query', asker, { device_keys: { [userId]: [] } })) as { device_keys: Record<string, object> };
+  const devices = Object.keys(q.device_keys[userId] ?? {}).length;
+  if (devices !== 50) throw new Error(`keys/query returned ${devices} devices, not 50`);
+  const r = await autocannon({
+    url: `${base}/_matrix/client/v3/keys/query`,
+    method: 'POST',
+    headers: { Authorization: `Bearer ${asker}` },
+    body: JSON.stringify({ device_keys: { [userId]: [] } }),
+    connections: 8,
+    duration: seconds,
+    workers: 1,
+  });
+  if (r.non2xx > 0) throw new Error(`${r.non2xx} key queries failed`);
+  out['keys/query, 50 devices: requests/s'] = Math.round(r.requests.average);
+  out['keys/query, 50 devices: latency p50 ms'] = r.latency.p50;
+  out['keys/query, 50 devices: latency p99 ms'] = r.latency.p99;
+
+  // keys/upload of 100 new one-time keys, one request at a time (a client replenishing its pool).
+  const uploader = await login(base, 'many', 'DEV0');
+  const times: number[] = [];
+  for (let round = 0; round < 100; round++) {
+    const otks = Object.fromEntries(
+      Array.from({ length: 100 }, (_, i) => [`signed_curve25519:${round}_${i}`, { key: 'k'.repeat(43), signatures: { [userId]: { 'ed25519:DEV0': 's'.repeat(86) } } }]),
+    );
+    const t0 = performance.now();
+    await postJson(base, '/keys/upload', uploader, { one_time_keys: otks });
+    times.push(performance.now() - t0);
+  }
+  times.sort((a, b) => a - b);
+  out['keys/upload of 100 one-time keys: p50 ms'] = Math.round(percentile(times, 50) * 100) / 100;
+  out['keys/upload of 100 one-time keys: p99 ms'] = Math.round(percentile(times, 99) * 100) / 100;
+}
+
 export async function userapiBenches(seconds = 5): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
   out['password logins/s, bcrypt cost 10'] = await withServer(10, (b) => loginsPerSecond(b, seconds));
@@ -52,6 +121,7 @@ export async function userapiBenches(seconds = 5): Promise<Record<string, number
     out['whoami (access token check) requests/s'] = Math.round(r.requests.average);
     out['whoami latency p99 ms'] = r.latency.p99;
   });
+  await withServer(4, (base) => keyBenches(base, seconds, out));
   return out;
 }
 
