@@ -42,6 +42,7 @@ export async function newInternalAPI(cfg: Config, db: OpenedDatabase<unknown>, b
       devicesRemoved: (userId, remaining) => keys.removeKeysOfDeletedDevices(userId, remaining),
       deviceRenamed: (userId, deviceId, name) => keys.deviceRenamed(userId, deviceId, name),
     },
+    cfg.userApi.refreshableAccessTokenLifetimeMs,
   );
   // One API object: the account methods from `users`, the key server's from `keys`.
   const composed = Object.create(users) as Record<string, unknown>;

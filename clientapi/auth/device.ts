@@ -18,7 +18,9 @@ export function accessTokenOf(c: Context): string | undefined {
 export async function requireDevice(c: Context, userAPI: ClientUserAPI): Promise<Device & { accessToken: string }> {
   const token = accessTokenOf(c);
   if (!token) throw missingToken();
-  const { device } = await userAPI.queryAccessToken({ accessToken: token });
+  const { device, expired } = await userAPI.queryAccessToken({ accessToken: token });
+  // An expired refreshable token is a soft logout: the client refreshes instead of logging in.
+  if (expired) throw unknownToken('Access token has expired', true);
   if (!device) throw unknownToken();
   return { ...device, accessToken: token };
 }

@@ -3,9 +3,9 @@
  * session endpoints: /account/whoami, /logout, /logout/all.
  */
 import type { Context, Hono } from 'hono';
-import { MatrixError, badJson, forbidden, jsonResponse, readJsonObject, type JsonBody } from '../../internal/httputil/index.js';
+import { MatrixError, badJson, forbidden, jsonResponse, missingParam, readJsonObject, unknownToken, type JsonBody } from '../../internal/httputil/index.js';
 import type { Config } from '../../setup/config/config.js';
-import type { ClientUserAPI } from '../../userapi/api/index.js';
+import type { ClientUserAPI, PerformDeviceCreationResponse } from '../../userapi/api/index.js';
 import { requireDevice } from '../auth/device.js';
 import { clientRoute } from './paths.js';
 
@@ -23,6 +23,14 @@ function userOf(body: JsonBody): string {
   }
   if (typeof body['user'] === 'string') return body['user'];
   throw badJson('a login needs identifier.user');
+}
+
+/** The token fields of a login or registration answer (refresh_token and expires_in_ms for refreshable logins). */
+export function loginTokensJson(login: PerformDeviceCreationResponse): Record<string, unknown> {
+  return {
+    access_token: login.accessToken,
+    ...(login.refreshToken !== undefined ? { refresh_token: login.refreshToken, expires_in_ms: login.expiresInMs } : {}),
+  };
 }
 
 export function addLoginRoutes(client: Hono, cfg: Config, userAPI: ClientUserAPI): void {
@@ -53,8 +61,18 @@ export function addLoginRoutes(client: Hono, cfg: Config, userAPI: ClientUserAPI
       ...(deviceId !== undefined ? { deviceId } : {}),
       ...(displayName !== undefined ? { displayName } : {}),
       ...(c.req.header('user-agent') ? { userAgent: c.req.header('user-agent')! } : {}),
+      refreshable: body['refresh_token'] === true,
     });
-    return jsonResponse({ user_id: login.device.userId, access_token: login.accessToken, device_id: login.device.deviceId, home_server: serverName });
+    return jsonResponse({ user_id: login.device.userId, ...loginTokensJson(login), device_id: login.device.deviceId, home_server: serverName });
+  });
+
+  clientRoute(client, 'post', '/refresh', async (c: Context) => {
+    const body = await readJsonObject(c, { maxBytes: MAX_BODY });
+    const refreshToken = body['refresh_token'];
+    if (typeof refreshToken !== 'string') throw missingParam('refresh_token is required');
+    const res = await userAPI.performTokenRefresh({ refreshToken });
+    if (!res.refreshed) throw unknownToken('Unknown refresh token');
+    return jsonResponse({ access_token: res.accessToken, refresh_token: res.refreshToken, expires_in_ms: res.expiresInMs });
   });
 
   clientRoute(client, 'get', '/account/whoami', async (c: Context) => {

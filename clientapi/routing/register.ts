@@ -17,6 +17,7 @@ import {
 } from '../../internal/httputil/index.js';
 import type { Config } from '../../setup/config/config.js';
 import type { ClientUserAPI, PerformAccountCreationResponse } from '../../userapi/api/index.js';
+import { loginTokensJson } from './login.js';
 import { clientRoute } from './paths.js';
 
 const MAX_BODY = 64 * 1024;
@@ -123,8 +124,9 @@ export class RegistrationRoutes {
       localpart,
       ...(deviceId !== undefined ? { deviceId } : {}),
       ...(displayName !== undefined ? { displayName } : {}),
+      refreshable: body['refresh_token'] === true,
     });
-    return jsonResponse({ user_id: userId, access_token: login.accessToken, device_id: login.device.deviceId, home_server: this.cfg.global.serverName });
+    return jsonResponse({ user_id: userId, ...loginTokensJson(login), device_id: login.device.deviceId, home_server: this.cfg.global.serverName });
   }
 
   private async available(c: Context): Promise<Response> {

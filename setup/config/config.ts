@@ -104,6 +104,7 @@ export interface Config {
     accountDatabase: DatabaseOptions | undefined;
     bcryptCost: number;
     openidTokenLifetimeMs: number;
+    refreshableAccessTokenLifetimeMs: number;
     autoJoinRooms: string[];
     pushGatewayDisableTlsValidation: boolean;
   };
@@ -320,6 +321,7 @@ export function parseConfig(doc: unknown, baseDir: string): Config {
       accountDatabase: readDatabase(user.section('account_database')),
       bcryptCost: user.int('bcrypt_cost', 10, { min: 4, max: 31 }),
       openidTokenLifetimeMs: user.int('openid_token_lifetime_ms', 3_600_000, { min: 1 }),
+      refreshableAccessTokenLifetimeMs: user.int('refreshable_access_token_lifetime_ms', 300_000, { min: 1 }),
       autoJoinRooms: user.stringList('auto_join_rooms'),
       pushGatewayDisableTlsValidation: user.bool('push_gateway_disable_tls_validation', false),
     },

@@ -106,6 +106,7 @@ export function generateConfigDocument(opts: GenerateOptions): Record<string, un
       // bcrypt's minimum cost keeps CI registration fast.
       bcrypt_cost: opts.ci ? 4 : 10,
       openid_token_lifetime_ms: 3600000,
+      refreshable_access_token_lifetime_ms: 300000,
       auto_join_rooms: [],
     },
     logging: [{ type: 'std', level: opts.ci ? 'trace' : 'info' }],

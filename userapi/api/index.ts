@@ -33,11 +33,21 @@ export interface PerformDeviceCreationRequest {
   displayName?: string;
   ip?: string;
   userAgent?: string;
+  /** The client asked for a refresh token: the access token then expires. */
+  refreshable?: boolean;
 }
 export interface PerformDeviceCreationResponse {
   device: Device;
   accessToken: string;
+  /** For refreshable logins. */
+  refreshToken?: string;
+  expiresInMs?: number;
 }
+
+export interface PerformTokenRefreshRequest {
+  refreshToken: string;
+}
+export type PerformTokenRefreshResponse = { refreshed: true; accessToken: string; refreshToken: string; expiresInMs: number } | { refreshed: false };
 
 export interface PerformPasswordCheckRequest {
   localpart: string;
@@ -52,6 +62,8 @@ export interface QueryAccessTokenRequest {
 }
 export interface QueryAccessTokenResponse {
   device?: Device;
+  /** The token was valid but has expired: the client should refresh (soft logout). */
+  expired?: boolean;
 }
 
 export interface QueryAccountAvailabilityRequest {
@@ -200,6 +212,7 @@ export interface ClientUserAPI extends KeyServerAPI {
   performPasswordCheck(req: PerformPasswordCheckRequest): Promise<PerformPasswordCheckResponse>;
   performDeviceCreation(req: PerformDeviceCreationRequest): Promise<PerformDeviceCreationResponse>;
   queryAccessToken(req: QueryAccessTokenRequest): Promise<QueryAccessTokenResponse>;
+  performTokenRefresh(req: PerformTokenRefreshRequest): Promise<PerformTokenRefreshResponse>;
   performDeviceDeletion(req: PerformDeviceDeletionRequest): Promise<PerformDeviceDeletionResponse>;
   queryDevices(req: QueryDevicesRequest): Promise<QueryDevicesResponse>;
   performDeviceUpdate(req: PerformDeviceUpdateRequest): Promise<PerformDeviceUpdateResponse>;
@@ -223,6 +236,7 @@ export const userapiInternalAPIMethods = [
   'performPasswordCheck',
   'performDeviceCreation',
   'queryAccessToken',
+  'performTokenRefresh',
   'performDeviceDeletion',
   'queryDevices',
   'performDeviceUpdate',

@@ -37,13 +37,15 @@ import {
   type PerformPasswordCheckResponse,
   type QueryAccessTokenRequest,
   type QueryAccessTokenResponse,
+  type PerformTokenRefreshRequest,
+  type PerformTokenRefreshResponse,
   type QueryAccountAvailabilityRequest,
   type QueryAccountAvailabilityResponse,
   type UserInternalAPI,
   type KeyServerAPI,
 } from '../api/index.js';
 import type { UserStore } from '../storage/userstore.js';
-import { hashAccessToken, newAccessToken, newDeviceId } from './tokens.js';
+import { hashAccessToken, newAccessToken, newDeviceId, newRefreshToken } from './tokens.js';
 
 /** What the key server must hear about device changes made here. */
 export interface DeviceHooks {
@@ -66,6 +68,7 @@ export class UserInternalAPIImpl implements Omit<UserInternalAPI, keyof KeyServe
     private readonly publishClientData: (msg: OutputClientData) => Promise<void>,
     private readonly openIDTokenLifetimeMs: number = 3_600_000,
     private readonly deviceHooks: DeviceHooks = noDeviceHooks,
+    private readonly refreshableTokenLifetimeMs: number = 300_000,
   ) {}
 
   /** Tells the key server which devices remain after some were deleted. */
@@ -119,7 +122,10 @@ export class UserInternalAPIImpl implements Omit<UserInternalAPI, keyof KeyServe
   async performDeviceCreation(req: PerformDeviceCreationRequest): Promise<PerformDeviceCreationResponse> {
     const deviceId = req.deviceId ?? newDeviceId();
     const accessToken = newAccessToken();
+    const now = Date.now();
+    const refreshToken = req.refreshable ? newRefreshToken() : undefined;
     await this.store.upsertDevice({
+      ...(refreshToken !== undefined ? { refreshTokenHash: hashAccessToken(refreshToken), accessTokenExpiresTs: now + this.refreshableTokenLifetimeMs } : {}),
       localpart: req.localpart,
       deviceId,
       tokenHash: hashAccessToken(accessToken),
@@ -128,12 +134,27 @@ export class UserInternalAPIImpl implements Omit<UserInternalAPI, keyof KeyServe
       ip: req.ip ?? null,
       userAgent: req.userAgent ?? null,
     });
-    return { device: { userId: this.userId(req.localpart), deviceId, displayName: req.displayName ?? null }, accessToken };
+    const device = { userId: this.userId(req.localpart), deviceId, displayName: req.displayName ?? null };
+    return refreshToken !== undefined ? { device, accessToken, refreshToken, expiresInMs: this.refreshableTokenLifetimeMs } : { device, accessToken };
   }
 
   async queryAccessToken(req: QueryAccessTokenRequest): Promise<QueryAccessTokenResponse> {
     const d = await this.store.deviceByTokenHash(hashAccessToken(req.accessToken));
-    return d ? { device: { userId: this.userId(d.localpart), deviceId: d.deviceId, displayName: d.displayName } } : {};
+    if (!d) return {};
+    if (d.accessTokenExpiresTs !== null && Date.now() >= d.accessTokenExpiresTs) return { expired: true };
+    if (d.hasPrevRefreshToken) await this.store.forgetPrevRefreshToken(d.localpart, d.deviceId);
+    return { device: { userId: this.userId(d.localpart), deviceId: d.deviceId, displayName: d.displayName } };
+  }
+
+  async performTokenRefresh(req: PerformTokenRefreshRequest): Promise<PerformTokenRefreshResponse> {
+    const accessToken = newAccessToken();
+    const refreshToken = newRefreshToken();
+    const d = await this.store.refreshTokens(hashAccessToken(req.refreshToken), {
+      accessHash: hashAccessToken(accessToken),
+      refreshHash: hashAccessToken(refreshToken),
+      expiresTs: Date.now() + this.refreshableTokenLifetimeMs,
+    });
+    return d ? { refreshed: true, accessToken, refreshToken, expiresInMs: this.refreshableTokenLifetimeMs } : { refreshed: false };
   }
 
   async performDeviceDeletion(req: PerformDeviceDeletionRequest): Promise<PerformDeviceDeletionResponse> {

@@ -5,6 +5,11 @@ export function newAccessToken(): string {
   return `syt_${randomBytes(32).toString('base64url')}`;
 }
 
+/** A new refresh token: as an access token, with its own prefix so the two are never confused. */
+export function newRefreshToken(): string {
+  return `syr_${randomBytes(32).toString('base64url')}`;
+}
+
 /** What is stored: the token's SHA-256, so the database alone cannot authenticate anyone. */
 export function hashAccessToken(token: string): string {
   return createHash('sha256').update(token).digest('base64url');

@@ -136,4 +136,18 @@ export const userapiMigrations: readonly ComponentMigration[] = [
       await db.schema.createIndex('userapi_key_changes_user').on('userapi_key_changes').column('user_id').execute();
     },
   },
+  {
+    version: 6,
+    name: 'refresh_tokens',
+    up: async (db) => {
+      // A device logged in with a refresh token: its access token expires, and the refresh
+      // token it replaced stays usable until the new tokens are used (a lost answer to
+      // /refresh must not log the device out).
+      await db.schema.alterTable('userapi_devices').addColumn('access_token_expires_ts', bigintType).execute();
+      await db.schema.alterTable('userapi_devices').addColumn('refresh_token_hash', 'text').execute();
+      await db.schema.alterTable('userapi_devices').addColumn('prev_refresh_token_hash', 'text').execute();
+      await db.schema.createIndex('userapi_devices_refresh').unique().on('userapi_devices').column('refresh_token_hash').execute();
+      await db.schema.createIndex('userapi_devices_prev_refresh').on('userapi_devices').column('prev_refresh_token_hash').execute();
+    },
+  },
 ];

@@ -21,6 +21,9 @@ export interface UserapiDatabase {
     last_seen_ts: number;
     last_seen_ip: string | null;
     user_agent: string | null;
+    access_token_expires_ts: ColumnType<number | null, number | null | undefined, number | null>;
+    refresh_token_hash: ColumnType<string | null, string | null | undefined, string | null>;
+    prev_refresh_token_hash: ColumnType<string | null, string | null | undefined, string | null>;
   };
   userapi_profiles: {
     localpart: string;

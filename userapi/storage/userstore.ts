@@ -24,6 +24,14 @@ export interface DeviceRow {
   lastSeenIp: string | null;
 }
 
+/** A device found by its access token, with what token checks need. */
+export interface TokenDeviceRow extends DeviceRow {
+  /** When the access token stops working (refreshable logins only). */
+  accessTokenExpiresTs: number | null;
+  /** The device still accepts the refresh token before its latest one. */
+  hasPrevRefreshToken: boolean;
+}
+
 export class UserStore {
   constructor(private readonly db: Kysely<UserapiDatabase>) {}
 
@@ -48,7 +56,19 @@ export class UserStore {
   }
 
   /** Creates or replaces a device (a login with an existing device ID replaces its token). */
-  async upsertDevice(d: { localpart: string; deviceId: string; tokenHash: string; displayName: string | null; now: number; ip: string | null; userAgent: string | null }): Promise<void> {
+  async upsertDevice(d: {
+    localpart: string;
+    deviceId: string;
+    tokenHash: string;
+    displayName: string | null;
+    now: number;
+    ip: string | null;
+    userAgent: string | null;
+    /** For refreshable logins: the refresh token's hash and when the access token expires. */
+    refreshTokenHash?: string | null;
+    accessTokenExpiresTs?: number | null;
+  }): Promise<void> {
+    const refresh = { refresh_token_hash: d.refreshTokenHash ?? null, access_token_expires_ts: d.accessTokenExpiresTs ?? null, prev_refresh_token_hash: null };
     await this.db
       .insertInto('userapi_devices')
       .values({
@@ -60,10 +80,12 @@ export class UserStore {
         last_seen_ts: d.now,
         last_seen_ip: d.ip,
         user_agent: d.userAgent,
+        ...refresh,
       })
       .onConflict((oc) =>
         oc.columns(['localpart', 'device_id']).doUpdateSet({
           access_token_hash: d.tokenHash,
+          ...refresh,
           last_seen_ts: d.now,
           last_seen_ip: d.ip,
           ...(d.displayName !== null ? { display_name: d.displayName } : {}),
@@ -72,9 +94,45 @@ export class UserStore {
       .execute();
   }
 
-  async deviceByTokenHash(tokenHash: string): Promise<DeviceRow | undefined> {
+  async deviceByTokenHash(tokenHash: string): Promise<TokenDeviceRow | undefined> {
     const r = await this.db.selectFrom('userapi_devices').selectAll().where('access_token_hash', '=', tokenHash).executeTakeFirst();
-    return r && { localpart: r.localpart, deviceId: r.device_id, displayName: r.display_name, createdTs: r.created_ts, lastSeenTs: r.last_seen_ts, lastSeenIp: r.last_seen_ip };
+    return (
+      r && {
+        localpart: r.localpart,
+        deviceId: r.device_id,
+        displayName: r.display_name,
+        createdTs: r.created_ts,
+        lastSeenTs: r.last_seen_ts,
+        lastSeenIp: r.last_seen_ip,
+        accessTokenExpiresTs: r.access_token_expires_ts === null ? null : Number(r.access_token_expires_ts),
+        hasPrevRefreshToken: r.prev_refresh_token_hash !== null,
+      }
+    );
+  }
+
+  /** The new tokens were used: the refresh token they replaced stops working. */
+  async forgetPrevRefreshToken(localpart: string, deviceId: string): Promise<void> {
+    await this.db.updateTable('userapi_devices').set({ prev_refresh_token_hash: null }).where('localpart', '=', localpart).where('device_id', '=', deviceId).execute();
+  }
+
+  /**
+   * Swaps a refresh token for new tokens. The current refresh token becomes the previous one;
+   * the previous one (a retry after a lost answer) may be used again until the new tokens are.
+   * Returns the device, or undefined when the refresh token is unknown.
+   */
+  async refreshTokens(refreshHash: string, next: { accessHash: string; refreshHash: string; expiresTs: number }): Promise<DeviceRow | undefined> {
+    return this.db.transaction().execute(async (tx) => {
+      const set = { access_token_hash: next.accessHash, refresh_token_hash: next.refreshHash, access_token_expires_ts: next.expiresTs };
+      let rows = await tx
+        .updateTable('userapi_devices')
+        .set({ ...set, prev_refresh_token_hash: refreshHash })
+        .where('refresh_token_hash', '=', refreshHash)
+        .returningAll()
+        .execute();
+      if (rows.length === 0) rows = await tx.updateTable('userapi_devices').set(set).where('prev_refresh_token_hash', '=', refreshHash).returningAll().execute();
+      const r = rows[0];
+      return r && { localpart: r.localpart, deviceId: r.device_id, displayName: r.display_name, createdTs: r.created_ts, lastSeenTs: r.last_seen_ts, lastSeenIp: r.last_seen_ip };
+    });
   }
 
   async deleteDevice(localpart: string, deviceId: string): Promise<void> {
