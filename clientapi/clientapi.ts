@@ -17,6 +17,7 @@ import { addLoginRoutes } from './routing/login.js';
 import { addOpenIDRoute } from './routing/openid.js';
 import { addProfileRoutes } from './routing/profile.js';
 import { RegistrationRoutes } from './routing/register.js';
+import { addThreePidRoutes } from './routing/threepid.js';
 import type { ClientUserAPI } from '../userapi/api/index.js';
 
 /** clientapi owns no tables, so it takes no database. */
@@ -35,6 +36,7 @@ export function addPublicRoutes(routers: PublicRouters, cfg: Config, userAPI: Cl
   addAccountDataRoutes(routers.client, userAPI);
   addOpenIDRoute(routers.client, userAPI, cfg.global.serverName);
   addKeyRoutes(routers.client, userAPI, uia);
+  addThreePidRoutes(routers.client, cfg, userAPI, uia);
   addVersionsRoute(routers.client, {
     'org.matrix.msc2836': cfg.mscs.mscs.includes('msc2836'),
     'org.matrix.msc2753': cfg.mscs.mscs.includes('msc2753'),

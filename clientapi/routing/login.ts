@@ -11,17 +11,33 @@ import { clientRoute } from './paths.js';
 
 const MAX_BODY = 64 * 1024;
 
-/** The user a login names: `identifier` (m.id.user) or the deprecated top-level `user`. */
-function userOf(body: JsonBody): string {
+/**
+ * The user a login names: `identifier` (m.id.user) or the deprecated top-level `user`.
+ * Undefined for a well-formed third-party identifier (m.id.thirdparty, m.id.phone, or the
+ * deprecated top-level medium/address): no account here has one, so such a login fails as a
+ * wrong password does.
+ */
+function userOf(body: JsonBody): string | undefined {
   const identifier = body['identifier'];
   if (identifier !== undefined) {
     if (typeof identifier !== 'object' || identifier === null || Array.isArray(identifier)) throw badJson('identifier must be an object');
     const id = identifier as JsonBody;
-    if (id['type'] !== 'm.id.user') throw new MatrixError(400, 'M_UNKNOWN', `identifier type ${String(id['type'])} is not supported`);
-    if (typeof id['user'] !== 'string') throw badJson('identifier.user must be a string');
-    return id['user'];
+    switch (id['type']) {
+      case 'm.id.user':
+        if (typeof id['user'] !== 'string') throw badJson('identifier.user must be a string');
+        return id['user'];
+      case 'm.id.thirdparty':
+        if (typeof id['medium'] !== 'string' || typeof id['address'] !== 'string') throw badJson('identifier.medium and identifier.address must be strings');
+        return undefined;
+      case 'm.id.phone':
+        if (typeof id['country'] !== 'string' || typeof id['phone'] !== 'string') throw badJson('identifier.country and identifier.phone must be strings');
+        return undefined;
+      default:
+        throw new MatrixError(400, 'M_UNKNOWN', `identifier type ${String(id['type'])} is not supported`);
+    }
   }
   if (typeof body['user'] === 'string') return body['user'];
+  if (typeof body['medium'] === 'string' && typeof body['address'] === 'string') return undefined;
   throw badJson('a login needs identifier.user');
 }
 
@@ -48,6 +64,7 @@ export function addLoginRoutes(client: Hono, cfg: Config, userAPI: ClientUserAPI
     const password = body['password'];
     if (typeof password !== 'string') throw badJson('password must be a string');
     const user = userOf(body);
+    if (user === undefined) throw forbidden('Invalid username or password');
     // A full user ID must be ours; a bare name is a localpart. Both compare lower-cased.
     const m = /^@([^:]+):(.+)$/.exec(user);
     if (m && m[2] !== serverName) throw forbidden('The user is not on this server');
