@@ -18,6 +18,7 @@ import { addOpenIDRoute } from './routing/openid.js';
 import { addProfileRoutes } from './routing/profile.js';
 import { RegistrationRoutes } from './routing/register.js';
 import { addThreePidRoutes } from './routing/threepid.js';
+import { addUserDirectoryRoute } from './routing/userdirectory.js';
 import type { ClientUserAPI } from '../userapi/api/index.js';
 
 /** clientapi owns no tables, so it takes no database. */
@@ -37,6 +38,7 @@ export function addPublicRoutes(routers: PublicRouters, cfg: Config, userAPI: Cl
   addOpenIDRoute(routers.client, userAPI, cfg.global.serverName);
   addKeyRoutes(routers.client, userAPI, uia);
   addThreePidRoutes(routers.client, cfg, userAPI, uia);
+  addUserDirectoryRoute(routers.client, userAPI);
   addVersionsRoute(routers.client, {
     'org.matrix.msc2836': cfg.mscs.mscs.includes('msc2836'),
     'org.matrix.msc2753': cfg.mscs.mscs.includes('msc2753'),

@@ -114,6 +114,13 @@ export interface QueryProfileResponse {
   /** Absent when the user does not exist here. */
   profile?: Profile;
 }
+export interface QuerySearchProfilesRequest {
+  searchTerm: string;
+  limit: number;
+}
+export interface QuerySearchProfilesResponse {
+  profiles: Array<Profile & { userId: string }>;
+}
 export interface PerformProfileUpdateRequest {
   userId: string;
   displayName?: string | null;
@@ -217,6 +224,7 @@ export interface ClientUserAPI extends KeyServerAPI {
   queryDevices(req: QueryDevicesRequest): Promise<QueryDevicesResponse>;
   performDeviceUpdate(req: PerformDeviceUpdateRequest): Promise<PerformDeviceUpdateResponse>;
   queryProfile(req: QueryProfileRequest): Promise<QueryProfileResponse>;
+  querySearchProfiles(req: QuerySearchProfilesRequest): Promise<QuerySearchProfilesResponse>;
   performProfileUpdate(req: PerformProfileUpdateRequest): Promise<PerformProfileUpdateResponse>;
   performFilterCreation(req: PerformFilterCreationRequest): Promise<PerformFilterCreationResponse>;
   queryFilter(req: QueryFilterRequest): Promise<QueryFilterResponse>;
@@ -241,6 +249,7 @@ export const userapiInternalAPIMethods = [
   'queryDevices',
   'performDeviceUpdate',
   'queryProfile',
+  'querySearchProfiles',
   'performProfileUpdate',
   'performFilterCreation',
   'queryFilter',

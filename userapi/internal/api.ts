@@ -33,6 +33,8 @@ import {
   type QueryDevicesResponse,
   type QueryProfileRequest,
   type QueryProfileResponse,
+  type QuerySearchProfilesRequest,
+  type QuerySearchProfilesResponse,
   type PerformPasswordCheckRequest,
   type PerformPasswordCheckResponse,
   type QueryAccessTokenRequest,
@@ -188,6 +190,11 @@ export class UserInternalAPIImpl implements Omit<UserInternalAPI, keyof KeyServe
     const localpart = this.localpartOf(req.userId);
     const profile = localpart === undefined ? undefined : await this.store.profile(localpart);
     return profile ? { profile } : {};
+  }
+
+  async querySearchProfiles(req: QuerySearchProfilesRequest): Promise<QuerySearchProfilesResponse> {
+    const rows = await this.store.searchProfiles(req.searchTerm, req.limit);
+    return { profiles: rows.map((r) => ({ userId: this.userId(r.localpart), displayName: r.displayName, avatarUrl: r.avatarUrl })) };
   }
 
   async performProfileUpdate(req: PerformProfileUpdateRequest): Promise<PerformProfileUpdateResponse> {

@@ -35,4 +35,17 @@ describeEachDatabase<UserapiDatabase>('userapi storage', (ctx) => {
     expect(await store.deleteAllDevices('alice')).toBe(1);
     expect(await store.devices('alice')).toEqual([]);
   });
+
+  it('searches profiles by localpart or display name, literally and ignoring case, skipping deactivated accounts', async () => {
+    for (const [lp, name] of [['carol', 'Carol 50%'], ['caroline', 'Lina'], ['xcar', null], ['dave', 'car_owner'], ['olduser', 'Carol Old']] as const) {
+      await store.createAccount(lp, null, { isGuest: false, isAdmin: false }, 1);
+      await store.updateProfile(lp, { displayName: name });
+    }
+    await store.deactivate('olduser');
+    expect((await store.searchProfiles('CAR', 10)).map((p) => p.localpart)).toEqual(['carol', 'caroline', 'dave', 'xcar']);
+    expect((await store.searchProfiles('0%', 10)).map((p) => p.localpart)).toEqual(['carol']);
+    expect((await store.searchProfiles('r_o', 10)).map((p) => p.localpart)).toEqual(['dave']);
+    expect((await store.searchProfiles('\\', 10))).toEqual([]);
+    expect((await store.searchProfiles('car', 2)).length).toBe(2);
+  });
 });

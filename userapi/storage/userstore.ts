@@ -2,7 +2,7 @@
  * Accounts, devices (with their access tokens) and profiles, one implementation for both
  * databases.
  */
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import { dbBool, fromDbBool } from '../../internal/sqlutil/index.js';
 import type { UserapiDatabase } from './tables.js';
 
@@ -157,6 +157,31 @@ export class UserStore {
   async profile(localpart: string): Promise<{ displayName: string | null; avatarUrl: string | null } | undefined> {
     const r = await this.db.selectFrom('userapi_profiles').selectAll().where('localpart', '=', localpart).executeTakeFirst();
     return r && { displayName: r.display_name, avatarUrl: r.avatar_url };
+  }
+
+  /**
+   * Profiles of active accounts whose localpart or display name contains `term`, ignoring
+   * case (ASCII), localparts that start with the term first. At most `limit` rows.
+   */
+  async searchProfiles(term: string, limit: number): Promise<Array<{ localpart: string; displayName: string | null; avatarUrl: string | null }>> {
+    const escaped = term.toLowerCase().replace(/[\\%_]/g, (ch) => `\\${ch}`);
+    const pattern = `%${escaped}%`;
+    const rows = await this.db
+      .selectFrom('userapi_profiles as p')
+      .innerJoin('userapi_accounts as a', 'a.localpart', 'p.localpart')
+      .select(['p.localpart', 'p.display_name', 'p.avatar_url'])
+      .where('a.deactivated', '=', 0)
+      .where((eb) =>
+        eb.or([
+          eb(sql`lower(p.localpart)`, 'like', sql`${pattern} escape '\\'`),
+          eb(sql`lower(coalesce(p.display_name, ''))`, 'like', sql`${pattern} escape '\\'`),
+        ]),
+      )
+      .orderBy(sql`case when lower(p.localpart) like ${`${escaped}%`} escape '\\' then 0 else 1 end`)
+      .orderBy('p.localpart')
+      .limit(limit)
+      .execute();
+    return rows.map((r) => ({ localpart: r.localpart, displayName: r.display_name, avatarUrl: r.avatar_url }));
   }
 
   /** Sets the given fields; false when there is no such profile. */
