@@ -17,6 +17,7 @@ import { addLoginRoutes } from './routing/login.js';
 import { addOpenIDRoute } from './routing/openid.js';
 import { addProfileRoutes } from './routing/profile.js';
 import { RegistrationRoutes } from './routing/register.js';
+import { addRegistrationTokenAdminRoutes, addRegistrationTokenValidityRoute } from './routing/registrationtokens.js';
 import { addThreePidRoutes } from './routing/threepid.js';
 import { addUserDirectoryRoute } from './routing/userdirectory.js';
 import type { ClientUserAPI } from '../userapi/api/index.js';
@@ -39,6 +40,8 @@ export function addPublicRoutes(routers: PublicRouters, cfg: Config, userAPI: Cl
   addKeyRoutes(routers.client, userAPI, uia);
   addThreePidRoutes(routers.client, cfg, userAPI, uia);
   addUserDirectoryRoute(routers.client, userAPI);
+  addRegistrationTokenValidityRoute(routers.client, userAPI);
+  addRegistrationTokenAdminRoutes(routers.dendriteAdmin, userAPI);
   addVersionsRoute(routers.client, {
     'org.matrix.msc2836': cfg.mscs.mscs.includes('msc2836'),
     'org.matrix.msc2753': cfg.mscs.mscs.includes('msc2753'),

@@ -3,8 +3,8 @@
  * access_token query parameter) to a device through userapi.
  */
 import type { Context } from 'hono';
-import { missingToken, unknownToken } from '../../internal/httputil/index.js';
-import type { ClientUserAPI, Device } from '../../userapi/api/index.js';
+import { MatrixError, missingToken, remoteAddress, unknownToken } from '../../internal/httputil/index.js';
+import type { AuthenticatedDevice, ClientUserAPI } from '../../userapi/api/index.js';
 
 export function accessTokenOf(c: Context): string | undefined {
   const header = c.req.header('authorization');
@@ -15,12 +15,19 @@ export function accessTokenOf(c: Context): string | undefined {
   return c.req.query('access_token') ?? undefined;
 }
 
-export async function requireDevice(c: Context, userAPI: ClientUserAPI): Promise<Device & { accessToken: string }> {
+/**
+ * The device making the request. Guests are refused (403 M_GUEST_ACCESS_FORBIDDEN) unless
+ * the route is one the spec opens to them (`allowGuests`).
+ */
+export async function requireDevice(c: Context, userAPI: ClientUserAPI, opts: { allowGuests?: boolean } = {}): Promise<AuthenticatedDevice & { accessToken: string }> {
   const token = accessTokenOf(c);
   if (!token) throw missingToken();
-  const { device, expired } = await userAPI.queryAccessToken({ accessToken: token });
+  const ip = remoteAddress(c);
+  const userAgent = c.req.header('user-agent');
+  const { device, expired } = await userAPI.queryAccessToken({ accessToken: token, ...(ip !== undefined ? { ip } : {}), ...(userAgent !== undefined ? { userAgent } : {}) });
   // An expired refreshable token is a soft logout: the client refreshes instead of logging in.
   if (expired) throw unknownToken('Access token has expired', true);
   if (!device) throw unknownToken();
+  if (device.isGuest && !opts.allowGuests) throw new MatrixError(403, 'M_GUEST_ACCESS_FORBIDDEN', 'Guest access is not allowed here');
   return { ...device, accessToken: token };
 }

@@ -14,7 +14,7 @@ const serverManaged = new Set(['m.fully_read', 'm.push_rules']);
 export function addAccountDataRoutes(client: Hono, userAPI: ClientUserAPI): void {
   /** The requester, who must be the user in the path. */
   const owner = async (c: Context): Promise<string> => {
-    const me = await requireDevice(c, userAPI);
+    const me = await requireDevice(c, userAPI, { allowGuests: true });
     if (c.req.param('userId') !== me.userId) throw forbidden('You may only access your own account data');
     return me.userId;
   };

@@ -17,20 +17,20 @@ export function addDeviceRoutes(client: Hono, userAPI: ClientUserAPI, uia: Passw
     (await userAPI.queryDevices({ userId })).devices.find((d) => d.deviceId === deviceId);
 
   clientRoute(client, 'get', '/devices', async (c: Context) => {
-    const me = await requireDevice(c, userAPI);
+    const me = await requireDevice(c, userAPI, { allowGuests: true });
     const { devices } = await userAPI.queryDevices({ userId: me.userId });
     return jsonResponse({ devices: devices.map(deviceJson) });
   });
 
   clientRoute(client, 'get', '/devices/:deviceId', async (c: Context) => {
-    const me = await requireDevice(c, userAPI);
+    const me = await requireDevice(c, userAPI, { allowGuests: true });
     const d = await find(me.userId, c.req.param('deviceId') ?? '');
     if (!d) throw notFound('Unknown device');
     return jsonResponse(deviceJson(d));
   });
 
   clientRoute(client, 'put', '/devices/:deviceId', async (c: Context) => {
-    const me = await requireDevice(c, userAPI);
+    const me = await requireDevice(c, userAPI, { allowGuests: true });
     const body = await readJsonObject(c, { maxBytes: MAX_BODY, allowEmpty: true });
     const name = body['display_name'];
     if (name !== undefined && name !== null && typeof name !== 'string') throw badJson('display_name must be a string');

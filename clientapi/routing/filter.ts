@@ -69,7 +69,7 @@ export function validateFilter(filter: JsonBody): void {
 
 export function addFilterRoutes(client: Hono, userAPI: ClientUserAPI): void {
   clientRoute(client, 'post', '/user/:userId/filter', async (c: Context) => {
-    const me = await requireDevice(c, userAPI);
+    const me = await requireDevice(c, userAPI, { allowGuests: true });
     if (c.req.param('userId') !== me.userId) throw forbidden('You may only create filters for yourself');
     const filter = await readJsonObject(c, { maxBytes: MAX_BODY });
     validateFilter(filter);
@@ -78,7 +78,7 @@ export function addFilterRoutes(client: Hono, userAPI: ClientUserAPI): void {
   });
 
   clientRoute(client, 'get', '/user/:userId/filter/:filterId', async (c: Context) => {
-    const me = await requireDevice(c, userAPI);
+    const me = await requireDevice(c, userAPI, { allowGuests: true });
     if (c.req.param('userId') !== me.userId) throw forbidden('You may only read your own filters');
     const { filter } = await userAPI.queryFilter({ userId: me.userId, filterId: c.req.param('filterId') ?? '' });
     if (!filter) throw notFound('No such filter');

@@ -41,7 +41,7 @@ function timeoutOf(body: JsonBody): number | undefined {
 
 export function addKeyRoutes(client: Hono, userAPI: ClientUserAPI, uia: PasswordUIA): void {
   clientRoute(client, 'post', '/keys/upload', async (c: Context) => {
-    const me = await requireDevice(c, userAPI);
+    const me = await requireDevice(c, userAPI, { allowGuests: true });
     const body = await readJsonObject(c, { maxBytes: MAX_UPLOAD, allowEmpty: true });
     const deviceKeys = optionalObject(body, 'device_keys');
     const oneTimeKeys = optionalObject(body, 'one_time_keys');
@@ -59,7 +59,7 @@ export function addKeyRoutes(client: Hono, userAPI: ClientUserAPI, uia: Password
   });
 
   clientRoute(client, 'post', '/keys/query', async (c: Context) => {
-    const me = await requireDevice(c, userAPI);
+    const me = await requireDevice(c, userAPI, { allowGuests: true });
     const body = await readJsonObject(c, { maxBytes: MAX_QUERY });
     const wanted = body['device_keys'];
     if (!isObject(wanted)) throw badJson('device_keys must be an object of user IDs to device lists');
@@ -85,7 +85,7 @@ export function addKeyRoutes(client: Hono, userAPI: ClientUserAPI, uia: Password
   });
 
   clientRoute(client, 'post', '/keys/claim', async (c: Context) => {
-    await requireDevice(c, userAPI);
+    await requireDevice(c, userAPI, { allowGuests: true });
     const body = await readJsonObject(c, { maxBytes: MAX_QUERY });
     const wanted = body['one_time_keys'];
     if (!isObject(wanted)) throw badJson('one_time_keys must be an object of user IDs to devices');

@@ -3,7 +3,7 @@
  * session endpoints: /account/whoami, /logout, /logout/all.
  */
 import type { Context, Hono } from 'hono';
-import { MatrixError, badJson, forbidden, jsonResponse, missingParam, readJsonObject, unknownToken, type JsonBody } from '../../internal/httputil/index.js';
+import { MatrixError, badJson, forbidden, jsonResponse, missingParam, readJsonObject, remoteAddress, unknownToken, type JsonBody } from '../../internal/httputil/index.js';
 import type { Config } from '../../setup/config/config.js';
 import type { ClientUserAPI, PerformDeviceCreationResponse } from '../../userapi/api/index.js';
 import { requireDevice } from '../auth/device.js';
@@ -78,6 +78,7 @@ export function addLoginRoutes(client: Hono, cfg: Config, userAPI: ClientUserAPI
       ...(deviceId !== undefined ? { deviceId } : {}),
       ...(displayName !== undefined ? { displayName } : {}),
       ...(c.req.header('user-agent') ? { userAgent: c.req.header('user-agent')! } : {}),
+      ...(remoteAddress(c) !== undefined ? { ip: remoteAddress(c)! } : {}),
       refreshable: body['refresh_token'] === true,
     });
     return jsonResponse({ user_id: login.device.userId, ...loginTokensJson(login), device_id: login.device.deviceId, home_server: serverName });
@@ -93,12 +94,12 @@ export function addLoginRoutes(client: Hono, cfg: Config, userAPI: ClientUserAPI
   });
 
   clientRoute(client, 'get', '/account/whoami', async (c: Context) => {
-    const device = await requireDevice(c, userAPI);
-    return jsonResponse({ user_id: device.userId, device_id: device.deviceId, is_guest: false });
+    const device = await requireDevice(c, userAPI, { allowGuests: true });
+    return jsonResponse({ user_id: device.userId, device_id: device.deviceId, is_guest: device.isGuest });
   });
 
   clientRoute(client, 'post', '/logout', async (c: Context) => {
-    const device = await requireDevice(c, userAPI);
+    const device = await requireDevice(c, userAPI, { allowGuests: true });
     await userAPI.performDeviceDeletion({ userId: device.userId, deviceIds: [device.deviceId] });
     return jsonResponse({});
   });

@@ -32,7 +32,8 @@ export function addProfileRoutes(client: Hono, userAPI: ClientUserAPI): void {
     });
 
     clientRoute(client, 'put', `/profile/:userId/${field}`, async (c: Context) => {
-      const me = await requireDevice(c, userAPI);
+      // Guests may set a display name (spec, "Guest access"), nothing else of their profile.
+      const me = await requireDevice(c, userAPI, { allowGuests: field === 'displayname' });
       const userId = c.req.param('userId') ?? '';
       if (userId !== me.userId) throw forbidden('You may only change your own profile');
       const body = await readJsonObject(c, { maxBytes: MAX_BODY });

@@ -13,6 +13,7 @@ import {
   jsonResponse,
   missingParam,
   readJsonObject,
+  remoteAddress,
   type JsonBody,
 } from '../../internal/httputil/index.js';
 import type { Config } from '../../setup/config/config.js';
@@ -23,6 +24,7 @@ import { clientRoute } from './paths.js';
 const MAX_BODY = 64 * 1024;
 const NONCE_TTL_MS = 60_000;
 const SESSION_TTL_MS = 10 * 60_000;
+const CAPTCHA_TIMEOUT_MS = 10_000;
 
 function accountError(r: Extract<PerformAccountCreationResponse, { created: false }>): MatrixError {
   if (r.error === 'user_in_use') return new MatrixError(400, 'M_USER_IN_USE', r.message);
@@ -37,23 +39,33 @@ function optionalString(body: JsonBody, key: string): string | undefined {
   return v;
 }
 
+interface RegistrationSession {
+  ts: number;
+  params: JsonBody;
+  /** UIA stages passed so far. */
+  completed: string[];
+  userId?: string;
+  localpart?: string;
+}
+
+/** Localparts of users who chose none (guests, or registration without a username): digits, as Synapse's are. */
+function generatedLocalpart(): string {
+  return `${Date.now()}${randomBytes(3).readUIntBE(0, 3)}`;
+}
+
 export class RegistrationRoutes {
   /**
    * UIA sessions handed out by this process (Dendrite keeps them in memory too): the
    * parameters of the request that opened them, and the user once registered, so that a
    * repeated completion is idempotent.
    */
-  private readonly sessions = new Map<string, { ts: number; params: JsonBody; userId?: string; localpart?: string }>();
+  private readonly sessions = new Map<string, RegistrationSession>();
   private readonly nonces = new Map<string, number>();
 
   constructor(
     private readonly cfg: Config,
     private readonly userAPI: ClientUserAPI,
   ) {}
-
-  private get openRegistration(): boolean {
-    return !this.cfg.clientApi.registrationDisabled && this.cfg.clientApi.openRegistrationWithoutVerificationEnabled;
-  }
 
   add(client: Hono, synapseAdmin: Hono): void {
     clientRoute(client, 'post', '/register', (c) => this.register(c));
@@ -62,49 +74,128 @@ export class RegistrationRoutes {
     synapseAdmin.post('/admin/v1/register', (c) => this.sharedSecretRegister(c));
   }
 
-  private uiaChallenge(params: JsonBody): Response {
+  /** The UIA stages a registration must pass, by configuration (one flow). */
+  private get stages(): string[] {
+    const ca = this.cfg.clientApi;
+    const stages: string[] = [];
+    if (ca.enableRegistrationCaptcha) stages.push('m.login.recaptcha');
+    if (ca.registrationRequiresToken) stages.push('m.login.registration_token');
+    if (stages.length === 0 && ca.openRegistrationWithoutVerificationEnabled) stages.push('m.login.dummy');
+    return stages;
+  }
+
+  /** The 401 that tells the client what is left to do in its session. */
+  private challenge(sessionId: string, session: RegistrationSession, error?: { errcode: string; message: string }): MatrixError {
+    const ca = this.cfg.clientApi;
+    return new MatrixError(401, error?.errcode ?? 'M_UNAUTHORIZED', error?.message ?? 'Authentication required', {
+      flows: [{ stages: this.stages }],
+      params: ca.enableRegistrationCaptcha ? { 'm.login.recaptcha': { public_key: ca.recaptchaPublicKey } } : {},
+      session: sessionId,
+      completed: session.completed,
+    });
+  }
+
+  private newSession(params: JsonBody): [string, RegistrationSession] {
     const now = Date.now();
     for (const [s, v] of this.sessions) if (now - v.ts > SESSION_TTL_MS) this.sessions.delete(s);
-    const session = randomBytes(18).toString('base64url');
-    this.sessions.set(session, { ts: now, params });
-    return jsonResponse({ flows: [{ stages: ['m.login.dummy'] }], params: {}, session }, 401);
+    const id = randomBytes(18).toString('base64url');
+    const session: RegistrationSession = { ts: now, params, completed: [] };
+    this.sessions.set(id, session);
+    return [id, session];
   }
 
   private async register(c: Context): Promise<Response> {
     const body = await readJsonObject(c, { maxBytes: MAX_BODY, allowEmpty: true });
     const kind = c.req.query('kind') ?? 'user';
-    if (kind === 'guest') throw new MatrixError(403, 'M_GUEST_ACCESS_FORBIDDEN', 'Guest access is disabled');
+    if (kind === 'guest') return this.registerGuest(body);
     if (kind !== 'user') throw invalidParam(`unknown kind ${kind}`);
-    if (!this.openRegistration) throw forbidden('Registration is disabled');
+    if (this.cfg.clientApi.registrationDisabled || this.stages.length === 0) throw forbidden('Registration is disabled');
 
     const { auth, ...given } = body;
     if (auth === undefined || auth === null) {
       this.checkParams(given);
-      return this.uiaChallenge(given);
+      const [id, session] = this.newSession(given);
+      throw this.challenge(id, session);
     }
     if (typeof auth !== 'object' || Array.isArray(auth)) throw badJson('auth must be an object');
-    const stage = (auth as JsonBody)['type'];
-    if (stage !== 'm.login.dummy') {
-      throw new MatrixError(401, 'M_UNRECOGNIZED', `unsupported auth type ${String(stage)}`, { flows: [{ stages: ['m.login.dummy'] }], params: {} });
-    }
-    const sessionId = (auth as JsonBody)['session'];
-    const session = typeof sessionId === 'string' ? this.sessions.get(sessionId) : undefined;
+    const a = auth as JsonBody;
+    const sessionId = typeof a['session'] === 'string' ? a['session'] : undefined;
+    let session = sessionId === undefined ? undefined : this.sessions.get(sessionId);
+    let id = sessionId;
+    // A client may complete a single-stage flow without first asking for a session.
+    if (!session || id === undefined) [id, session] = this.newSession({});
     // The parameters of the request that opened the session count, unless repeated here.
-    const params: JsonBody = { ...session?.params, ...given };
+    const params: JsonBody = { ...session.params, ...given };
     this.checkParams(params);
+    session.params = params;
 
-    let userId = session?.userId;
-    let localpart = session?.localpart;
-    if (userId === undefined || localpart === undefined) {
+    if (session.userId === undefined || session.localpart === undefined) {
+      const stage = a['type'];
+      if (typeof stage !== 'string' || !this.stages.includes(stage)) {
+        throw this.challenge(id, session, { errcode: 'M_UNRECOGNIZED', message: `unsupported auth type ${String(stage)}` });
+      }
+      if (!session.completed.includes(stage)) {
+        const failure = await this.completeStage(stage, a, c);
+        if (failure) throw this.challenge(id, session, failure);
+        session.completed.push(stage);
+      }
+      if (this.stages.some((s) => !session.completed.includes(s))) throw this.challenge(id, session);
+
       const username = optionalString(params, 'username');
       const password = optionalString(params, 'password');
-      localpart = username !== undefined ? username.toLowerCase() : `${Date.now()}${randomBytes(3).readUIntBE(0, 3)}`;
+      const localpart = username !== undefined ? username.toLowerCase() : generatedLocalpart();
       const created = await this.userAPI.performAccountCreation({ localpart, ...(password !== undefined ? { password } : {}) });
       if (!created.created) throw accountError(created);
-      userId = created.userId;
-      if (session) Object.assign(session, { userId, localpart });
+      Object.assign(session, { userId: created.userId, localpart });
     }
-    return this.loginAfterRegistration(params, userId, localpart);
+    return this.loginAfterRegistration(c, params, session.userId!, session.localpart!);
+  }
+
+  /** Checks one UIA stage; returns why it failed, or undefined when it passed. */
+  private async completeStage(stage: string, auth: JsonBody, c: Context): Promise<{ errcode: string; message: string } | undefined> {
+    switch (stage) {
+      case 'm.login.dummy':
+        return undefined;
+      case 'm.login.registration_token': {
+        const token = auth['token'];
+        if (typeof token !== 'string') return { errcode: 'M_MISSING_PARAM', message: 'token is required' };
+        const { ok } = await this.userAPI.performRegistrationTokenUse({ token });
+        return ok ? undefined : { errcode: 'M_FORBIDDEN', message: 'Invalid registration token' };
+      }
+      case 'm.login.recaptcha': {
+        const response = auth['response'];
+        if (typeof response !== 'string') return { errcode: 'M_MISSING_PARAM', message: 'response is required' };
+        return (await this.verifyCaptcha(response, remoteAddress(c))) ? undefined : { errcode: 'M_UNAUTHORIZED', message: 'Captcha verification failed' };
+      }
+      default:
+        return { errcode: 'M_UNRECOGNIZED', message: `unsupported auth type ${stage}` };
+    }
+  }
+
+  /** Asks the captcha provider's siteverify API whether the client solved the captcha. */
+  private async verifyCaptcha(response: string, ip: string | undefined): Promise<boolean> {
+    const ca = this.cfg.clientApi;
+    // A configured bypass secret lets test harnesses register without a captcha service.
+    if (ca.recaptchaBypassSecret && response === ca.recaptchaBypassSecret) return true;
+    const form = new URLSearchParams({ secret: ca.recaptchaPrivateKey, response, ...(ip ? { remoteip: ip } : {}) });
+    try {
+      const res = await fetch(ca.recaptchaSiteverifyApi, { method: 'POST', body: form, signal: AbortSignal.timeout(CAPTCHA_TIMEOUT_MS) });
+      if (!res.ok) return false;
+      const verdict = (await res.json()) as { success?: unknown };
+      return verdict.success === true;
+    } catch {
+      return false;
+    }
+  }
+
+  private async registerGuest(body: JsonBody): Promise<Response> {
+    if (this.cfg.clientApi.guestsDisabled) throw new MatrixError(403, 'M_GUEST_ACCESS_FORBIDDEN', 'Guest access is disabled');
+    const displayName = optionalString(body, 'initial_device_display_name');
+    const localpart = generatedLocalpart();
+    const created = await this.userAPI.performAccountCreation({ localpart, isGuest: true });
+    if (!created.created) throw accountError(created);
+    const login = await this.userAPI.performDeviceCreation({ localpart, ...(displayName !== undefined ? { displayName } : {}) });
+    return jsonResponse({ user_id: created.userId, access_token: login.accessToken, device_id: login.device.deviceId, home_server: this.cfg.global.serverName });
   }
 
   /** Type checks of the registration parameters, before anything is created. */
@@ -116,7 +207,7 @@ export class RegistrationRoutes {
     if (inhibit !== undefined && typeof inhibit !== 'boolean') throw badJson('inhibit_login must be true or false');
   }
 
-  private async loginAfterRegistration(body: JsonBody, userId: string, localpart: string): Promise<Response> {
+  private async loginAfterRegistration(c: Context, body: JsonBody, userId: string, localpart: string): Promise<Response> {
     if (body['inhibit_login'] === true) return jsonResponse({ user_id: userId });
     const deviceId = optionalString(body, 'device_id');
     const displayName = optionalString(body, 'initial_device_display_name');
@@ -125,6 +216,7 @@ export class RegistrationRoutes {
       ...(deviceId !== undefined ? { deviceId } : {}),
       ...(displayName !== undefined ? { displayName } : {}),
       refreshable: body['refresh_token'] === true,
+      ...(remoteAddress(c) !== undefined ? { ip: remoteAddress(c)! } : {}),
     });
     return jsonResponse({ user_id: userId, ...loginTokensJson(login), device_id: login.device.deviceId, home_server: this.cfg.global.serverName });
   }

@@ -4,3 +4,4 @@ export * from './routers.js';
 export { matrixCors, corsHeaders } from './middleware/cors/index.js';
 export { matrixErrorHandler } from './middleware/errors/index.js';
 export { requestLog } from './middleware/requestlog/index.js';
+export * from './clientip.js';

@@ -59,9 +59,17 @@ export interface PerformPasswordCheckResponse {
 
 export interface QueryAccessTokenRequest {
   accessToken: string;
+  /** Where the request came from, for the device's last-seen record. */
+  ip?: string;
+  userAgent?: string;
+}
+/** The device behind an access token, with what routes decide access by. */
+export interface AuthenticatedDevice extends Device {
+  isGuest: boolean;
+  isAdmin: boolean;
 }
 export interface QueryAccessTokenResponse {
-  device?: Device;
+  device?: AuthenticatedDevice;
   /** The token was valid but has expired: the client should refresh (soft logout). */
   expired?: boolean;
 }
@@ -184,6 +192,45 @@ export interface QueryAccountDataResponse {
   content?: Record<string, unknown>;
 }
 
+/** A registration token as the admin API shows it (Synapse's and Dendrite's field names). */
+export interface RegistrationToken {
+  token: string;
+  uses_allowed: number | null;
+  pending: number;
+  completed: number;
+  expiry_time: number | null;
+}
+export interface PerformRegistrationTokenCreationRequest {
+  /** Generated when absent, of `length` characters. */
+  token?: string;
+  length?: number;
+  usesAllowed: number | null;
+  expiryTime: number | null;
+}
+export type PerformRegistrationTokenCreationResponse = { created: RegistrationToken } | { error: 'exists' | 'invalid'; message: string };
+export interface QueryRegistrationTokensRequest {
+  /** Only usable tokens (true), only used-up or expired ones (false), or all. */
+  valid?: boolean;
+}
+export interface QueryRegistrationTokensResponse {
+  tokens: RegistrationToken[];
+}
+export interface RegistrationTokenRequest {
+  token: string;
+}
+export interface RegistrationTokenResponse {
+  token?: RegistrationToken;
+}
+export interface PerformRegistrationTokenUpdateRequest {
+  token: string;
+  usesAllowed?: number | null;
+  expiryTime?: number | null;
+}
+export interface RegistrationTokenUseResponse {
+  /** performRegistrationTokenUse: a use was counted; queryRegistrationTokenValidity: the token is usable. */
+  ok: boolean;
+}
+
 /** Published on OutputClientData (subject per user) when account data changes, for syncapi. */
 export interface OutputClientData {
   user_id: string;
@@ -233,6 +280,13 @@ export interface ClientUserAPI extends KeyServerAPI {
   performAccountDataUpdate(req: PerformAccountDataUpdateRequest): Promise<PerformAccountDataUpdateResponse>;
   queryAccountData(req: QueryAccountDataRequest): Promise<QueryAccountDataResponse>;
   performOpenIDTokenCreation(req: PerformOpenIDTokenCreationRequest): Promise<PerformOpenIDTokenCreationResponse>;
+  performRegistrationTokenCreation(req: PerformRegistrationTokenCreationRequest): Promise<PerformRegistrationTokenCreationResponse>;
+  queryRegistrationTokens(req: QueryRegistrationTokensRequest): Promise<QueryRegistrationTokensResponse>;
+  queryRegistrationToken(req: RegistrationTokenRequest): Promise<RegistrationTokenResponse>;
+  performRegistrationTokenUpdate(req: PerformRegistrationTokenUpdateRequest): Promise<RegistrationTokenResponse>;
+  performRegistrationTokenDeletion(req: RegistrationTokenRequest): Promise<RegistrationTokenUseResponse>;
+  performRegistrationTokenUse(req: RegistrationTokenRequest): Promise<RegistrationTokenUseResponse>;
+  queryRegistrationTokenValidity(req: RegistrationTokenRequest): Promise<RegistrationTokenUseResponse>;
 }
 
 export interface UserInternalAPI extends StatusAPI, ClientUserAPI, FederationUserAPI {}
@@ -259,8 +313,18 @@ export const userapiInternalAPIMethods = [
   'queryAccountData',
   'performOpenIDTokenCreation',
   'queryOpenIDToken',
+  'performRegistrationTokenCreation',
+  'queryRegistrationTokens',
+  'queryRegistrationToken',
+  'performRegistrationTokenUpdate',
+  'performRegistrationTokenDeletion',
+  'performRegistrationTokenUse',
+  'queryRegistrationTokenValidity',
   ...keyServerAPIMethods,
 ] as const satisfies ReadonlyArray<keyof UserInternalAPI>;
+
+/** Registration tokens: the spec's grammar. */
+export const REGISTRATION_TOKEN_PATTERN = /^[A-Za-z0-9._~-]{1,64}$/;
 
 /** Localparts: the spec's historical user ID grammar, lower case, not `_`-prefixed (reserved). */
 export const LOCALPART_PATTERN = /^[a-z0-9._=\-/+]+$/;

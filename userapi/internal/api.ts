@@ -1,7 +1,18 @@
+import { randomBytes } from 'node:crypto';
 import bcrypt from 'bcrypt';
 import type { ComponentStatus, EmptyRequest } from '../../internal/componentapi.js';
 import {
   LOCALPART_PATTERN,
+  REGISTRATION_TOKEN_PATTERN,
+  type RegistrationToken,
+  type PerformRegistrationTokenCreationRequest,
+  type PerformRegistrationTokenCreationResponse,
+  type QueryRegistrationTokensRequest,
+  type QueryRegistrationTokensResponse,
+  type RegistrationTokenRequest,
+  type RegistrationTokenResponse,
+  type PerformRegistrationTokenUpdateRequest,
+  type RegistrationTokenUseResponse,
   type PerformAccountCreationRequest,
   type PerformAccountCreationResponse,
   type PerformDeviceCreationRequest,
@@ -46,8 +57,22 @@ import {
   type UserInternalAPI,
   type KeyServerAPI,
 } from '../api/index.js';
+import { RegistrationTokenStore, isUsable, type RegistrationTokenRow } from '../storage/registrationtokens.js';
 import type { UserStore } from '../storage/userstore.js';
 import { hashAccessToken, newAccessToken, newDeviceId, newRefreshToken } from './tokens.js';
+
+const LAST_SEEN_RESOLUTION_MS = 60_000;
+
+function tokenJson(t: RegistrationTokenRow): RegistrationToken {
+  return { token: t.token, uses_allowed: t.usesAllowed, pending: t.pending, completed: t.completed, expiry_time: t.expiryTime };
+}
+
+function newRegistrationToken(length: number): string {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+  let out = '';
+  for (const b of randomBytes(length)) out += alphabet[b % alphabet.length];
+  return out;
+}
 
 /** What the key server must hear about device changes made here. */
 export interface DeviceHooks {
@@ -71,7 +96,11 @@ export class UserInternalAPIImpl implements Omit<UserInternalAPI, keyof KeyServe
     private readonly openIDTokenLifetimeMs: number = 3_600_000,
     private readonly deviceHooks: DeviceHooks = noDeviceHooks,
     private readonly refreshableTokenLifetimeMs: number = 300_000,
-  ) {}
+  ) {
+    this.registrationTokens = new RegistrationTokenStore(store.database);
+  }
+
+  private readonly registrationTokens: RegistrationTokenStore;
 
   /** Tells the key server which devices remain after some were deleted. */
   private async devicesRemoved(localpart: string): Promise<void> {
@@ -145,7 +174,52 @@ export class UserInternalAPIImpl implements Omit<UserInternalAPI, keyof KeyServe
     if (!d) return {};
     if (d.accessTokenExpiresTs !== null && Date.now() >= d.accessTokenExpiresTs) return { expired: true };
     if (d.hasPrevRefreshToken) await this.store.forgetPrevRefreshToken(d.localpart, d.deviceId);
-    return { device: { userId: this.userId(d.localpart), deviceId: d.deviceId, displayName: d.displayName } };
+    // Last seen is kept to the minute: a write per request would cost more than the request.
+    const now = Date.now();
+    if (now - d.lastSeenTs >= LAST_SEEN_RESOLUTION_MS || (req.ip !== undefined && req.ip !== d.lastSeenIp)) {
+      await this.store.touchDevice(d.localpart, d.deviceId, now, req.ip ?? d.lastSeenIp, req.userAgent);
+    }
+    return { device: { userId: this.userId(d.localpart), deviceId: d.deviceId, displayName: d.displayName, isGuest: d.isGuest, isAdmin: d.isAdmin } };
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Registration tokens
+
+  async performRegistrationTokenCreation(req: PerformRegistrationTokenCreationRequest): Promise<PerformRegistrationTokenCreationResponse> {
+    const token = req.token ?? newRegistrationToken(req.length ?? 16);
+    if (!REGISTRATION_TOKEN_PATTERN.test(token)) return { error: 'invalid', message: 'token must be 1-64 characters of [A-Za-z0-9._~-]' };
+    if (!(await this.registrationTokens.create(token, req.usesAllowed, req.expiryTime))) return { error: 'exists', message: `token ${token} already exists` };
+    return { created: tokenJson((await this.registrationTokens.get(token))!) };
+  }
+
+  async queryRegistrationTokens(req: QueryRegistrationTokensRequest): Promise<QueryRegistrationTokensResponse> {
+    return { tokens: (await this.registrationTokens.list(req.valid, Date.now())).map(tokenJson) };
+  }
+
+  async queryRegistrationToken(req: RegistrationTokenRequest): Promise<RegistrationTokenResponse> {
+    const t = await this.registrationTokens.get(req.token);
+    return t ? { token: tokenJson(t) } : {};
+  }
+
+  async performRegistrationTokenUpdate(req: PerformRegistrationTokenUpdateRequest): Promise<RegistrationTokenResponse> {
+    const t = await this.registrationTokens.update(req.token, {
+      ...(req.usesAllowed !== undefined ? { usesAllowed: req.usesAllowed } : {}),
+      ...(req.expiryTime !== undefined ? { expiryTime: req.expiryTime } : {}),
+    });
+    return t ? { token: tokenJson(t) } : {};
+  }
+
+  async performRegistrationTokenDeletion(req: RegistrationTokenRequest): Promise<RegistrationTokenUseResponse> {
+    return { ok: await this.registrationTokens.delete(req.token) };
+  }
+
+  async performRegistrationTokenUse(req: RegistrationTokenRequest): Promise<RegistrationTokenUseResponse> {
+    return { ok: await this.registrationTokens.use(req.token, Date.now()) };
+  }
+
+  async queryRegistrationTokenValidity(req: RegistrationTokenRequest): Promise<RegistrationTokenUseResponse> {
+    const t = await this.registrationTokens.get(req.token);
+    return { ok: t !== undefined && isUsable(t, Date.now()) };
   }
 
   async performTokenRefresh(req: PerformTokenRefreshRequest): Promise<PerformTokenRefreshResponse> {

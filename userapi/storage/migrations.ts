@@ -150,4 +150,19 @@ export const userapiMigrations: readonly ComponentMigration[] = [
       await db.schema.createIndex('userapi_devices_prev_refresh').on('userapi_devices').column('prev_refresh_token_hash').execute();
     },
   },
+  {
+    version: 7,
+    name: 'registration_tokens',
+    up: async (db) => {
+      // uses_allowed and expiry_time NULL mean unlimited; completed counts registrations made.
+      await db.schema
+        .createTable('userapi_registration_tokens')
+        .addColumn('token', 'text', (c) => c.primaryKey())
+        .addColumn('uses_allowed', bigintType)
+        .addColumn('pending', bigintType, (c) => c.notNull().defaultTo(0))
+        .addColumn('completed', bigintType, (c) => c.notNull().defaultTo(0))
+        .addColumn('expiry_time', bigintType)
+        .execute();
+    },
+  },
 ];

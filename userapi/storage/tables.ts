@@ -46,6 +46,13 @@ export interface UserapiDatabase {
     localpart: string;
     expires_ts: number;
   };
+  userapi_registration_tokens: {
+    token: string;
+    uses_allowed: number | null;
+    pending: WithDefault<number>;
+    completed: WithDefault<number>;
+    expiry_time: number | null;
+  };
   userapi_device_keys: {
     user_id: string;
     device_id: string;

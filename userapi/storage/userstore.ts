@@ -30,10 +30,17 @@ export interface TokenDeviceRow extends DeviceRow {
   accessTokenExpiresTs: number | null;
   /** The device still accepts the refresh token before its latest one. */
   hasPrevRefreshToken: boolean;
+  isGuest: boolean;
+  isAdmin: boolean;
 }
 
 export class UserStore {
   constructor(private readonly db: Kysely<UserapiDatabase>) {}
+
+  /** The database, for the userapi's other stores. */
+  get database(): Kysely<UserapiDatabase> {
+    return this.db;
+  }
 
   /** Creates the account and its empty profile; false when the localpart is taken. */
   async createAccount(localpart: string, passwordHash: string | null, kind: { isGuest: boolean; isAdmin: boolean }, now: number): Promise<boolean> {
@@ -95,9 +102,17 @@ export class UserStore {
   }
 
   async deviceByTokenHash(tokenHash: string): Promise<TokenDeviceRow | undefined> {
-    const r = await this.db.selectFrom('userapi_devices').selectAll().where('access_token_hash', '=', tokenHash).executeTakeFirst();
+    const r = await this.db
+      .selectFrom('userapi_devices')
+      .innerJoin('userapi_accounts', 'userapi_accounts.localpart', 'userapi_devices.localpart')
+      .selectAll('userapi_devices')
+      .select(['userapi_accounts.is_guest', 'userapi_accounts.is_admin'])
+      .where('access_token_hash', '=', tokenHash)
+      .executeTakeFirst();
     return (
       r && {
+        isGuest: fromDbBool(r.is_guest),
+        isAdmin: fromDbBool(r.is_admin),
         localpart: r.localpart,
         deviceId: r.device_id,
         displayName: r.display_name,
@@ -108,6 +123,15 @@ export class UserStore {
         hasPrevRefreshToken: r.prev_refresh_token_hash !== null,
       }
     );
+  }
+
+  async touchDevice(localpart: string, deviceId: string, now: number, ip: string | null, userAgent: string | undefined): Promise<void> {
+    await this.db
+      .updateTable('userapi_devices')
+      .set({ last_seen_ts: now, last_seen_ip: ip, ...(userAgent !== undefined ? { user_agent: userAgent } : {}) })
+      .where('localpart', '=', localpart)
+      .where('device_id', '=', deviceId)
+      .execute();
   }
 
   /** The new tokens were used: the refresh token they replaced stops working. */
