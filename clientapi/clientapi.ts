@@ -29,8 +29,8 @@ export async function newInternalAPI(cfg: Config): Promise<ClientInternalAPI> {
 
 export function addPublicRoutes(routers: PublicRouters, cfg: Config, userAPI: ClientUserAPI): void {
   new RegistrationRoutes(cfg, userAPI).add(routers.client, routers.synapseAdmin);
-  addLoginRoutes(routers.client, cfg, userAPI);
   const uia = new PasswordUIA(userAPI, cfg.global.serverName);
+  addLoginRoutes(routers.client, cfg, userAPI, uia);
   addDeviceRoutes(routers.client, userAPI, uia);
   addPasswordRoute(routers.client, userAPI, uia);
   addProfileRoutes(routers.client, userAPI);

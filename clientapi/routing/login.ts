@@ -3,10 +3,11 @@
  * session endpoints: /account/whoami, /logout, /logout/all.
  */
 import type { Context, Hono } from 'hono';
-import { MatrixError, badJson, forbidden, jsonResponse, missingParam, readJsonObject, remoteAddress, unknownToken, type JsonBody } from '../../internal/httputil/index.js';
+import { MatrixError, badJson, forbidden, jsonResponse, missingParam, readJsonObject, remoteAddress, unknownToken, unrecognized, type JsonBody } from '../../internal/httputil/index.js';
 import type { Config } from '../../setup/config/config.js';
 import type { ClientUserAPI, PerformDeviceCreationResponse } from '../../userapi/api/index.js';
 import { requireDevice } from '../auth/device.js';
+import type { PasswordUIA } from '../auth/uia.js';
 import { clientRoute } from './paths.js';
 
 const MAX_BODY = 64 * 1024;
@@ -49,18 +50,21 @@ export function loginTokensJson(login: PerformDeviceCreationResponse): Record<st
   };
 }
 
-export function addLoginRoutes(client: Hono, cfg: Config, userAPI: ClientUserAPI): void {
+export function addLoginRoutes(client: Hono, cfg: Config, userAPI: ClientUserAPI, uia: PasswordUIA): void {
   const serverName = cfg.global.serverName;
 
+  const existingSession = cfg.clientApi.loginViaExistingSession;
   clientRoute(client, 'get', '/login', () =>
-    jsonResponse({ flows: cfg.clientApi.passwordAuthenticationDisabled ? [] : [{ type: 'm.login.password' }] }),
+    jsonResponse({
+      flows: [
+        ...(cfg.clientApi.passwordAuthenticationDisabled ? [] : [{ type: 'm.login.password' }]),
+        ...(existingSession.enabled ? [{ type: 'm.login.token', get_login_token: true }] : []),
+      ],
+    }),
   );
 
-  clientRoute(client, 'post', '/login', async (c: Context) => {
-    const body = await readJsonObject(c, { maxBytes: MAX_BODY });
-    if (body['type'] !== 'm.login.password' || cfg.clientApi.passwordAuthenticationDisabled) {
-      throw new MatrixError(400, 'M_UNKNOWN', `login type ${String(body['type'])} is not supported`);
-    }
+  /** The account a password login names, once the password is checked. */
+  const passwordLogin = async (body: JsonBody): Promise<string> => {
     const password = body['password'];
     if (typeof password !== 'string') throw badJson('password must be a string');
     const user = userOf(body);
@@ -71,6 +75,24 @@ export function addLoginRoutes(client: Hono, cfg: Config, userAPI: ClientUserAPI
     const localpart = (m ? m[1]! : user).toLowerCase();
     const { ok } = await userAPI.performPasswordCheck({ localpart, password });
     if (!ok) throw forbidden('Invalid username or password');
+    return localpart;
+  };
+
+  /** The account a single-use login token (m.login.token) was issued for; the token is used up. */
+  const tokenLogin = async (body: JsonBody): Promise<string> => {
+    const token = body['token'];
+    if (typeof token !== 'string') throw badJson('token must be a string');
+    const { localpart } = await userAPI.performLoginTokenUse({ token });
+    if (localpart === undefined) throw forbidden('Invalid or expired login token');
+    return localpart;
+  };
+
+  clientRoute(client, 'post', '/login', async (c: Context) => {
+    const body = await readJsonObject(c, { maxBytes: MAX_BODY });
+    let localpart: string;
+    if (body['type'] === 'm.login.password' && !cfg.clientApi.passwordAuthenticationDisabled) localpart = await passwordLogin(body);
+    else if (body['type'] === 'm.login.token') localpart = await tokenLogin(body);
+    else throw new MatrixError(400, 'M_UNKNOWN', `login type ${String(body['type'])} is not supported`);
     const deviceId = typeof body['device_id'] === 'string' ? body['device_id'] : undefined;
     const displayName = typeof body['initial_device_display_name'] === 'string' ? body['initial_device_display_name'] : undefined;
     const login = await userAPI.performDeviceCreation({
@@ -82,6 +104,15 @@ export function addLoginRoutes(client: Hono, cfg: Config, userAPI: ClientUserAPI
       refreshable: body['refresh_token'] === true,
     });
     return jsonResponse({ user_id: login.device.userId, ...loginTokensJson(login), device_id: login.device.deviceId, home_server: serverName });
+  });
+
+  client.post('/v1/login/get_token', async (c: Context) => {
+    if (!existingSession.enabled) throw unrecognized('Login via an existing session is not enabled');
+    const device = await requireDevice(c, userAPI);
+    const body = await readJsonObject(c, { maxBytes: MAX_BODY, allowEmpty: true });
+    if (existingSession.requireUiAuth) await uia.require(body, device.userId, 'POST /login/get_token');
+    const { token } = await userAPI.performLoginTokenCreation({ userId: device.userId, lifetimeMs: existingSession.tokenTimeoutMs });
+    return jsonResponse({ login_token: token, expires_in_ms: existingSession.tokenTimeoutMs });
   });
 
   clientRoute(client, 'post', '/refresh', async (c: Context) => {

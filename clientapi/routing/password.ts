@@ -25,8 +25,10 @@ export function addPasswordRoute(client: Hono, userAPI: ClientUserAPI, uia: Pass
   clientRoute(client, 'post', '/account/deactivate', async (c: Context) => {
     const me = await requireDevice(c, userAPI);
     const body = await readJsonObject(c, { maxBytes: MAX_BODY, allowEmpty: true });
+    const erase = body['erase'];
+    if (erase !== undefined && typeof erase !== 'boolean') throw badJson('erase must be true or false');
     await uia.require(body, me.userId, 'POST /account/deactivate');
-    await userAPI.performAccountDeactivation({ userId: me.userId });
+    await userAPI.performAccountDeactivation({ userId: me.userId, erase: erase === true });
     // No identity server is configured, so there was nothing to unbind.
     return jsonResponse({ id_server_unbind_result: 'no-support' });
   });

@@ -71,6 +71,7 @@ export interface Config {
     recaptchaPrivateKey: string;
     recaptchaBypassSecret: string;
     recaptchaSiteverifyApi: string;
+    loginViaExistingSession: { enabled: boolean; requireUiAuth: boolean; tokenTimeoutMs: number };
     turn: { turnUserLifetimeMs: number; turnUris: string[]; turnSharedSecret: string; turnUsername: string; turnPassword: string };
     rateLimiting: { enabled: boolean; threshold: number; cooloffMs: number; exemptUserIds: string[] };
   };
@@ -160,6 +161,7 @@ export function parseConfig(doc: unknown, baseDir: string): Config {
   const ca = root.section('client_api');
   const rl = ca.section('rate_limiting');
   const turn = ca.section('turn');
+  const lves = ca.section('login_via_existing_session');
   const fed = root.section('federation_api');
   const media = root.section('media_api');
   const sync = root.section('sync_api');
@@ -262,6 +264,11 @@ export function parseConfig(doc: unknown, baseDir: string): Config {
       recaptchaPrivateKey: ca.string('recaptcha_private_key', ''),
       recaptchaBypassSecret: ca.string('recaptcha_bypass_secret', ''),
       recaptchaSiteverifyApi: ca.string('recaptcha_siteverify_api', 'https://www.google.com/recaptcha/api/siteverify'),
+      loginViaExistingSession: {
+        enabled: lves.bool('enabled', false),
+        requireUiAuth: lves.bool('require_ui_auth', true),
+        tokenTimeoutMs: lves.durationMs('token_timeout', 300_000),
+      },
       turn: {
         turnUserLifetimeMs: turn.durationMs('turn_user_lifetime', 300_000),
         turnUris: turn.stringList('turn_uris'),

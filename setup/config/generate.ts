@@ -61,6 +61,7 @@ export function generateConfigDocument(opts: GenerateOptions): Record<string, un
       recaptcha_public_key: '',
       recaptcha_private_key: '',
       recaptcha_bypass_secret: '',
+      login_via_existing_session: { enabled: false, require_ui_auth: true, token_timeout: '5m' },
       turn: { turn_user_lifetime: '5m', turn_uris: [], turn_shared_secret: '', turn_username: '', turn_password: '' },
       rate_limiting: { enabled: !opts.ci, threshold: 20, cooloff_ms: 500, exempt_user_ids: [] },
     },

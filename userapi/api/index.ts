@@ -168,6 +168,8 @@ export interface PerformPasswordUpdateResponse {
 
 export interface PerformAccountDeactivationRequest {
   userId: string;
+  /** The user asked to be forgotten (GDPR erasure): their profile is cleared too. */
+  erase?: boolean;
 }
 export interface PerformAccountDeactivationResponse {
   deactivated: boolean;
@@ -190,6 +192,21 @@ export interface QueryAccountDataRequest {
 }
 export interface QueryAccountDataResponse {
   content?: Record<string, unknown>;
+}
+
+export interface PerformLoginTokenCreationRequest {
+  userId: string;
+  lifetimeMs: number;
+}
+export interface PerformLoginTokenCreationResponse {
+  token: string;
+}
+export interface PerformLoginTokenUseRequest {
+  token: string;
+}
+export interface PerformLoginTokenUseResponse {
+  /** The account the token logs in, when it was valid (it is now used up). */
+  localpart?: string;
 }
 
 /** A registration token as the admin API shows it (Synapse's and Dendrite's field names). */
@@ -280,6 +297,8 @@ export interface ClientUserAPI extends KeyServerAPI {
   performAccountDataUpdate(req: PerformAccountDataUpdateRequest): Promise<PerformAccountDataUpdateResponse>;
   queryAccountData(req: QueryAccountDataRequest): Promise<QueryAccountDataResponse>;
   performOpenIDTokenCreation(req: PerformOpenIDTokenCreationRequest): Promise<PerformOpenIDTokenCreationResponse>;
+  performLoginTokenCreation(req: PerformLoginTokenCreationRequest): Promise<PerformLoginTokenCreationResponse>;
+  performLoginTokenUse(req: PerformLoginTokenUseRequest): Promise<PerformLoginTokenUseResponse>;
   performRegistrationTokenCreation(req: PerformRegistrationTokenCreationRequest): Promise<PerformRegistrationTokenCreationResponse>;
   queryRegistrationTokens(req: QueryRegistrationTokensRequest): Promise<QueryRegistrationTokensResponse>;
   queryRegistrationToken(req: RegistrationTokenRequest): Promise<RegistrationTokenResponse>;
@@ -313,6 +332,8 @@ export const userapiInternalAPIMethods = [
   'queryAccountData',
   'performOpenIDTokenCreation',
   'queryOpenIDToken',
+  'performLoginTokenCreation',
+  'performLoginTokenUse',
   'performRegistrationTokenCreation',
   'queryRegistrationTokens',
   'queryRegistrationToken',

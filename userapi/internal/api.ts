@@ -4,6 +4,10 @@ import type { ComponentStatus, EmptyRequest } from '../../internal/componentapi.
 import {
   LOCALPART_PATTERN,
   REGISTRATION_TOKEN_PATTERN,
+  type PerformLoginTokenCreationRequest,
+  type PerformLoginTokenCreationResponse,
+  type PerformLoginTokenUseRequest,
+  type PerformLoginTokenUseResponse,
   type RegistrationToken,
   type PerformRegistrationTokenCreationRequest,
   type PerformRegistrationTokenCreationResponse,
@@ -59,7 +63,7 @@ import {
 } from '../api/index.js';
 import { RegistrationTokenStore, isUsable, type RegistrationTokenRow } from '../storage/registrationtokens.js';
 import type { UserStore } from '../storage/userstore.js';
-import { hashAccessToken, newAccessToken, newDeviceId, newRefreshToken } from './tokens.js';
+import { hashAccessToken, newAccessToken, newDeviceId, newLoginToken, newRefreshToken } from './tokens.js';
 
 const LAST_SEEN_RESOLUTION_MS = 60_000;
 
@@ -180,6 +184,21 @@ export class UserInternalAPIImpl implements Omit<UserInternalAPI, keyof KeyServe
       await this.store.touchDevice(d.localpart, d.deviceId, now, req.ip ?? d.lastSeenIp, req.userAgent);
     }
     return { device: { userId: this.userId(d.localpart), deviceId: d.deviceId, displayName: d.displayName, isGuest: d.isGuest, isAdmin: d.isAdmin } };
+  }
+
+  async performLoginTokenCreation(req: PerformLoginTokenCreationRequest): Promise<PerformLoginTokenCreationResponse> {
+    const localpart = this.localpartOf(req.userId);
+    if (!localpart) throw new Error(`${req.userId} is not a local user`);
+    const token = newLoginToken();
+    await this.store.putLoginToken(hashAccessToken(token), localpart, Date.now() + req.lifetimeMs);
+    return { token };
+  }
+
+  async performLoginTokenUse(req: PerformLoginTokenUseRequest): Promise<PerformLoginTokenUseResponse> {
+    const localpart = await this.store.takeLoginToken(hashAccessToken(req.token), Date.now());
+    if (localpart === undefined) return {};
+    const account = await this.store.account(localpart);
+    return account && !account.deactivated ? { localpart } : {};
   }
 
   // -------------------------------------------------------------------------------------------
@@ -309,7 +328,10 @@ export class UserInternalAPIImpl implements Omit<UserInternalAPI, keyof KeyServe
   async performAccountDeactivation(req: PerformAccountDeactivationRequest): Promise<PerformAccountDeactivationResponse> {
     const localpart = this.localpartOf(req.userId);
     const deactivated = localpart !== undefined && (await this.store.deactivate(localpart));
-    if (deactivated) await this.devicesRemoved(localpart!);
+    if (deactivated) {
+      await this.devicesRemoved(localpart!);
+      if (req.erase) await this.store.updateProfile(localpart!, { displayName: null, avatarUrl: null });
+    }
     return { deactivated };
   }
 

@@ -10,6 +10,11 @@ export function newRefreshToken(): string {
   return `syr_${randomBytes(32).toString('base64url')}`;
 }
 
+/** A new single-use login token (m.login.token). */
+export function newLoginToken(): string {
+  return `syl_${randomBytes(32).toString('base64url')}`;
+}
+
 /** What is stored: the token's SHA-256, so the database alone cannot authenticate anyone. */
 export function hashAccessToken(token: string): string {
   return createHash('sha256').update(token).digest('base64url');

@@ -165,4 +165,17 @@ export const userapiMigrations: readonly ComponentMigration[] = [
         .execute();
     },
   },
+  {
+    version: 8,
+    name: 'login_tokens',
+    up: async (db) => {
+      // Single-use m.login.token tokens, stored hashed as access tokens are.
+      await db.schema
+        .createTable('userapi_login_tokens')
+        .addColumn('token_hash', 'text', (c) => c.primaryKey())
+        .addColumn('localpart', 'text', (c) => c.notNull())
+        .addColumn('expires_ts', bigintType, (c) => c.notNull())
+        .execute();
+    },
+  },
 ];

@@ -46,6 +46,11 @@ export interface UserapiDatabase {
     localpart: string;
     expires_ts: number;
   };
+  userapi_login_tokens: {
+    token_hash: string;
+    localpart: string;
+    expires_ts: number;
+  };
   userapi_registration_tokens: {
     token: string;
     uses_allowed: number | null;

@@ -134,6 +134,17 @@ export class UserStore {
       .execute();
   }
 
+  async putLoginToken(tokenHash: string, localpart: string, expiresTs: number): Promise<void> {
+    await this.db.insertInto('userapi_login_tokens').values({ token_hash: tokenHash, localpart, expires_ts: expiresTs }).execute();
+  }
+
+  /** Uses up a login token: the localpart it was issued for, unless unknown, used or expired. */
+  async takeLoginToken(tokenHash: string, now: number): Promise<string | undefined> {
+    await this.db.deleteFrom('userapi_login_tokens').where('expires_ts', '<=', now).execute();
+    const rows = await this.db.deleteFrom('userapi_login_tokens').where('token_hash', '=', tokenHash).returning('localpart').execute();
+    return rows[0]?.localpart;
+  }
+
   /** The new tokens were used: the refresh token they replaced stops working. */
   async forgetPrevRefreshToken(localpart: string, deviceId: string): Promise<void> {
     await this.db.updateTable('userapi_devices').set({ prev_refresh_token_hash: null }).where('localpart', '=', localpart).where('device_id', '=', deviceId).execute();
