@@ -11,6 +11,15 @@ import { clientRoute } from './paths.js';
 const MAX_BODY = 64 * 1024;
 const serverManaged = new Set(['m.fully_read', 'm.push_rules']);
 
+/** m.ignored_user_list is read by the server (sync hides ignored users), so its shape is checked. */
+function checkIgnoredUsers(content: Record<string, unknown>): void {
+  const ignored = content['ignored_users'];
+  if (typeof ignored !== 'object' || ignored === null || Array.isArray(ignored)) throw badJson('ignored_users must be an object of user IDs');
+  for (const userId of Object.keys(ignored)) {
+    if (!/^@[^:]+:.+$/.test(userId)) throw badJson(`${userId} in ignored_users is not a user ID`);
+  }
+}
+
 export function addAccountDataRoutes(client: Hono, userAPI: ClientUserAPI): void {
   /** The requester, who must be the user in the path. */
   const owner = async (c: Context): Promise<string> => {
@@ -31,6 +40,7 @@ export function addAccountDataRoutes(client: Hono, userAPI: ClientUserAPI): void
       const type = c.req.param('type') ?? '';
       if (serverManaged.has(type)) throw badJson(`${type} is managed by the server and cannot be set here`);
       const content = await readJsonObject(c, { maxBytes: MAX_BODY });
+      if (type === 'm.ignored_user_list') checkIgnoredUsers(content);
       const roomId = roomOf(c);
       await userAPI.performAccountDataUpdate({ userId, type, content, ...(roomId ? { roomId } : {}) });
       return jsonResponse({});

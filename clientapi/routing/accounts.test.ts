@@ -320,6 +320,9 @@ describe('account data and tags', () => {
     expect((await put(`/_matrix/client/v3/user/${me}/account_data/x`, [1, 2] as unknown as Record<string, unknown>, token)).body.errcode).toBe('M_BAD_JSON');
     expect((await get(`/_matrix/client/v3/user/${me}/account_data/org.example.pref`, b.body.access_token as string)).status).toBe(403);
     expect((await put(`/_matrix/client/v3/user/${me}/rooms/notaroom/account_data/x`, {}, token)).body.errcode).toBe('M_BAD_JSON');
+    expect((await put(`/_matrix/client/v3/user/${me}/account_data/m.ignored_user_list`, { ignored_users: ['@x:y'] }, token)).body.errcode).toBe('M_BAD_JSON');
+    expect((await put(`/_matrix/client/v3/user/${me}/account_data/m.ignored_user_list`, { ignored_users: { notauser: {} } }, token)).body.errcode).toBe('M_BAD_JSON');
+    expect((await get(`/_matrix/client/v3/user/${me}/account_data/m.ignored_user_list`, token)).status).toBe(404);
 
     expect((await put(`/_matrix/client/v3/user/${me}/rooms/${room}/tags/u.work`, { order: 0.5 }, token)).status).toBe(200);
     expect((await put(`/_matrix/client/v3/user/${me}/rooms/${room}/tags/m.favourite`, {}, token)).status).toBe(200);
