@@ -16,6 +16,7 @@ import { addPasswordRoute } from './routing/password.js';
 import { addLoginRoutes } from './routing/login.js';
 import { addOpenIDRoute } from './routing/openid.js';
 import { addProfileRoutes } from './routing/profile.js';
+import { addPushRulesRoutes } from './routing/pushrules.js';
 import { RegistrationRoutes } from './routing/register.js';
 import { addRegistrationTokenAdminRoutes, addRegistrationTokenValidityRoute } from './routing/registrationtokens.js';
 import { addThreePidRoutes } from './routing/threepid.js';
@@ -40,6 +41,7 @@ export function addPublicRoutes(routers: PublicRouters, cfg: Config, userAPI: Cl
   addKeyRoutes(routers.client, userAPI, uia);
   addThreePidRoutes(routers.client, cfg, userAPI, uia);
   addUserDirectoryRoute(routers.client, userAPI);
+  addPushRulesRoutes(routers.client, userAPI);
   addRegistrationTokenValidityRoute(routers.client, userAPI);
   addRegistrationTokenAdminRoutes(routers.dendriteAdmin, userAPI);
   addVersionsRoute(routers.client, {

@@ -52,6 +52,13 @@ describe('JSON bodies and Matrix errors', () => {
     const r = await call('/echo', { method: 'POST', body: stream, duplex: 'half' } as RequestInit);
     expect(r.status).toBe(413);
   });
+  it('refuses invalid UTF-8 as M_NOT_JSON, and takes valid multi-byte text', async () => {
+    const bad = await call('/echo', { method: 'POST', body: Buffer.concat([Buffer.from('{"u":"a'), Buffer.from([0x81]), Buffer.from('"}')]) });
+    expect(bad.status).toBe(400);
+    expect(bad.body.errcode).toBe('M_NOT_JSON');
+    expect((await call('/echo', { method: 'POST', body: '{"u":"é☃"}' })).body).toEqual({ u: 'é☃' });
+  });
+
   it('reads an empty body as {} where allowed', async () => {
     expect((await call('/echo-empty-ok', { method: 'POST' })).body).toEqual({});
   });

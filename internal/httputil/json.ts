@@ -7,6 +7,7 @@ import type { Context } from 'hono';
 import { badJson, notJson, tooLarge, type JsonBody } from './matrixerror.js';
 
 export const JSON_CONTENT_TYPE = 'application/json';
+const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 export function jsonResponse(body: unknown, status = 200, headers: Record<string, string> = {}): Response {
   return new Response(JSON.stringify(body), {
@@ -24,7 +25,8 @@ export async function readJsonObject(c: Context, opts: { maxBytes: number; allow
   }
   let parsed: unknown;
   try {
-    parsed = JSON.parse(buf.toString('utf8'));
+    // Fatal decoding: invalid UTF-8 is not JSON (RFC 8259), rather than text with U+FFFD in it.
+    parsed = JSON.parse(utf8.decode(buf));
   } catch {
     throw notJson('Content not JSON.');
   }
