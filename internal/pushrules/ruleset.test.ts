@@ -1,13 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { defaultRuleset } from './defaults.js';
-import { deleteRule, findRule, isRuleError, putRule, rulesetFromAccountData, rulesetToAccountData, updateRule } from './ruleset.js';
+import { deleteRule, findRule, isRuleError, putRule, rulesetFromAccountData, rulesetToAccountData, updateRule, type RuleError } from './ruleset.js';
 import type { Ruleset } from './types.js';
 
 const ME = '@alice:example.org';
 const ids = (r: Ruleset, kind: keyof Ruleset) => r[kind].map((x) => x.rule_id);
-const ok = (r: Ruleset | { errcode: string }): Ruleset => {
+const ok = (r: Ruleset | RuleError): Ruleset => {
   if (isRuleError(r)) throw new Error(r.errcode);
-  return r;
+  return r as Ruleset;
 };
 
 describe('push rulesets', () => {
