@@ -1,12 +1,13 @@
 /**
  * `npm run bench [name ...]`: runs the benchmarks and prints their figures.
- * Names: http, protocol, userapi (default: all).
+ * Names: http, protocol, userapi, roomserver (default: all).
  */
 import { httpBenches } from './http/main.js';
 import { busBenches } from './http/bus.js';
 import { protocolBenches } from './protocol/main.js';
 import { stateResBenches } from './protocol/stateres.js';
 import { userapiBenches } from './userapi/main.js';
+import { stateBenches } from './roomserver/state.js';
 
 const suites: Record<string, Array<[string, () => Promise<Record<string, number>>]>> = {
   http: [
@@ -17,7 +18,8 @@ const suites: Record<string, Array<[string, () => Promise<Record<string, number>
     ['protocol: JSON, signing, validation', () => protocolBenches()],
     ['protocol: state resolution', () => stateResBenches()],
   ],
-  userapi: [['userapi: logins and access token checks over HTTP', () => userapiBenches()]],
+  userapi: [['userapi: logins, access token checks and keys over HTTP', () => userapiBenches()]],
+  roomserver: [['roomserver: state snapshots on disk and in time', () => stateBenches()]],
 };
 
 const wanted = process.argv.slice(2);

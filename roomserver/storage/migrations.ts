@@ -1,8 +1,77 @@
 /**
  * The roomserver schema, versioned. Tables are prefixed `roomserver_`; the history of applied
- * versions lives in `roomserver_migrations`. The tables themselves arrive with the component's
- * issue (#4); until then start-up creates only the history table.
+ * versions lives in `roomserver_migrations`.
+ *
+ * Numeric IDs (NIDs) stand for rooms, event types, state keys and events inside the
+ * roomserver and never leave it. State is kept as snapshots made of shared, deduplicated
+ * trie nodes: see ./statesnapshots.ts for the design.
  */
 import type { ComponentMigration } from '../../internal/sqlutil/index.js';
+import { addAutoIdColumn, bigintType, boolType, bytesType } from '../../internal/sqlutil/index.js';
 
-export const roomserverMigrations: readonly ComponentMigration[] = [];
+export const roomserverMigrations: readonly ComponentMigration[] = [
+  {
+    version: 1,
+    name: 'rooms_events_state',
+    up: async (db, dialect) => {
+      await addAutoIdColumn(db.schema.createTable('roomserver_rooms'), dialect, 'room_nid')
+        .addColumn('room_id', 'text', (c) => c.notNull().unique())
+        .addColumn('room_version', 'text', (c) => c.notNull())
+        // The state after the forward extremities (the room's current state); 0 until known.
+        .addColumn('state_snapshot_nid', bigintType, (c) => c.notNull().defaultTo(0))
+        .execute();
+      await addAutoIdColumn(db.schema.createTable('roomserver_event_types'), dialect, 'event_type_nid')
+        .addColumn('event_type', 'text', (c) => c.notNull().unique())
+        .execute();
+      await addAutoIdColumn(db.schema.createTable('roomserver_event_state_keys'), dialect, 'event_state_key_nid')
+        .addColumn('event_state_key', 'text', (c) => c.notNull().unique())
+        .execute();
+      await addAutoIdColumn(db.schema.createTable('roomserver_events'), dialect, 'event_nid')
+        .addColumn('room_nid', bigintType, (c) => c.notNull())
+        .addColumn('event_id', 'text', (c) => c.notNull().unique())
+        .addColumn('event_type_nid', bigintType, (c) => c.notNull())
+        // NULL for events that are not state events.
+        .addColumn('event_state_key_nid', bigintType)
+        .addColumn('depth', bigintType, (c) => c.notNull())
+        // The state before the event; 0 for outliers, whose state is not known.
+        .addColumn('state_snapshot_nid', bigintType, (c) => c.notNull().defaultTo(0))
+        .addColumn('is_rejected', boolType, (c) => c.notNull().defaultTo(0))
+        .addColumn('rejection_reason', 'text')
+        // Its OutputRoomEvent was published: after a crash, events stored but not yet sent are sent.
+        .addColumn('sent_to_output', boolType, (c) => c.notNull().defaultTo(0))
+        .addColumn('auth_event_nids', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('roomserver_events_room').on('roomserver_events').columns(['room_nid', 'event_type_nid', 'event_state_key_nid']).execute();
+      await db.schema.createIndex('roomserver_events_snapshot').on('roomserver_events').column('state_snapshot_nid').execute();
+      await db.schema
+        .createTable('roomserver_event_json')
+        .addColumn('event_nid', bigintType, (c) => c.primaryKey())
+        // As served: redacted when a redaction took effect.
+        .addColumn('event_json', 'text', (c) => c.notNull())
+        // The original of a redacted event, for the few who may still see it (e.g. server admins).
+        .addColumn('unredacted_json', 'text')
+        .execute();
+      await db.schema
+        .createTable('roomserver_forward_extremities')
+        .addColumn('room_nid', bigintType, (c) => c.notNull())
+        .addColumn('event_nid', bigintType, (c) => c.notNull())
+        .addPrimaryKeyConstraint('roomserver_forward_extremities_pk', ['room_nid', 'event_nid'])
+        .execute();
+      // Edges of the DAG by ID: a prev event may be referenced before it arrives.
+      await db.schema
+        .createTable('roomserver_previous_events')
+        .addColumn('previous_event_id', 'text', (c) => c.notNull())
+        .addColumn('event_nid', bigintType, (c) => c.notNull())
+        .addPrimaryKeyConstraint('roomserver_previous_events_pk', ['previous_event_id', 'event_nid'])
+        .execute();
+
+      // State: nodes of a persistent hash trie (./statesnapshots.ts). A snapshot is its root node's NID.
+      await addAutoIdColumn(db.schema.createTable('roomserver_state_nodes'), dialect, 'state_node_nid')
+        .addColumn('room_nid', bigintType, (c) => c.notNull())
+        .addColumn('node_hash', bytesType(dialect), (c) => c.notNull())
+        .addColumn('node', bytesType(dialect), (c) => c.notNull())
+        .addUniqueConstraint('roomserver_state_nodes_hash', ['room_nid', 'node_hash'])
+        .execute();
+    },
+  },
+];

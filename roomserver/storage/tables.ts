@@ -1,0 +1,52 @@
+import type { ColumnType, Generated } from 'kysely';
+
+type WithDefault<T> = ColumnType<T, T | undefined, T>;
+
+export interface RoomserverDatabase {
+  roomserver_rooms: {
+    room_nid: Generated<number>;
+    room_id: string;
+    room_version: string;
+    state_snapshot_nid: WithDefault<number>;
+  };
+  roomserver_event_types: {
+    event_type_nid: Generated<number>;
+    event_type: string;
+  };
+  roomserver_event_state_keys: {
+    event_state_key_nid: Generated<number>;
+    event_state_key: string;
+  };
+  roomserver_events: {
+    event_nid: Generated<number>;
+    room_nid: number;
+    event_id: string;
+    event_type_nid: number;
+    event_state_key_nid: number | null;
+    depth: number;
+    state_snapshot_nid: WithDefault<number>;
+    is_rejected: WithDefault<number>;
+    rejection_reason: string | null;
+    sent_to_output: WithDefault<number>;
+    auth_event_nids: string;
+  };
+  roomserver_event_json: {
+    event_nid: number;
+    event_json: string;
+    unredacted_json: string | null;
+  };
+  roomserver_forward_extremities: {
+    room_nid: number;
+    event_nid: number;
+  };
+  roomserver_previous_events: {
+    previous_event_id: string;
+    event_nid: number;
+  };
+  roomserver_state_nodes: {
+    state_node_nid: Generated<number>;
+    room_nid: number;
+    node_hash: Uint8Array;
+    node: Uint8Array;
+  };
+}
