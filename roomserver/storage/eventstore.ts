@@ -1,0 +1,304 @@
+/**
+ * Rooms, numeric IDs (NIDs) for event types and state keys, events with their JSON, forward
+ * extremities and the prev-event edges. NIDs are assigned on first use and cached: they never
+ * change and never leave the roomserver.
+ */
+import type { Kysely, Transaction } from 'kysely';
+import { dbBool, fromDbBool, inChunks } from '../../internal/sqlutil/index.js';
+import type { RoomserverDatabase } from './tables.js';
+
+type Db = Kysely<RoomserverDatabase> | Transaction<RoomserverDatabase>;
+
+export interface RoomInfo {
+  roomNid: number;
+  roomId: string;
+  roomVersion: string;
+  /** The current state (after the forward extremities); 0 when unknown. */
+  stateSnapshotNid: number;
+}
+
+export interface StoredEvent {
+  eventNid: number;
+  roomNid: number;
+  eventId: string;
+  typeNid: number;
+  stateKeyNid: number | null;
+  depth: number;
+  /** The state before the event; 0 for outliers. */
+  stateSnapshotNid: number;
+  isRejected: boolean;
+  rejectionReason: string | null;
+  sentToOutput: boolean;
+  authEventNids: number[];
+}
+
+export interface NewEvent {
+  roomNid: number;
+  eventId: string;
+  type: string;
+  stateKey: string | undefined;
+  depth: number;
+  json: string;
+  authEventNids: number[];
+  prevEventIds: readonly string[];
+  stateSnapshotNid: number;
+  rejectionReason: string | null;
+}
+
+type EventRow = {
+  event_nid: number;
+  room_nid: number;
+  event_id: string;
+  event_type_nid: number;
+  event_state_key_nid: number | null;
+  depth: number;
+  state_snapshot_nid: number;
+  is_rejected: number;
+  rejection_reason: string | null;
+  sent_to_output: number;
+  auth_event_nids: string;
+};
+
+function toStored(r: EventRow): StoredEvent {
+  return {
+    eventNid: Number(r.event_nid),
+    roomNid: Number(r.room_nid),
+    eventId: r.event_id,
+    typeNid: Number(r.event_type_nid),
+    stateKeyNid: r.event_state_key_nid === null ? null : Number(r.event_state_key_nid),
+    depth: Number(r.depth),
+    stateSnapshotNid: Number(r.state_snapshot_nid),
+    isRejected: fromDbBool(r.is_rejected),
+    rejectionReason: r.rejection_reason,
+    sentToOutput: fromDbBool(r.sent_to_output),
+    authEventNids: JSON.parse(r.auth_event_nids) as number[],
+  };
+}
+
+/** A bidirectional cache for one kind of NID (types or state keys). */
+class NidCache {
+  readonly byName = new Map<string, number>();
+  readonly byNid = new Map<number, string>();
+  add(name: string, nid: number): void {
+    this.byName.set(name, nid);
+    this.byNid.set(nid, name);
+  }
+}
+
+export class EventStore {
+  private readonly types = new NidCache();
+  private readonly stateKeys = new NidCache();
+
+  constructor(readonly db: Kysely<RoomserverDatabase>) {}
+
+  // -------------------------------------------------------------------------------------------
+  // Rooms
+
+  async room(roomId: string, db: Db = this.db): Promise<RoomInfo | undefined> {
+    const r = await db.selectFrom('roomserver_rooms').selectAll().where('room_id', '=', roomId).executeTakeFirst();
+    return r && { roomNid: Number(r.room_nid), roomId: r.room_id, roomVersion: r.room_version, stateSnapshotNid: Number(r.state_snapshot_nid) };
+  }
+
+  async roomByNid(roomNid: number, db: Db = this.db): Promise<RoomInfo | undefined> {
+    const r = await db.selectFrom('roomserver_rooms').selectAll().where('room_nid', '=', roomNid).executeTakeFirst();
+    return r && { roomNid: Number(r.room_nid), roomId: r.room_id, roomVersion: r.room_version, stateSnapshotNid: Number(r.state_snapshot_nid) };
+  }
+
+  /** The room, created with `roomVersion` when new (an existing room keeps its version). */
+  async ensureRoom(roomId: string, roomVersion: string, db: Db = this.db): Promise<RoomInfo> {
+    await db.insertInto('roomserver_rooms').values({ room_id: roomId, room_version: roomVersion }).onConflict((oc) => oc.column('room_id').doNothing()).execute();
+    return (await this.room(roomId, db))!;
+  }
+
+  async setCurrentState(roomNid: number, snapshotNid: number, db: Db = this.db): Promise<void> {
+    await db.updateTable('roomserver_rooms').set({ state_snapshot_nid: snapshotNid }).where('room_nid', '=', roomNid).execute();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // NIDs
+
+  private async assign(
+    cache: NidCache,
+    names: readonly string[],
+    table: 'roomserver_event_types' | 'roomserver_event_state_keys',
+    db: Db,
+  ): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    const missing = [...new Set(names)].filter((n) => {
+      const nid = cache.byName.get(n);
+      if (nid !== undefined) out.set(n, nid);
+      return nid === undefined;
+    });
+    if (missing.length === 0) return out;
+    if (table === 'roomserver_event_types') {
+      await inChunks(missing, (chunk) =>
+        db.insertInto('roomserver_event_types').values(chunk.map((event_type) => ({ event_type }))).onConflict((oc) => oc.column('event_type').doNothing()).execute().then(() => []),
+      );
+      const rows = await inChunks(missing, (chunk) => db.selectFrom('roomserver_event_types').select(['event_type_nid as nid', 'event_type as name']).where('event_type', 'in', chunk).execute());
+      for (const r of rows) cache.add(r.name, Number(r.nid));
+    } else {
+      await inChunks(missing, (chunk) =>
+        db
+          .insertInto('roomserver_event_state_keys')
+          .values(chunk.map((event_state_key) => ({ event_state_key })))
+          .onConflict((oc) => oc.column('event_state_key').doNothing())
+          .execute()
+          .then(() => []),
+      );
+      const rows = await inChunks(missing, (chunk) =>
+        db.selectFrom('roomserver_event_state_keys').select(['event_state_key_nid as nid', 'event_state_key as name']).where('event_state_key', 'in', chunk).execute(),
+      );
+      for (const r of rows) cache.add(r.name, Number(r.nid));
+    }
+    for (const n of missing) out.set(n, cache.byName.get(n)!);
+    return out;
+  }
+
+  typeNids(types: readonly string[], db: Db = this.db): Promise<Map<string, number>> {
+    return this.assign(this.types, types, 'roomserver_event_types', db);
+  }
+
+  stateKeyNids(keys: readonly string[], db: Db = this.db): Promise<Map<string, number>> {
+    return this.assign(this.stateKeys, keys, 'roomserver_event_state_keys', db);
+  }
+
+  /** Names of NIDs, for turning state back into (type, state key) pairs. */
+  async names(typeNids: readonly number[], stateKeyNids: readonly number[]): Promise<{ types: Map<number, string>; stateKeys: Map<number, string> }> {
+    const missingTypes = [...new Set(typeNids)].filter((n) => !this.types.byNid.has(n));
+    const missingKeys = [...new Set(stateKeyNids)].filter((n) => !this.stateKeys.byNid.has(n));
+    const typeRows = await inChunks(missingTypes, (chunk) => this.db.selectFrom('roomserver_event_types').select(['event_type_nid as nid', 'event_type as name']).where('event_type_nid', 'in', chunk).execute());
+    for (const r of typeRows) this.types.add(r.name, Number(r.nid));
+    const keyRows = await inChunks(missingKeys, (chunk) =>
+      this.db.selectFrom('roomserver_event_state_keys').select(['event_state_key_nid as nid', 'event_state_key as name']).where('event_state_key_nid', 'in', chunk).execute(),
+    );
+    for (const r of keyRows) this.stateKeys.add(r.name, Number(r.nid));
+    return { types: this.types.byNid, stateKeys: this.stateKeys.byNid };
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Events
+
+  /**
+   * Stores an event, or returns the stored one's NID when the ID is known already (`existed`).
+   * An outlier stored earlier gets the state snapshot given now, so an event first seen as an
+   * auth event and later in the DAG is not left without state.
+   */
+  async storeEvent(e: NewEvent, db: Db = this.db): Promise<{ eventNid: number; existed: boolean }> {
+    const typeNid = (await this.typeNids([e.type], db)).get(e.type)!;
+    const stateKeyNid = e.stateKey === undefined ? null : (await this.stateKeyNids([e.stateKey], db)).get(e.stateKey)!;
+    const inserted = await db
+      .insertInto('roomserver_events')
+      .values({
+        room_nid: e.roomNid,
+        event_id: e.eventId,
+        event_type_nid: typeNid,
+        event_state_key_nid: stateKeyNid,
+        depth: e.depth,
+        state_snapshot_nid: e.stateSnapshotNid,
+        is_rejected: dbBool(e.rejectionReason !== null),
+        rejection_reason: e.rejectionReason,
+        auth_event_nids: JSON.stringify(e.authEventNids),
+      })
+      .onConflict((oc) => oc.column('event_id').doNothing())
+      .returning('event_nid')
+      .execute();
+    if (inserted.length === 0) {
+      const existing = await db.selectFrom('roomserver_events').select(['event_nid', 'state_snapshot_nid']).where('event_id', '=', e.eventId).executeTakeFirstOrThrow();
+      const eventNid = Number(existing.event_nid);
+      if (Number(existing.state_snapshot_nid) === 0 && e.stateSnapshotNid !== 0) {
+        await db
+          .updateTable('roomserver_events')
+          .set({ state_snapshot_nid: e.stateSnapshotNid, is_rejected: dbBool(e.rejectionReason !== null), rejection_reason: e.rejectionReason })
+          .where('event_nid', '=', eventNid)
+          .execute();
+      }
+      return { eventNid, existed: true };
+    }
+    const eventNid = Number(inserted[0]!.event_nid);
+    await db.insertInto('roomserver_event_json').values({ event_nid: eventNid, event_json: e.json, unredacted_json: null }).execute();
+    if (e.prevEventIds.length > 0) {
+      await db
+        .insertInto('roomserver_previous_events')
+        .values(e.prevEventIds.map((previous_event_id) => ({ previous_event_id, event_nid: eventNid })))
+        .onConflict((oc) => oc.columns(['previous_event_id', 'event_nid']).doNothing())
+        .execute();
+    }
+    return { eventNid, existed: false };
+  }
+
+  async eventsByIds(eventIds: readonly string[], db: Db = this.db): Promise<StoredEvent[]> {
+    const rows = await inChunks([...new Set(eventIds)], (chunk) => db.selectFrom('roomserver_events').selectAll().where('event_id', 'in', chunk).execute());
+    return rows.map(toStored);
+  }
+
+  async eventsByNids(eventNids: readonly number[], db: Db = this.db): Promise<StoredEvent[]> {
+    const rows = await inChunks([...new Set(eventNids)], (chunk) => db.selectFrom('roomserver_events').selectAll().where('event_nid', 'in', chunk).execute());
+    return rows.map(toStored);
+  }
+
+  /** Event JSON by NID (as served: redacted where a redaction took effect). */
+  async eventJson(eventNids: readonly number[], db: Db = this.db): Promise<Map<number, string>> {
+    const rows = await inChunks([...new Set(eventNids)], (chunk) => db.selectFrom('roomserver_event_json').select(['event_nid', 'event_json']).where('event_nid', 'in', chunk).execute());
+    return new Map(rows.map((r) => [Number(r.event_nid), r.event_json]));
+  }
+
+  /** Replaces an event's JSON with its redacted form, keeping the original once. */
+  async redact(eventNid: number, redactedJson: string, db: Db = this.db): Promise<void> {
+    const row = await db.selectFrom('roomserver_event_json').select(['event_json', 'unredacted_json']).where('event_nid', '=', eventNid).executeTakeFirst();
+    if (!row) return;
+    await db
+      .updateTable('roomserver_event_json')
+      .set({ event_json: redactedJson, unredacted_json: row.unredacted_json ?? row.event_json })
+      .where('event_nid', '=', eventNid)
+      .execute();
+  }
+
+  async markSent(eventNids: readonly number[], db: Db = this.db): Promise<void> {
+    await inChunks(eventNids, (chunk) => db.updateTable('roomserver_events').set({ sent_to_output: dbBool(true) }).where('event_nid', 'in', chunk).execute().then(() => []));
+  }
+
+  /** Events stored but whose output was never published (a crash in between), oldest first. */
+  async unsent(roomNid: number, db: Db = this.db): Promise<StoredEvent[]> {
+    const rows = await db
+      .selectFrom('roomserver_events')
+      .selectAll()
+      .where('room_nid', '=', roomNid)
+      .where('sent_to_output', '=', dbBool(false))
+      .where('state_snapshot_nid', '!=', 0)
+      .orderBy('event_nid')
+      .execute();
+    return rows.map(toStored);
+  }
+
+  /** Rooms with events whose output was never published. */
+  async roomsWithUnsent(db: Db = this.db): Promise<number[]> {
+    const rows = await db.selectFrom('roomserver_events').select('room_nid').distinct().where('sent_to_output', '=', dbBool(false)).where('state_snapshot_nid', '!=', 0).execute();
+    return rows.map((r) => Number(r.room_nid));
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // The DAG's edges
+
+  async forwardExtremities(roomNid: number, db: Db = this.db): Promise<number[]> {
+    const rows = await db.selectFrom('roomserver_forward_extremities').select('event_nid').where('room_nid', '=', roomNid).orderBy('event_nid').execute();
+    return rows.map((r) => Number(r.event_nid));
+  }
+
+  async setForwardExtremities(roomNid: number, eventNids: readonly number[], db: Db = this.db): Promise<void> {
+    await db.deleteFrom('roomserver_forward_extremities').where('room_nid', '=', roomNid).execute();
+    if (eventNids.length > 0) await db.insertInto('roomserver_forward_extremities').values(eventNids.map((event_nid) => ({ room_nid: roomNid, event_nid }))).execute();
+  }
+
+  /** Whether any stored event names this one as a prev event (then it is not a forward extremity). */
+  async isReferenced(eventId: string, db: Db = this.db): Promise<boolean> {
+    const r = await db.selectFrom('roomserver_previous_events').select('event_nid').where('previous_event_id', '=', eventId).limit(1).executeTakeFirst();
+    return r !== undefined;
+  }
+
+  /** Every state snapshot this room's events and current state use: the roots garbage collection keeps. */
+  async snapshotsInUse(roomNid: number, db: Db = this.db): Promise<number[]> {
+    const rows = await db.selectFrom('roomserver_events').select('state_snapshot_nid').distinct().where('room_nid', '=', roomNid).where('state_snapshot_nid', '!=', 0).execute();
+    const room = await this.roomByNid(roomNid, db);
+    return [...rows.map((r) => Number(r.state_snapshot_nid)), ...(room && room.stateSnapshotNid !== 0 ? [room.stateSnapshotNid] : [])];
+  }
+}
