@@ -61,7 +61,7 @@ describeEachDatabase<RoomserverDatabase>('roomserver event store', (ctx) => {
 
     const msg = await store.storeEvent(ev(room.roomNid, '$msg', { prevEventIds: ['$create'], authEventNids: [create.eventNid], rejectionReason: 'not allowed' }));
     const [m] = await store.eventsByNids([msg.eventNid]);
-    expect(m).toMatchObject({ isRejected: true, rejectionReason: 'not allowed', authEventNids: [create.eventNid], stateKeyNid: null, sentToOutput: false });
+    expect(m).toMatchObject({ isRejected: true, rejectionReason: 'not allowed', authEventNids: [create.eventNid], stateKeyNid: null, isSoftFailed: false });
     expect(await store.isReferenced('$create')).toBe(true);
     expect(await store.isReferenced('$msg')).toBe(false);
 
@@ -70,10 +70,15 @@ describeEachDatabase<RoomserverDatabase>('roomserver event store', (ctx) => {
     await store.setForwardExtremities(room.roomNid, [create.eventNid, msg.eventNid]);
     expect(await store.forwardExtremities(room.roomNid)).toEqual([create.eventNid, msg.eventNid].sort((a, b) => a - b));
 
-    expect((await store.unsent(room.roomNid)).map((e) => e.eventId)).toEqual(['$create', '$msg']);
-    expect(await store.roomsWithUnsent()).toContain(room.roomNid);
-    await store.markSent([create.eventNid, msg.eventNid]);
-    expect(await store.unsent(room.roomNid)).toEqual([]);
+    await store.addToOutbox(room.roomNid, [
+      { msgId: 'a', payload: '1' },
+      { msgId: 'b', payload: '2' },
+    ]);
+    const box = await store.outbox(room.roomNid);
+    expect(box.map((o) => o.payload)).toEqual(['1', '2']);
+    expect((await store.outbox()).length).toBeGreaterThanOrEqual(2);
+    await store.removeFromOutbox([box[0]!.outboxNid]);
+    expect((await store.outbox(room.roomNid)).map((o) => o.msgId)).toEqual(['b']);
     await store.setCurrentState(room.roomNid, 77);
     expect((await store.snapshotsInUse(room.roomNid)).sort()).toEqual([5, 77, 9].sort());
   });

@@ -28,7 +28,7 @@ export interface StoredEvent {
   stateSnapshotNid: number;
   isRejected: boolean;
   rejectionReason: string | null;
-  sentToOutput: boolean;
+  isSoftFailed: boolean;
   authEventNids: number[];
 }
 
@@ -43,6 +43,7 @@ export interface NewEvent {
   prevEventIds: readonly string[];
   stateSnapshotNid: number;
   rejectionReason: string | null;
+  softFailed?: boolean;
 }
 
 type EventRow = {
@@ -55,7 +56,7 @@ type EventRow = {
   state_snapshot_nid: number;
   is_rejected: number;
   rejection_reason: string | null;
-  sent_to_output: number;
+  is_soft_failed: number;
   auth_event_nids: string;
 };
 
@@ -70,7 +71,7 @@ function toStored(r: EventRow): StoredEvent {
     stateSnapshotNid: Number(r.state_snapshot_nid),
     isRejected: fromDbBool(r.is_rejected),
     rejectionReason: r.rejection_reason,
-    sentToOutput: fromDbBool(r.sent_to_output),
+    isSoftFailed: fromDbBool(r.is_soft_failed),
     authEventNids: JSON.parse(r.auth_event_nids) as number[],
   };
 }
@@ -197,6 +198,7 @@ export class EventStore {
         state_snapshot_nid: e.stateSnapshotNid,
         is_rejected: dbBool(e.rejectionReason !== null),
         rejection_reason: e.rejectionReason,
+        is_soft_failed: dbBool(e.softFailed === true),
         auth_event_nids: JSON.stringify(e.authEventNids),
       })
       .onConflict((oc) => oc.column('event_id').doNothing())
@@ -253,27 +255,24 @@ export class EventStore {
       .execute();
   }
 
-  async markSent(eventNids: readonly number[], db: Db = this.db): Promise<void> {
-    await inChunks(eventNids, (chunk) => db.updateTable('roomserver_events').set({ sent_to_output: dbBool(true) }).where('event_nid', 'in', chunk).execute().then(() => []));
+  // -------------------------------------------------------------------------------------------
+  // Outbox
+
+  async addToOutbox(roomNid: number, items: ReadonlyArray<{ msgId: string; payload: string }>, db: Db = this.db): Promise<void> {
+    if (items.length === 0) return;
+    await db.insertInto('roomserver_outbox').values(items.map((i) => ({ room_nid: roomNid, msg_id: i.msgId, payload: i.payload }))).execute();
   }
 
-  /** Events stored but whose output was never published (a crash in between), oldest first. */
-  async unsent(roomNid: number, db: Db = this.db): Promise<StoredEvent[]> {
-    const rows = await db
-      .selectFrom('roomserver_events')
-      .selectAll()
-      .where('room_nid', '=', roomNid)
-      .where('sent_to_output', '=', dbBool(false))
-      .where('state_snapshot_nid', '!=', 0)
-      .orderBy('event_nid')
-      .execute();
-    return rows.map(toStored);
+  /** Outputs not yet published, oldest first (of one room, or all). */
+  async outbox(roomNid?: number, db: Db = this.db): Promise<Array<{ outboxNid: number; roomNid: number; msgId: string; payload: string }>> {
+    let q = db.selectFrom('roomserver_outbox').selectAll().orderBy('outbox_nid');
+    if (roomNid !== undefined) q = q.where('room_nid', '=', roomNid);
+    const rows = await q.execute();
+    return rows.map((r) => ({ outboxNid: Number(r.outbox_nid), roomNid: Number(r.room_nid), msgId: r.msg_id, payload: r.payload }));
   }
 
-  /** Rooms with events whose output was never published. */
-  async roomsWithUnsent(db: Db = this.db): Promise<number[]> {
-    const rows = await db.selectFrom('roomserver_events').select('room_nid').distinct().where('sent_to_output', '=', dbBool(false)).where('state_snapshot_nid', '!=', 0).execute();
-    return rows.map((r) => Number(r.room_nid));
+  async removeFromOutbox(outboxNids: readonly number[], db: Db = this.db): Promise<void> {
+    await inChunks(outboxNids, (chunk) => db.deleteFrom('roomserver_outbox').where('outbox_nid', 'in', chunk).execute().then(() => []));
   }
 
   // -------------------------------------------------------------------------------------------

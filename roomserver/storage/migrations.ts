@@ -37,8 +37,8 @@ export const roomserverMigrations: readonly ComponentMigration[] = [
         .addColumn('state_snapshot_nid', bigintType, (c) => c.notNull().defaultTo(0))
         .addColumn('is_rejected', boolType, (c) => c.notNull().defaultTo(0))
         .addColumn('rejection_reason', 'text')
-        // Its OutputRoomEvent was published: after a crash, events stored but not yet sent are sent.
-        .addColumn('sent_to_output', boolType, (c) => c.notNull().defaultTo(0))
+        // Passed its own auth events but not the state before it: kept in the DAG, never shown.
+        .addColumn('is_soft_failed', boolType, (c) => c.notNull().defaultTo(0))
         .addColumn('auth_event_nids', 'text', (c) => c.notNull())
         .execute();
       await db.schema.createIndex('roomserver_events_room').on('roomserver_events').columns(['room_nid', 'event_type_nid', 'event_state_key_nid']).execute();
@@ -63,6 +63,14 @@ export const roomserverMigrations: readonly ComponentMigration[] = [
         .addColumn('previous_event_id', 'text', (c) => c.notNull())
         .addColumn('event_nid', bigintType, (c) => c.notNull())
         .addPrimaryKeyConstraint('roomserver_previous_events_pk', ['previous_event_id', 'event_nid'])
+        .execute();
+
+      // Outputs written with the event they describe, in the same transaction, and deleted once
+      // published: a crash between storing and publishing publishes them on restart.
+      await addAutoIdColumn(db.schema.createTable('roomserver_outbox'), dialect, 'outbox_nid')
+        .addColumn('room_nid', bigintType, (c) => c.notNull())
+        .addColumn('msg_id', 'text', (c) => c.notNull())
+        .addColumn('payload', 'text', (c) => c.notNull())
         .execute();
 
       // State: nodes of a persistent hash trie (./statesnapshots.ts). A snapshot is its root node's NID.

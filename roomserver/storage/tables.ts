@@ -27,7 +27,7 @@ export interface RoomserverDatabase {
     state_snapshot_nid: WithDefault<number>;
     is_rejected: WithDefault<number>;
     rejection_reason: string | null;
-    sent_to_output: WithDefault<number>;
+    is_soft_failed: WithDefault<number>;
     auth_event_nids: string;
   };
   roomserver_event_json: {
@@ -42,6 +42,12 @@ export interface RoomserverDatabase {
   roomserver_previous_events: {
     previous_event_id: string;
     event_nid: number;
+  };
+  roomserver_outbox: {
+    outbox_nid: Generated<number>;
+    room_nid: number;
+    msg_id: string;
+    payload: string;
   };
   roomserver_state_nodes: {
     state_node_nid: Generated<number>;
