@@ -1,11 +1,36 @@
 /** roomserver: the room DAG: event input, auth, state, queries. */
+import type { Kysely } from 'kysely';
+import type { Logger } from 'pino';
 import { runMigrations, type OpenedDatabase } from '../internal/sqlutil/index.js';
 import type { Config } from '../setup/config/config.js';
+import { subjectFor, type Bus } from '../setup/jetstream/index.js';
 import type { RoomserverInternalAPI } from './api/index.js';
 import { RoomserverInternalAPIImpl } from './internal/api.js';
+import { EventLoader } from './internal/eventloader.js';
+import { Inputer } from './internal/input/inputer.js';
+import { EventStore } from './storage/eventstore.js';
 import { roomserverMigrations } from './storage/migrations.js';
+import { StateSnapshotStore } from './storage/statesnapshots.js';
+import type { RoomserverDatabase } from './storage/tables.js';
 
-export async function newInternalAPI(cfg: Config, db: OpenedDatabase<unknown>): Promise<RoomserverInternalAPI> {
+export async function newInternalAPI(cfg: Config, db: OpenedDatabase<unknown>, bus: Bus, log: Logger): Promise<RoomserverInternalAPI> {
   await runMigrations(db.db, db.dialect, 'roomserver', roomserverMigrations);
-  return new RoomserverInternalAPIImpl(cfg.global.serverName);
+  const kysely = db.db as unknown as Kysely<RoomserverDatabase>;
+  const events = new EventStore(kysely);
+  const snapshots = new StateSnapshotStore(kysely);
+  const loader = new EventLoader(events);
+  const prefix = cfg.global.jetstream.topicPrefix;
+  const encoder = new TextEncoder();
+  const inputer = new Inputer({
+    events,
+    snapshots,
+    loader,
+    log: log.child({ component: 'roomserver' }),
+    publish: async (roomId, msgId, output) => {
+      await bus.publish(subjectFor(prefix, 'OutputRoomEvent', roomId), encoder.encode(JSON.stringify(output)), { msgId });
+    },
+  });
+  // Outputs a crash left unpublished go out before anything new.
+  await inputer.recover();
+  return new RoomserverInternalAPIImpl(cfg.global.serverName, inputer, events, snapshots, loader);
 }

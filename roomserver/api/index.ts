@@ -2,9 +2,111 @@
  * The internal API of the roomserver component: the only door other components may use.
  * In a monolith it is a direct call; in a polylith, NATS request/reply generated from
  * `roomserverInternalAPIMethods`. Every method takes one JSON request and returns JSON.
+ *
+ * Events cross this boundary as their PDU JSON with the room version, never as NIDs.
  */
 import type { StatusAPI } from '../../internal/componentapi.js';
+import type { PDUJson } from '../../internal/matrix/index.js';
 
-export type RoomserverInternalAPI = StatusAPI;
+/** An event with what is needed to read it: its room's version. */
+export interface HeaderedEvent {
+  room_version: string;
+  pdu: PDUJson;
+}
 
-export const roomserverInternalAPIMethods = ['queryComponentStatus'] as const satisfies ReadonlyArray<keyof RoomserverInternalAPI>;
+/**
+ * How an event enters the room: `new` extends the DAG at its forward edge (what clients and
+ * federation /send deliver), `old` is history behind it (backfill), `outlier` is an event known
+ * only by itself (auth events, invites over federation) whose state we do not have.
+ */
+export type InputKind = 'new' | 'old' | 'outlier';
+
+export interface InputRoomEvent {
+  kind: InputKind;
+  event: HeaderedEvent;
+  /** The server the event came from (ours for local events). */
+  origin?: string;
+  /** The transaction of a local client send, echoed in the output for the sender's /sync. */
+  transaction_id?: { device_id: string; transaction_id: string };
+}
+
+export interface InputRoomEventsRequest {
+  events: InputRoomEvent[];
+}
+
+export type InputStatus = 'accepted' | 'duplicate' | 'rejected' | 'soft_failed' | 'error';
+
+export interface InputResult {
+  event_id: string;
+  status: InputStatus;
+  /** Why the event was rejected, soft-failed or not processed. */
+  error?: string;
+}
+
+export interface InputRoomEventsResponse {
+  results: InputResult[];
+}
+
+/** OutputRoomEvent payloads, as Dendrite names them. */
+export type OutputRoomEvent =
+  | { type: 'new_room_event'; new_room_event: OutputNewRoomEvent }
+  | { type: 'old_room_event'; old_room_event: { event: HeaderedEvent } }
+  | { type: 'redacted_event'; redacted_event: { redacted_event_id: string; redacted_because: HeaderedEvent } };
+
+export interface OutputNewRoomEvent {
+  event: HeaderedEvent;
+  /** State event IDs that the event's arrival adds to / removes from the room's current state. */
+  adds_state_event_ids: string[];
+  removes_state_event_ids: string[];
+  /** The forward extremities after the event. */
+  latest_event_ids: string[];
+  transaction_id?: { device_id: string; transaction_id: string };
+}
+
+export interface QueryLatestEventsAndStateRequest {
+  room_id: string;
+  /** (type, state_key) pairs wanted from the current state; all of it when absent. */
+  state_to_fetch?: Array<{ type: string; state_key: string }>;
+}
+export interface QueryLatestEventsAndStateResponse {
+  room_exists: boolean;
+  room_version?: string;
+  latest_event_ids: string[];
+  /** The greatest depth among the latest events (a new event's depth is this plus one). */
+  depth: number;
+  state_events: HeaderedEvent[];
+}
+
+export interface QueryEventsByIdRequest {
+  event_ids: string[];
+}
+export interface QueryEventsByIdResponse {
+  events: Array<HeaderedEvent & { rejected: boolean; soft_failed: boolean }>;
+}
+
+export interface QueryStateAfterEventsRequest {
+  room_id: string;
+  prev_event_ids: string[];
+  state_to_fetch?: Array<{ type: string; state_key: string }>;
+}
+export interface QueryStateAfterEventsResponse {
+  room_exists: boolean;
+  /** False when a prev event is unknown or has no state (an outlier). */
+  prev_events_exist: boolean;
+  state_events: HeaderedEvent[];
+}
+
+export interface RoomserverInternalAPI extends StatusAPI {
+  inputRoomEvents(req: InputRoomEventsRequest): Promise<InputRoomEventsResponse>;
+  queryLatestEventsAndState(req: QueryLatestEventsAndStateRequest): Promise<QueryLatestEventsAndStateResponse>;
+  queryStateAfterEvents(req: QueryStateAfterEventsRequest): Promise<QueryStateAfterEventsResponse>;
+  queryEventsById(req: QueryEventsByIdRequest): Promise<QueryEventsByIdResponse>;
+}
+
+export const roomserverInternalAPIMethods = [
+  'queryComponentStatus',
+  'inputRoomEvents',
+  'queryLatestEventsAndState',
+  'queryStateAfterEvents',
+  'queryEventsById',
+] as const satisfies ReadonlyArray<keyof RoomserverInternalAPI>;

@@ -1,12 +1,100 @@
+/** The roomserver's internal API: input through the pipeline, queries over the stores. */
 import type { ComponentStatus, EmptyRequest } from '../../internal/componentapi.js';
-import type { RoomserverInternalAPI } from '../api/index.js';
+import type { PDUJson } from '../../internal/matrix/index.js';
+import type {
+  HeaderedEvent,
+  InputRoomEventsRequest,
+  InputRoomEventsResponse,
+  QueryEventsByIdRequest,
+  QueryEventsByIdResponse,
+  QueryLatestEventsAndStateRequest,
+  QueryLatestEventsAndStateResponse,
+  QueryStateAfterEventsRequest,
+  QueryStateAfterEventsResponse,
+  RoomserverInternalAPI,
+} from '../api/index.js';
+import type { EventStore, RoomInfo } from '../storage/eventstore.js';
+import type { StateSnapshotStore } from '../storage/statesnapshots.js';
+import type { EventLoader } from './eventloader.js';
+import type { Inputer } from './input/inputer.js';
+import { RoomState } from './input/roomstate.js';
 
 export class RoomserverInternalAPIImpl implements RoomserverInternalAPI {
   private readonly startedAt = Date.now();
+  private readonly state: RoomState;
 
-  constructor(private readonly serverName: string) {}
+  constructor(
+    private readonly serverName: string,
+    private readonly inputer: Inputer,
+    private readonly events: EventStore,
+    private readonly snapshots: StateSnapshotStore,
+    private readonly loader: EventLoader,
+  ) {
+    this.state = new RoomState(events, snapshots, loader);
+  }
 
   async queryComponentStatus(_req: EmptyRequest): Promise<ComponentStatus> {
     return { component: 'roomserver', serverName: this.serverName, pid: process.pid, startedAt: this.startedAt };
+  }
+
+  inputRoomEvents(req: InputRoomEventsRequest): Promise<InputRoomEventsResponse> {
+    return this.inputer.input(req.events).then((results) => ({ results }));
+  }
+
+  /** State events of a snapshot, all or those asked for. */
+  private async stateEvents(room: RoomInfo, snapshotNid: number, wanted?: Array<{ type: string; state_key: string }>): Promise<HeaderedEvent[]> {
+    let nids: number[];
+    if (wanted === undefined) {
+      nids = (await this.snapshots.load(snapshotNid)).map((e) => e.eventNid);
+    } else {
+      const types = await this.events.typeNids(wanted.map((w) => w.type));
+      const keys = await this.events.stateKeyNids(wanted.map((w) => w.state_key));
+      const found = await this.snapshots.lookup(
+        snapshotNid,
+        wanted.map((w) => ({ typeNid: types.get(w.type)!, stateKeyNid: keys.get(w.state_key)! })),
+      );
+      nids = [...found.values()];
+    }
+    const loaded = await this.loader.byNids(nids, room.roomVersion);
+    return [...loaded.values()].map((l) => ({ room_version: room.roomVersion, pdu: l.event.json as PDUJson }));
+  }
+
+  async queryLatestEventsAndState(req: QueryLatestEventsAndStateRequest): Promise<QueryLatestEventsAndStateResponse> {
+    const room = await this.events.room(req.room_id);
+    if (!room) return { room_exists: false, latest_event_ids: [], depth: 0, state_events: [] };
+    const latest = await this.events.eventsByNids(await this.events.forwardExtremities(room.roomNid));
+    return {
+      room_exists: true,
+      room_version: room.roomVersion,
+      latest_event_ids: latest.map((e) => e.eventId),
+      depth: Math.max(0, ...latest.map((e) => e.depth)),
+      state_events: await this.stateEvents(room, room.stateSnapshotNid, req.state_to_fetch),
+    };
+  }
+
+  async queryStateAfterEvents(req: QueryStateAfterEventsRequest): Promise<QueryStateAfterEventsResponse> {
+    const room = await this.events.room(req.room_id);
+    if (!room) return { room_exists: false, prev_events_exist: false, state_events: [] };
+    const prevs = await this.events.eventsByIds(req.prev_event_ids);
+    if (prevs.length !== new Set(req.prev_event_ids).size || prevs.some((p) => p.stateSnapshotNid === null || p.roomNid !== room.roomNid)) {
+      return { room_exists: true, prev_events_exist: false, state_events: [] };
+    }
+    const snapshot = await this.state.resolve(room, await Promise.all(prevs.map((p) => this.state.stateAfter(room, p))));
+    return { room_exists: true, prev_events_exist: true, state_events: await this.stateEvents(room, snapshot, req.state_to_fetch) };
+  }
+
+  async queryEventsById(req: QueryEventsByIdRequest): Promise<QueryEventsByIdResponse> {
+    const stored = await this.events.eventsByIds(req.event_ids);
+    const out: QueryEventsByIdResponse['events'] = [];
+    const byRoom = new Map<number, number[]>();
+    for (const s of stored) byRoom.set(s.roomNid, [...(byRoom.get(s.roomNid) ?? []), s.eventNid]);
+    for (const [roomNid, nids] of byRoom) {
+      const room = await this.events.roomByNid(roomNid);
+      if (!room) continue;
+      for (const l of (await this.loader.byNids(nids, room.roomVersion)).values()) {
+        out.push({ room_version: room.roomVersion, pdu: l.event.json as PDUJson, rejected: l.stored.isRejected, soft_failed: l.stored.isSoftFailed });
+      }
+    }
+    return { events: out };
   }
 }

@@ -52,7 +52,7 @@ describeEachDatabase<RoomserverDatabase>('roomserver event store', (ctx) => {
 
   it('stores events once; an outlier later gets its state; edges and extremities are kept', async () => {
     const room = await store.ensureRoom('!b:hs', '10');
-    const create = await store.storeEvent(ev(room.roomNid, '$create', { type: 'm.room.create', stateKey: '', stateSnapshotNid: 0 }));
+    const create = await store.storeEvent(ev(room.roomNid, '$create', { type: 'm.room.create', stateKey: '', stateSnapshotNid: null }));
     expect(create.existed).toBe(false);
     const again = await store.storeEvent(ev(room.roomNid, '$create', { type: 'm.room.create', stateKey: '', stateSnapshotNid: 9 }));
     expect(again).toEqual({ eventNid: create.eventNid, existed: true });

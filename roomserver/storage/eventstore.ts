@@ -24,8 +24,8 @@ export interface StoredEvent {
   typeNid: number;
   stateKeyNid: number | null;
   depth: number;
-  /** The state before the event; 0 for outliers. */
-  stateSnapshotNid: number;
+  /** The state before the event (0: empty); null for outliers. */
+  stateSnapshotNid: number | null;
   isRejected: boolean;
   rejectionReason: string | null;
   isSoftFailed: boolean;
@@ -41,7 +41,8 @@ export interface NewEvent {
   json: string;
   authEventNids: number[];
   prevEventIds: readonly string[];
-  stateSnapshotNid: number;
+  /** null for an outlier. */
+  stateSnapshotNid: number | null;
   rejectionReason: string | null;
   softFailed?: boolean;
 }
@@ -53,7 +54,7 @@ type EventRow = {
   event_type_nid: number;
   event_state_key_nid: number | null;
   depth: number;
-  state_snapshot_nid: number;
+  state_snapshot_nid: number | null;
   is_rejected: number;
   rejection_reason: string | null;
   is_soft_failed: number;
@@ -68,7 +69,7 @@ function toStored(r: EventRow): StoredEvent {
     typeNid: Number(r.event_type_nid),
     stateKeyNid: r.event_state_key_nid === null ? null : Number(r.event_state_key_nid),
     depth: Number(r.depth),
-    stateSnapshotNid: Number(r.state_snapshot_nid),
+    stateSnapshotNid: r.state_snapshot_nid === null ? null : Number(r.state_snapshot_nid),
     isRejected: fromDbBool(r.is_rejected),
     rejectionReason: r.rejection_reason,
     isSoftFailed: fromDbBool(r.is_soft_failed),
@@ -77,7 +78,7 @@ function toStored(r: EventRow): StoredEvent {
 }
 
 /** A bidirectional cache for one kind of NID (types or state keys). */
-class NidCache {
+export class NidCache {
   readonly byName = new Map<string, number>();
   readonly byNid = new Map<number, string>();
   add(name: string, nid: number): void {
@@ -87,10 +88,24 @@ class NidCache {
 }
 
 export class EventStore {
-  private readonly types = new NidCache();
-  private readonly stateKeys = new NidCache();
+  private readonly types: NidCache;
+  private readonly stateKeys: NidCache;
+  /** For a transaction's store: the shared caches, read but not written (the transaction may roll back). */
+  private readonly shared: { types: NidCache; stateKeys: NidCache } | undefined;
 
-  constructor(readonly db: Kysely<RoomserverDatabase>) {}
+  constructor(
+    readonly db: Kysely<RoomserverDatabase>,
+    shared?: { types: NidCache; stateKeys: NidCache },
+  ) {
+    this.types = new NidCache();
+    this.stateKeys = new NidCache();
+    this.shared = shared;
+  }
+
+  /** A store whose every query runs in `tx`, sharing this store's committed NID caches. */
+  inTransaction(tx: Transaction<RoomserverDatabase>): EventStore {
+    return new EventStore(tx, this.shared ?? { types: this.types, stateKeys: this.stateKeys });
+  }
 
   // -------------------------------------------------------------------------------------------
   // Rooms
@@ -125,8 +140,9 @@ export class EventStore {
     db: Db,
   ): Promise<Map<string, number>> {
     const out = new Map<string, number>();
+    const sharedCache = this.shared ? (cache === this.types ? this.shared.types : this.shared.stateKeys) : undefined;
     const missing = [...new Set(names)].filter((n) => {
-      const nid = cache.byName.get(n);
+      const nid = cache.byName.get(n) ?? sharedCache?.byName.get(n);
       if (nid !== undefined) out.set(n, nid);
       return nid === undefined;
     });
@@ -165,6 +181,16 @@ export class EventStore {
 
   /** Names of NIDs, for turning state back into (type, state key) pairs. */
   async names(typeNids: readonly number[], stateKeyNids: readonly number[]): Promise<{ types: Map<number, string>; stateKeys: Map<number, string> }> {
+    if (this.shared) {
+      for (const n of typeNids) {
+        const name = this.shared.types.byNid.get(n);
+        if (name !== undefined && !this.types.byNid.has(n)) this.types.add(name, n);
+      }
+      for (const n of stateKeyNids) {
+        const name = this.shared.stateKeys.byNid.get(n);
+        if (name !== undefined && !this.stateKeys.byNid.has(n)) this.stateKeys.add(name, n);
+      }
+    }
     const missingTypes = [...new Set(typeNids)].filter((n) => !this.types.byNid.has(n));
     const missingKeys = [...new Set(stateKeyNids)].filter((n) => !this.stateKeys.byNid.has(n));
     const typeRows = await inChunks(missingTypes, (chunk) => this.db.selectFrom('roomserver_event_types').select(['event_type_nid as nid', 'event_type as name']).where('event_type_nid', 'in', chunk).execute());
@@ -207,10 +233,15 @@ export class EventStore {
     if (inserted.length === 0) {
       const existing = await db.selectFrom('roomserver_events').select(['event_nid', 'state_snapshot_nid']).where('event_id', '=', e.eventId).executeTakeFirstOrThrow();
       const eventNid = Number(existing.event_nid);
-      if (Number(existing.state_snapshot_nid) === 0 && e.stateSnapshotNid !== 0) {
+      if (existing.state_snapshot_nid === null && e.stateSnapshotNid !== null) {
         await db
           .updateTable('roomserver_events')
-          .set({ state_snapshot_nid: e.stateSnapshotNid, is_rejected: dbBool(e.rejectionReason !== null), rejection_reason: e.rejectionReason })
+          .set({
+            state_snapshot_nid: e.stateSnapshotNid,
+            is_rejected: dbBool(e.rejectionReason !== null),
+            rejection_reason: e.rejectionReason,
+            is_soft_failed: dbBool(e.softFailed === true),
+          })
           .where('event_nid', '=', eventNid)
           .execute();
       }
@@ -296,7 +327,14 @@ export class EventStore {
 
   /** Every state snapshot this room's events and current state use: the roots garbage collection keeps. */
   async snapshotsInUse(roomNid: number, db: Db = this.db): Promise<number[]> {
-    const rows = await db.selectFrom('roomserver_events').select('state_snapshot_nid').distinct().where('room_nid', '=', roomNid).where('state_snapshot_nid', '!=', 0).execute();
+    const rows = await db
+      .selectFrom('roomserver_events')
+      .select('state_snapshot_nid')
+      .distinct()
+      .where('room_nid', '=', roomNid)
+      .where('state_snapshot_nid', 'is not', null)
+      .where('state_snapshot_nid', '!=', 0)
+      .execute();
     const room = await this.roomByNid(roomNid, db);
     return [...rows.map((r) => Number(r.state_snapshot_nid)), ...(room && room.stateSnapshotNid !== 0 ? [room.stateSnapshotNid] : [])];
   }

@@ -33,8 +33,9 @@ export const roomserverMigrations: readonly ComponentMigration[] = [
         // NULL for events that are not state events.
         .addColumn('event_state_key_nid', bigintType)
         .addColumn('depth', bigintType, (c) => c.notNull())
-        // The state before the event; 0 for outliers, whose state is not known.
-        .addColumn('state_snapshot_nid', bigintType, (c) => c.notNull().defaultTo(0))
+        // The state before the event (0: empty, as before a create event); NULL for outliers,
+        // whose state is not known.
+        .addColumn('state_snapshot_nid', bigintType)
         .addColumn('is_rejected', boolType, (c) => c.notNull().defaultTo(0))
         .addColumn('rejection_reason', 'text')
         // Passed its own auth events but not the state before it: kept in the DAG, never shown.

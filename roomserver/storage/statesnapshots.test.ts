@@ -127,6 +127,34 @@ describeEachDatabase<RoomserverDatabase>('state snapshots', (ctx) => {
     expect((await store.load(nid)).length).toBe(1002);
   });
 
+  it('diffs two snapshots by their differing paths only', async () => {
+    const r = nextRoom();
+    const a = await store.store(r, members(3000));
+    const b = await store.apply(r, a, [
+      { typeNid: 3, stateKeyNid: 10, eventNid: 9 },
+      { typeNid: 3, stateKeyNid: 11, eventNid: null },
+      { typeNid: 8, stateKeyNid: 1, eventNid: 10 },
+    ]);
+    expect(await store.diff(a, b)).toEqual({
+      added: [
+        { typeNid: 3, stateKeyNid: 10, eventNid: 9 },
+        { typeNid: 8, stateKeyNid: 1, eventNid: 10 },
+      ],
+      removed: [
+        { typeNid: 3, stateKeyNid: 10, eventNid: 1000 },
+        { typeNid: 3, stateKeyNid: 11, eventNid: 1001 },
+      ],
+    });
+    expect(await store.diff(a, a)).toEqual({ added: [], removed: [] });
+    const small = await store.store(r, members(2));
+    expect((await store.diff(0, small)).added.length).toBe(4);
+    expect((await store.diff(small, 0)).removed.length).toBe(4);
+    // A leaf against an inner node: the whole of both is compared.
+    const d = await store.diff(small, a);
+    expect(d.added.length).toBe(3000 - 2);
+    expect(d.removed).toEqual([]);
+  });
+
   it('collects the nodes no kept snapshot reaches, and nothing that one does', async () => {
     const r = nextRoom();
     const kept = await store.store(r, members(3000));

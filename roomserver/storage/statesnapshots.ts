@@ -112,10 +112,24 @@ function decode(bytes: Uint8Array): Node {
 const countOf = (n: Node): number => (n.kind === 'leaf' ? n.entries.length : n.count);
 
 export class StateSnapshotStore {
-  /** Nodes never change, so a node read once can be kept (bounded; oldest first out). */
-  private readonly cache = new Map<number, Node>();
+  /**
+   * Nodes never change, so a node read once can be kept (bounded; oldest first out). Shared
+   * with transactions' stores: a node written in a transaction that rolls back keeps an NID
+   * that is never reused and that nothing will refer to.
+   */
+  private readonly cache: Map<number, Node>;
 
-  constructor(private readonly db: Kysely<RoomserverDatabase>) {}
+  constructor(
+    private readonly db: Kysely<RoomserverDatabase>,
+    cache?: Map<number, Node>,
+  ) {
+    this.cache = cache ?? new Map();
+  }
+
+  /** A store whose queries run in `tx`, sharing this store's node cache. */
+  inTransaction(tx: Kysely<RoomserverDatabase>): StateSnapshotStore {
+    return new StateSnapshotStore(tx, this.cache);
+  }
 
   private remember(nid: number, node: Node): void {
     if (this.cache.size >= CACHE_LIMIT) {
@@ -314,6 +328,48 @@ export class StateSnapshotStore {
       return all.length === 0 ? 0 : this.build(roomNid, all, depth);
     }
     return (await this.put(roomNid, [encodeInner(count, children)]))[0]!;
+  }
+
+  /**
+   * What changes from snapshot `a` to snapshot `b`: entries only in `b` or changed (added, with
+   * their new event) and only in `a` or changed (removed, with their old event). Subtrees the
+   * two share are skipped, so the cost follows the size of the change, not of the state.
+   */
+  async diff(a: number, b: number): Promise<{ added: StateEntry[]; removed: StateEntry[] }> {
+    const added: StateEntry[] = [];
+    const removed: StateEntry[] = [];
+    await this.diffInto(a, b, added, removed);
+    return { added: added.sort(compareEntries), removed: removed.sort(compareEntries) };
+  }
+
+  private async diffInto(a: number, b: number, added: StateEntry[], removed: StateEntry[]): Promise<void> {
+    if (a === b) return;
+    if (a !== 0 && b !== 0) {
+      const nodes = await this.nodes([a, b]);
+      const na = nodes.get(a)!;
+      const nb = nodes.get(b)!;
+      if (na.kind === 'inner' && nb.kind === 'inner') {
+        for (const slot of new Set([...na.children.keys(), ...nb.children.keys()])) {
+          await this.diffInto(na.children.get(slot) ?? 0, nb.children.get(slot) ?? 0, added, removed);
+        }
+        return;
+      }
+    }
+    const before = new Map((await this.load(a)).map((e) => [stateKey(e.typeNid, e.stateKeyNid), e]));
+    for (const e of await this.load(b)) {
+      const k = stateKey(e.typeNid, e.stateKeyNid);
+      const old = before.get(k);
+      if (old?.eventNid === e.eventNid) {
+        before.delete(k);
+        continue;
+      }
+      added.push(e);
+      if (old) {
+        removed.push(old);
+        before.delete(k);
+      }
+    }
+    removed.push(...before.values());
   }
 
   /**

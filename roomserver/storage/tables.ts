@@ -24,7 +24,7 @@ export interface RoomserverDatabase {
     event_type_nid: number;
     event_state_key_nid: number | null;
     depth: number;
-    state_snapshot_nid: WithDefault<number>;
+    state_snapshot_nid: number | null;
     is_rejected: WithDefault<number>;
     rejection_reason: string | null;
     is_soft_failed: WithDefault<number>;

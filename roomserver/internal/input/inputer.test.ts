@@ -1,0 +1,193 @@
+import type { Kysely } from 'kysely';
+import pino from 'pino';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { runMigrations } from '../../../internal/sqlutil/index.js';
+import { describeEachDatabase } from '../../../internal/sqlutil/testing.js';
+import type { OutputNewRoomEvent, OutputRoomEvent } from '../../api/index.js';
+import { EventStore } from '../../storage/eventstore.js';
+import { roomserverMigrations } from '../../storage/migrations.js';
+import { StateSnapshotStore } from '../../storage/statesnapshots.js';
+import type { RoomserverDatabase } from '../../storage/tables.js';
+import { RoomserverInternalAPIImpl } from '../api.js';
+import { EventLoader } from '../eventloader.js';
+import { Inputer } from './inputer.js';
+import { TestRoom } from './testroom.js';
+
+const BOB = '@bob:hs.test';
+const CAROL = '@carol:hs.test';
+
+describeEachDatabase<RoomserverDatabase>('roomserver input', (ctx) => {
+  let published: Array<{ roomId: string; msgId: string; output: OutputRoomEvent }>;
+  let failPublish = false;
+  let api: RoomserverInternalAPIImpl;
+  let inputer: Inputer;
+  const make = () => {
+    const db = ctx.db();
+    const events = new EventStore(db);
+    const snapshots = new StateSnapshotStore(db);
+    const loader = new EventLoader(events);
+    const inp = new Inputer({
+      events,
+      snapshots,
+      loader,
+      log: pino({ level: 'silent' }),
+      publish: async (roomId, msgId, output) => {
+        if (failPublish) throw new Error('bus down');
+        published.push({ roomId, msgId, output });
+      },
+    });
+    return { inp, api: new RoomserverInternalAPIImpl('hs.test', inp, events, snapshots, loader) };
+  };
+  beforeAll(async () => {
+    await runMigrations(ctx.db() as unknown as Kysely<unknown>, ctx.dialect, 'roomserver', roomserverMigrations);
+    published = [];
+    ({ inp: inputer, api } = make());
+  });
+  const newEvents = (roomId: string): OutputNewRoomEvent[] =>
+    published.filter((p) => p.roomId === roomId && p.output.type === 'new_room_event').map((p) => (p.output as { new_room_event: OutputNewRoomEvent }).new_room_event);
+
+  for (const version of ['10', '12']) {
+    it(`room version ${version}: creates a room, accepts messages, reports state changes and the latest events`, async () => {
+      const room = new TestRoom(version);
+      const start = room.start();
+      const hello = room.build({ type: 'm.room.message', sender: room.creator, content: { body: 'hello' } }, [start.at(-1)!.eventId]);
+      const res = await api.inputRoomEvents({ events: [...start, hello].map((e) => room.input(e)) });
+      expect(res.results.map((r) => r.error ?? '')).toEqual(['', '', '', '', '']);
+      expect(res.results.map((r) => r.status)).toEqual(['accepted', 'accepted', 'accepted', 'accepted', 'accepted']);
+      const outs = newEvents(room.roomId);
+      expect(outs.map((o) => o.event.pdu.type)).toEqual(['m.room.create', 'm.room.member', 'm.room.power_levels', 'm.room.join_rules', 'm.room.message']);
+      expect(outs[0]!.adds_state_event_ids).toEqual([start[0]!.eventId]);
+      expect(outs[3]!.adds_state_event_ids).toEqual([start[3]!.eventId]);
+      expect(outs[4]!.adds_state_event_ids).toEqual([]);
+      expect(outs[4]!.latest_event_ids).toEqual([hello.eventId]);
+
+      const latest = await api.queryLatestEventsAndState({ room_id: room.roomId });
+      expect(latest).toMatchObject({ room_exists: true, room_version: version, latest_event_ids: [hello.eventId], depth: hello.depth });
+      expect(latest.state_events.map((e) => e.pdu.type).sort()).toEqual(['m.room.create', 'm.room.join_rules', 'm.room.member', 'm.room.power_levels']);
+      const some = await api.queryLatestEventsAndState({ room_id: room.roomId, state_to_fetch: [{ type: 'm.room.member', state_key: room.creator }, { type: 'm.room.topic', state_key: '' }] });
+      expect(some.state_events.map((e) => e.pdu.type)).toEqual(['m.room.member']);
+      expect((await api.queryLatestEventsAndState({ room_id: '!nope:hs.test' })).room_exists).toBe(false);
+    });
+  }
+
+  it('ignores duplicates, rejects what the auth rules refuse, and reports missing data', async () => {
+    const room = new TestRoom('10');
+    const start = room.start();
+    await api.inputRoomEvents({ events: start.map((e) => room.input(e)) });
+    const before = published.length;
+    expect((await api.inputRoomEvents({ events: [room.input(start[1]!)] })).results[0]!.status).toBe('duplicate');
+    // Bob never joined: his message cites no membership of his.
+    const intruder = room.build({ type: 'm.room.message', sender: BOB, content: { body: 'hi' } }, [start[3]!.eventId]);
+    const r = (await api.inputRoomEvents({ events: [room.input(intruder)] })).results[0]!;
+    expect(r.status).toBe('rejected');
+    expect(r.error).toMatch(/auth events|state before/);
+    expect(published.length).toBe(before);
+    expect((await api.queryLatestEventsAndState({ room_id: room.roomId })).latest_event_ids).toEqual([start[3]!.eventId]);
+    const [stored] = (await api.queryEventsById({ event_ids: [intruder.eventId] })).events;
+    expect(stored).toMatchObject({ rejected: true, soft_failed: false });
+
+    const orphanRoom = new TestRoom('10');
+    const orphanStart = orphanRoom.start();
+    const missingPrev = (await api.inputRoomEvents({ events: [orphanRoom.input(orphanStart[2]!)] })).results[0]!;
+    expect(missingPrev.status).toBe('error');
+    expect(missingPrev.error).toMatch(/not known|missing/);
+    const garbage = (await api.inputRoomEvents({ events: [{ kind: 'new', event: { room_version: '10', pdu: { type: 'x' } as never } }] })).results[0]!;
+    expect(garbage.status).toBe('error');
+  });
+
+  it('rejects against the state before the event, and soft-fails against the current state', async () => {
+    const room = new TestRoom('10');
+    const start = room.start();
+    const bobJoin = room.build({ type: 'm.room.member', state_key: BOB, sender: BOB, content: { membership: 'join' } }, [start[3]!.eventId]);
+    const ban = room.build({ type: 'm.room.member', state_key: BOB, sender: room.creator, content: { membership: 'ban' } }, [bobJoin.eventId]);
+    // Bob speaks on a branch from before the ban: allowed there, not in the room as it is now.
+    const late = room.build({ type: 'm.room.message', sender: BOB, content: { body: 'sneaky' } }, [bobJoin.eventId]);
+    const res = await api.inputRoomEvents({ events: [start, bobJoin, ban, late].flat().map((e) => room.input(e)) });
+    expect(res.results.map((x) => x.status)).toEqual(['accepted', 'accepted', 'accepted', 'accepted', 'accepted', 'accepted', 'soft_failed']);
+    expect((await api.queryLatestEventsAndState({ room_id: room.roomId })).latest_event_ids).toEqual([ban.eventId]);
+    expect(newEvents(room.roomId).map((o) => o.event.pdu.event_id ?? '')).not.toContain(late.eventId);
+    // After the ban, in the DAG: his message cites his join as auth, but the state before it has the ban.
+    const afterBan = room.build({ type: 'm.room.message', sender: BOB, content: { body: 'still here?' } }, [ban.eventId], { authFrom: [bobJoin.eventId] });
+    const rejected = (await api.inputRoomEvents({ events: [room.input(afterBan)] })).results[0]!;
+    expect(rejected.status).toBe('rejected');
+    expect(rejected.error).toMatch(/state before/);
+  });
+
+  it('resolves forks: concurrent state on two branches, merged', async () => {
+    const room = new TestRoom('10', 'hs.test', '@alice:hs.test');
+    const start = room.start({ [BOB]: 50, [CAROL]: 50 });
+    const bob = room.build({ type: 'm.room.member', state_key: BOB, sender: BOB, content: { membership: 'join' } }, [start[3]!.eventId]);
+    const carol = room.build({ type: 'm.room.member', state_key: CAROL, sender: CAROL, content: { membership: 'join' } }, [bob.eventId]);
+    const topicA = room.build({ type: 'm.room.topic', state_key: '', sender: BOB, content: { topic: 'A' } }, [carol.eventId]);
+    const topicB = room.build({ type: 'm.room.topic', state_key: '', sender: CAROL, content: { topic: 'B' } }, [carol.eventId]);
+    const merge = room.build({ type: 'm.room.message', sender: room.creator, content: { body: 'merge' } }, [topicA.eventId, topicB.eventId]);
+    const res = await api.inputRoomEvents({ events: [...start, bob, carol, topicA, topicB].map((e) => room.input(e)) });
+    expect(res.results.every((x) => x.status === 'accepted')).toBe(true);
+    // Two forward extremities while the branches are apart; the current state has one topic.
+    const apart = await api.queryLatestEventsAndState({ room_id: room.roomId, state_to_fetch: [{ type: 'm.room.topic', state_key: '' }] });
+    expect(apart.latest_event_ids.sort()).toEqual([topicA.eventId, topicB.eventId].sort());
+    expect(apart.state_events).toHaveLength(1);
+    const resolvedTopic = apart.state_events[0]!.pdu.content as { topic: string };
+    const outB = newEvents(room.roomId).at(-1)!;
+    expect(outB.latest_event_ids.sort()).toEqual([topicA.eventId, topicB.eventId].sort());
+
+    expect((await api.inputRoomEvents({ events: [room.input(merge)] })).results[0]!.status).toBe('accepted');
+    const after = await api.queryStateAfterEvents({ room_id: room.roomId, prev_event_ids: [merge.eventId], state_to_fetch: [{ type: 'm.room.topic', state_key: '' }] });
+    expect(after.prev_events_exist).toBe(true);
+    expect(after.state_events[0]!.pdu.content).toEqual({ topic: resolvedTopic.topic });
+    expect((await api.queryLatestEventsAndState({ room_id: room.roomId })).latest_event_ids).toEqual([merge.eventId]);
+    expect((await api.queryStateAfterEvents({ room_id: room.roomId, prev_event_ids: ['$unknown'] })).prev_events_exist).toBe(false);
+  });
+
+  it('stores outliers without state, and takes them into the DAG later', async () => {
+    const room = new TestRoom('10');
+    const start = room.start();
+    await api.inputRoomEvents({ events: start.slice(0, 3).map((e) => room.input(e)) });
+    expect((await api.inputRoomEvents({ events: [room.input(start[3]!, 'outlier')] })).results[0]!.status).toBe('accepted');
+    expect((await api.queryLatestEventsAndState({ room_id: room.roomId })).latest_event_ids).toEqual([start[2]!.eventId]);
+    expect((await api.queryStateAfterEvents({ room_id: room.roomId, prev_event_ids: [start[3]!.eventId] })).prev_events_exist).toBe(false);
+    expect((await api.inputRoomEvents({ events: [room.input(start[3]!, 'outlier')] })).results[0]!.status).toBe('duplicate');
+    expect((await api.inputRoomEvents({ events: [room.input(start[3]!)] })).results[0]!.status).toBe('accepted');
+    expect((await api.queryLatestEventsAndState({ room_id: room.roomId })).latest_event_ids).toEqual([start[3]!.eventId]);
+  });
+
+  it('keeps one room in order and runs rooms side by side', async () => {
+    const rooms = Array.from({ length: 8 }, () => new TestRoom('10'));
+    const chains = rooms.map((room) => {
+      const events = room.start();
+      for (let i = 0; i < 25; i++) events.push(room.build({ type: 'm.room.message', sender: room.creator, content: { body: `m${i}` } }, [events.at(-1)!.eventId]));
+      return { room, events };
+    });
+    // Every event submitted separately and at once: only per-room ordering keeps prevs first.
+    const results = await Promise.all(chains.flatMap(({ room, events }) => events.map((e) => api.inputRoomEvents({ events: [room.input(e)] }))));
+    expect(results.flatMap((r) => r.results).every((x) => x.status === 'accepted')).toBe(true);
+    for (const { room, events } of chains) {
+      expect((await api.queryLatestEventsAndState({ room_id: room.roomId })).latest_event_ids).toEqual([events.at(-1)!.eventId]);
+      expect(newEvents(room.roomId).map((o) => o.event.pdu.content)).toEqual(events.map((e) => e.content));
+    }
+  });
+
+  it('publishes after a crash what was stored but not published, once', async () => {
+    const room = new TestRoom('10');
+    const start = room.start();
+    failPublish = true;
+    const res = await inputer.input(start.map((e) => room.input(e)));
+    failPublish = false;
+    // The events are stored (publishing failed after commit), their outputs wait in the outbox.
+    expect(res.map((r) => r.status)).toEqual(['accepted', 'accepted', 'accepted', 'accepted']);
+    expect(newEvents(room.roomId)).toEqual([]);
+    expect((await api.inputRoomEvents({ events: [room.input(start[0]!)] })).results[0]!.status).toBe('duplicate');
+    const restarted = make();
+    expect(await restarted.inp.recover()).toBeGreaterThanOrEqual(4);
+    expect(newEvents(room.roomId).map((o) => o.event.pdu.type)).toEqual(['m.room.create', 'm.room.member', 'm.room.power_levels', 'm.room.join_rules']);
+    expect(await restarted.inp.recover()).toBe(0);
+  });
+});
+
+describe('TestRoom', () => {
+  it('builds version 12 rooms whose ID comes from the create event', () => {
+    const room = new TestRoom('12');
+    const [create] = room.start();
+    expect(room.roomId).toBe(`!${create!.eventId.slice(1)}`);
+  });
+});
