@@ -8,6 +8,7 @@ import { protocolBenches } from './protocol/main.js';
 import { stateResBenches } from './protocol/stateres.js';
 import { userapiBenches } from './userapi/main.js';
 import { stateBenches } from './roomserver/state.js';
+import { inputBenches } from './roomserver/input.js';
 
 const suites: Record<string, Array<[string, () => Promise<Record<string, number>>]>> = {
   http: [
@@ -19,7 +20,10 @@ const suites: Record<string, Array<[string, () => Promise<Record<string, number>
     ['protocol: state resolution', () => stateResBenches()],
   ],
   userapi: [['userapi: logins, access token checks and keys over HTTP', () => userapiBenches()]],
-  roomserver: [['roomserver: state snapshots on disk and in time', () => stateBenches()]],
+  roomserver: [
+    ['roomserver: state snapshots on disk and in time', () => stateBenches()],
+    ['roomserver: input pipeline events/s', () => inputBenches()],
+  ],
 };
 
 const wanted = process.argv.slice(2);

@@ -11,7 +11,7 @@ import type { DialectName } from './dialect.js';
 import { DatabaseConnectError, describeDriverError } from './errors.js';
 import { createPostgresDialect } from './postgres/postgres-dialect.js';
 import { kyselyLog, type QueryLogger } from './query-log.js';
-import { openSqliteDatabase } from './sqlite/sqlite-database.js';
+import { openSqliteDatabase, withStatementCache } from './sqlite/sqlite-database.js';
 import { ImmediateSqliteDialect } from './sqlite/sqlite-dialect.js';
 
 export interface OpenOptions {
@@ -63,7 +63,7 @@ export function openTarget<DB>(target: DatabaseTarget, opts: OpenOptions = {}): 
     release = pg.end;
   } else {
     const sqlite = openSqliteDatabase(target);
-    dialect = new ImmediateSqliteDialect({ database: sqlite });
+    dialect = new ImmediateSqliteDialect({ database: withStatementCache(sqlite) });
     release = async () => {
       if (sqlite.open) sqlite.close();
     };

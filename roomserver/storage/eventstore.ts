@@ -1,6 +1,6 @@
 /**
  * Rooms, numeric IDs (NIDs) for event types and state keys, events with their JSON, forward
- * extremities and the prev-event edges. NIDs are assigned on first use and cached: they never
+ * extremities and the outbox of outputs. NIDs are assigned on first use and cached: they never
  * change and never leave the roomserver.
  */
 import type { Kysely, Transaction } from 'kysely';
@@ -40,7 +40,6 @@ export interface NewEvent {
   depth: number;
   json: string;
   authEventNids: number[];
-  prevEventIds: readonly string[];
   /** null for an outlier. */
   stateSnapshotNid: number | null;
   rejectionReason: string | null;
@@ -249,13 +248,6 @@ export class EventStore {
     }
     const eventNid = Number(inserted[0]!.event_nid);
     await db.insertInto('roomserver_event_json').values({ event_nid: eventNid, event_json: e.json, unredacted_json: null }).execute();
-    if (e.prevEventIds.length > 0) {
-      await db
-        .insertInto('roomserver_previous_events')
-        .values(e.prevEventIds.map((previous_event_id) => ({ previous_event_id, event_nid: eventNid })))
-        .onConflict((oc) => oc.columns(['previous_event_id', 'event_nid']).doNothing())
-        .execute();
-    }
     return { eventNid, existed: false };
   }
 
@@ -289,9 +281,15 @@ export class EventStore {
   // -------------------------------------------------------------------------------------------
   // Outbox
 
-  async addToOutbox(roomNid: number, items: ReadonlyArray<{ msgId: string; payload: string }>, db: Db = this.db): Promise<void> {
-    if (items.length === 0) return;
-    await db.insertInto('roomserver_outbox').values(items.map((i) => ({ room_nid: roomNid, msg_id: i.msgId, payload: i.payload }))).execute();
+  /** Adds outputs to the outbox; returns their outbox NIDs. */
+  async addToOutbox(roomNid: number, items: ReadonlyArray<{ msgId: string; payload: string }>, db: Db = this.db): Promise<number[]> {
+    if (items.length === 0) return [];
+    const rows = await db
+      .insertInto('roomserver_outbox')
+      .values(items.map((i) => ({ room_nid: roomNid, msg_id: i.msgId, payload: i.payload })))
+      .returning('outbox_nid')
+      .execute();
+    return rows.map((r) => Number(r.outbox_nid));
   }
 
   /** Outputs not yet published, oldest first (of one room, or all). */
@@ -317,12 +315,6 @@ export class EventStore {
   async setForwardExtremities(roomNid: number, eventNids: readonly number[], db: Db = this.db): Promise<void> {
     await db.deleteFrom('roomserver_forward_extremities').where('room_nid', '=', roomNid).execute();
     if (eventNids.length > 0) await db.insertInto('roomserver_forward_extremities').values(eventNids.map((event_nid) => ({ room_nid: roomNid, event_nid }))).execute();
-  }
-
-  /** Whether any stored event names this one as a prev event (then it is not a forward extremity). */
-  async isReferenced(eventId: string, db: Db = this.db): Promise<boolean> {
-    const r = await db.selectFrom('roomserver_previous_events').select('event_nid').where('previous_event_id', '=', eventId).limit(1).executeTakeFirst();
-    return r !== undefined;
   }
 
   /** Every state snapshot this room's events and current state use: the roots garbage collection keeps. */

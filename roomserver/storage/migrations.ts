@@ -58,14 +58,6 @@ export const roomserverMigrations: readonly ComponentMigration[] = [
         .addColumn('event_nid', bigintType, (c) => c.notNull())
         .addPrimaryKeyConstraint('roomserver_forward_extremities_pk', ['room_nid', 'event_nid'])
         .execute();
-      // Edges of the DAG by ID: a prev event may be referenced before it arrives.
-      await db.schema
-        .createTable('roomserver_previous_events')
-        .addColumn('previous_event_id', 'text', (c) => c.notNull())
-        .addColumn('event_nid', bigintType, (c) => c.notNull())
-        .addPrimaryKeyConstraint('roomserver_previous_events_pk', ['previous_event_id', 'event_nid'])
-        .execute();
-
       // Outputs written with the event they describe, in the same transaction, and deleted once
       // published: a crash between storing and publishing publishes them on restart.
       await addAutoIdColumn(db.schema.createTable('roomserver_outbox'), dialect, 'outbox_nid')

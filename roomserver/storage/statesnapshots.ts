@@ -168,18 +168,26 @@ export class StateSnapshotStore {
     const byHex = new Map<string, number>();
     const unique = new Map<string, { hash: Buffer; node: Buffer }>();
     encoded.forEach((node, i) => unique.set(hashes[i]!.toString('hex'), { hash: hashes[i]!, node }));
-    await inChunks(
+    // Inserted rows come back at once; only nodes that existed already need a second look.
+    const inserted = await inChunks(
       [...unique.values()],
       (chunk) =>
         this.db
           .insertInto('roomserver_state_nodes')
           .values(chunk.map((u) => ({ room_nid: roomNid, node_hash: u.hash, node: u.node })))
           .onConflict((oc) => oc.columns(['room_nid', 'node_hash']).doNothing())
-          .execute()
-          .then(() => []),
+          .returning(['state_node_nid', 'node_hash'])
+          .execute(),
       1000,
     );
-    const rows = await inChunks([...unique.values()].map((u) => u.hash), (chunk) =>
+    for (const r of inserted) {
+      const hex = Buffer.from(r.node_hash).toString('hex');
+      const nid = Number(r.state_node_nid);
+      byHex.set(hex, nid);
+      this.remember(nid, decode(unique.get(hex)!.node));
+    }
+    const existing = [...unique.entries()].filter(([hex]) => !byHex.has(hex)).map(([, u]) => u.hash);
+    const rows = await inChunks(existing, (chunk) =>
       this.db.selectFrom('roomserver_state_nodes').select(['state_node_nid', 'node_hash', 'node']).where('room_nid', '=', roomNid).where('node_hash', 'in', chunk).execute(),
     );
     for (const r of rows) {

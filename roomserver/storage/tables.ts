@@ -39,10 +39,6 @@ export interface RoomserverDatabase {
     room_nid: number;
     event_nid: number;
   };
-  roomserver_previous_events: {
-    previous_event_id: string;
-    event_nid: number;
-  };
   roomserver_outbox: {
     outbox_nid: Generated<number>;
     room_nid: number;

@@ -32,3 +32,34 @@ export function openSqliteDatabase(t: SqliteTarget): Sqlite.Database {
     throw new DatabaseConnectError(describeSqliteTarget(t), describeDriverError(err), { cause: err });
   }
 }
+
+const STATEMENT_CACHE_LIMIT = 500;
+
+/**
+ * The database as Kysely sees it, with prepared statements reused: Kysely prepares every query
+ * afresh, and preparing costs as much as running a small query. Statements are safe to reuse
+ * here because Kysely runs one query at a time on the connection.
+ */
+export function withStatementCache(db: Sqlite.Database): Sqlite.Database {
+  const cache = new Map<string, Sqlite.Statement>();
+  const prepare = (source: string): Sqlite.Statement => {
+    let stmt = cache.get(source);
+    if (stmt) {
+      // Most recently used last, so the oldest goes first when full.
+      cache.delete(source);
+      cache.set(source, stmt);
+      return stmt;
+    }
+    stmt = db.prepare(source);
+    cache.set(source, stmt);
+    if (cache.size > STATEMENT_CACHE_LIMIT) cache.delete(cache.keys().next().value!);
+    return stmt;
+  };
+  return new Proxy(db, {
+    get(target, prop) {
+      if (prop === 'prepare') return prepare;
+      const value: unknown = Reflect.get(target, prop, target);
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+}

@@ -23,7 +23,7 @@ import type { Logger } from 'pino';
 import { checkEventAuth, checkEventAuthAgainstAuthEvents, authEventsFromList } from '../../../internal/matrix/auth/index.js';
 import { Event, MatrixProtocolError, roomVersion as lookupRoomVersion, type PDUJson } from '../../../internal/matrix/index.js';
 import type { HeaderedEvent, InputResult, InputRoomEvent, OutputRoomEvent } from '../../api/index.js';
-import type { EventStore, RoomInfo } from '../../storage/eventstore.js';
+import type { EventStore, RoomInfo, StoredEvent } from '../../storage/eventstore.js';
 import type { StateSnapshotStore } from '../../storage/statesnapshots.js';
 import type { EventLoader } from '../eventloader.js';
 import { RoomState } from './roomstate.js';
@@ -48,8 +48,28 @@ interface TxContext {
 /** Why processing stopped without a verdict on the event (not a rejection). */
 class InputError extends Error {}
 
+/** What this process knows of a room's committed state (it is the rooms' only writer). */
+interface RoomCache {
+  info: RoomInfo;
+  /** Forward extremities. */
+  latest: Array<{ eventNid: number; eventId: string }>;
+}
+
+/** What one event's transaction changes, applied to the caches once it commits. */
+interface Processed {
+  verdict: InputResult;
+  room?: RoomCache;
+  stateAfter?: { eventNid: number; snapshotNid: number };
+  outbox?: { outboxNid: number; msgId: string; output: OutputRoomEvent };
+}
+
+const STATE_AFTER_CACHE_LIMIT = 100_000;
+
 export class Inputer {
   private readonly queues = new Map<string, Promise<unknown>>();
+  private readonly rooms = new Map<string, RoomCache>();
+  /** The state after recent events, so the next event's state before costs nothing. */
+  private readonly stateAfterCache = new Map<number, number>();
 
   constructor(private readonly deps: InputerDeps) {}
 
@@ -97,39 +117,68 @@ export class Inputer {
   }
 
   private async processOne(input: InputRoomEvent, event: Event): Promise<InputResult> {
+    let done: Processed;
     try {
       // One transaction for all of it, every query inside it (SQLite has one connection; a read
       // outside would wait for the transaction forever).
-      const { verdict: result, room } = await this.deps.events.db.transaction().execute(async (tx) => {
+      done = await this.deps.events.db.transaction().execute(async (tx) => {
         const events = this.deps.events.inTransaction(tx);
         const snapshots = this.deps.snapshots.inTransaction(tx);
         const loader = this.deps.loader.over(events);
         return this.processIn({ events, snapshots, loader, state: new RoomState(events, snapshots, loader) }, input, event);
       });
-      if (room) {
-        // The event is stored: its verdict stands. An output that cannot be published now stays
-        // in the outbox for the room's next event or the next start.
-        await this.flush(room).catch((err: unknown) => this.deps.log.warn({ err, room_id: room.roomId }, 'roomserver output not published yet'));
-      }
-      return result;
     } catch (e) {
+      // Nothing was written; what this process believed about the room may be what failed.
+      this.rooms.delete(event.roomId);
       if (!(e instanceof InputError) && !(e instanceof MatrixProtocolError)) {
         this.deps.log.error({ err: e, event_id: event.eventId, room_id: event.roomId }, 'roomserver input failed');
       }
       return { event_id: event.eventId, status: 'error', error: e instanceof Error ? e.message : String(e) };
     }
+    if (done.room) this.rooms.set(done.room.info.roomId, done.room);
+    if (done.stateAfter) this.rememberStateAfter(done.stateAfter.eventNid, done.stateAfter.snapshotNid);
+    if (done.outbox) {
+      // The event is stored: its verdict stands. An output that cannot be published now stays
+      // in the outbox for the next start.
+      const { outboxNid, msgId, output } = done.outbox;
+      try {
+        await this.deps.publish(event.roomId, msgId, output);
+        await this.deps.events.removeFromOutbox([outboxNid]);
+      } catch (err) {
+        this.deps.log.warn({ err, room_id: event.roomId, event_id: event.eventId }, 'roomserver output not published yet');
+      }
+    }
+    return done.verdict;
   }
 
-  private async processIn(ctx: TxContext, input: InputRoomEvent, event: Event): Promise<{ verdict: InputResult; room?: RoomInfo }> {
+  private rememberStateAfter(eventNid: number, snapshotNid: number): void {
+    if (this.stateAfterCache.size >= STATE_AFTER_CACHE_LIMIT) {
+      let drop = STATE_AFTER_CACHE_LIMIT / 4;
+      for (const k of this.stateAfterCache.keys()) {
+        this.stateAfterCache.delete(k);
+        if (--drop <= 0) break;
+      }
+    }
+    this.stateAfterCache.set(eventNid, snapshotNid);
+  }
+
+  private async stateAfter(ctx: TxContext, room: RoomInfo, e: StoredEvent): Promise<number> {
+    return this.stateAfterCache.get(e.eventNid) ?? ctx.state.stateAfter(room, e);
+  }
+
+  private async processIn(ctx: TxContext, input: InputRoomEvent, event: Event): Promise<Processed> {
     const { events, loader, state } = ctx;
     const rv = event.roomVersion;
     const eventId = event.eventId;
 
-    const [existing] = await events.eventsByIds([eventId]);
+    // The event, its auth events and its prev events, in one query.
+    const known = new Map((await events.eventsByIds([eventId, ...event.authEventIds, ...event.prevEventIds])).map((e) => [e.eventId, e]));
+    const existing = known.get(eventId);
     if (existing && (existing.stateSnapshotNid !== null || input.kind === 'outlier')) return { verdict: { event_id: eventId, status: 'duplicate' } };
 
     // The room: a create event makes it; anything else needs it known (fetching it is federation's part).
-    let room = await events.room(event.roomId);
+    const cached = this.rooms.get(event.roomId);
+    let room = cached?.info ?? (await events.room(event.roomId));
     if (!room) {
       if (event.type !== 'm.room.create' || event.stateKey !== '') throw new InputError(`room ${event.roomId} is not known here`);
       room = await events.ensureRoom(event.roomId, rv.id);
@@ -137,22 +186,20 @@ export class Inputer {
     if (room.roomVersion !== rv.id) throw new InputError(`event is for room version ${rv.id}, the room is ${room.roomVersion}`);
 
     // Step 4: the event's own auth events.
-    const authStored = await events.eventsByIds(event.authEventIds);
-    const authById = new Map(authStored.map((a) => [a.eventId, a]));
-    const missingAuth = event.authEventIds.filter((id) => !authById.has(id));
+    const missingAuth = event.authEventIds.filter((id) => !known.has(id));
     if (missingAuth.length > 0) throw new InputError(`missing auth events: ${missingAuth.join(', ')}`);
     const authLoaded = await loader.byNids(
-      authStored.map((a) => a.eventNid),
+      event.authEventIds.map((id) => known.get(id)!.eventNid),
       rv.id,
     );
-    const authEvents = event.authEventIds.map((id) => authLoaded.get(authById.get(id)!.eventNid)!);
+    const authEvents = event.authEventIds.map((id) => authLoaded.get(known.get(id)!.eventNid)!);
     const create = rv.roomIdFromCreateEvent && event.type !== 'm.room.create' ? await this.createEventOf(loader, room) : undefined;
     let rejection: string | null = null;
     try {
       checkEventAuthAgainstAuthEvents(
         event,
         authEvents.map((a) => a.event),
-        { isRejected: (id) => authById.get(id)?.isRejected ?? false, ...(create ? { create } : {}) },
+        { isRejected: (id) => known.get(id)?.isRejected ?? false, ...(create ? { create } : {}) },
       );
     } catch (e) {
       if (!(e instanceof MatrixProtocolError)) throw e;
@@ -167,7 +214,6 @@ export class Inputer {
       depth: event.depth,
       json: JSON.stringify(event.json),
       authEventNids: authEvents.map((a) => a.stored.eventNid),
-      prevEventIds: event.prevEventIds,
     };
 
     if (input.kind === 'outlier') {
@@ -177,11 +223,13 @@ export class Inputer {
 
     // The state before the event, from its prev events.
     let stateBefore = 0;
+    const prevs = event.prevEventIds.map((id) => known.get(id)).filter((p): p is StoredEvent => p !== undefined && p.stateSnapshotNid !== null);
     if (event.type !== 'm.room.create') {
-      const prevs = await events.eventsByIds(event.prevEventIds);
-      const missing = event.prevEventIds.filter((id) => !prevs.some((p) => p.eventId === id && p.stateSnapshotNid !== null));
-      if (missing.length > 0) throw new InputError(`missing prev events (or their state): ${missing.join(', ')}`);
-      stateBefore = await state.resolve(room, await Promise.all(prevs.map((p) => state.stateAfter(room!, p))));
+      if (prevs.length !== new Set(event.prevEventIds).size) {
+        const missing = event.prevEventIds.filter((id) => !prevs.some((p) => p.eventId === id));
+        throw new InputError(`missing prev events (or their state): ${missing.join(', ')}`);
+      }
+      stateBefore = await state.resolve(room, await Promise.all(prevs.map((p) => this.stateAfter(ctx, room!, p))));
     }
 
     // Step 5: the state before the event.
@@ -210,53 +258,89 @@ export class Inputer {
     const { eventNid } = await events.storeEvent({ ...base, stateSnapshotNid: stateBefore, rejectionReason: rejection, softFailed: softFail !== null });
     if (rejection !== null || softFail !== null) return { verdict: verdict(eventId, rejection, softFail !== null) };
 
+    // The state after it, remembered for the events that will build on it.
+    const stateAfter =
+      event.stateKey === undefined
+        ? stateBefore
+        : await ctx.snapshots.apply(room.roomNid, stateBefore, [
+            {
+              typeNid: (await events.typeNids([event.type])).get(event.type)!,
+              stateKeyNid: (await events.stateKeyNids([event.stateKey])).get(event.stateKey)!,
+              eventNid,
+            },
+          ]);
+
     const headered: HeaderedEvent = { room_version: rv.id, pdu: event.json as PDUJson };
-    let output: { msgId: string; output: OutputRoomEvent };
+    let msgId: string;
+    let output: OutputRoomEvent;
+    let roomAfter: RoomCache | undefined = cached;
     if (input.kind === 'old') {
-      output = { msgId: `old:${eventId}`, output: { type: 'old_room_event', old_room_event: { event: headered } } };
+      msgId = `old:${eventId}`;
+      output = { type: 'old_room_event', old_room_event: { event: headered } };
     } else {
-      const current = await this.advance(ctx, room, eventNid, event);
+      const advanced = await this.advance(ctx, room, cached, { eventNid, eventId, prevs, stateAfter });
+      roomAfter = advanced.room;
+      msgId = `new:${eventId}`;
       output = {
-        msgId: `new:${eventId}`,
-        output: {
-          type: 'new_room_event',
-          new_room_event: {
-            event: headered,
-            adds_state_event_ids: current.adds,
-            removes_state_event_ids: current.removes,
-            latest_event_ids: current.latest,
-            ...(input.transaction_id ? { transaction_id: input.transaction_id } : {}),
-          },
+        type: 'new_room_event',
+        new_room_event: {
+          event: headered,
+          adds_state_event_ids: advanced.adds,
+          removes_state_event_ids: advanced.removes,
+          latest_event_ids: advanced.room.latest.map((l) => l.eventId),
+          ...(input.transaction_id ? { transaction_id: input.transaction_id } : {}),
         },
       };
     }
-    await events.addToOutbox(room.roomNid, [{ msgId: output.msgId, payload: JSON.stringify(output.output) }]);
-    return { verdict: verdict(eventId, null, false), room };
+    const [outboxNid] = await events.addToOutbox(room.roomNid, [{ msgId, payload: JSON.stringify(output) }]);
+    return {
+      verdict: verdict(eventId, null, false),
+      ...(roomAfter ? { room: roomAfter } : {}),
+      stateAfter: { eventNid, snapshotNid: stateAfter },
+      outbox: { outboxNid: outboxNid!, msgId, output },
+    };
   }
 
-  /** Moves the forward extremities and the current state for an accepted new event. */
-  private async advance(ctx: TxContext, room: RoomInfo, eventNid: number, event: Event): Promise<{ adds: string[]; removes: string[]; latest: string[] }> {
-    const { events, snapshots, state } = ctx;
-    const prevNids = new Set((await events.eventsByIds(event.prevEventIds)).map((p) => p.eventNid));
-    const latest = (await events.forwardExtremities(room.roomNid)).filter((nid) => !prevNids.has(nid));
-    // An event some stored event already builds on is behind the edge, not at it.
-    if (!(await events.isReferenced(event.eventId))) latest.push(eventNid);
-    await events.setForwardExtremities(room.roomNid, latest);
+  /**
+   * Moves the forward extremities and the current state for an accepted new event. No stored
+   * event with state can name this one as a prev event (it would have been refused for a prev
+   * event without state), so the event is always a forward extremity.
+   */
+  private async advance(
+    ctx: TxContext,
+    room: RoomInfo,
+    cached: RoomCache | undefined,
+    e: { eventNid: number; eventId: string; prevs: StoredEvent[]; stateAfter: number },
+  ): Promise<{ adds: string[]; removes: string[]; room: RoomCache }> {
+    const { events, snapshots, state, loader } = ctx;
+    const before =
+      cached?.latest ??
+      (await events.eventsByNids(await events.forwardExtremities(room.roomNid))).map((x) => ({ eventNid: x.eventNid, eventId: x.eventId }));
+    const prevNids = new Set(e.prevs.map((p) => p.eventNid));
+    const others = before.filter((l) => !prevNids.has(l.eventNid));
+    const latest = [...others, { eventNid: e.eventNid, eventId: e.eventId }].sort((a, b) => a.eventNid - b.eventNid);
+    await events.setForwardExtremities(
+      room.roomNid,
+      latest.map((l) => l.eventNid),
+    );
 
-    const latestStored = await events.eventsByNids(latest);
-    const current = await state.resolve(room, await Promise.all(latestStored.map((e) => state.stateAfter(room, e))));
-    const diff = await snapshots.diff(room.stateSnapshotNid, current);
-    await events.setCurrentState(room.roomNid, current);
-    const [adds, removes] = await Promise.all([state.eventIds(diff.added), state.eventIds(diff.removed)]);
-    return { adds, removes, latest: latestStored.sort((a, b) => a.eventNid - b.eventNid).map((e) => e.eventId) };
-  }
-
-  /** Publishes the room's outbox, oldest first, removing each output once published. */
-  private async flush(room: RoomInfo): Promise<void> {
-    for (const row of await this.deps.events.outbox(room.roomNid)) {
-      await this.deps.publish(room.roomId, row.msgId, JSON.parse(row.payload) as OutputRoomEvent);
-      await this.deps.events.removeFromOutbox([row.outboxNid]);
+    let current = e.stateAfter;
+    if (others.length > 0) {
+      const otherStored = await events.eventsByNids(others.map((o) => o.eventNid));
+      current = await state.resolve(room, [e.stateAfter, ...(await Promise.all(otherStored.map((o) => this.stateAfter(ctx, room, o))))]);
     }
+    const diff = await snapshots.diff(room.stateSnapshotNid, current);
+    if (current !== room.stateSnapshotNid) await events.setCurrentState(room.roomNid, current);
+    const names = await loader.byNids(
+      [...diff.added, ...diff.removed].map((d) => d.eventNid).filter((n) => n !== e.eventNid),
+      room.roomVersion,
+    );
+    const idOf = (nid: number): string => (nid === e.eventNid ? e.eventId : names.get(nid)!.stored.eventId);
+    return {
+      adds: diff.added.map((d) => idOf(d.eventNid)),
+      removes: diff.removed.map((d) => idOf(d.eventNid)),
+      room: { info: { ...room, stateSnapshotNid: current }, latest },
+    };
   }
 
   private async createEventOf(loader: EventLoader, room: RoomInfo): Promise<Event | undefined> {

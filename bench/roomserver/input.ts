@@ -1,0 +1,96 @@
+/**
+ * bench/roomserver input: events/s through the input pipeline (auth, state, storage, outbox),
+ * (a) one busy room, (b) 100 rooms at once, on SQLite and PostgreSQL. Events are built and
+ * signed before timing; outputs go to a no-op publisher.
+ * Run: npm run build && node dist/bench/roomserver/input.js
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { sql, type Kysely } from 'kysely';
+import pino from 'pino';
+import { connectDatabase, runMigrations, type OpenedDatabase } from '../../internal/sqlutil/index.js';
+import type { InputRoomEvent } from '../../roomserver/api/index.js';
+import { EventLoader } from '../../roomserver/internal/eventloader.js';
+import { Inputer } from '../../roomserver/internal/input/inputer.js';
+import { TestRoom } from '../../roomserver/internal/input/testroom.js';
+import { EventStore } from '../../roomserver/storage/eventstore.js';
+import { roomserverMigrations } from '../../roomserver/storage/migrations.js';
+import { StateSnapshotStore } from '../../roomserver/storage/statesnapshots.js';
+import type { RoomserverDatabase } from '../../roomserver/storage/tables.js';
+
+/** A room's start, then `n` events: every tenth a member joining, the rest messages. */
+function roomEvents(n: number): InputRoomEvent[] {
+  const room = new TestRoom('10');
+  const events = room.start();
+  let last = events.at(-1)!.eventId;
+  for (let i = 0; i < n; i++) {
+    const e =
+      i % 10 === 0
+        ? room.build({ type: 'm.room.member', state_key: `@u${i}:hs.test`, sender: `@u${i}:hs.test`, content: { membership: 'join' } }, [last])
+        : room.build({ type: 'm.room.message', sender: room.creator, content: { body: `message ${i}` } }, [last]);
+    events.push(e);
+    last = e.eventId;
+  }
+  return events.map((e) => room.input(e));
+}
+
+async function measure(opened: OpenedDatabase<unknown>, label: string, out: Record<string, number>): Promise<void> {
+  await runMigrations(opened.db, opened.dialect, 'roomserver', roomserverMigrations);
+  const db = opened.db as unknown as Kysely<RoomserverDatabase>;
+  const events = new EventStore(db);
+  const inputer = new Inputer({ events, snapshots: new StateSnapshotStore(db), loader: new EventLoader(events), log: pino({ level: 'silent' }), publish: async () => {} });
+
+  const busy = roomEvents(2000);
+  let t = performance.now();
+  // One room: each event submitted on its own, as a client's sends are.
+  for (const e of busy) {
+    const [r] = await inputer.input([e]);
+    if (r!.status !== 'accepted') throw new Error(`${r!.status}: ${r!.error}`);
+  }
+  out[`${label}: one room, events/s`] = Math.round(busy.length / ((performance.now() - t) / 1000));
+
+  const rooms = Array.from({ length: 100 }, () => roomEvents(40));
+  t = performance.now();
+  const results = await Promise.all(rooms.map(async (evs) => {
+    for (const e of evs) {
+      const [r] = await inputer.input([e]);
+      if (r!.status !== 'accepted') throw new Error(`${r!.status}: ${r!.error}`);
+    }
+  }));
+  void results;
+  const total = rooms.reduce((n, r) => n + r.length, 0);
+  out[`${label}: 100 rooms at once, events/s`] = Math.round(total / ((performance.now() - t) / 1000));
+}
+
+export async function inputBenches(): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  const dir = mkdtempSync(path.join(tmpdir(), 'bench-input-'));
+  const sqlite = await connectDatabase(`file:${path.join(dir, 'rs.db')}`, { baseDir: dir });
+  try {
+    await measure(sqlite, 'SQLite', out);
+  } finally {
+    await sqlite.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const name = `bench_input_${process.pid}`;
+  const admin = await connectDatabase('postgresql://postgres@127.0.0.1:5432/postgres?sslmode=disable', { baseDir: '.' });
+  await sql.raw(`create database ${name}`).execute(admin.db);
+  try {
+    const pgdb = await connectDatabase(`postgresql://postgres@127.0.0.1:5432/${name}?sslmode=disable`, { baseDir: '.' });
+    try {
+      await measure(pgdb, 'PostgreSQL', out);
+    } finally {
+      await pgdb.close();
+    }
+  } finally {
+    await sql.raw(`drop database ${name}`).execute(admin.db);
+    await admin.close();
+  }
+  return out;
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  for (const [k, v] of Object.entries(await inputBenches())) console.log(`${k}: ${v}`);
+}
