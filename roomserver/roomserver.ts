@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { runMigrations, type OpenedDatabase } from '../internal/sqlutil/index.js';
 import type { Config } from '../setup/config/config.js';
 import { subjectFor, type Bus } from '../setup/jetstream/index.js';
-import type { RoomserverInternalAPI } from './api/index.js';
+import type { InputRoomEventsRequest, RoomserverInternalAPI } from './api/index.js';
 import { RoomserverInternalAPIImpl } from './internal/api.js';
 import { EventLoader } from './internal/eventloader.js';
 import { Inputer } from './internal/input/inputer.js';
@@ -32,5 +32,25 @@ export async function newInternalAPI(cfg: Config, db: OpenedDatabase<unknown>, b
   });
   // Outputs a crash left unpublished go out before anything new.
   await inputer.recover();
+  // Asynchronous submitters (backfill, federation catch-up) publish InputRoomEvent, one subject
+  // per room: the bus keeps each room in order and the inputer queues by room as well.
+  const decoder = new TextDecoder();
+  // Stopped with the bus at shutdown.
+  await bus.consume(
+    { stream: `${prefix}InputRoomEvent`, durable: 'RoomserverInputConsumer', orderedBySubject: true, concurrency: 16 },
+    async (msg) => {
+      let req: InputRoomEventsRequest;
+      try {
+        req = JSON.parse(decoder.decode(msg.data)) as InputRoomEventsRequest;
+        if (!Array.isArray(req.events)) throw new Error('events must be a list');
+      } catch (err) {
+        // A malformed message would fail the same way forever: log it and let it go.
+        log.warn({ err, subject: msg.subject }, 'roomserver: malformed InputRoomEvent dropped');
+        return;
+      }
+      const results = await inputer.input(req.events);
+      for (const r of results) if (r.status === 'error') log.warn({ event_id: r.event_id, error: r.error }, 'roomserver: asynchronous input not processed');
+    },
+  );
   return new RoomserverInternalAPIImpl(cfg.global.serverName, inputer, events, snapshots, loader);
 }

@@ -96,11 +96,19 @@ export interface QueryStateAfterEventsResponse {
   state_events: HeaderedEvent[];
 }
 
+export interface PerformStateGarbageCollectionRequest {
+  room_id: string;
+}
+export interface PerformStateGarbageCollectionResponse {
+  deleted_nodes: number;
+}
+
 export interface RoomserverInternalAPI extends StatusAPI {
   inputRoomEvents(req: InputRoomEventsRequest): Promise<InputRoomEventsResponse>;
   queryLatestEventsAndState(req: QueryLatestEventsAndStateRequest): Promise<QueryLatestEventsAndStateResponse>;
   queryStateAfterEvents(req: QueryStateAfterEventsRequest): Promise<QueryStateAfterEventsResponse>;
   queryEventsById(req: QueryEventsByIdRequest): Promise<QueryEventsByIdResponse>;
+  performStateGarbageCollection(req: PerformStateGarbageCollectionRequest): Promise<PerformStateGarbageCollectionResponse>;
 }
 
 export const roomserverInternalAPIMethods = [
@@ -109,4 +117,5 @@ export const roomserverInternalAPIMethods = [
   'queryLatestEventsAndState',
   'queryStateAfterEvents',
   'queryEventsById',
+  'performStateGarbageCollection',
 ] as const satisfies ReadonlyArray<keyof RoomserverInternalAPI>;

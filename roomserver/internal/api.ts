@@ -5,6 +5,8 @@ import type {
   HeaderedEvent,
   InputRoomEventsRequest,
   InputRoomEventsResponse,
+  PerformStateGarbageCollectionRequest,
+  PerformStateGarbageCollectionResponse,
   QueryEventsByIdRequest,
   QueryEventsByIdResponse,
   QueryLatestEventsAndStateRequest,
@@ -81,6 +83,10 @@ export class RoomserverInternalAPIImpl implements RoomserverInternalAPI {
     }
     const snapshot = await this.state.resolve(room, await Promise.all(prevs.map((p) => this.state.stateAfter(room, p))));
     return { room_exists: true, prev_events_exist: true, state_events: await this.stateEvents(room, snapshot, req.state_to_fetch) };
+  }
+
+  async performStateGarbageCollection(req: PerformStateGarbageCollectionRequest): Promise<PerformStateGarbageCollectionResponse> {
+    return { deleted_nodes: await this.inputer.collectGarbage(req.room_id) };
   }
 
   async queryEventsById(req: QueryEventsByIdRequest): Promise<QueryEventsByIdResponse> {

@@ -137,6 +137,17 @@ describeEachDatabase<RoomserverDatabase>('roomserver input', (ctx) => {
     expect(after.state_events[0]!.pdu.content).toEqual({ topic: resolvedTopic.topic });
     expect((await api.queryLatestEventsAndState({ room_id: room.roomId })).latest_event_ids).toEqual([merge.eventId]);
     expect((await api.queryStateAfterEvents({ room_id: room.roomId, prev_event_ids: ['$unknown'] })).prev_events_exist).toBe(false);
+
+    // The merge computed states nobody keeps (each branch's state after); collecting them
+    // leaves the room whole.
+    expect((await api.performStateGarbageCollection({ room_id: room.roomId })).deleted_nodes).toBeGreaterThan(0);
+    expect((await api.performStateGarbageCollection({ room_id: room.roomId })).deleted_nodes).toBe(0);
+    const next = room.build({ type: 'm.room.topic', state_key: '', sender: room.creator, content: { topic: 'C' } }, [merge.eventId]);
+    expect((await api.inputRoomEvents({ events: [room.input(next)] })).results[0]!.status).toBe('accepted');
+    const now = await api.queryLatestEventsAndState({ room_id: room.roomId });
+    expect(now.state_events.map((e) => e.pdu.type).sort()).toEqual(['m.room.create', 'm.room.join_rules', 'm.room.member', 'm.room.member', 'm.room.member', 'm.room.power_levels', 'm.room.topic']);
+    expect((await api.queryStateAfterEvents({ room_id: room.roomId, prev_event_ids: [topicA.eventId] })).state_events.length).toBe(7);
+    expect((await api.performStateGarbageCollection({ room_id: '!unknown:hs.test' })).deleted_nodes).toBe(0);
   });
 
   it('stores outliers without state, and takes them into the DAG later', async () => {

@@ -104,6 +104,20 @@ export class Inputer {
     return next;
   }
 
+  /**
+   * Deletes the room's state nodes that no event's state before and not the current state
+   * use, between two of the room's events (its queue). Returns how many nodes went.
+   */
+  async collectGarbage(roomId: string): Promise<number> {
+    return this.enqueue(roomId, async () => {
+      const room = await this.deps.events.room(roomId);
+      if (!room) return 0;
+      // States after events are remembered as shortcuts only; they may be among what goes.
+      this.stateAfterCache.clear();
+      return this.deps.snapshots.collectGarbage(room.roomNid, await this.deps.events.snapshotsInUse(room.roomNid));
+    });
+  }
+
   /** Publishes outputs left in the outbox by a crash (call at start-up, before new input). */
   async recover(): Promise<number> {
     const rows = await this.deps.events.outbox();
