@@ -279,6 +279,23 @@ export class EventStore {
   }
 
   // -------------------------------------------------------------------------------------------
+  // Redactions waiting for their target
+
+  async addPendingRedaction(redactionEventId: string, redactsEventId: string, db: Db = this.db): Promise<void> {
+    await db
+      .insertInto('roomserver_redactions')
+      .values({ redaction_event_id: redactionEventId, redacts_event_id: redactsEventId })
+      .onConflict((oc) => oc.column('redaction_event_id').doNothing())
+      .execute();
+  }
+
+  /** Takes the pending redactions of an event that has just arrived. */
+  async takePendingRedactions(redactsEventId: string, db: Db = this.db): Promise<string[]> {
+    const rows = await db.deleteFrom('roomserver_redactions').where('redacts_event_id', '=', redactsEventId).returning('redaction_event_id').execute();
+    return rows.map((r) => r.redaction_event_id);
+  }
+
+  // -------------------------------------------------------------------------------------------
   // Outbox
 
   /** Adds outputs to the outbox; returns their outbox NIDs. */

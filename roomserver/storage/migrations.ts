@@ -58,6 +58,14 @@ export const roomserverMigrations: readonly ComponentMigration[] = [
         .addColumn('event_nid', bigintType, (c) => c.notNull())
         .addPrimaryKeyConstraint('roomserver_forward_extremities_pk', ['room_nid', 'event_nid'])
         .execute();
+      // Redactions whose target was not known when they arrived, applied when it comes.
+      await db.schema
+        .createTable('roomserver_redactions')
+        .addColumn('redaction_event_id', 'text', (c) => c.primaryKey())
+        .addColumn('redacts_event_id', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('roomserver_redactions_target').on('roomserver_redactions').column('redacts_event_id').execute();
+
       // Outputs written with the event they describe, in the same transaction, and deleted once
       // published: a crash between storing and publishing publishes them on restart.
       await addAutoIdColumn(db.schema.createTable('roomserver_outbox'), dialect, 'outbox_nid')

@@ -39,6 +39,10 @@ export interface RoomserverDatabase {
     room_nid: number;
     event_nid: number;
   };
+  roomserver_redactions: {
+    redaction_event_id: string;
+    redacts_event_id: string;
+  };
   roomserver_outbox: {
     outbox_nid: Generated<number>;
     room_nid: number;

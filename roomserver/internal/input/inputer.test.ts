@@ -150,6 +150,36 @@ describeEachDatabase<RoomserverDatabase>('roomserver input', (ctx) => {
     expect((await api.performStateGarbageCollection({ room_id: '!unknown:hs.test' })).deleted_nodes).toBe(0);
   });
 
+  it('applies redactions that take effect, also to events that arrive after their redaction', async () => {
+    const room = new TestRoom('10');
+    const start = room.start();
+    const secret = room.build({ type: 'm.room.message', sender: room.creator, content: { body: 'secret' } }, [start[3]!.eventId]);
+    const redaction = room.build({ type: 'm.room.redaction', sender: room.creator, content: {}, redacts: secret.eventId }, [secret.eventId]);
+    await api.inputRoomEvents({ events: [...start, secret, redaction].map((e) => room.input(e)) });
+    const redactedOut = published.filter((p) => p.roomId === room.roomId && p.output.type === 'redacted_event');
+    expect(redactedOut.map((p) => p.output)).toEqual([
+      { type: 'redacted_event', redacted_event: { redacted_event_id: secret.eventId, redacted_because: { room_version: '10', pdu: redaction.json } } },
+    ]);
+    const [stored] = (await api.queryEventsById({ event_ids: [secret.eventId] })).events;
+    expect(stored!.pdu.content).toEqual({});
+
+    // The redaction first, its target after.
+    const later = room.build({ type: 'm.room.message', sender: room.creator, content: { body: 'oops' } }, [redaction.eventId]);
+    const early = room.build({ type: 'm.room.redaction', sender: room.creator, content: {}, redacts: later.eventId }, [redaction.eventId]);
+    await api.inputRoomEvents({ events: [room.input(early), room.input(later)] });
+    expect((await api.queryEventsById({ event_ids: [later.eventId] })).events[0]!.pdu.content).toEqual({});
+    expect(published.filter((p) => p.roomId === room.roomId && p.output.type === 'redacted_event').length).toBe(2);
+
+    // Someone from another server without the redact level cannot redact Alice's message.
+    const mallory = '@mallory:evil.test';
+    const join = room.build({ type: 'm.room.member', state_key: mallory, sender: mallory, content: { membership: 'join' } }, [later.eventId, early.eventId]);
+    const kept = room.build({ type: 'm.room.message', sender: room.creator, content: { body: 'keep me' } }, [join.eventId]);
+    const attempt = room.build({ type: 'm.room.redaction', sender: mallory, content: {}, redacts: kept.eventId }, [kept.eventId]);
+    const res = await api.inputRoomEvents({ events: [join, kept, attempt].map((e) => room.input(e)) });
+    expect(res.results.map((r) => r.status)).toEqual(['accepted', 'accepted', 'accepted']);
+    expect((await api.queryEventsById({ event_ids: [kept.eventId] })).events[0]!.pdu.content).toEqual({ body: 'keep me' });
+  });
+
   it('stores outliers without state, and takes them into the DAG later', async () => {
     const room = new TestRoom('10');
     const start = room.start();

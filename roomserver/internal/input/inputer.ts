@@ -20,8 +20,8 @@
  * repeat within its window and consumers can recognise one by the event ID after it).
  */
 import type { Logger } from 'pino';
-import { checkEventAuth, checkEventAuthAgainstAuthEvents, authEventsFromList } from '../../../internal/matrix/auth/index.js';
-import { Event, MatrixProtocolError, roomVersion as lookupRoomVersion, type PDUJson } from '../../../internal/matrix/index.js';
+import { authEventsFromList, checkEventAuth, checkEventAuthAgainstAuthEvents, redactionTakesEffect } from '../../../internal/matrix/auth/index.js';
+import { Event, MatrixProtocolError, redactEvent, roomVersion as lookupRoomVersion, type PDUJson } from '../../../internal/matrix/index.js';
 import type { HeaderedEvent, InputResult, InputRoomEvent, OutputRoomEvent } from '../../api/index.js';
 import type { EventStore, RoomInfo, StoredEvent } from '../../storage/eventstore.js';
 import type { StateSnapshotStore } from '../../storage/statesnapshots.js';
@@ -60,7 +60,7 @@ interface Processed {
   verdict: InputResult;
   room?: RoomCache;
   stateAfter?: { eventNid: number; snapshotNid: number };
-  outbox?: { outboxNid: number; msgId: string; output: OutputRoomEvent };
+  outbox?: Array<{ outboxNid: number; msgId: string; output: OutputRoomEvent }>;
 }
 
 const STATE_AFTER_CACHE_LIMIT = 100_000;
@@ -151,16 +151,15 @@ export class Inputer {
     }
     if (done.room) this.rooms.set(done.room.info.roomId, done.room);
     if (done.stateAfter) this.rememberStateAfter(done.stateAfter.eventNid, done.stateAfter.snapshotNid);
-    if (done.outbox) {
-      // The event is stored: its verdict stands. An output that cannot be published now stays
-      // in the outbox for the next start.
-      const { outboxNid, msgId, output } = done.outbox;
-      try {
+    // The event is stored: its verdict stands. An output that cannot be published now stays
+    // in the outbox for the next start.
+    try {
+      for (const { outboxNid, msgId, output } of done.outbox ?? []) {
         await this.deps.publish(event.roomId, msgId, output);
         await this.deps.events.removeFromOutbox([outboxNid]);
-      } catch (err) {
-        this.deps.log.warn({ err, room_id: event.roomId, event_id: event.eventId }, 'roomserver output not published yet');
       }
+    } catch (err) {
+      this.deps.log.warn({ err, room_id: event.roomId, event_id: event.eventId }, 'roomserver output not published yet');
     }
     return done.verdict;
   }
@@ -306,12 +305,16 @@ export class Inputer {
         },
       };
     }
-    const [outboxNid] = await events.addToOutbox(room.roomNid, [{ msgId, payload: JSON.stringify(output) }]);
+    const outputs = [{ msgId, output }, ...(await this.applyRedactions(ctx, room, event, stateBefore))];
+    const nids = await events.addToOutbox(
+      room.roomNid,
+      outputs.map((o) => ({ msgId: o.msgId, payload: JSON.stringify(o.output) })),
+    );
     return {
       verdict: verdict(eventId, null, false),
       ...(roomAfter ? { room: roomAfter } : {}),
       stateAfter: { eventNid, snapshotNid: stateAfter },
-      outbox: { outboxNid: outboxNid!, msgId, output },
+      outbox: outputs.map((o, i) => ({ outboxNid: nids[i]!, ...o })),
     };
   }
 
@@ -355,6 +358,48 @@ export class Inputer {
       removes: diff.removed.map((d) => idOf(d.eventNid)),
       room: { info: { ...room, stateSnapshotNid: current }, latest },
     };
+  }
+
+  /**
+   * Redactions ("Handling redactions"): an accepted redaction whose target is known redacts the
+   * target's stored JSON when it takes effect; one whose target is unknown waits for it; an
+   * event that arrives after its redaction is redacted on arrival. Each applied redaction is a
+   * `redacted_event` output.
+   */
+  private async applyRedactions(ctx: TxContext, room: RoomInfo, event: Event, stateBefore: number): Promise<Array<{ msgId: string; output: OutputRoomEvent }>> {
+    const { events, loader, state } = ctx;
+    const pairs: Array<{ redaction: Event; redactionState: number | null; target: Event; targetNid: number }> = [];
+    if (event.type === 'm.room.redaction' && event.redacts !== undefined) {
+      const [target] = await events.eventsByIds([event.redacts]);
+      if (!target) await events.addPendingRedaction(event.eventId, event.redacts);
+      else if (target.roomNid === room.roomNid) {
+        const loaded = (await loader.byNids([target.eventNid], room.roomVersion)).get(target.eventNid);
+        if (loaded) pairs.push({ redaction: event, redactionState: stateBefore, target: loaded.event, targetNid: target.eventNid });
+      }
+    }
+    for (const redactionId of await events.takePendingRedactions(event.eventId)) {
+      const [stored] = await events.eventsByIds([redactionId]);
+      if (!stored || stored.roomNid !== room.roomNid || stored.isRejected) continue;
+      const loaded = (await loader.byNids([stored.eventNid], room.roomVersion)).get(stored.eventNid);
+      const [self] = await events.eventsByIds([event.eventId]);
+      if (loaded && self) pairs.push({ redaction: loaded.event, redactionState: stored.stateSnapshotNid, target: event, targetNid: self.eventNid });
+    }
+    const outputs: Array<{ msgId: string; output: OutputRoomEvent }> = [];
+    for (const p of pairs) {
+      // The redaction's power is judged by the state before it (its own auth events for an outlier).
+      const authState =
+        p.redactionState === null
+          ? authEventsFromList([...(await loader.byIds(p.redaction.authEventIds, room.roomVersion)).values()].map((l) => l.event))
+          : authEventsFromList((await state.authEventsIn(room, p.redactionState, p.redaction)).map((l) => l.event));
+      if (!redactionTakesEffect(p.redaction, p.target, authState)) continue;
+      await events.redact(p.targetNid, JSON.stringify(redactEvent(p.target.json, p.target.roomVersion)));
+      loader.forget(p.targetNid);
+      outputs.push({
+        msgId: `redacted:${p.target.eventId}:${p.redaction.eventId}`,
+        output: { type: 'redacted_event', redacted_event: { redacted_event_id: p.target.eventId, redacted_because: { room_version: room.roomVersion, pdu: p.redaction.json as PDUJson } } },
+      });
+    }
+    return outputs;
   }
 
   private async createEventOf(loader: EventLoader, room: RoomInfo): Promise<Event | undefined> {
