@@ -96,6 +96,44 @@ export interface QueryStateAfterEventsResponse {
   state_events: HeaderedEvent[];
 }
 
+export interface QueryMembershipForUserRequest {
+  room_id: string;
+  user_id: string;
+}
+export interface QueryMembershipForUserResponse {
+  room_exists: boolean;
+  /** join, invite, leave, ban, knock; absent when the user never had one. */
+  membership?: string;
+  event_id?: string;
+  is_in_room: boolean;
+}
+
+export interface QueryMembershipsForRoomRequest {
+  room_id: string;
+  /** Only these memberships (e.g. ["join"]); all when absent. */
+  memberships?: string[];
+}
+export interface QueryMembershipsForRoomResponse {
+  room_exists: boolean;
+  members: Array<{ user_id: string; membership: string; event: HeaderedEvent }>;
+}
+
+export interface QueryRoomsForUserRequest {
+  user_id: string;
+  membership: string;
+}
+export interface QueryRoomsForUserResponse {
+  room_ids: string[];
+}
+
+export interface QueryServersInRoomRequest {
+  room_id: string;
+}
+export interface QueryServersInRoomResponse {
+  /** Servers with at least one joined member. */
+  servers: string[];
+}
+
 export interface PerformStateGarbageCollectionRequest {
   room_id: string;
 }
@@ -108,6 +146,10 @@ export interface RoomserverInternalAPI extends StatusAPI {
   queryLatestEventsAndState(req: QueryLatestEventsAndStateRequest): Promise<QueryLatestEventsAndStateResponse>;
   queryStateAfterEvents(req: QueryStateAfterEventsRequest): Promise<QueryStateAfterEventsResponse>;
   queryEventsById(req: QueryEventsByIdRequest): Promise<QueryEventsByIdResponse>;
+  queryMembershipForUser(req: QueryMembershipForUserRequest): Promise<QueryMembershipForUserResponse>;
+  queryMembershipsForRoom(req: QueryMembershipsForRoomRequest): Promise<QueryMembershipsForRoomResponse>;
+  queryRoomsForUser(req: QueryRoomsForUserRequest): Promise<QueryRoomsForUserResponse>;
+  queryServersInRoom(req: QueryServersInRoomRequest): Promise<QueryServersInRoomResponse>;
   performStateGarbageCollection(req: PerformStateGarbageCollectionRequest): Promise<PerformStateGarbageCollectionResponse>;
 }
 
@@ -117,5 +159,9 @@ export const roomserverInternalAPIMethods = [
   'queryLatestEventsAndState',
   'queryStateAfterEvents',
   'queryEventsById',
+  'queryMembershipForUser',
+  'queryMembershipsForRoom',
+  'queryRoomsForUser',
+  'queryServersInRoom',
   'performStateGarbageCollection',
 ] as const satisfies ReadonlyArray<keyof RoomserverInternalAPI>;

@@ -6,6 +6,14 @@ import type {
   InputRoomEventsRequest,
   InputRoomEventsResponse,
   PerformStateGarbageCollectionRequest,
+  QueryMembershipForUserRequest,
+  QueryMembershipForUserResponse,
+  QueryMembershipsForRoomRequest,
+  QueryMembershipsForRoomResponse,
+  QueryRoomsForUserRequest,
+  QueryRoomsForUserResponse,
+  QueryServersInRoomRequest,
+  QueryServersInRoomResponse,
   PerformStateGarbageCollectionResponse,
   QueryEventsByIdRequest,
   QueryEventsByIdResponse,
@@ -83,6 +91,42 @@ export class RoomserverInternalAPIImpl implements RoomserverInternalAPI {
     }
     const snapshot = await this.state.resolve(room, await Promise.all(prevs.map((p) => this.state.stateAfter(room, p))));
     return { room_exists: true, prev_events_exist: true, state_events: await this.stateEvents(room, snapshot, req.state_to_fetch) };
+  }
+
+  async queryMembershipForUser(req: QueryMembershipForUserRequest): Promise<QueryMembershipForUserResponse> {
+    const room = await this.events.room(req.room_id);
+    if (!room) return { room_exists: false, is_in_room: false };
+    const m = await this.events.membership(room.roomNid, req.user_id);
+    if (!m) return { room_exists: true, is_in_room: false };
+    const [stored] = await this.events.eventsByNids([m.eventNid]);
+    return { room_exists: true, membership: m.membership, ...(stored ? { event_id: stored.eventId } : {}), is_in_room: m.membership === 'join' };
+  }
+
+  async queryMembershipsForRoom(req: QueryMembershipsForRoomRequest): Promise<QueryMembershipsForRoomResponse> {
+    const room = await this.events.room(req.room_id);
+    if (!room) return { room_exists: false, members: [] };
+    const members = await this.events.members(room.roomNid, req.memberships);
+    const loaded = await this.loader.byNids(
+      members.map((m) => m.eventNid),
+      room.roomVersion,
+    );
+    return {
+      room_exists: true,
+      members: members
+        .filter((m) => loaded.has(m.eventNid))
+        .map((m) => ({ user_id: m.userId, membership: m.membership, event: { room_version: room.roomVersion, pdu: loaded.get(m.eventNid)!.event.json as PDUJson } })),
+    };
+  }
+
+  async queryRoomsForUser(req: QueryRoomsForUserRequest): Promise<QueryRoomsForUserResponse> {
+    return { room_ids: await this.events.roomsOfUser(req.user_id, req.membership) };
+  }
+
+  async queryServersInRoom(req: QueryServersInRoomRequest): Promise<QueryServersInRoomResponse> {
+    const room = await this.events.room(req.room_id);
+    if (!room) return { servers: [] };
+    const joined = await this.events.members(room.roomNid, ['join']);
+    return { servers: [...new Set(joined.map((m) => m.userId.slice(m.userId.indexOf(':') + 1)))].sort() };
   }
 
   async performStateGarbageCollection(req: PerformStateGarbageCollectionRequest): Promise<PerformStateGarbageCollectionResponse> {

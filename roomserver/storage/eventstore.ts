@@ -279,6 +279,47 @@ export class EventStore {
   }
 
   // -------------------------------------------------------------------------------------------
+  // Memberships (of the current state)
+
+  async setMembership(roomNid: number, targetNid: number, userId: string, membership: string, eventNid: number, db: Db = this.db): Promise<void> {
+    await db
+      .insertInto('roomserver_membership')
+      .values({ room_nid: roomNid, target_nid: targetNid, user_id: userId, membership, event_nid: eventNid })
+      .onConflict((oc) => oc.columns(['room_nid', 'target_nid']).doUpdateSet({ membership, event_nid: eventNid }))
+      .execute();
+  }
+
+  async removeMembership(roomNid: number, targetNid: number, db: Db = this.db): Promise<void> {
+    await db.deleteFrom('roomserver_membership').where('room_nid', '=', roomNid).where('target_nid', '=', targetNid).execute();
+  }
+
+  async membership(roomNid: number, userId: string, db: Db = this.db): Promise<{ membership: string; eventNid: number } | undefined> {
+    const r = await db.selectFrom('roomserver_membership').select(['membership', 'event_nid']).where('room_nid', '=', roomNid).where('user_id', '=', userId).executeTakeFirst();
+    return r && { membership: r.membership, eventNid: Number(r.event_nid) };
+  }
+
+  /** Members of a room (all memberships, or only these), as (user ID, membership, event NID). */
+  async members(roomNid: number, memberships?: readonly string[], db: Db = this.db): Promise<Array<{ userId: string; membership: string; eventNid: number }>> {
+    let q = db.selectFrom('roomserver_membership').select(['user_id', 'membership', 'event_nid']).where('room_nid', '=', roomNid);
+    if (memberships !== undefined) q = q.where('membership', 'in', memberships.length > 0 ? [...memberships] : ['']);
+    const rows = await q.orderBy('user_id').execute();
+    return rows.map((r) => ({ userId: r.user_id, membership: r.membership, eventNid: Number(r.event_nid) }));
+  }
+
+  /** The rooms where a user has this membership. */
+  async roomsOfUser(userId: string, membership: string, db: Db = this.db): Promise<string[]> {
+    const rows = await db
+      .selectFrom('roomserver_membership')
+      .innerJoin('roomserver_rooms', 'roomserver_rooms.room_nid', 'roomserver_membership.room_nid')
+      .select('roomserver_rooms.room_id')
+      .where('user_id', '=', userId)
+      .where('membership', '=', membership)
+      .orderBy('roomserver_rooms.room_id')
+      .execute();
+    return rows.map((r) => r.room_id);
+  }
+
+  // -------------------------------------------------------------------------------------------
   // Redactions waiting for their target
 
   async addPendingRedaction(redactionEventId: string, redactsEventId: string, db: Db = this.db): Promise<void> {

@@ -58,6 +58,18 @@ export const roomserverMigrations: readonly ComponentMigration[] = [
         .addColumn('event_nid', bigintType, (c) => c.notNull())
         .addPrimaryKeyConstraint('roomserver_forward_extremities_pk', ['room_nid', 'event_nid'])
         .execute();
+      // Memberships in the rooms' current state, kept with it, for the membership queries.
+      await db.schema
+        .createTable('roomserver_membership')
+        .addColumn('room_nid', bigintType, (c) => c.notNull())
+        .addColumn('target_nid', bigintType, (c) => c.notNull())
+        .addColumn('user_id', 'text', (c) => c.notNull())
+        .addColumn('membership', 'text', (c) => c.notNull())
+        .addColumn('event_nid', bigintType, (c) => c.notNull())
+        .addPrimaryKeyConstraint('roomserver_membership_pk', ['room_nid', 'target_nid'])
+        .execute();
+      await db.schema.createIndex('roomserver_membership_user').on('roomserver_membership').columns(['user_id', 'membership']).execute();
+
       // Redactions whose target was not known when they arrived, applied when it comes.
       await db.schema
         .createTable('roomserver_redactions')

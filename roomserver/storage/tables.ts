@@ -39,6 +39,13 @@ export interface RoomserverDatabase {
     room_nid: number;
     event_nid: number;
   };
+  roomserver_membership: {
+    room_nid: number;
+    target_nid: number;
+    user_id: string;
+    membership: string;
+    event_nid: number;
+  };
   roomserver_redactions: {
     redaction_event_id: string;
     redacts_event_id: string;

@@ -106,6 +106,16 @@ describeEachDatabase<RoomserverDatabase>('roomserver input', (ctx) => {
     expect(res.results.map((x) => x.status)).toEqual(['accepted', 'accepted', 'accepted', 'accepted', 'accepted', 'accepted', 'soft_failed']);
     expect((await api.queryLatestEventsAndState({ room_id: room.roomId })).latest_event_ids).toEqual([ban.eventId]);
     expect(newEvents(room.roomId).map((o) => o.event.pdu.event_id ?? '')).not.toContain(late.eventId);
+    // Memberships follow the current state.
+    expect(await api.queryMembershipForUser({ room_id: room.roomId, user_id: BOB })).toEqual({ room_exists: true, membership: 'ban', event_id: ban.eventId, is_in_room: false });
+    expect(await api.queryMembershipForUser({ room_id: room.roomId, user_id: room.creator })).toMatchObject({ membership: 'join', is_in_room: true });
+    expect(await api.queryMembershipForUser({ room_id: room.roomId, user_id: CAROL })).toEqual({ room_exists: true, is_in_room: false });
+    const joined = await api.queryMembershipsForRoom({ room_id: room.roomId, memberships: ['join'] });
+    expect(joined.members.map((m) => m.user_id)).toEqual([room.creator]);
+    expect((await api.queryMembershipsForRoom({ room_id: room.roomId })).members.map((m) => `${m.user_id}:${m.membership}`)).toEqual([`${room.creator}:join`, `${BOB}:ban`].sort());
+    expect((await api.queryRoomsForUser({ user_id: BOB, membership: 'ban' })).room_ids).toEqual([room.roomId]);
+    expect((await api.queryRoomsForUser({ user_id: BOB, membership: 'join' })).room_ids).not.toContain(room.roomId);
+    expect(await api.queryServersInRoom({ room_id: room.roomId })).toEqual({ servers: ['hs.test'] });
     // After the ban, in the DAG: his message cites his join as auth, but the state before it has the ban.
     const afterBan = room.build({ type: 'm.room.message', sender: BOB, content: { body: 'still here?' } }, [ban.eventId], { authFrom: [bobJoin.eventId] });
     const rejected = (await api.inputRoomEvents({ events: [room.input(afterBan)] })).results[0]!;
@@ -178,6 +188,7 @@ describeEachDatabase<RoomserverDatabase>('roomserver input', (ctx) => {
     const res = await api.inputRoomEvents({ events: [join, kept, attempt].map((e) => room.input(e)) });
     expect(res.results.map((r) => r.status)).toEqual(['accepted', 'accepted', 'accepted']);
     expect((await api.queryEventsById({ event_ids: [kept.eventId] })).events[0]!.pdu.content).toEqual({ body: 'keep me' });
+    expect((await api.queryServersInRoom({ room_id: room.roomId })).servers).toEqual(['evil.test', 'hs.test']);
   });
 
   it('stores outliers without state, and takes them into the DAG later', async () => {

@@ -291,7 +291,7 @@ export class Inputer {
       msgId = `old:${eventId}`;
       output = { type: 'old_room_event', old_room_event: { event: headered } };
     } else {
-      const advanced = await this.advance(ctx, room, cached, { eventNid, eventId, prevs, stateAfter });
+      const advanced = await this.advance(ctx, room, cached, { eventNid, eventId, event, prevs, stateAfter });
       roomAfter = advanced.room;
       msgId = `new:${eventId}`;
       output = {
@@ -327,7 +327,7 @@ export class Inputer {
     ctx: TxContext,
     room: RoomInfo,
     cached: RoomCache | undefined,
-    e: { eventNid: number; eventId: string; prevs: StoredEvent[]; stateAfter: number },
+    e: { eventNid: number; eventId: string; event: Event; prevs: StoredEvent[]; stateAfter: number },
   ): Promise<{ adds: string[]; removes: string[]; room: RoomCache }> {
     const { events, snapshots, state, loader } = ctx;
     const before =
@@ -353,6 +353,17 @@ export class Inputer {
       room.roomVersion,
     );
     const idOf = (nid: number): string => (nid === e.eventNid ? e.eventId : names.get(nid)!.stored.eventId);
+    // Memberships follow the current state.
+    const memberType = (await events.typeNids(['m.room.member'])).get('m.room.member')!;
+    const stillThere = new Set<number>();
+    for (const a of diff.added) {
+      if (a.typeNid !== memberType) continue;
+      const member = a.eventNid === e.eventNid ? e.event : names.get(a.eventNid)!.event;
+      const membership = typeof member.content['membership'] === 'string' ? member.content['membership'] : 'leave';
+      await events.setMembership(room.roomNid, a.stateKeyNid, member.stateKey ?? '', membership, a.eventNid);
+      stillThere.add(a.stateKeyNid);
+    }
+    for (const r of diff.removed) if (r.typeNid === memberType && !stillThere.has(r.stateKeyNid)) await events.removeMembership(room.roomNid, r.stateKeyNid);
     return {
       adds: diff.added.map((d) => idOf(d.eventNid)),
       removes: diff.removed.map((d) => idOf(d.eventNid)),
