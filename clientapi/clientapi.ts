@@ -11,6 +11,7 @@ import { PasswordUIA } from './auth/uia.js';
 import { addAccountDataRoutes } from './routing/accountdata.js';
 import { addDeviceRoutes } from './routing/devices.js';
 import { addFilterRoutes } from './routing/filter.js';
+import { addKeyBackupRoutes } from './routing/keybackup.js';
 import { addKeyRoutes } from './routing/keys.js';
 import { addPasswordRoute } from './routing/password.js';
 import { addLoginRoutes } from './routing/login.js';
@@ -39,6 +40,7 @@ export function addPublicRoutes(routers: PublicRouters, cfg: Config, userAPI: Cl
   addAccountDataRoutes(routers.client, userAPI);
   addOpenIDRoute(routers.client, userAPI, cfg.global.serverName);
   addKeyRoutes(routers.client, userAPI, uia);
+  addKeyBackupRoutes(routers.client, userAPI);
   addThreePidRoutes(routers.client, cfg, userAPI, uia);
   addUserDirectoryRoute(routers.client, userAPI);
   addPushRulesRoutes(routers.client, userAPI);

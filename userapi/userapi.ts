@@ -3,7 +3,9 @@ import type { Kysely } from 'kysely';
 import { runMigrations, type OpenedDatabase } from '../internal/sqlutil/index.js';
 import type { Config } from '../setup/config/config.js';
 import { subjectFor, type Bus } from '../setup/jetstream/index.js';
-import { keyServerAPIMethods, type UserInternalAPI } from './api/index.js';
+import { keyBackupAPIMethods, keyServerAPIMethods, type UserInternalAPI } from './api/index.js';
+import { KeyBackupAPIImpl } from './internal/keybackup.js';
+import { KeyBackupStore } from './storage/keybackup.js';
 import { UserInternalAPIImpl } from './internal/api.js';
 import { KeyServerImpl } from './internal/keys.js';
 import { KeyStore } from './storage/keystore.js';
@@ -44,8 +46,10 @@ export async function newInternalAPI(cfg: Config, db: OpenedDatabase<unknown>, b
     },
     cfg.userApi.refreshableAccessTokenLifetimeMs,
   );
-  // One API object: the account methods from `users`, the key server's from `keys`.
+  // One API object: the account methods from `users`, the key server's from `keys`, key backup's from `backup`.
   const composed = Object.create(users) as Record<string, unknown>;
   for (const m of keyServerAPIMethods) composed[m] = (keys[m] as (req: never) => Promise<unknown>).bind(keys);
+  const backup = new KeyBackupAPIImpl(new KeyBackupStore(kysely));
+  for (const m of keyBackupAPIMethods) composed[m] = (backup[m] as (req: never) => Promise<unknown>).bind(backup);
   return composed as unknown as UserInternalAPI;
 }

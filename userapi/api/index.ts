@@ -4,8 +4,10 @@
  * Every method takes one JSON request and returns JSON.
  */
 import type { StatusAPI } from '../../internal/componentapi.js';
+import { keyBackupAPIMethods, type KeyBackupAPI } from './keybackup.js';
 import { keyServerAPIMethods, type KeyServerAPI } from './keys.js';
 
+export * from './keybackup.js';
 export * from './keys.js';
 
 /** Why an account operation failed, for the caller to turn into a Matrix error. */
@@ -277,7 +279,7 @@ export interface FederationUserAPI {
 }
 
 /** What clientapi calls: registration, login, tokens, devices, profiles, filters, account data and keys. */
-export interface ClientUserAPI extends KeyServerAPI {
+export interface ClientUserAPI extends KeyServerAPI, KeyBackupAPI {
   performAccountCreation(req: PerformAccountCreationRequest): Promise<PerformAccountCreationResponse>;
   queryAccountAvailability(req: QueryAccountAvailabilityRequest): Promise<QueryAccountAvailabilityResponse>;
   performPasswordCheck(req: PerformPasswordCheckRequest): Promise<PerformPasswordCheckResponse>;
@@ -342,6 +344,7 @@ export const userapiInternalAPIMethods = [
   'performRegistrationTokenUse',
   'queryRegistrationTokenValidity',
   ...keyServerAPIMethods,
+  ...keyBackupAPIMethods,
 ] as const satisfies ReadonlyArray<keyof UserInternalAPI>;
 
 /** Registration tokens: the spec's grammar. */

@@ -178,4 +178,31 @@ export const userapiMigrations: readonly ComponentMigration[] = [
         .execute();
     },
   },
+  {
+    version: 9,
+    name: 'key_backup',
+    up: async (db, dialect) => {
+      // A backup version per row; deleted versions stay (their numbers are never reused).
+      await addAutoIdColumn(db.schema.createTable('userapi_key_backup_versions'), dialect, 'version')
+        .addColumn('user_id', 'text', (c) => c.notNull())
+        .addColumn('algorithm', 'text', (c) => c.notNull())
+        .addColumn('auth_data', 'text', (c) => c.notNull())
+        .addColumn('etag', bigintType, (c) => c.notNull().defaultTo(0))
+        .addColumn('deleted', boolType, (c) => c.notNull().defaultTo(0))
+        .execute();
+      await db.schema.createIndex('userapi_key_backup_versions_user').on('userapi_key_backup_versions').column('user_id').execute();
+      await db.schema
+        .createTable('userapi_key_backups')
+        .addColumn('user_id', 'text', (c) => c.notNull())
+        .addColumn('version', bigintType, (c) => c.notNull())
+        .addColumn('room_id', 'text', (c) => c.notNull())
+        .addColumn('session_id', 'text', (c) => c.notNull())
+        .addColumn('first_message_index', bigintType, (c) => c.notNull())
+        .addColumn('forwarded_count', bigintType, (c) => c.notNull())
+        .addColumn('is_verified', boolType, (c) => c.notNull())
+        .addColumn('session_data', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('userapi_key_backups_pk', ['user_id', 'version', 'room_id', 'session_id'])
+        .execute();
+    },
+  },
 ];

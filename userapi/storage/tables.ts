@@ -46,6 +46,24 @@ export interface UserapiDatabase {
     localpart: string;
     expires_ts: number;
   };
+  userapi_key_backup_versions: {
+    version: Generated<number>;
+    user_id: string;
+    algorithm: string;
+    auth_data: string;
+    etag: WithDefault<number>;
+    deleted: WithDefault<number>;
+  };
+  userapi_key_backups: {
+    user_id: string;
+    version: number;
+    room_id: string;
+    session_id: string;
+    first_message_index: number;
+    forwarded_count: number;
+    is_verified: number;
+    session_data: string;
+  };
   userapi_login_tokens: {
     token_hash: string;
     localpart: string;
