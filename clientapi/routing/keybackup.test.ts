@@ -40,6 +40,7 @@ it('creates a version, backs up keys at every level, reads and deletes them', as
   expect((await req('DELETE', `/room_keys/keys/${encodeURIComponent('!a:hs')}?version=${v}`)).body).toEqual({ count: 1, etag: '4' });
   expect((await req('PUT', `/room_keys/version/${v}`, { algorithm: 'm.megolm_backup.v1', auth_data: { public_key: 'pk2' }, version: v })).status).toBe(200);
   expect((await req('GET', `/room_keys/version/${v}`)).body.auth_data).toEqual({ public_key: 'pk2' });
+  expect((await req('PUT', `/room_keys/version/${v}`, { algorithm: 'm.megolm_backup.v1', auth_data: { public_key: 'pk3' }, version: Number(v) })).status).toBe(200);
   expect((await req('DELETE', `/room_keys/version/${v}`)).status).toBe(200);
   expect((await req('GET', `/room_keys/version/${v}`)).status).toBe(404);
 });

@@ -70,7 +70,8 @@ export function addKeyBackupRoutes(client: Hono, userAPI: ClientUserAPI): void {
     const me = await requireDevice(c, userAPI);
     const version = c.req.param('version') ?? '';
     const { algorithm, authData, body } = await versionBody(c);
-    if (body['version'] !== undefined && body['version'] !== version) throw invalidParam('version in the body does not match the path');
+    // Some clients send the version back as a number.
+    if (body['version'] !== undefined && String(body['version']) !== version) throw invalidParam('version in the body does not match the path');
     const res = await userAPI.performKeyBackupVersionUpdate({ userId: me.userId, version, algorithm, authData });
     if (res.error === 'not_found') throw notFound('Unknown backup version');
     if (res.error === 'algorithm_mismatch') throw invalidParam('algorithm does not match the backup version');
