@@ -62,6 +62,34 @@ async function measure(opened: OpenedDatabase<unknown>, label: string, out: Reco
   void results;
   const total = rooms.reduce((n, r) => n + r.length, 0);
   out[`${label}: 100 rooms at once, events/s`] = Math.round(total / ((performance.now() - t) / 1000));
+
+  // A fork: two branches each set the same 250 state keys (500 conflicting state events),
+  // then one event merges them: its state before needs state resolution over all of them.
+  const room = new TestRoom('10');
+  const start = room.start();
+  const branch = (tag: string): string[] => {
+    let last = start.at(-1)!.eventId;
+    const ids: string[] = [];
+    for (let i = 0; i < 250; i++) {
+      const e = room.build({ type: 'org.bench.state', state_key: `k${i}`, sender: room.creator, content: { v: `${tag}${i}` } }, [last]);
+      forkEvents.push(e);
+      ids.push(e.eventId);
+      last = e.eventId;
+    }
+    return ids;
+  };
+  const forkEvents = [...start];
+  const a = branch('a');
+  const b = branch('b');
+  for (const e of forkEvents) {
+    const [r] = await inputer.input([room.input(e)]);
+    if (r!.status !== 'accepted') throw new Error(`${r!.status}: ${r!.error}`);
+  }
+  const merge = room.build({ type: 'm.room.message', sender: room.creator, content: { body: 'merge' } }, [a.at(-1)!, b.at(-1)!]);
+  t = performance.now();
+  const [merged] = await inputer.input([room.input(merge)]);
+  if (merged!.status !== 'accepted') throw new Error(`${merged!.status}: ${merged!.error}`);
+  out[`${label}: merge of a fork over 500 conflicting state events, ms`] = Math.round(performance.now() - t);
 }
 
 export async function inputBenches(): Promise<Record<string, number>> {
