@@ -8,6 +8,7 @@ import type { InputRoomEventsRequest, RoomserverInternalAPI } from './api/index.
 import { RoomserverInternalAPIImpl } from './internal/api.js';
 import { EventLoader } from './internal/eventloader.js';
 import { Inputer } from './internal/input/inputer.js';
+import { DirectoryStore } from './storage/directory.js';
 import { EventStore } from './storage/eventstore.js';
 import { roomserverMigrations } from './storage/migrations.js';
 import { StateSnapshotStore } from './storage/statesnapshots.js';
@@ -52,5 +53,5 @@ export async function newInternalAPI(cfg: Config, db: OpenedDatabase<unknown>, b
       for (const r of results) if (r.status === 'error') log.warn({ event_id: r.event_id, error: r.error }, 'roomserver: asynchronous input not processed');
     },
   );
-  return new RoomserverInternalAPIImpl(cfg.global.serverName, inputer, events, snapshots, loader);
+  return new RoomserverInternalAPIImpl(cfg.global.serverName, inputer, events, snapshots, loader, new DirectoryStore(kysely));
 }

@@ -134,6 +134,50 @@ export interface QueryServersInRoomResponse {
   servers: string[];
 }
 
+export interface PerformSetRoomAliasRequest {
+  alias: string;
+  room_id: string;
+  user_id: string;
+}
+export interface PerformSetRoomAliasResponse {
+  /** alias_exists: the alias names a room already; unknown_room: no such room here. */
+  error?: 'alias_exists' | 'unknown_room';
+}
+export interface QueryRoomIdForAliasRequest {
+  alias: string;
+}
+export interface QueryRoomIdForAliasResponse {
+  room_id?: string;
+}
+export interface QueryAliasesForRoomRequest {
+  room_id: string;
+}
+export interface QueryAliasesForRoomResponse {
+  aliases: string[];
+}
+export interface PerformRemoveRoomAliasRequest {
+  alias: string;
+  user_id: string;
+}
+export interface PerformRemoveRoomAliasResponse {
+  /** not_found: no such alias; forbidden: the user neither made it nor may change the room's canonical alias. */
+  error?: 'not_found' | 'forbidden';
+}
+export interface PerformPublishRequest {
+  room_id: string;
+  visibility: 'public' | 'private';
+}
+export interface PerformPublishResponse {
+  error?: 'unknown_room';
+}
+export interface QueryPublishedRoomsRequest {
+  /** Only this room's visibility, when given. */
+  room_id?: string;
+}
+export interface QueryPublishedRoomsResponse {
+  room_ids: string[];
+}
+
 export interface PerformStateGarbageCollectionRequest {
   room_id: string;
 }
@@ -150,6 +194,12 @@ export interface RoomserverInternalAPI extends StatusAPI {
   queryMembershipsForRoom(req: QueryMembershipsForRoomRequest): Promise<QueryMembershipsForRoomResponse>;
   queryRoomsForUser(req: QueryRoomsForUserRequest): Promise<QueryRoomsForUserResponse>;
   queryServersInRoom(req: QueryServersInRoomRequest): Promise<QueryServersInRoomResponse>;
+  performSetRoomAlias(req: PerformSetRoomAliasRequest): Promise<PerformSetRoomAliasResponse>;
+  queryRoomIdForAlias(req: QueryRoomIdForAliasRequest): Promise<QueryRoomIdForAliasResponse>;
+  queryAliasesForRoom(req: QueryAliasesForRoomRequest): Promise<QueryAliasesForRoomResponse>;
+  performRemoveRoomAlias(req: PerformRemoveRoomAliasRequest): Promise<PerformRemoveRoomAliasResponse>;
+  performPublish(req: PerformPublishRequest): Promise<PerformPublishResponse>;
+  queryPublishedRooms(req: QueryPublishedRoomsRequest): Promise<QueryPublishedRoomsResponse>;
   performStateGarbageCollection(req: PerformStateGarbageCollectionRequest): Promise<PerformStateGarbageCollectionResponse>;
 }
 
@@ -163,5 +213,11 @@ export const roomserverInternalAPIMethods = [
   'queryMembershipsForRoom',
   'queryRoomsForUser',
   'queryServersInRoom',
+  'performSetRoomAlias',
+  'queryRoomIdForAlias',
+  'queryAliasesForRoom',
+  'performRemoveRoomAlias',
+  'performPublish',
+  'queryPublishedRooms',
   'performStateGarbageCollection',
 ] as const satisfies ReadonlyArray<keyof RoomserverInternalAPI>;

@@ -1,10 +1,23 @@
 /** The roomserver's internal API: input through the pipeline, queries over the stores. */
 import type { ComponentStatus, EmptyRequest } from '../../internal/componentapi.js';
-import type { PDUJson } from '../../internal/matrix/index.js';
+import { powerLevelsOf, requiredEventLevel, userPowerLevel } from '../../internal/matrix/auth/index.js';
+import { Event, type PDUJson } from '../../internal/matrix/index.js';
 import type {
   HeaderedEvent,
   InputRoomEventsRequest,
   InputRoomEventsResponse,
+  PerformPublishRequest,
+  PerformPublishResponse,
+  PerformRemoveRoomAliasRequest,
+  PerformRemoveRoomAliasResponse,
+  PerformSetRoomAliasRequest,
+  PerformSetRoomAliasResponse,
+  QueryAliasesForRoomRequest,
+  QueryAliasesForRoomResponse,
+  QueryPublishedRoomsRequest,
+  QueryPublishedRoomsResponse,
+  QueryRoomIdForAliasRequest,
+  QueryRoomIdForAliasResponse,
   PerformStateGarbageCollectionRequest,
   QueryMembershipForUserRequest,
   QueryMembershipForUserResponse,
@@ -25,6 +38,7 @@ import type {
 } from '../api/index.js';
 import type { EventStore, RoomInfo } from '../storage/eventstore.js';
 import type { StateSnapshotStore } from '../storage/statesnapshots.js';
+import type { DirectoryStore } from '../storage/directory.js';
 import type { EventLoader } from './eventloader.js';
 import type { Inputer } from './input/inputer.js';
 import { RoomState } from './input/roomstate.js';
@@ -39,6 +53,7 @@ export class RoomserverInternalAPIImpl implements RoomserverInternalAPI {
     private readonly events: EventStore,
     private readonly snapshots: StateSnapshotStore,
     private readonly loader: EventLoader,
+    private readonly directory: DirectoryStore,
   ) {
     this.state = new RoomState(events, snapshots, loader);
   }
@@ -129,6 +144,53 @@ export class RoomserverInternalAPIImpl implements RoomserverInternalAPI {
     return { servers: [...new Set(joined.map((m) => m.userId.slice(m.userId.indexOf(':') + 1)))].sort() };
   }
 
+  async performSetRoomAlias(req: PerformSetRoomAliasRequest): Promise<PerformSetRoomAliasResponse> {
+    if (!(await this.events.room(req.room_id))) return { error: 'unknown_room' };
+    return (await this.directory.setAlias(req.alias, req.room_id, req.user_id)) ? {} : { error: 'alias_exists' };
+  }
+
+  async queryRoomIdForAlias(req: QueryRoomIdForAliasRequest): Promise<QueryRoomIdForAliasResponse> {
+    const a = await this.directory.alias(req.alias);
+    return a ? { room_id: a.roomId } : {};
+  }
+
+  async queryAliasesForRoom(req: QueryAliasesForRoomRequest): Promise<QueryAliasesForRoomResponse> {
+    return { aliases: await this.directory.aliasesOf(req.room_id) };
+  }
+
+  /** The alias's creator may remove it, and so may whoever may change the room's canonical alias. */
+  async performRemoveRoomAlias(req: PerformRemoveRoomAliasRequest): Promise<PerformRemoveRoomAliasResponse> {
+    const a = await this.directory.alias(req.alias);
+    if (!a) return { error: 'not_found' };
+    if (a.creatorId !== req.user_id) {
+      const { state_events: state } = await this.queryLatestEventsAndState({
+        room_id: a.roomId,
+        state_to_fetch: [
+          { type: 'm.room.create', state_key: '' },
+          { type: 'm.room.power_levels', state_key: '' },
+        ],
+      });
+      const rv = state[0]?.room_version;
+      const byType = new Map(state.map((e) => [e.pdu.type, Event.fromStored(e.pdu, e.room_version, eventIdOf(e))]));
+      const create = byType.get('m.room.create');
+      const pl = powerLevelsOf(byType.get('m.room.power_levels'), create);
+      if (rv === undefined || userPowerLevel(req.user_id, pl, create) < requiredEventLevel('m.room.canonical_alias', true, pl)) return { error: 'forbidden' };
+    }
+    await this.directory.removeAlias(req.alias);
+    return {};
+  }
+
+  async performPublish(req: PerformPublishRequest): Promise<PerformPublishResponse> {
+    if (!(await this.events.room(req.room_id))) return { error: 'unknown_room' };
+    await this.directory.setPublished(req.room_id, req.visibility === 'public');
+    return {};
+  }
+
+  async queryPublishedRooms(req: QueryPublishedRoomsRequest): Promise<QueryPublishedRoomsResponse> {
+    if (req.room_id !== undefined) return { room_ids: (await this.directory.isPublished(req.room_id)) ? [req.room_id] : [] };
+    return { room_ids: await this.directory.published() };
+  }
+
   async performStateGarbageCollection(req: PerformStateGarbageCollectionRequest): Promise<PerformStateGarbageCollectionResponse> {
     return { deleted_nodes: await this.inputer.collectGarbage(req.room_id) };
   }
@@ -147,4 +209,9 @@ export class RoomserverInternalAPIImpl implements RoomserverInternalAPI {
     }
     return { events: out };
   }
+}
+
+/** The ID of an event returned by a query: computed for room versions whose IDs are hashes. */
+function eventIdOf(e: HeaderedEvent): string {
+  return typeof e.pdu.event_id === 'string' ? e.pdu.event_id : Event.fromPDU(e.pdu, e.room_version).eventId;
 }

@@ -95,4 +95,21 @@ export const roomserverMigrations: readonly ComponentMigration[] = [
         .execute();
     },
   },
+  {
+    version: 2,
+    name: 'aliases_directory',
+    up: async (db) => {
+      await db.schema
+        .createTable('roomserver_room_aliases')
+        .addColumn('alias', 'text', (c) => c.primaryKey())
+        .addColumn('room_id', 'text', (c) => c.notNull())
+        .addColumn('creator_id', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('roomserver_room_aliases_room').on('roomserver_room_aliases').column('room_id').execute();
+      await db.schema
+        .createTable('roomserver_published')
+        .addColumn('room_id', 'text', (c) => c.primaryKey())
+        .execute();
+    },
+  },
 ];

@@ -46,6 +46,14 @@ export interface RoomserverDatabase {
     membership: string;
     event_nid: number;
   };
+  roomserver_room_aliases: {
+    alias: string;
+    room_id: string;
+    creator_id: string;
+  };
+  roomserver_published: {
+    room_id: string;
+  };
   roomserver_redactions: {
     redaction_event_id: string;
     redacts_event_id: string;

@@ -4,6 +4,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { runMigrations } from '../../../internal/sqlutil/index.js';
 import { describeEachDatabase } from '../../../internal/sqlutil/testing.js';
 import type { OutputNewRoomEvent, OutputRoomEvent } from '../../api/index.js';
+import { DirectoryStore } from '../../storage/directory.js';
 import { EventStore } from '../../storage/eventstore.js';
 import { roomserverMigrations } from '../../storage/migrations.js';
 import { StateSnapshotStore } from '../../storage/statesnapshots.js';
@@ -36,7 +37,7 @@ describeEachDatabase<RoomserverDatabase>('roomserver input', (ctx) => {
         published.push({ roomId, msgId, output });
       },
     });
-    return { inp, api: new RoomserverInternalAPIImpl('hs.test', inp, events, snapshots, loader) };
+    return { inp, api: new RoomserverInternalAPIImpl('hs.test', inp, events, snapshots, loader, new DirectoryStore(db)) };
   };
   beforeAll(async () => {
     await runMigrations(ctx.db() as unknown as Kysely<unknown>, ctx.dialect, 'roomserver', roomserverMigrations);
@@ -189,6 +190,35 @@ describeEachDatabase<RoomserverDatabase>('roomserver input', (ctx) => {
     expect(res.results.map((r) => r.status)).toEqual(['accepted', 'accepted', 'accepted']);
     expect((await api.queryEventsById({ event_ids: [kept.eventId] })).events[0]!.pdu.content).toEqual({ body: 'keep me' });
     expect((await api.queryServersInRoom({ room_id: room.roomId })).servers).toEqual(['evil.test', 'hs.test']);
+  });
+
+  it('keeps aliases (removable by their creator or whoever may set the canonical alias) and the published rooms', async () => {
+    const room = new TestRoom('10');
+    const start = room.start();
+    const bobJoin = room.build({ type: 'm.room.member', state_key: BOB, sender: BOB, content: { membership: 'join' } }, [start[3]!.eventId]);
+    await api.inputRoomEvents({ events: [...start, bobJoin].map((e) => room.input(e)) });
+    const alias = `#a${Date.now()}:hs.test`;
+    expect(await api.performSetRoomAlias({ alias, room_id: room.roomId, user_id: room.creator })).toEqual({});
+    expect(await api.performSetRoomAlias({ alias, room_id: room.roomId, user_id: BOB })).toEqual({ error: 'alias_exists' });
+    expect(await api.performSetRoomAlias({ alias: `${alias}x`, room_id: '!nope:hs.test', user_id: BOB })).toEqual({ error: 'unknown_room' });
+    expect(await api.queryRoomIdForAlias({ alias })).toEqual({ room_id: room.roomId });
+    expect(await api.queryRoomIdForAlias({ alias: '#none:hs.test' })).toEqual({});
+    const bobs = `#b${Date.now()}:hs.test`;
+    await api.performSetRoomAlias({ alias: bobs, room_id: room.roomId, user_id: BOB });
+    expect((await api.queryAliasesForRoom({ room_id: room.roomId })).aliases).toEqual([alias, bobs].sort());
+    // Bob (power 0) may remove his own alias only; Alice (100) may remove any.
+    expect(await api.performRemoveRoomAlias({ alias, user_id: BOB })).toEqual({ error: 'forbidden' });
+    expect(await api.performRemoveRoomAlias({ alias: bobs, user_id: room.creator })).toEqual({});
+    expect(await api.performRemoveRoomAlias({ alias, user_id: room.creator })).toEqual({});
+    expect(await api.performRemoveRoomAlias({ alias, user_id: room.creator })).toEqual({ error: 'not_found' });
+    expect((await api.queryAliasesForRoom({ room_id: room.roomId })).aliases).toEqual([]);
+
+    expect(await api.performPublish({ room_id: room.roomId, visibility: 'public' })).toEqual({});
+    expect((await api.queryPublishedRooms({ room_id: room.roomId })).room_ids).toEqual([room.roomId]);
+    expect((await api.queryPublishedRooms({})).room_ids).toContain(room.roomId);
+    await api.performPublish({ room_id: room.roomId, visibility: 'private' });
+    expect((await api.queryPublishedRooms({ room_id: room.roomId })).room_ids).toEqual([]);
+    expect(await api.performPublish({ room_id: '!nope:hs.test', visibility: 'public' })).toEqual({ error: 'unknown_room' });
   });
 
   it('stores outliers without state, and takes them into the DAG later', async () => {
