@@ -178,6 +178,17 @@ export interface QueryPublishedRoomsResponse {
   room_ids: string[];
 }
 
+export interface QueryVisibleEventsRequest {
+  event_ids: string[];
+  /** Who asks: a user (client APIs) or a server (federation); neither is anonymous (world_readable only). */
+  user_id?: string;
+  server_name?: string;
+}
+export interface QueryVisibleEventsResponse {
+  /** The asked-for events the asker may see ("History visibility"), in the order asked. */
+  visible_event_ids: string[];
+}
+
 export interface PerformStateGarbageCollectionRequest {
   room_id: string;
 }
@@ -200,6 +211,7 @@ export interface RoomserverInternalAPI extends StatusAPI {
   performRemoveRoomAlias(req: PerformRemoveRoomAliasRequest): Promise<PerformRemoveRoomAliasResponse>;
   performPublish(req: PerformPublishRequest): Promise<PerformPublishResponse>;
   queryPublishedRooms(req: QueryPublishedRoomsRequest): Promise<QueryPublishedRoomsResponse>;
+  queryVisibleEvents(req: QueryVisibleEventsRequest): Promise<QueryVisibleEventsResponse>;
   performStateGarbageCollection(req: PerformStateGarbageCollectionRequest): Promise<PerformStateGarbageCollectionResponse>;
 }
 
@@ -219,5 +231,6 @@ export const roomserverInternalAPIMethods = [
   'performRemoveRoomAlias',
   'performPublish',
   'queryPublishedRooms',
+  'queryVisibleEvents',
   'performStateGarbageCollection',
 ] as const satisfies ReadonlyArray<keyof RoomserverInternalAPI>;

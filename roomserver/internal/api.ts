@@ -18,6 +18,8 @@ import type {
   QueryPublishedRoomsResponse,
   QueryRoomIdForAliasRequest,
   QueryRoomIdForAliasResponse,
+  QueryVisibleEventsRequest,
+  QueryVisibleEventsResponse,
   PerformStateGarbageCollectionRequest,
   QueryMembershipForUserRequest,
   QueryMembershipForUserResponse,
@@ -42,6 +44,7 @@ import type { DirectoryStore } from '../storage/directory.js';
 import type { EventLoader } from './eventloader.js';
 import type { Inputer } from './input/inputer.js';
 import { RoomState } from './input/roomstate.js';
+import { Visibility } from './visibility.js';
 
 export class RoomserverInternalAPIImpl implements RoomserverInternalAPI {
   private readonly startedAt = Date.now();
@@ -56,7 +59,10 @@ export class RoomserverInternalAPIImpl implements RoomserverInternalAPI {
     private readonly directory: DirectoryStore,
   ) {
     this.state = new RoomState(events, snapshots, loader);
+    this.visibility = new Visibility(events, snapshots, loader);
   }
+
+  private readonly visibility: Visibility;
 
   async queryComponentStatus(_req: EmptyRequest): Promise<ComponentStatus> {
     return { component: 'roomserver', serverName: this.serverName, pid: process.pid, startedAt: this.startedAt };
@@ -189,6 +195,11 @@ export class RoomserverInternalAPIImpl implements RoomserverInternalAPI {
   async queryPublishedRooms(req: QueryPublishedRoomsRequest): Promise<QueryPublishedRoomsResponse> {
     if (req.room_id !== undefined) return { room_ids: (await this.directory.isPublished(req.room_id)) ? [req.room_id] : [] };
     return { room_ids: await this.directory.published() };
+  }
+
+  async queryVisibleEvents(req: QueryVisibleEventsRequest): Promise<QueryVisibleEventsResponse> {
+    const asker = { ...(req.user_id !== undefined ? { userId: req.user_id } : {}), ...(req.server_name !== undefined ? { serverName: req.server_name } : {}) };
+    return { visible_event_ids: await this.visibility.visibleTo(req.event_ids, asker) };
   }
 
   async performStateGarbageCollection(req: PerformStateGarbageCollectionRequest): Promise<PerformStateGarbageCollectionResponse> {

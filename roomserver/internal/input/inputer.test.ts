@@ -221,6 +221,32 @@ describeEachDatabase<RoomserverDatabase>('roomserver input', (ctx) => {
     expect(await api.performPublish({ room_id: '!nope:hs.test', visibility: 'public' })).toEqual({ error: 'unknown_room' });
   });
 
+  it('decides history visibility for users and servers from the state at each event', async () => {
+    const room = new TestRoom('10');
+    const start = room.start();
+    const hv = (v: string, prev: string) => room.build({ type: 'm.room.history_visibility', state_key: '', sender: room.creator, content: { history_visibility: v } }, [prev]);
+    const msg = (body: string, prev: string) => room.build({ type: 'm.room.message', sender: room.creator, content: { body } }, [prev]);
+    const joined = hv('joined', start[3]!.eventId);
+    const m1 = msg('before bob', joined.eventId);
+    const bobJoin = room.build({ type: 'm.room.member', state_key: BOB, sender: BOB, content: { membership: 'join' } }, [m1.eventId]);
+    const m2 = msg('with bob', bobJoin.eventId);
+    const shared = hv('shared', m2.eventId);
+    const m3 = msg('shared', shared.eventId);
+    const open = hv('world_readable', m3.eventId);
+    const m4 = msg('for all', open.eventId);
+    await api.inputRoomEvents({ events: [...start, joined, m1, bobJoin, m2, shared, m3, open, m4].map((e) => room.input(e)) });
+    const ids = [m1, bobJoin, m2, m3, m4].map((e) => e.eventId);
+    const seen = async (who: { user_id?: string; server_name?: string }) => (await api.queryVisibleEvents({ event_ids: ids, ...who })).visible_event_ids;
+    expect(await seen({ user_id: room.creator })).toEqual(ids);
+    expect(await seen({ user_id: BOB })).toEqual([bobJoin.eventId, m2.eventId, m3.eventId, m4.eventId]);
+    expect(await seen({ user_id: CAROL })).toEqual([m4.eventId]);
+    expect(await seen({ server_name: 'hs.test' })).toEqual(ids);
+    expect(await seen({ server_name: 'other.test' })).toEqual([m4.eventId]);
+    // Nobody in particular (a guest peeking, an unauthenticated reader) sees what is world readable.
+    expect(await seen({})).toEqual([m4.eventId]);
+    expect((await api.queryVisibleEvents({ event_ids: ['$unknown'], user_id: room.creator })).visible_event_ids).toEqual([]);
+  });
+
   it('stores outliers without state, and takes them into the DAG later', async () => {
     const room = new TestRoom('10');
     const start = room.start();
