@@ -23,6 +23,7 @@ export async function newInternalAPI(cfg: Config, db: OpenedDatabase<unknown>, b
   const prefix = cfg.global.jetstream.topicPrefix;
   const encoder = new TextEncoder();
   const inputer = new Inputer({
+    serverName: cfg.global.serverName,
     events,
     snapshots,
     loader,

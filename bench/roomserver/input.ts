@@ -40,7 +40,7 @@ async function measure(opened: OpenedDatabase<unknown>, label: string, out: Reco
   await runMigrations(opened.db, opened.dialect, 'roomserver', roomserverMigrations);
   const db = opened.db as unknown as Kysely<RoomserverDatabase>;
   const events = new EventStore(db);
-  const inputer = new Inputer({ events, snapshots: new StateSnapshotStore(db), loader: new EventLoader(events), log: pino({ level: 'silent' }), publish: async () => {} });
+  const inputer = new Inputer({ serverName: 'hs.test', events, snapshots: new StateSnapshotStore(db), loader: new EventLoader(events), log: pino({ level: 'silent' }), publish: async () => {} });
 
   const busy = roomEvents(2000);
   let t = performance.now();

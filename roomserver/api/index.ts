@@ -51,7 +51,9 @@ export interface InputRoomEventsResponse {
 export type OutputRoomEvent =
   | { type: 'new_room_event'; new_room_event: OutputNewRoomEvent }
   | { type: 'old_room_event'; old_room_event: { event: HeaderedEvent } }
-  | { type: 'redacted_event'; redacted_event: { redacted_event_id: string; redacted_because: HeaderedEvent } };
+  | { type: 'redacted_event'; redacted_event: { redacted_event_id: string; redacted_because: HeaderedEvent } }
+  | { type: 'new_invite_event'; new_invite_event: { event: HeaderedEvent } }
+  | { type: 'retire_invite_event'; retire_invite_event: { event_id: string; target_user_id: string; membership: string; retired_by_event_id: string } };
 
 export interface OutputNewRoomEvent {
   event: HeaderedEvent;

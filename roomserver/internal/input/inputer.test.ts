@@ -28,6 +28,7 @@ describeEachDatabase<RoomserverDatabase>('roomserver input', (ctx) => {
     const snapshots = new StateSnapshotStore(db);
     const loader = new EventLoader(events);
     const inp = new Inputer({
+      serverName: 'hs.test',
       events,
       snapshots,
       loader,
@@ -245,6 +246,21 @@ describeEachDatabase<RoomserverDatabase>('roomserver input', (ctx) => {
     // Nobody in particular (a guest peeking, an unauthenticated reader) sees what is world readable.
     expect(await seen({})).toEqual([m4.eventId]);
     expect((await api.queryVisibleEvents({ event_ids: ['$unknown'], user_id: room.creator })).visible_event_ids).toEqual([]);
+  });
+
+  it('announces invites of local users and their end', async () => {
+    const room = new TestRoom('10');
+    const start = room.start();
+    const invite = room.build({ type: 'm.room.member', state_key: BOB, sender: room.creator, content: { membership: 'invite' } }, [start[3]!.eventId]);
+    const remote = room.build({ type: 'm.room.member', state_key: '@x:other.test', sender: room.creator, content: { membership: 'invite' } }, [invite.eventId]);
+    const join = room.build({ type: 'm.room.member', state_key: BOB, sender: BOB, content: { membership: 'join' } }, [remote.eventId]);
+    await api.inputRoomEvents({ events: [...start, invite, remote, join].map((e) => room.input(e)) });
+    const mine = published.filter((p) => p.roomId === room.roomId && (p.output.type === 'new_invite_event' || p.output.type === 'retire_invite_event')).map((p) => p.output);
+    expect(mine).toEqual([
+      { type: 'new_invite_event', new_invite_event: { event: { room_version: '10', pdu: invite.json } } },
+      { type: 'retire_invite_event', retire_invite_event: { event_id: invite.eventId, target_user_id: BOB, membership: 'join', retired_by_event_id: join.eventId } },
+    ]);
+    expect((await api.queryRoomsForUser({ user_id: '@x:other.test', membership: 'invite' })).room_ids).toEqual([room.roomId]);
   });
 
   it('stores outliers without state, and takes them into the DAG later', async () => {

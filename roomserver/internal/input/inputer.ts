@@ -29,6 +29,8 @@ import type { EventLoader } from '../eventloader.js';
 import { RoomState } from './roomstate.js';
 
 export interface InputerDeps {
+  /** Our server: invites of its users get their own outputs. */
+  serverName: string;
   events: EventStore;
   snapshots: StateSnapshotStore;
   loader: EventLoader;
@@ -287,12 +289,14 @@ export class Inputer {
     let msgId: string;
     let output: OutputRoomEvent;
     let roomAfter: RoomCache | undefined = cached;
+    const extra: Array<{ msgId: string; output: OutputRoomEvent }> = [];
     if (input.kind === 'old') {
       msgId = `old:${eventId}`;
       output = { type: 'old_room_event', old_room_event: { event: headered } };
     } else {
       const advanced = await this.advance(ctx, room, cached, { eventNid, eventId, event, prevs, stateAfter });
       roomAfter = advanced.room;
+      extra.push(...advanced.invites);
       msgId = `new:${eventId}`;
       output = {
         type: 'new_room_event',
@@ -305,7 +309,7 @@ export class Inputer {
         },
       };
     }
-    const outputs = [{ msgId, output }, ...(await this.applyRedactions(ctx, room, event, stateBefore))];
+    const outputs = [{ msgId, output }, ...extra, ...(await this.applyRedactions(ctx, room, event, stateBefore))];
     const nids = await events.addToOutbox(
       room.roomNid,
       outputs.map((o) => ({ msgId: o.msgId, payload: JSON.stringify(o.output) })),
@@ -328,7 +332,7 @@ export class Inputer {
     room: RoomInfo,
     cached: RoomCache | undefined,
     e: { eventNid: number; eventId: string; event: Event; prevs: StoredEvent[]; stateAfter: number },
-  ): Promise<{ adds: string[]; removes: string[]; room: RoomCache }> {
+  ): Promise<{ adds: string[]; removes: string[]; room: RoomCache; invites: Array<{ msgId: string; output: OutputRoomEvent }> }> {
     const { events, snapshots, state, loader } = ctx;
     const before =
       cached?.latest ??
@@ -356,18 +360,35 @@ export class Inputer {
     // Memberships follow the current state.
     const memberType = (await events.typeNids(['m.room.member'])).get('m.room.member')!;
     const stillThere = new Set<number>();
+    const membershipOf = (ev: Event): string => (typeof ev.content['membership'] === 'string' ? ev.content['membership'] : 'leave');
+    const previously = new Map(diff.removed.filter((r) => r.typeNid === memberType).map((r) => [r.stateKeyNid, names.get(r.eventNid)?.event]));
+    const invites: Array<{ msgId: string; output: OutputRoomEvent }> = [];
+    const local = (userId: string): boolean => userId.endsWith(`:${this.deps.serverName}`);
     for (const a of diff.added) {
       if (a.typeNid !== memberType) continue;
       const member = a.eventNid === e.eventNid ? e.event : names.get(a.eventNid)!.event;
-      const membership = typeof member.content['membership'] === 'string' ? member.content['membership'] : 'leave';
-      await events.setMembership(room.roomNid, a.stateKeyNid, member.stateKey ?? '', membership, a.eventNid);
+      const membership = membershipOf(member);
+      const target = member.stateKey ?? '';
+      await events.setMembership(room.roomNid, a.stateKeyNid, target, membership, a.eventNid);
       stillThere.add(a.stateKeyNid);
+      // Invites of local users, and their end, for the invitee's /sync.
+      const old = previously.get(a.stateKeyNid);
+      if (!local(target)) continue;
+      if (membership === 'invite' && (old === undefined || membershipOf(old) !== 'invite')) {
+        invites.push({ msgId: `invite:${member.eventId}`, output: { type: 'new_invite_event', new_invite_event: { event: { room_version: room.roomVersion, pdu: member.json as PDUJson } } } });
+      } else if (membership !== 'invite' && old !== undefined && membershipOf(old) === 'invite') {
+        invites.push({
+          msgId: `retire:${old.eventId}:${member.eventId}`,
+          output: { type: 'retire_invite_event', retire_invite_event: { event_id: old.eventId, target_user_id: target, membership, retired_by_event_id: member.eventId } },
+        });
+      }
     }
     for (const r of diff.removed) if (r.typeNid === memberType && !stillThere.has(r.stateKeyNid)) await events.removeMembership(room.roomNid, r.stateKeyNid);
     return {
       adds: diff.added.map((d) => idOf(d.eventNid)),
       removes: diff.removed.map((d) => idOf(d.eventNid)),
       room: { info: { ...room, stateSnapshotNid: current }, latest },
+      invites,
     };
   }
 
