@@ -1,4 +1,6 @@
 /** This server's signing identity as handed to components: who we are and how we sign. */
+import type { Event } from './matrix/event.js';
+import type { EventFields } from './matrix/eventbuilder.js';
 import type { JsonObject } from './matrix/types.js';
 
 export interface SigningIdentity {
@@ -8,6 +10,8 @@ export interface SigningIdentity {
   publicKeyBase64: string;
   /** Returns a copy of `obj` with our signature added to `signatures`. */
   signJson<T extends JsonObject>(obj: T): T;
+  /** Builds, hashes and signs an event of ours (see internal/matrix/eventbuilder.ts). */
+  buildEvent(fields: EventFields, roomVersion: string): Event;
   /** Keys we signed with before (published as old_verify_keys). */
   oldKeys: ReadonlyArray<{ keyId: string; publicKeyBase64: string; expiredTs: number }>;
   keyValidityPeriodMs: number;

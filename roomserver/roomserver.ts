@@ -8,13 +8,15 @@ import type { InputRoomEventsRequest, RoomserverInternalAPI } from './api/index.
 import { RoomserverInternalAPIImpl } from './internal/api.js';
 import { EventLoader } from './internal/eventloader.js';
 import { Inputer } from './internal/input/inputer.js';
+import { RoomCreator } from './internal/perform/createroom.js';
+import type { SigningIdentity } from '../internal/signingidentity.js';
 import { DirectoryStore } from './storage/directory.js';
 import { EventStore } from './storage/eventstore.js';
 import { roomserverMigrations } from './storage/migrations.js';
 import { StateSnapshotStore } from './storage/statesnapshots.js';
 import type { RoomserverDatabase } from './storage/tables.js';
 
-export async function newInternalAPI(cfg: Config, db: OpenedDatabase<unknown>, bus: Bus, log: Logger): Promise<RoomserverInternalAPI> {
+export async function newInternalAPI(cfg: Config, db: OpenedDatabase<unknown>, bus: Bus, log: Logger, identity: SigningIdentity): Promise<RoomserverInternalAPI> {
   await runMigrations(db.db, db.dialect, 'roomserver', roomserverMigrations);
   const kysely = db.db as unknown as Kysely<RoomserverDatabase>;
   const events = new EventStore(kysely);
@@ -54,5 +56,5 @@ export async function newInternalAPI(cfg: Config, db: OpenedDatabase<unknown>, b
       for (const r of results) if (r.status === 'error') log.warn({ event_id: r.event_id, error: r.error }, 'roomserver: asynchronous input not processed');
     },
   );
-  return new RoomserverInternalAPIImpl(cfg.global.serverName, inputer, events, snapshots, loader, new DirectoryStore(kysely));
+  return new RoomserverInternalAPIImpl(cfg.global.serverName, inputer, events, snapshots, loader, new DirectoryStore(kysely), new RoomCreator(identity, inputer));
 }

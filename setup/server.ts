@@ -46,13 +46,13 @@ export interface RunningServer {
 }
 
 /** Builds a component's internal API, opening its database (shared per connection string). */
-async function localAPI<C extends ComponentName>(name: C, cfg: Config, dbs: DatabaseHandles, bus: Bus, logger: Logger): Promise<ComponentAPIs[C]> {
+async function localAPI<C extends ComponentName>(name: C, cfg: Config, dbs: DatabaseHandles, bus: Bus, logger: Logger, identity: SigningIdentity): Promise<ComponentAPIs[C]> {
   const db = async (c: DatabaseComponent): Promise<OpenedDatabase<unknown>> => {
     const opts = databaseFor(cfg, c);
     return dbs.get(opts.connectionString, { maxOpenConns: opts.maxOpenConns, baseDir: cfg.baseDir });
   };
   const factories: { [K in ComponentName]: () => Promise<ComponentAPIs[K]> } = {
-    roomserver: async () => roomserver.newInternalAPI(cfg, await db('roomserver'), bus, logger),
+    roomserver: async () => roomserver.newInternalAPI(cfg, await db('roomserver'), bus, logger, identity),
     userapi: async () => userapi.newInternalAPI(cfg, await db('userapi'), bus),
     syncapi: async () => syncapi.newInternalAPI(cfg, await db('syncapi')),
     federationapi: async () => federationapi.newInternalAPI(cfg, await db('federationapi')),
@@ -108,7 +108,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     const apis = {} as Record<ComponentName, unknown>;
     for (const name of componentNames) {
       if (local.has(name)) {
-        const impl = await localAPI(name, cfg, dbs, bus, logger);
+        const impl = await localAPI(name, cfg, dbs, bus, logger, identity);
         apis[name] = impl;
         if (local.size < componentNames.length) {
           const sub = await serveApi(bus, prefix, name, impl as object, componentAPIMethods[name]);

@@ -6,7 +6,7 @@
  * Events cross this boundary as their PDU JSON with the room version, never as NIDs.
  */
 import type { StatusAPI } from '../../internal/componentapi.js';
-import type { PDUJson } from '../../internal/matrix/index.js';
+import type { JsonObject, PDUJson } from '../../internal/matrix/index.js';
 
 /** An event with what is needed to read it: its room's version. */
 export interface HeaderedEvent {
@@ -191,6 +191,25 @@ export interface QueryVisibleEventsResponse {
   visible_event_ids: string[];
 }
 
+export interface PerformCreateRoomRequest {
+  user_id: string;
+  room_version: string;
+  /** Required before room version 12 (where the create event names the room). */
+  room_id?: string;
+  preset: 'private_chat' | 'public_chat' | 'trusted_private_chat';
+  creation_content?: JsonObject;
+  initial_state?: Array<{ type: string; state_key: string; content: JsonObject }>;
+  name?: string;
+  topic?: string;
+  invite?: string[];
+  is_direct?: boolean;
+  power_level_content_override?: JsonObject;
+  canonical_alias?: string;
+  /** The creator's displayname / avatar_url for their join event. */
+  creator_profile?: JsonObject;
+}
+export type PerformCreateRoomResponse = { room_id: string; error?: undefined } | { error: 'unsupported_room_version' | 'invalid' | 'refused'; message: string; room_id?: undefined };
+
 export interface PerformStateGarbageCollectionRequest {
   room_id: string;
 }
@@ -214,6 +233,7 @@ export interface RoomserverInternalAPI extends StatusAPI {
   performPublish(req: PerformPublishRequest): Promise<PerformPublishResponse>;
   queryPublishedRooms(req: QueryPublishedRoomsRequest): Promise<QueryPublishedRoomsResponse>;
   queryVisibleEvents(req: QueryVisibleEventsRequest): Promise<QueryVisibleEventsResponse>;
+  performCreateRoom(req: PerformCreateRoomRequest): Promise<PerformCreateRoomResponse>;
   performStateGarbageCollection(req: PerformStateGarbageCollectionRequest): Promise<PerformStateGarbageCollectionResponse>;
 }
 
@@ -234,5 +254,6 @@ export const roomserverInternalAPIMethods = [
   'performPublish',
   'queryPublishedRooms',
   'queryVisibleEvents',
+  'performCreateRoom',
   'performStateGarbageCollection',
 ] as const satisfies ReadonlyArray<keyof RoomserverInternalAPI>;

@@ -6,6 +6,8 @@ import type {
   HeaderedEvent,
   InputRoomEventsRequest,
   InputRoomEventsResponse,
+  PerformCreateRoomRequest,
+  PerformCreateRoomResponse,
   PerformPublishRequest,
   PerformPublishResponse,
   PerformRemoveRoomAliasRequest,
@@ -44,6 +46,7 @@ import type { DirectoryStore } from '../storage/directory.js';
 import type { EventLoader } from './eventloader.js';
 import type { Inputer } from './input/inputer.js';
 import { RoomState } from './input/roomstate.js';
+import type { RoomCreator } from './perform/createroom.js';
 import { Visibility } from './visibility.js';
 
 export class RoomserverInternalAPIImpl implements RoomserverInternalAPI {
@@ -57,6 +60,7 @@ export class RoomserverInternalAPIImpl implements RoomserverInternalAPI {
     private readonly snapshots: StateSnapshotStore,
     private readonly loader: EventLoader,
     private readonly directory: DirectoryStore,
+    private readonly creator?: RoomCreator,
   ) {
     this.state = new RoomState(events, snapshots, loader);
     this.visibility = new Visibility(events, snapshots, loader);
@@ -200,6 +204,11 @@ export class RoomserverInternalAPIImpl implements RoomserverInternalAPI {
   async queryVisibleEvents(req: QueryVisibleEventsRequest): Promise<QueryVisibleEventsResponse> {
     const asker = { ...(req.user_id !== undefined ? { userId: req.user_id } : {}), ...(req.server_name !== undefined ? { serverName: req.server_name } : {}) };
     return { visible_event_ids: await this.visibility.visibleTo(req.event_ids, asker) };
+  }
+
+  async performCreateRoom(req: PerformCreateRoomRequest): Promise<PerformCreateRoomResponse> {
+    if (!this.creator) return { error: 'invalid', message: 'this roomserver has no signing identity' };
+    return this.creator.create(req);
   }
 
   async performStateGarbageCollection(req: PerformStateGarbageCollectionRequest): Promise<PerformStateGarbageCollectionResponse> {

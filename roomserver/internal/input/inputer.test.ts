@@ -12,9 +12,13 @@ import type { RoomserverDatabase } from '../../storage/tables.js';
 import { RoomserverInternalAPIImpl } from '../api.js';
 import { EventLoader } from '../eventloader.js';
 import { Inputer } from './inputer.js';
+import { RoomCreator } from '../perform/createroom.js';
+import { buildEvent, generateSigningKey } from '../../../internal/matrix/index.js';
+import type { SigningIdentity } from '../../../internal/signingidentity.js';
 import { TestRoom } from './testroom.js';
 
 const BOB = '@bob:hs.test';
+const room0creator = '@alice:hs.test';
 const CAROL = '@carol:hs.test';
 
 describeEachDatabase<RoomserverDatabase>('roomserver input', (ctx) => {
@@ -38,7 +42,17 @@ describeEachDatabase<RoomserverDatabase>('roomserver input', (ctx) => {
         published.push({ roomId, msgId, output });
       },
     });
-    return { inp, api: new RoomserverInternalAPIImpl('hs.test', inp, events, snapshots, loader, new DirectoryStore(db)) };
+    const key = generateSigningKey();
+    const identity: SigningIdentity = {
+      serverName: 'hs.test',
+      keyId: key.keyId,
+      publicKeyBase64: key.publicKeyBase64,
+      signJson: (o) => o,
+      buildEvent: (fields, version) => buildEvent(fields, version, 'hs.test', key.keyId, key),
+      oldKeys: [],
+      keyValidityPeriodMs: 0,
+    };
+    return { inp, api: new RoomserverInternalAPIImpl('hs.test', inp, events, snapshots, loader, new DirectoryStore(db), new RoomCreator(identity, inp)) };
   };
   beforeAll(async () => {
     await runMigrations(ctx.db() as unknown as Kysely<unknown>, ctx.dialect, 'roomserver', roomserverMigrations);
@@ -262,6 +276,57 @@ describeEachDatabase<RoomserverDatabase>('roomserver input', (ctx) => {
     ]);
     expect((await api.queryRoomsForUser({ user_id: '@x:other.test', membership: 'invite' })).room_ids).toEqual([room.roomId]);
   });
+
+  for (const version of ['10', '12']) {
+    it(`creates rooms with every preset (room version ${version})`, async () => {
+      const alice = room0creator;
+      const roomIdFor = () => (version === '12' ? {} : { room_id: `!c${Math.random().toString(36).slice(2)}:hs.test` });
+      const pub = await api.performCreateRoom({
+        user_id: alice,
+        room_version: version,
+        preset: 'public_chat',
+        name: 'Lobby',
+        topic: 'hello',
+        initial_state: [{ type: 'm.room.encryption', state_key: '', content: { algorithm: 'm.megolm.v1.aes-sha2' } }],
+        invite: [BOB],
+        creator_profile: { displayname: 'Alice' },
+        canonical_alias: '#lobby:hs.test',
+        ...roomIdFor(),
+      });
+      expect(pub.error).toBeUndefined();
+      const roomId = pub.room_id!;
+      const state = await api.queryLatestEventsAndState({ room_id: roomId });
+      const byType = new Map(state.state_events.map((e) => [`${e.pdu.type}|${e.pdu.state_key}`, e.pdu.content as Record<string, unknown>]));
+      expect(byType.get('m.room.join_rules|')).toEqual({ join_rule: 'public' });
+      expect(byType.get('m.room.name|')).toEqual({ name: 'Lobby' });
+      expect(byType.get('m.room.topic|')).toEqual({ topic: 'hello' });
+      expect(byType.get('m.room.canonical_alias|')).toEqual({ alias: '#lobby:hs.test' });
+      expect(byType.get('m.room.encryption|')).toEqual({ algorithm: 'm.megolm.v1.aes-sha2' });
+      expect(byType.get('m.room.history_visibility|')).toEqual({ history_visibility: 'shared' });
+      expect(byType.has('m.room.guest_access|')).toBe(false);
+      expect(byType.get(`m.room.member|${alice}`)).toEqual({ membership: 'join', displayname: 'Alice' });
+      expect(byType.get(`m.room.member|${BOB}`)).toEqual({ membership: 'invite' });
+      expect((byType.get('m.room.power_levels|') as { invite: number }).invite).toBe(50);
+      expect(await api.queryMembershipForUser({ room_id: roomId, user_id: BOB })).toMatchObject({ membership: 'invite' });
+
+      const trusted = await api.performCreateRoom({ user_id: alice, room_version: version, preset: 'trusted_private_chat', invite: [BOB], is_direct: true, power_level_content_override: { events_default: 10 }, ...roomIdFor() });
+      const tState = await api.queryLatestEventsAndState({ room_id: trusted.room_id! });
+      const tBy = new Map(tState.state_events.map((e) => [`${e.pdu.type}|${e.pdu.state_key}`, e.pdu.content as Record<string, unknown>]));
+      expect(tBy.get('m.room.join_rules|')).toEqual({ join_rule: 'invite' });
+      expect(tBy.get('m.room.guest_access|')).toEqual({ guest_access: 'can_join' });
+      expect(tBy.get(`m.room.member|${BOB}`)).toEqual({ membership: 'invite', is_direct: true });
+      const pl = tBy.get('m.room.power_levels|') as { users: Record<string, number>; events_default: number };
+      expect(pl.events_default).toBe(10);
+      if (version === '12') expect((tBy.get('m.room.create|') as { additional_creators: string[] }).additional_creators).toEqual([BOB]);
+      else expect(pl.users).toEqual({ [alice]: 100, [BOB]: 100 });
+
+      expect((await api.performCreateRoom({ user_id: alice, room_version: '99', preset: 'private_chat' })).error).toBe('unsupported_room_version');
+      // A power level override that locks the creator out of their own next event is refused;
+      // in room version 12 creators outrank any power level, so it is not.
+      const locked = await api.performCreateRoom({ user_id: alice, room_version: version, preset: 'private_chat', power_level_content_override: { state_default: 1000, users: {} }, name: 'x', ...roomIdFor() });
+      expect(locked.error).toBe(version === '12' ? undefined : 'refused');
+    });
+  }
 
   it('stores outliers without state, and takes them into the DAG later', async () => {
     const room = new TestRoom('10');
