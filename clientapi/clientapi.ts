@@ -23,13 +23,15 @@ import { addRegistrationTokenAdminRoutes, addRegistrationTokenValidityRoute } fr
 import { addThreePidRoutes } from './routing/threepid.js';
 import { addUserDirectoryRoute } from './routing/userdirectory.js';
 import type { ClientUserAPI } from '../userapi/api/index.js';
+import type { RoomserverInternalAPI } from '../roomserver/api/index.js';
+import { addCreateRoomRoute } from './routing/createroom.js';
 
 /** clientapi owns no tables, so it takes no database. */
 export async function newInternalAPI(cfg: Config): Promise<ClientInternalAPI> {
   return new ClientInternalAPIImpl(cfg.global.serverName);
 }
 
-export function addPublicRoutes(routers: PublicRouters, cfg: Config, userAPI: ClientUserAPI): void {
+export function addPublicRoutes(routers: PublicRouters, cfg: Config, userAPI: ClientUserAPI, rsAPI: RoomserverInternalAPI): void {
   new RegistrationRoutes(cfg, userAPI).add(routers.client, routers.synapseAdmin);
   const uia = new PasswordUIA(userAPI, cfg.global.serverName);
   addLoginRoutes(routers.client, cfg, userAPI, uia);
@@ -44,6 +46,7 @@ export function addPublicRoutes(routers: PublicRouters, cfg: Config, userAPI: Cl
   addThreePidRoutes(routers.client, cfg, userAPI, uia);
   addUserDirectoryRoute(routers.client, userAPI);
   addPushRulesRoutes(routers.client, userAPI);
+  addCreateRoomRoute(routers.client, cfg, userAPI, rsAPI);
   addRegistrationTokenValidityRoute(routers.client, userAPI);
   addRegistrationTokenAdminRoutes(routers.dendriteAdmin, userAPI);
   addVersionsRoute(routers.client, {

@@ -63,7 +63,7 @@ async function localAPI<C extends ComponentName>(name: C, cfg: Config, dbs: Data
 }
 
 function addRoutesFor(name: ComponentName, routers: PublicRouters, cfg: Config, identity: SigningIdentity, apis: ComponentAPIs): void {
-  if (name === 'clientapi') clientapi.addPublicRoutes(routers, cfg, apis.userapi);
+  if (name === 'clientapi') clientapi.addPublicRoutes(routers, cfg, apis.userapi, apis.roomserver);
   if (name === 'federationapi') federationapi.addPublicRoutes(routers, cfg, identity, apis.userapi);
 }
 

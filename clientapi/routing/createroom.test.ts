@@ -1,0 +1,72 @@
+/** POST /createRoom over HTTP: the room the roomserver then holds, the alias, the directory. */
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { getJson, startTestServer, type TestServer } from '../../test/harness.js';
+
+let t: TestServer;
+let token: string;
+const me = '@creator:localhost:8008';
+const req = (method: string, path: string, body?: unknown, auth = token) =>
+  getJson(`${t.baseUrl}/_matrix/client/v3${path}`, {
+    method,
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    headers: { 'Content-Type': 'application/json', ...(auth ? { Authorization: `Bearer ${auth}` } : {}) },
+  });
+
+beforeAll(async () => {
+  t = await startTestServer();
+  token = (await req('POST', '/register', { auth: { type: 'm.login.dummy' }, username: 'creator', password: 'pw' }, '')).body.access_token as string;
+  await req('PUT', `/profile/${encodeURIComponent(me)}/displayname`, { displayname: 'The Creator' });
+});
+afterAll(async () => {
+  await t.stop();
+});
+
+it('creates a private room by default, with the creator joined under their display name', async () => {
+  const r = await req('POST', '/createRoom', {});
+  expect(r.status).toBe(200);
+  const roomId = r.body.room_id as string;
+  expect(roomId).toMatch(/^![A-Za-z0-9]+:localhost:8008$/);
+  const rs = t.server.apis.roomserver;
+  const state = await rs.queryLatestEventsAndState({ room_id: roomId });
+  const byKey = new Map(state.state_events.map((e) => [`${e.pdu.type}|${e.pdu.state_key}`, e.pdu.content]));
+  expect(byKey.get('m.room.join_rules|')).toEqual({ join_rule: 'invite' });
+  expect(byKey.get(`m.room.member|${me}`)).toEqual({ membership: 'join', displayname: 'The Creator' });
+  expect(state.room_version).toBe('10');
+  expect((await rs.queryPublishedRooms({ room_id: roomId })).room_ids).toEqual([]);
+});
+
+it('creates a public room with an alias, published, of the version asked for', async () => {
+  const r = await req('POST', '/createRoom', { visibility: 'public', room_alias_name: 'lobby', name: 'Lobby', room_version: '12', invite: ['@friend:localhost:8008'] });
+  expect(r.status).toBe(200);
+  const roomId = r.body.room_id as string;
+  const rs = t.server.apis.roomserver;
+  expect(await rs.queryRoomIdForAlias({ alias: '#lobby:localhost:8008' })).toEqual({ room_id: roomId });
+  expect((await rs.queryPublishedRooms({ room_id: roomId })).room_ids).toEqual([roomId]);
+  const state = await rs.queryLatestEventsAndState({ room_id: roomId, state_to_fetch: [{ type: 'm.room.name', state_key: '' }, { type: 'm.room.canonical_alias', state_key: '' }] });
+  expect(state.room_version).toBe('12');
+  expect(state.state_events.map((e) => e.pdu.content).sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)))).toEqual([{ alias: '#lobby:localhost:8008' }, { name: 'Lobby' }]);
+  expect((await rs.queryMembershipForUser({ room_id: roomId, user_id: '@friend:localhost:8008' })).membership).toBe('invite');
+
+  const again = await req('POST', '/createRoom', { room_alias_name: 'lobby' });
+  expect(again.status).toBe(400);
+  expect(again.body.errcode).toBe('M_ROOM_IN_USE');
+});
+
+it('answers bad requests with spec errors', async () => {
+  const cases: Array<[unknown, string]> = [
+    [{ room_version: '99' }, 'M_UNSUPPORTED_ROOM_VERSION'],
+    [{ visibility: 'hidden' }, 'M_BAD_JSON'],
+    [{ preset: 'party' }, 'M_BAD_JSON'],
+    [{ invite: ['not a user'] }, 'M_INVALID_PARAM'],
+    [{ initial_state: [{ type: 'm.room.topic' }] }, 'M_BAD_JSON'],
+    [{ room_alias_name: 'has:colon' }, 'M_INVALID_PARAM'],
+    [{ name: 5 }, 'M_BAD_JSON'],
+    [{ power_level_content_override: [] }, 'M_BAD_JSON'],
+  ];
+  for (const [body, errcode] of cases) {
+    const r = await req('POST', '/createRoom', body);
+    expect(r.status, JSON.stringify(body)).toBe(400);
+    expect(r.body.errcode, JSON.stringify(body)).toBe(errcode);
+  }
+  expect((await req('POST', '/createRoom', {}, '')).status).toBe(401);
+});
