@@ -25,6 +25,7 @@ import { addUserDirectoryRoute } from './routing/userdirectory.js';
 import type { ClientUserAPI } from '../userapi/api/index.js';
 import type { RoomserverInternalAPI } from '../roomserver/api/index.js';
 import { addCreateRoomRoute } from './routing/createroom.js';
+import { addRoomStateRoutes } from './routing/roomstate.js';
 
 /** clientapi owns no tables, so it takes no database. */
 export async function newInternalAPI(cfg: Config): Promise<ClientInternalAPI> {
@@ -47,6 +48,7 @@ export function addPublicRoutes(routers: PublicRouters, cfg: Config, userAPI: Cl
   addUserDirectoryRoute(routers.client, userAPI);
   addPushRulesRoutes(routers.client, userAPI);
   addCreateRoomRoute(routers.client, cfg, userAPI, rsAPI);
+  addRoomStateRoutes(routers.client, userAPI, rsAPI);
   addRegistrationTokenValidityRoute(routers.client, userAPI);
   addRegistrationTokenAdminRoutes(routers.dendriteAdmin, userAPI);
   addVersionsRoute(routers.client, {

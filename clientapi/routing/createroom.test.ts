@@ -70,3 +70,26 @@ it('answers bad requests with spec errors', async () => {
   }
   expect((await req('POST', '/createRoom', {}, '')).status).toBe(401);
 });
+
+it('lets members read the room: joined rooms, joined members, the state and single state events', async () => {
+  const roomId = (await req('POST', '/createRoom', { name: 'Readable' })).body.room_id as string;
+  const enc = encodeURIComponent(roomId);
+  expect(((await req('GET', '/joined_rooms')).body.joined_rooms as string[])).toContain(roomId);
+  expect((await req('GET', `/rooms/${enc}/joined_members`)).body).toEqual({ joined: { [me]: { display_name: 'The Creator', avatar_url: null } } });
+  const state = (await req('GET', `/rooms/${enc}/state`)).body as unknown as Array<{ type: string; state_key: string; event_id: string; room_id: string }>;
+  expect(state.map((e) => e.type).sort()).toEqual(['m.room.create', 'm.room.guest_access', 'm.room.history_visibility', 'm.room.join_rules', 'm.room.member', 'm.room.name', 'm.room.power_levels']);
+  expect(state.every((e) => e.room_id === roomId && e.event_id.startsWith('$'))).toBe(true);
+  expect((await req('GET', `/rooms/${enc}/state/m.room.name`)).body).toEqual({ name: 'Readable' });
+  expect((await req('GET', `/rooms/${enc}/state/m.room.name/`)).body).toEqual({ name: 'Readable' });
+  expect((await req('GET', `/rooms/${enc}/state/m.room.member/${encodeURIComponent(me)}?format=event`)).body).toMatchObject({ type: 'm.room.member', state_key: me, content: { membership: 'join' } });
+  expect((await req('GET', `/rooms/${enc}/state/m.room.topic`)).body.errcode).toBe('M_NOT_FOUND');
+
+  const other = (await req('POST', '/register', { auth: { type: 'm.login.dummy' }, username: 'outsider', password: 'pw' }, '')).body.access_token as string;
+  for (const path of [`/rooms/${enc}/state`, `/rooms/${enc}/state/m.room.name`, `/rooms/${enc}/joined_members`]) {
+    const r = await req('GET', path, undefined, other);
+    expect(r.status, path).toBe(403);
+    expect(r.body.errcode, path).toBe('M_FORBIDDEN');
+  }
+  expect((await req('GET', '/rooms/notaroom/state')).body.errcode).toBe('M_INVALID_PARAM');
+  expect((await req('GET', '/joined_rooms', undefined, other)).body).toEqual({ joined_rooms: [] });
+});
