@@ -26,6 +26,7 @@ import type { ClientUserAPI } from '../userapi/api/index.js';
 import type { RoomserverInternalAPI } from '../roomserver/api/index.js';
 import { addCreateRoomRoute } from './routing/createroom.js';
 import { addRoomStateRoutes } from './routing/roomstate.js';
+import { addSendEventRoutes } from './routing/sendevent.js';
 
 /** clientapi owns no tables, so it takes no database. */
 export async function newInternalAPI(cfg: Config): Promise<ClientInternalAPI> {
@@ -49,6 +50,7 @@ export function addPublicRoutes(routers: PublicRouters, cfg: Config, userAPI: Cl
   addPushRulesRoutes(routers.client, userAPI);
   addCreateRoomRoute(routers.client, cfg, userAPI, rsAPI);
   addRoomStateRoutes(routers.client, userAPI, rsAPI);
+  addSendEventRoutes(routers.client, userAPI, rsAPI);
   addRegistrationTokenValidityRoute(routers.client, userAPI);
   addRegistrationTokenAdminRoutes(routers.dendriteAdmin, userAPI);
   addVersionsRoute(routers.client, {

@@ -56,5 +56,5 @@ export async function newInternalAPI(cfg: Config, db: OpenedDatabase<unknown>, b
       for (const r of results) if (r.status === 'error') log.warn({ event_id: r.event_id, error: r.error }, 'roomserver: asynchronous input not processed');
     },
   );
-  return new RoomserverInternalAPIImpl(cfg.global.serverName, inputer, events, snapshots, loader, new DirectoryStore(kysely), new RoomCreator(identity, inputer));
+  return new RoomserverInternalAPIImpl(cfg.global.serverName, inputer, events, snapshots, loader, new DirectoryStore(kysely), new RoomCreator(identity, inputer), identity);
 }

@@ -93,3 +93,33 @@ it('lets members read the room: joined rooms, joined members, the state and sing
   expect((await req('GET', '/rooms/notaroom/state')).body.errcode).toBe('M_INVALID_PARAM');
   expect((await req('GET', '/joined_rooms', undefined, other)).body).toEqual({ joined_rooms: [] });
 });
+
+it('sends messages (once per transaction ID) and state, refuses what the room does not allow, and lets members leave', async () => {
+  const roomId = (await req('POST', '/createRoom', {})).body.room_id as string;
+  const enc = encodeURIComponent(roomId);
+  const sent = await req('PUT', `/rooms/${enc}/send/m.room.message/txn1`, { msgtype: 'm.text', body: 'hello' });
+  expect(sent.status).toBe(200);
+  expect(String(sent.body.event_id)).toMatch(/^\$/);
+  expect((await req('PUT', `/rooms/${enc}/send/m.room.message/txn1`, { msgtype: 'm.text', body: 'hello' })).body.event_id).toBe(sent.body.event_id);
+  const second = await req('PUT', `/rooms/${enc}/send/m.room.message/txn2`, { msgtype: 'm.text', body: 'again' });
+  expect(second.body.event_id).not.toBe(sent.body.event_id);
+  const latest = await t.server.apis.roomserver.queryLatestEventsAndState({ room_id: roomId, state_to_fetch: [] });
+  expect(latest.latest_event_ids).toEqual([second.body.event_id]);
+
+  expect((await req('PUT', `/rooms/${enc}/state/m.room.topic`, { topic: 'set by state' })).status).toBe(200);
+  expect((await req('GET', `/rooms/${enc}/state/m.room.topic`)).body).toEqual({ topic: 'set by state' });
+
+  const other = (await req('POST', '/register', { auth: { type: 'm.login.dummy' }, username: 'stranger', password: 'pw' }, '')).body.access_token as string;
+  const refused = await req('PUT', `/rooms/${enc}/send/m.room.message/t`, { body: 'let me in' }, other);
+  expect(refused.status).toBe(403);
+  expect(refused.body.errcode).toBe('M_FORBIDDEN');
+  expect((await req('PUT', '/rooms/notaroom/send/m.room.message/t', { body: 'x' })).body.errcode).toBe('M_INVALID_PARAM');
+  expect((await req('PUT', `/rooms/${enc}/send/m.room.message/big`, JSON.stringify({ body: 'x'.repeat(70_000) }))).status).toBe(413);
+
+  expect((await req('POST', `/rooms/${enc}/leave`, {})).status).toBe(200);
+  expect((await req('GET', '/joined_rooms')).body.joined_rooms).not.toContain(roomId);
+  // A user who left reads the state as it was when they left.
+  expect((await req('GET', `/rooms/${enc}/state/m.room.topic`)).body).toEqual({ topic: 'set by state' });
+  expect((await req('GET', `/rooms/${enc}/state/m.room.member/${encodeURIComponent(me)}`)).body).toEqual({ membership: 'leave' });
+  expect((await req('PUT', `/rooms/${enc}/send/m.room.message/after`, { body: 'gone' })).status).toBe(403);
+});

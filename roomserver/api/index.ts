@@ -210,6 +210,18 @@ export interface PerformCreateRoomRequest {
 }
 export type PerformCreateRoomResponse = { room_id: string; error?: undefined } | { error: 'unsupported_room_version' | 'invalid' | 'refused'; message: string; room_id?: undefined };
 
+export interface PerformSendEventRequest {
+  user_id: string;
+  room_id: string;
+  type: string;
+  /** Present for state events. */
+  state_key?: string;
+  content: JsonObject;
+  redacts?: string;
+  transaction_id?: { device_id: string; transaction_id: string };
+}
+export type PerformSendEventResponse = { event_id: string; error?: undefined } | { error: 'forbidden' | 'failed'; message: string; event_id?: undefined };
+
 export interface PerformStateGarbageCollectionRequest {
   room_id: string;
 }
@@ -234,6 +246,7 @@ export interface RoomserverInternalAPI extends StatusAPI {
   queryPublishedRooms(req: QueryPublishedRoomsRequest): Promise<QueryPublishedRoomsResponse>;
   queryVisibleEvents(req: QueryVisibleEventsRequest): Promise<QueryVisibleEventsResponse>;
   performCreateRoom(req: PerformCreateRoomRequest): Promise<PerformCreateRoomResponse>;
+  performSendEvent(req: PerformSendEventRequest): Promise<PerformSendEventResponse>;
   performStateGarbageCollection(req: PerformStateGarbageCollectionRequest): Promise<PerformStateGarbageCollectionResponse>;
 }
 
@@ -255,5 +268,6 @@ export const roomserverInternalAPIMethods = [
   'queryPublishedRooms',
   'queryVisibleEvents',
   'performCreateRoom',
+  'performSendEvent',
   'performStateGarbageCollection',
 ] as const satisfies ReadonlyArray<keyof RoomserverInternalAPI>;

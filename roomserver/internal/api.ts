@@ -8,6 +8,8 @@ import type {
   InputRoomEventsResponse,
   PerformCreateRoomRequest,
   PerformCreateRoomResponse,
+  PerformSendEventRequest,
+  PerformSendEventResponse,
   PerformPublishRequest,
   PerformPublishResponse,
   PerformRemoveRoomAliasRequest,
@@ -47,6 +49,8 @@ import type { EventLoader } from './eventloader.js';
 import type { Inputer } from './input/inputer.js';
 import { RoomState } from './input/roomstate.js';
 import type { RoomCreator } from './perform/createroom.js';
+import { EventSender } from './perform/sendevent.js';
+import type { SigningIdentity } from '../../internal/signingidentity.js';
 import { Visibility } from './visibility.js';
 
 export class RoomserverInternalAPIImpl implements RoomserverInternalAPI {
@@ -61,12 +65,15 @@ export class RoomserverInternalAPIImpl implements RoomserverInternalAPI {
     private readonly loader: EventLoader,
     private readonly directory: DirectoryStore,
     private readonly creator?: RoomCreator,
+    identity?: SigningIdentity,
   ) {
     this.state = new RoomState(events, snapshots, loader);
+    this.sender = identity ? new EventSender(identity, inputer, (r) => this.queryLatestEventsAndState(r)) : undefined;
     this.visibility = new Visibility(events, snapshots, loader);
   }
 
   private readonly visibility: Visibility;
+  private readonly sender: EventSender | undefined;
 
   async queryComponentStatus(_req: EmptyRequest): Promise<ComponentStatus> {
     return { component: 'roomserver', serverName: this.serverName, pid: process.pid, startedAt: this.startedAt };
@@ -209,6 +216,11 @@ export class RoomserverInternalAPIImpl implements RoomserverInternalAPI {
   async performCreateRoom(req: PerformCreateRoomRequest): Promise<PerformCreateRoomResponse> {
     if (!this.creator) return { error: 'invalid', message: 'this roomserver has no signing identity' };
     return this.creator.create(req);
+  }
+
+  async performSendEvent(req: PerformSendEventRequest): Promise<PerformSendEventResponse> {
+    if (!this.sender) return { error: 'failed', message: 'this roomserver has no signing identity' };
+    return this.sender.send(req);
   }
 
   async performStateGarbageCollection(req: PerformStateGarbageCollectionRequest): Promise<PerformStateGarbageCollectionResponse> {

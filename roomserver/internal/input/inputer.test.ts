@@ -52,7 +52,7 @@ describeEachDatabase<RoomserverDatabase>('roomserver input', (ctx) => {
       oldKeys: [],
       keyValidityPeriodMs: 0,
     };
-    return { inp, api: new RoomserverInternalAPIImpl('hs.test', inp, events, snapshots, loader, new DirectoryStore(db), new RoomCreator(identity, inp)) };
+    return { inp, api: new RoomserverInternalAPIImpl('hs.test', inp, events, snapshots, loader, new DirectoryStore(db), new RoomCreator(identity, inp), identity) };
   };
   beforeAll(async () => {
     await runMigrations(ctx.db() as unknown as Kysely<unknown>, ctx.dialect, 'roomserver', roomserverMigrations);

@@ -94,6 +94,26 @@ export class Inputer {
     );
   }
 
+  /**
+   * Builds an event from the room as it is once everything queued before has been processed,
+   * and processes it in the same turn: a local event then builds on the latest events, not on
+   * ones that were current when it was asked for.
+   */
+  inputBuilt(roomId: string, build: () => Promise<InputRoomEvent | InputResult>): Promise<InputResult> {
+    return this.enqueue(roomId, async () => {
+      let built: InputRoomEvent | InputResult;
+      try {
+        built = await build();
+      } catch (e) {
+        return { event_id: '', status: 'error', error: e instanceof Error ? e.message : String(e) };
+      }
+      if ('status' in built) return built;
+      const rv = lookupRoomVersion(built.event.room_version);
+      if (!rv) return { event_id: '', status: 'error', error: `unsupported room version ${built.event.room_version}` };
+      return this.processOne(built, Event.fromPDU(built.event.pdu, rv));
+    });
+  }
+
   /** Runs `fn` after everything queued for the room; the chain never breaks on a failure. */
   enqueue<T>(roomId: string, fn: () => Promise<T>): Promise<T> {
     const prev = this.queues.get(roomId) ?? Promise.resolve();

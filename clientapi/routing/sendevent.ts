@@ -1,0 +1,69 @@
+/**
+ * Sending events: PUT /rooms/{roomId}/send/{eventType}/{txnId} (idempotent per device and
+ * transaction ID), PUT /rooms/{roomId}/state/{eventType}/{stateKey}, and POST
+ * /rooms/{roomId}/leave. The roomserver builds, signs and checks the event.
+ */
+import type { Context, Hono } from 'hono';
+import { MatrixError, forbidden, invalidParam, jsonResponse, readJsonObject } from '../../internal/httputil/index.js';
+import type { JsonObject } from '../../internal/matrix/index.js';
+import type { PerformSendEventRequest, RoomserverInternalAPI } from '../../roomserver/api/index.js';
+import type { ClientUserAPI } from '../../userapi/api/index.js';
+import { requireDevice } from '../auth/device.js';
+import { clientRoute } from './paths.js';
+
+/** An event's content cannot be bigger than the event (65,536 bytes). */
+const MAX_BODY = 65_536;
+const TXN_TTL_MS = 30 * 60_000;
+const TXN_LIMIT = 100_000;
+
+export function addSendEventRoutes(client: Hono, userAPI: ClientUserAPI, rsAPI: RoomserverInternalAPI): void {
+  /** device + room + transaction ID -> the event it produced (the answer to a retry). */
+  const txns = new Map<string, { eventId: string; ts: number }>();
+
+  const send = async (req: PerformSendEventRequest): Promise<string> => {
+    if (!/^![^:]+(:.+)?$/.test(req.room_id)) throw invalidParam(`${req.room_id} is not a room ID`);
+    const res = await rsAPI.performSendEvent(req);
+    if (res.error === 'forbidden') throw forbidden(res.message);
+    if (res.error !== undefined) throw new MatrixError(400, 'M_UNKNOWN', res.message);
+    return res.event_id;
+  };
+
+  clientRoute(client, 'put', '/rooms/:roomId/send/:eventType/:txnId', async (c: Context) => {
+    const me = await requireDevice(c, userAPI, { allowGuests: true });
+    const roomId = c.req.param('roomId') ?? '';
+    const txnId = c.req.param('txnId') ?? '';
+    const key = `${me.deviceId}\n${roomId}\n${txnId}`;
+    const seen = txns.get(key);
+    if (seen && Date.now() - seen.ts < TXN_TTL_MS) return jsonResponse({ event_id: seen.eventId });
+    const content = await readJsonObject(c, { maxBytes: MAX_BODY, allowEmpty: true });
+    const eventId = await send({
+      user_id: me.userId,
+      room_id: roomId,
+      type: c.req.param('eventType') ?? '',
+      content: content as JsonObject,
+      transaction_id: { device_id: me.deviceId, transaction_id: txnId },
+    });
+    if (txns.size >= TXN_LIMIT) txns.delete(txns.keys().next().value!);
+    txns.set(key, { eventId, ts: Date.now() });
+    return jsonResponse({ event_id: eventId });
+  });
+
+  const putState = async (c: Context, stateKey: string): Promise<Response> => {
+    const me = await requireDevice(c, userAPI);
+    const content = await readJsonObject(c, { maxBytes: MAX_BODY, allowEmpty: true });
+    const eventId = await send({ user_id: me.userId, room_id: c.req.param('roomId') ?? '', type: c.req.param('eventType') ?? '', state_key: stateKey, content: content as JsonObject });
+    return jsonResponse({ event_id: eventId });
+  };
+  clientRoute(client, 'put', '/rooms/:roomId/state/:eventType', (c) => putState(c, ''));
+  clientRoute(client, 'put', '/rooms/:roomId/state/:eventType/', (c) => putState(c, ''));
+  clientRoute(client, 'put', '/rooms/:roomId/state/:eventType/:stateKey', (c) => putState(c, c.req.param('stateKey') ?? ''));
+
+  clientRoute(client, 'post', '/rooms/:roomId/leave', async (c: Context) => {
+    const me = await requireDevice(c, userAPI, { allowGuests: true });
+    const body = await readJsonObject(c, { maxBytes: MAX_BODY, allowEmpty: true });
+    const content: JsonObject = { membership: 'leave' };
+    if (typeof body['reason'] === 'string') content['reason'] = body['reason'];
+    await send({ user_id: me.userId, room_id: c.req.param('roomId') ?? '', type: 'm.room.member', state_key: me.userId, content });
+    return jsonResponse({});
+  });
+}
