@@ -1,8 +1,65 @@
 /**
  * The syncapi schema, versioned. Tables are prefixed `syncapi_`; the history of applied
- * versions lives in `syncapi_migrations`. The tables themselves arrive with the component's
- * issue (#7); until then start-up creates only the history table.
+ * versions lives in `syncapi_migrations`. Auto-increment IDs are stream positions: they only
+ * grow, so "everything after position N" is a range scan.
  */
 import type { ComponentMigration } from '../../internal/sqlutil/index.js';
+import { addAutoIdColumn, bigintType, boolType } from '../../internal/sqlutil/index.js';
 
-export const syncapiMigrations: readonly ComponentMigration[] = [];
+export const syncapiMigrations: readonly ComponentMigration[] = [
+  {
+    version: 1,
+    name: 'room_events_state_account_data_invites',
+    up: async (db, dialect) => {
+      // Room events in the order this server learnt them (the PDU stream).
+      await addAutoIdColumn(db.schema.createTable('syncapi_output_room_events'), dialect, 'id')
+        .addColumn('room_id', 'text', (c) => c.notNull())
+        .addColumn('event_id', 'text', (c) => c.notNull().unique())
+        .addColumn('type', 'text', (c) => c.notNull())
+        .addColumn('sender', 'text', (c) => c.notNull())
+        .addColumn('state_key', 'text')
+        .addColumn('event_json', 'text', (c) => c.notNull())
+        .addColumn('room_version', 'text', (c) => c.notNull())
+        // The state event IDs the event added to and removed from the current state (JSON lists).
+        .addColumn('adds_state', 'text', (c) => c.notNull())
+        .addColumn('removes_state', 'text', (c) => c.notNull())
+        // The sending device's transaction, echoed to that device's /sync.
+        .addColumn('device_id', 'text')
+        .addColumn('txn_id', 'text')
+        .execute();
+      await db.schema.createIndex('syncapi_output_room_events_room').on('syncapi_output_room_events').columns(['room_id', 'id']).execute();
+
+      // The current state of each room, with the position at which each entry arrived.
+      await db.schema
+        .createTable('syncapi_current_room_state')
+        .addColumn('room_id', 'text', (c) => c.notNull())
+        .addColumn('type', 'text', (c) => c.notNull())
+        .addColumn('state_key', 'text', (c) => c.notNull())
+        .addColumn('event_id', 'text', (c) => c.notNull())
+        .addColumn('membership', 'text')
+        .addColumn('added_at', bigintType, (c) => c.notNull())
+        .addPrimaryKeyConstraint('syncapi_current_room_state_pk', ['room_id', 'type', 'state_key'])
+        .execute();
+      await db.schema.createIndex('syncapi_current_room_state_member').on('syncapi_current_room_state').columns(['state_key', 'membership']).execute();
+
+      // Account data changes: one row per (user, room, type) whose ID moves on each change.
+      await addAutoIdColumn(db.schema.createTable('syncapi_account_data'), dialect, 'id')
+        .addColumn('user_id', 'text', (c) => c.notNull())
+        .addColumn('room_id', 'text', (c) => c.notNull())
+        .addColumn('type', 'text', (c) => c.notNull())
+        .addUniqueConstraint('syncapi_account_data_key', ['user_id', 'room_id', 'type'])
+        .execute();
+
+      // Invites of local users and their end (retired).
+      await addAutoIdColumn(db.schema.createTable('syncapi_invites'), dialect, 'id')
+        .addColumn('event_id', 'text', (c) => c.notNull().unique())
+        .addColumn('room_id', 'text', (c) => c.notNull())
+        .addColumn('target_user_id', 'text', (c) => c.notNull())
+        .addColumn('event_json', 'text', (c) => c.notNull())
+        .addColumn('room_version', 'text', (c) => c.notNull())
+        .addColumn('retired', boolType, (c) => c.notNull().defaultTo(0))
+        .execute();
+      await db.schema.createIndex('syncapi_invites_target').on('syncapi_invites').columns(['target_user_id', 'id']).execute();
+    },
+  },
+];

@@ -1,0 +1,250 @@
+/**
+ * syncapi's copy of the rooms: events by stream position, each room's current state (only
+ * event IDs: the JSON is kept once, in the events table), account data positions and invites.
+ */
+import type { Kysely } from 'kysely';
+import { dbBool, fromDbBool, inChunks } from '../../internal/sqlutil/index.js';
+import type { SyncapiDatabase } from './tables.js';
+
+export interface StreamEvent {
+  pos: number;
+  roomId: string;
+  eventId: string;
+  type: string;
+  sender: string;
+  stateKey: string | null;
+  json: string;
+  roomVersion: string;
+  deviceId: string | null;
+  txnId: string | null;
+}
+
+export interface NewStreamEvent {
+  roomId: string;
+  eventId: string;
+  type: string;
+  sender: string;
+  stateKey: string | null;
+  json: string;
+  roomVersion: string;
+  addsState: string[];
+  removesState: string[];
+  txn?: { deviceId: string; txnId: string };
+}
+
+interface EventRow {
+  id: number;
+  room_id: string;
+  event_id: string;
+  type: string;
+  sender: string;
+  state_key: string | null;
+  event_json: string;
+  room_version: string;
+  device_id: string | null;
+  txn_id: string | null;
+}
+
+function toEvent(r: EventRow): StreamEvent {
+  return {
+    pos: Number(r.id),
+    roomId: r.room_id,
+    eventId: r.event_id,
+    type: r.type,
+    sender: r.sender,
+    stateKey: r.state_key,
+    json: r.event_json,
+    roomVersion: r.room_version,
+    deviceId: r.device_id,
+    txnId: r.txn_id,
+  };
+}
+
+const EVENT_COLUMNS = ['id', 'room_id', 'event_id', 'type', 'sender', 'state_key', 'event_json', 'room_version', 'device_id', 'txn_id'] as const;
+
+export class SyncStore {
+  constructor(readonly db: Kysely<SyncapiDatabase>) {}
+
+  /** Stores an event at the next position (or finds it: a repeat keeps its first position). */
+  async insertEvent(e: NewStreamEvent): Promise<{ pos: number; existed: boolean }> {
+    const rows = await this.db
+      .insertInto('syncapi_output_room_events')
+      .values({
+        room_id: e.roomId,
+        event_id: e.eventId,
+        type: e.type,
+        sender: e.sender,
+        state_key: e.stateKey,
+        event_json: e.json,
+        room_version: e.roomVersion,
+        adds_state: JSON.stringify(e.addsState),
+        removes_state: JSON.stringify(e.removesState),
+        device_id: e.txn?.deviceId ?? null,
+        txn_id: e.txn?.txnId ?? null,
+      })
+      .onConflict((oc) => oc.column('event_id').doNothing())
+      .returning('id')
+      .execute();
+    if (rows.length === 1) return { pos: Number(rows[0]!.id), existed: false };
+    const r = await this.db.selectFrom('syncapi_output_room_events').select('id').where('event_id', '=', e.eventId).executeTakeFirstOrThrow();
+    return { pos: Number(r.id), existed: true };
+  }
+
+  async events(eventIds: readonly string[]): Promise<StreamEvent[]> {
+    const rows = await inChunks([...new Set(eventIds)], (chunk) => this.db.selectFrom('syncapi_output_room_events').select([...EVENT_COLUMNS]).where('event_id', 'in', chunk).execute());
+    return rows.map(toEvent);
+  }
+
+  async redact(eventId: string, json: string): Promise<void> {
+    await this.db.updateTable('syncapi_output_room_events').set({ event_json: json }).where('event_id', '=', eventId).execute();
+  }
+
+  /** Applies a change of a room's current state (entries by event ID; the events are stored already). */
+  async updateCurrentState(roomId: string, adds: ReadonlyArray<{ eventId: string; type: string; stateKey: string; membership: string | null }>, removes: readonly string[], pos: number): Promise<void> {
+    await this.db.transaction().execute(async (tx) => {
+      await inChunks(removes, (chunk) => tx.deleteFrom('syncapi_current_room_state').where('room_id', '=', roomId).where('event_id', 'in', chunk).execute().then(() => []));
+      for (const a of adds) {
+        await tx
+          .insertInto('syncapi_current_room_state')
+          .values({ room_id: roomId, type: a.type, state_key: a.stateKey, event_id: a.eventId, membership: a.membership, added_at: pos })
+          .onConflict((oc) => oc.columns(['room_id', 'type', 'state_key']).doUpdateSet({ event_id: a.eventId, membership: a.membership, added_at: pos }))
+          .execute();
+      }
+    });
+  }
+
+  /** The latest position of the PDU stream. */
+  async maxEventPos(): Promise<number> {
+    const r = await this.db.selectFrom('syncapi_output_room_events').select((eb) => eb.fn.max('id').as('m')).executeTakeFirst();
+    return Number(r?.m ?? 0);
+  }
+
+  /** Rooms where the user's current membership is one of these. */
+  async roomsWithMembership(userId: string, memberships: readonly string[]): Promise<Array<{ roomId: string; membership: string }>> {
+    const rows = await this.db
+      .selectFrom('syncapi_current_room_state')
+      .select(['room_id', 'membership'])
+      .where('type', '=', 'm.room.member')
+      .where('state_key', '=', userId)
+      .where('membership', 'in', [...memberships])
+      .execute();
+    return rows.map((r) => ({ roomId: r.room_id, membership: r.membership ?? '' }));
+  }
+
+  /** A room's current state events. */
+  async currentState(roomId: string): Promise<StreamEvent[]> {
+    const ids = await this.db.selectFrom('syncapi_current_room_state').select('event_id').where('room_id', '=', roomId).execute();
+    return this.events(ids.map((r) => r.event_id));
+  }
+
+  /**
+   * The room's events after `from` up to and including `to`, the newest `limit` of them in
+   * stream order, and whether there were more.
+   */
+  async roomEvents(roomId: string, from: number, to: number, limit: number): Promise<{ events: StreamEvent[]; limited: boolean }> {
+    const rows = await this.db
+      .selectFrom('syncapi_output_room_events')
+      .select([...EVENT_COLUMNS])
+      .where('room_id', '=', roomId)
+      .where('id', '>', from)
+      .where('id', '<=', to)
+      .orderBy('id', 'desc')
+      .limit(limit + 1)
+      .execute();
+    const limited = rows.length > limit;
+    return { events: rows.slice(0, limit).reverse().map(toEvent), limited };
+  }
+
+  /** Rooms with events after `from` up to `to`. */
+  async roomsWithEvents(from: number, to: number, roomIds: readonly string[]): Promise<Set<string>> {
+    const rows = await inChunks([...roomIds], (chunk) =>
+      this.db.selectFrom('syncapi_output_room_events').select('room_id').distinct().where('id', '>', from).where('id', '<=', to).where('room_id', 'in', chunk).execute(),
+    );
+    return new Set(rows.map((r) => r.room_id));
+  }
+
+  /** The user's own membership events in a range, oldest first (to tell new joins and leaves). */
+  async membershipEvents(userId: string, from: number, to: number): Promise<StreamEvent[]> {
+    const rows = await this.db
+      .selectFrom('syncapi_output_room_events')
+      .select([...EVENT_COLUMNS])
+      .where('type', '=', 'm.room.member')
+      .where('state_key', '=', userId)
+      .where('id', '>', from)
+      .where('id', '<=', to)
+      .orderBy('id')
+      .execute();
+    return rows.map(toEvent);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Account data and invites
+
+  /** Moves (user, room, type) to a new position; returns it. */
+  async accountDataChanged(userId: string, roomId: string, type: string): Promise<number> {
+    return this.db.transaction().execute(async (tx) => {
+      await tx.deleteFrom('syncapi_account_data').where('user_id', '=', userId).where('room_id', '=', roomId).where('type', '=', type).execute();
+      const r = await tx.insertInto('syncapi_account_data').values({ user_id: userId, room_id: roomId, type }).returning('id').executeTakeFirstOrThrow();
+      return Number(r.id);
+    });
+  }
+
+  async accountDataChanges(userId: string, from: number, to: number): Promise<Array<{ roomId: string; type: string }>> {
+    const rows = await this.db
+      .selectFrom('syncapi_account_data')
+      .select(['room_id', 'type'])
+      .where('user_id', '=', userId)
+      .where('id', '>', from)
+      .where('id', '<=', to)
+      .orderBy('id')
+      .execute();
+    return rows.map((r) => ({ roomId: r.room_id, type: r.type }));
+  }
+
+  async maxAccountDataPos(): Promise<number> {
+    const r = await this.db.selectFrom('syncapi_account_data').select((eb) => eb.fn.max('id').as('m')).executeTakeFirst();
+    return Number(r?.m ?? 0);
+  }
+
+  async addInvite(i: { eventId: string; roomId: string; targetUserId: string; json: string; roomVersion: string }): Promise<number> {
+    const rows = await this.db
+      .insertInto('syncapi_invites')
+      .values({ event_id: i.eventId, room_id: i.roomId, target_user_id: i.targetUserId, event_json: i.json, room_version: i.roomVersion })
+      .onConflict((oc) => oc.column('event_id').doNothing())
+      .returning('id')
+      .execute();
+    return rows.length === 1 ? Number(rows[0]!.id) : 0;
+  }
+
+  /** Marks an invite retired at a new position (its row moves, so a since-token sees the change). */
+  async retireInvite(eventId: string): Promise<number> {
+    return this.db.transaction().execute(async (tx) => {
+      const old = await tx.selectFrom('syncapi_invites').selectAll().where('event_id', '=', eventId).executeTakeFirst();
+      if (!old) return 0;
+      await tx.deleteFrom('syncapi_invites').where('event_id', '=', eventId).execute();
+      const r = await tx
+        .insertInto('syncapi_invites')
+        .values({ event_id: old.event_id, room_id: old.room_id, target_user_id: old.target_user_id, event_json: old.event_json, room_version: old.room_version, retired: dbBool(true) })
+        .returning('id')
+        .executeTakeFirstOrThrow();
+      return Number(r.id);
+    });
+  }
+
+  async invites(userId: string, from: number, to: number): Promise<Array<{ roomId: string; json: string; roomVersion: string; retired: boolean }>> {
+    const rows = await this.db
+      .selectFrom('syncapi_invites')
+      .selectAll()
+      .where('target_user_id', '=', userId)
+      .where('id', '>', from)
+      .where('id', '<=', to)
+      .orderBy('id')
+      .execute();
+    return rows.map((r) => ({ roomId: r.room_id, json: r.event_json, roomVersion: r.room_version, retired: fromDbBool(r.retired) }));
+  }
+
+  async maxInvitePos(): Promise<number> {
+    const r = await this.db.selectFrom('syncapi_invites').select((eb) => eb.fn.max('id').as('m')).executeTakeFirst();
+    return Number(r?.m ?? 0);
+  }
+}

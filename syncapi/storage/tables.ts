@@ -1,0 +1,43 @@
+import type { ColumnType, Generated } from 'kysely';
+
+type WithDefault<T> = ColumnType<T, T | undefined, T>;
+
+export interface SyncapiDatabase {
+  syncapi_output_room_events: {
+    id: Generated<number>;
+    room_id: string;
+    event_id: string;
+    type: string;
+    sender: string;
+    state_key: string | null;
+    event_json: string;
+    room_version: string;
+    adds_state: string;
+    removes_state: string;
+    device_id: string | null;
+    txn_id: string | null;
+  };
+  syncapi_current_room_state: {
+    room_id: string;
+    type: string;
+    state_key: string;
+    event_id: string;
+    membership: string | null;
+    added_at: number;
+  };
+  syncapi_account_data: {
+    id: Generated<number>;
+    user_id: string;
+    room_id: string;
+    type: string;
+  };
+  syncapi_invites: {
+    id: Generated<number>;
+    event_id: string;
+    room_id: string;
+    target_user_id: string;
+    event_json: string;
+    room_version: string;
+    retired: WithDefault<number>;
+  };
+}
