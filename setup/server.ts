@@ -46,7 +46,19 @@ export interface RunningServer {
 }
 
 /** Builds a component's internal API, opening its database (shared per connection string). */
-async function localAPI<C extends ComponentName>(name: C, cfg: Config, dbs: DatabaseHandles, bus: Bus, logger: Logger, identity: SigningIdentity): Promise<ComponentAPIs[C]> {
+/** What a component's factory may need besides its config and database. */
+interface LocalContext {
+  bus: Bus;
+  logger: Logger;
+  identity: SigningIdentity;
+  /** The APIs built so far (components are built in dependency order). */
+  apis: Partial<ComponentAPIs>;
+  /** Route installers of components that serve routes from their insides (syncapi). */
+  routeInstallers: Array<(routers: PublicRouters) => void>;
+}
+
+async function localAPI<C extends ComponentName>(name: C, cfg: Config, dbs: DatabaseHandles, ctx: LocalContext): Promise<ComponentAPIs[C]> {
+  const { bus, logger, identity } = ctx;
   const db = async (c: DatabaseComponent): Promise<OpenedDatabase<unknown>> => {
     const opts = databaseFor(cfg, c);
     return dbs.get(opts.connectionString, { maxOpenConns: opts.maxOpenConns, baseDir: cfg.baseDir });
@@ -54,7 +66,14 @@ async function localAPI<C extends ComponentName>(name: C, cfg: Config, dbs: Data
   const factories: { [K in ComponentName]: () => Promise<ComponentAPIs[K]> } = {
     roomserver: async () => roomserver.newInternalAPI(cfg, await db('roomserver'), bus, logger, identity),
     userapi: async () => userapi.newInternalAPI(cfg, await db('userapi'), bus),
-    syncapi: async () => syncapi.newInternalAPI(cfg, await db('syncapi')),
+    syncapi: async () =>
+      syncapi.newInternalAPI(cfg, await db('syncapi'), {
+        bus,
+        rsAPI: ctx.apis.roomserver!,
+        userAPI: ctx.apis.userapi!,
+        log: logger,
+        onRoutes: (install) => ctx.routeInstallers.push(install),
+      }),
     federationapi: async () => federationapi.newInternalAPI(cfg, await db('federationapi')),
     mediaapi: async () => mediaapi.newInternalAPI(cfg, await db('mediaapi')),
     clientapi: () => clientapi.newInternalAPI(cfg),
@@ -106,9 +125,10 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   try {
     const prefix = cfg.global.jetstream.topicPrefix;
     const apis = {} as Record<ComponentName, unknown>;
+    const routeInstallers: Array<(routers: PublicRouters) => void> = [];
     for (const name of componentNames) {
       if (local.has(name)) {
-        const impl = await localAPI(name, cfg, dbs, bus, logger, identity);
+        const impl = await localAPI(name, cfg, dbs, { bus, logger, identity, apis: apis as Partial<ComponentAPIs>, routeInstallers });
         apis[name] = impl;
         if (local.size < componentNames.length) {
           const sub = await serveApi(bus, prefix, name, impl as object, componentAPIMethods[name]);
@@ -122,6 +142,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
 
     const routers = newPublicRouters();
     for (const name of local) addRoutesFor(name, routers, cfg, identity, typedApis);
+    for (const install of routeInstallers) install(routers);
     addWellKnownRoutes(routers, cfg);
     addStatusRoute(routers, typedApis, logger);
 

@@ -1,33 +1,8 @@
-/**
- * Resolves the access token of a request (Authorization: Bearer, or the deprecated
- * access_token query parameter) to a device through userapi.
- */
+/** The device behind a request's access token, through userapi (see internal/httputil/auth.ts). */
 import type { Context } from 'hono';
-import { MatrixError, missingToken, remoteAddress, unknownToken } from '../../internal/httputil/index.js';
+import { authenticate } from '../../internal/httputil/index.js';
 import type { AuthenticatedDevice, ClientUserAPI } from '../../userapi/api/index.js';
 
-export function accessTokenOf(c: Context): string | undefined {
-  const header = c.req.header('authorization');
-  if (header !== undefined) {
-    const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
-    return m?.[1];
-  }
-  return c.req.query('access_token') ?? undefined;
-}
-
-/**
- * The device making the request. Guests are refused (403 M_GUEST_ACCESS_FORBIDDEN) unless
- * the route is one the spec opens to them (`allowGuests`).
- */
-export async function requireDevice(c: Context, userAPI: ClientUserAPI, opts: { allowGuests?: boolean } = {}): Promise<AuthenticatedDevice & { accessToken: string }> {
-  const token = accessTokenOf(c);
-  if (!token) throw missingToken();
-  const ip = remoteAddress(c);
-  const userAgent = c.req.header('user-agent');
-  const { device, expired } = await userAPI.queryAccessToken({ accessToken: token, ...(ip !== undefined ? { ip } : {}), ...(userAgent !== undefined ? { userAgent } : {}) });
-  // An expired refreshable token is a soft logout: the client refreshes instead of logging in.
-  if (expired) throw unknownToken('Access token has expired', true);
-  if (!device) throw unknownToken();
-  if (device.isGuest && !opts.allowGuests) throw new MatrixError(403, 'M_GUEST_ACCESS_FORBIDDEN', 'Guest access is not allowed here');
-  return { ...device, accessToken: token };
+export function requireDevice(c: Context, userAPI: ClientUserAPI, opts: { allowGuests?: boolean } = {}): Promise<AuthenticatedDevice & { accessToken: string }> {
+  return authenticate(c, userAPI, opts);
 }

@@ -5,3 +5,4 @@ export { matrixCors, corsHeaders } from './middleware/cors/index.js';
 export { matrixErrorHandler } from './middleware/errors/index.js';
 export { requestLog } from './middleware/requestlog/index.js';
 export * from './clientip.js';
+export * from './auth.js';
