@@ -27,6 +27,7 @@ import type { RoomserverInternalAPI } from '../roomserver/api/index.js';
 import { addCreateRoomRoute } from './routing/createroom.js';
 import { addRoomStateRoutes } from './routing/roomstate.js';
 import { addSendEventRoutes } from './routing/sendevent.js';
+import { addMembershipRoutes } from './routing/membership.js';
 
 /** clientapi owns no tables, so it takes no database. */
 export async function newInternalAPI(cfg: Config): Promise<ClientInternalAPI> {
@@ -51,6 +52,7 @@ export function addPublicRoutes(routers: PublicRouters, cfg: Config, userAPI: Cl
   addCreateRoomRoute(routers.client, cfg, userAPI, rsAPI);
   addRoomStateRoutes(routers.client, userAPI, rsAPI);
   addSendEventRoutes(routers.client, userAPI, rsAPI);
+  addMembershipRoutes(routers.client, userAPI, rsAPI);
   addRegistrationTokenValidityRoute(routers.client, userAPI);
   addRegistrationTokenAdminRoutes(routers.dendriteAdmin, userAPI);
   addVersionsRoute(routers.client, {

@@ -29,10 +29,21 @@ function clientEvent(e: StreamEvent, deviceId: string): JsonObject {
   return Object.keys(unsigned).length > 0 ? { ...out, unsigned: { ...(out['unsigned'] as JsonObject | undefined), ...unsigned } } : out;
 }
 
+/** An event filter's `types` / `not_types` (with `*` wildcards) as a predicate on event types. */
+export function typeFilter(part: unknown): (type: string) => boolean {
+  if (typeof part !== 'object' || part === null) return () => true;
+  const p = part as { types?: unknown; not_types?: unknown };
+  const toRegex = (glob: string): RegExp => new RegExp(`^${glob.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`);
+  const types = Array.isArray(p.types) ? p.types.filter((t): t is string => typeof t === 'string').map(toRegex) : undefined;
+  const notTypes = Array.isArray(p.not_types) ? p.not_types.filter((t): t is string => typeof t === 'string').map(toRegex) : [];
+  return (type) => !notTypes.some((r) => r.test(type)) && (types === undefined || types.some((r) => r.test(type)));
+}
+
 export function addSyncRoute(client: Hono, store: SyncStore, notifier: Notifier, userAPI: SyncUserAPI): void {
-  const timelineLimit = async (c: Context, userId: string): Promise<number> => {
+  /** The request's filter: inline JSON or a stored filter's ID; {} when none. */
+  const filterOf = async (c: Context, userId: string): Promise<Record<string, unknown>> => {
     const raw = c.req.query('filter');
-    if (raw === undefined) return DEFAULT_TIMELINE_LIMIT;
+    if (raw === undefined) return {};
     let filter: Record<string, unknown> | undefined;
     if (raw.trim().startsWith('{')) {
       try {
@@ -44,6 +55,10 @@ export function addSyncRoute(client: Hono, store: SyncStore, notifier: Notifier,
       filter = (await userAPI.queryFilter({ userId, filterId: raw })).filter;
       if (!filter) throw new MatrixError(400, 'M_INVALID_PARAM', `no filter ${raw}`);
     }
+    return typeof filter === 'object' && filter !== null && !Array.isArray(filter) ? filter : {};
+  };
+
+  const timelineLimit = (filter: Record<string, unknown>): number => {
     const limit = ((filter['room'] as Record<string, unknown> | undefined)?.['timeline'] as Record<string, unknown> | undefined)?.['limit'];
     return typeof limit === 'number' && Number.isInteger(limit) && limit >= 0 ? Math.min(limit, MAX_TIMELINE_LIMIT) : DEFAULT_TIMELINE_LIMIT;
   };
@@ -84,7 +99,10 @@ export function addSyncRoute(client: Hono, store: SyncStore, notifier: Notifier,
     return out;
   };
 
-  const build = async (device: AuthenticatedDevice, since: StreamPositions | undefined, to: StreamPositions, limit: number, fullState: boolean): Promise<JsonObject> => {
+  const build = async (device: AuthenticatedDevice, since: StreamPositions | undefined, to: StreamPositions, filter: Record<string, unknown>, fullState: boolean): Promise<JsonObject> => {
+    const limit = timelineLimit(filter);
+    const globalTypes_ = typeFilter(filter['account_data']);
+    const roomTypes_ = typeFilter((filter['room'] as Record<string, unknown> | undefined)?.['account_data']);
     const userId = device.userId;
     const from = since ?? ZERO;
     const join: Record<string, JsonObject> = {};
@@ -105,7 +123,7 @@ export function addSyncRoute(client: Hono, store: SyncStore, notifier: Notifier,
       const newlyJoined = since !== undefined && lastOwn.has(roomId);
       const full = since === undefined || newlyJoined || fullState;
       const { events, limited } = await store.roomEvents(roomId, full ? 0 : from.pdu, to.pdu, limit);
-      const accountData = await roomAccountData(userId, roomId, roomTypes.get(roomId) ?? []);
+      const accountData = (await roomAccountData(userId, roomId, roomTypes.get(roomId) ?? [])).filter((a) => roomTypes_(String(a['type'])));
       if (!full && events.length === 0 && accountData.length === 0) continue;
       let state: StreamEvent[] = [];
       if (full || limited) {
@@ -151,6 +169,7 @@ export function addSyncRoute(client: Hono, store: SyncStore, notifier: Notifier,
     if (since === undefined) globalTypes.add('m.push_rules');
     const accountData: JsonObject[] = [];
     for (const type of globalTypes) {
+      if (!globalTypes_(type)) continue;
       const { content } = await userAPI.queryAccountData({ userId, type });
       if (type === 'm.push_rules') accountData.push({ type, content: rulesetToAccountData(rulesetFromAccountData(content, userId)) as JsonObject });
       else if (content) accountData.push({ type, content: content as JsonObject });
@@ -189,7 +208,7 @@ export function addSyncRoute(client: Hono, store: SyncStore, notifier: Notifier,
     const timeout = timeoutRaw === undefined ? 0 : Number(timeoutRaw);
     if (!Number.isFinite(timeout) || timeout < 0) throw new MatrixError(400, 'M_INVALID_PARAM', 'timeout must be a non-negative number');
     const fullState = c.req.query('full_state') === 'true';
-    const limit = await timelineLimit(c, device.userId);
+    const filter = await filterOf(c, device.userId);
 
     let to = { ...notifier.current };
     if (since !== undefined && !fullState && timeout > 0 && !(await hasNews(device.userId, since, to))) {
@@ -203,7 +222,7 @@ export function addSyncRoute(client: Hono, store: SyncStore, notifier: Notifier,
     }
     // A token from a future we do not know (another server's, a reset database) syncs from scratch.
     const known = since && since.pdu <= to.pdu && since.invite <= to.invite && since.accountData <= to.accountData ? since : undefined;
-    return jsonResponse(await build(device, known, to, limit, fullState));
+    return jsonResponse(await build(device, known, to, filter, fullState));
   };
   for (const prefix of ['/r0', '/v3']) client.get(`${prefix}/sync`, handler);
 }

@@ -1,0 +1,65 @@
+/** Joining, inviting, kicking, banning and unbanning over HTTP. */
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { getJson, startTestServer, type TestServer } from '../../test/harness.js';
+
+let t: TestServer;
+const req = (method: string, path: string, token: string, body?: unknown) =>
+  getJson(`${t.baseUrl}/_matrix/client/v3${path}`, {
+    method,
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: `Bearer ${token}` } : {}) },
+  });
+const reg = async (u: string) => (await req('POST', '/register', '', { auth: { type: 'm.login.dummy' }, username: u, password: 'pw' })).body.access_token as string;
+let alice: string;
+let bob: string;
+const BOB = '@bob:localhost:8008';
+
+beforeAll(async () => {
+  t = await startTestServer();
+  alice = await reg('alice');
+  bob = await reg('bob');
+});
+afterAll(async () => {
+  await t.stop();
+});
+
+const membership = async (roomId: string, user: string) => (await t.server.apis.roomserver.queryMembershipForUser({ room_id: roomId, user_id: user })).membership;
+
+it('joins public rooms by ID and by alias, and refuses invite-only ones without an invite', async () => {
+  const pub = (await req('POST', '/createRoom', alice, { preset: 'public_chat', room_alias_name: 'open' })).body.room_id as string;
+  expect((await req('POST', '/join/%23open:localhost:8008', bob, {})).body).toEqual({ room_id: pub });
+  expect(await membership(pub, BOB)).toBe('join');
+  expect((await req('POST', `/rooms/${encodeURIComponent(pub)}/join`, bob, {})).status).toBe(200);
+
+  const priv = (await req('POST', '/createRoom', alice, {})).body.room_id as string;
+  const refused = await req('POST', `/join/${encodeURIComponent(priv)}`, bob, {});
+  expect(refused.status).toBe(403);
+  expect(refused.body.errcode).toBe('M_FORBIDDEN');
+  expect((await req('POST', '/join/%23nowhere:localhost:8008', bob, {})).body.errcode).toBe('M_NOT_FOUND');
+  expect((await req('POST', '/join/!unknown:elsewhere.example', bob, {})).body.errcode).toBe('M_NOT_FOUND');
+  expect((await req('POST', '/join/nonsense', bob, {})).body.errcode).toBe('M_INVALID_PARAM');
+});
+
+it('invites, kicks, bans and unbans', async () => {
+  const room = (await req('POST', '/createRoom', alice, {})).body.room_id as string;
+  const enc = encodeURIComponent(room);
+  expect((await req('POST', `/rooms/${enc}/invite`, alice, { user_id: BOB })).status).toBe(200);
+  expect(await membership(room, BOB)).toBe('invite');
+  expect((await req('POST', `/join/${enc}`, bob, {})).status).toBe(200);
+  expect((await req('POST', `/rooms/${enc}/kick`, alice, { user_id: BOB, reason: 'bye' })).status).toBe(200);
+  expect(await membership(room, BOB)).toBe('leave');
+  expect((await req('POST', `/rooms/${enc}/kick`, alice, { user_id: BOB })).body.errcode).toBe('M_FORBIDDEN');
+  expect((await req('POST', `/rooms/${enc}/ban`, alice, { user_id: BOB })).status).toBe(200);
+  expect(await membership(room, BOB)).toBe('ban');
+  expect((await req('POST', `/join/${enc}`, bob, {})).status).toBe(403);
+  expect((await req('POST', `/rooms/${enc}/unban`, alice, { user_id: BOB })).status).toBe(200);
+  expect(await membership(room, BOB)).toBe('leave');
+  expect((await req('POST', `/rooms/${enc}/unban`, alice, { user_id: BOB })).body.errcode).toBe('M_FORBIDDEN');
+  // Bob (power 0) cannot ban Alice.
+  await req('POST', `/rooms/${enc}/invite`, alice, { user_id: BOB });
+  await req('POST', `/join/${enc}`, bob, {});
+  expect((await req('POST', `/rooms/${enc}/ban`, bob, { user_id: '@alice:localhost:8008' })).status).toBe(403);
+  expect((await req('POST', `/rooms/${enc}/invite`, alice, {})).body.errcode).toBe('M_MISSING_PARAM');
+  expect((await req('POST', `/rooms/${enc}/invite`, alice, { user_id: 'bob' })).body.errcode).toBe('M_INVALID_PARAM');
+  expect((await req('POST', `/rooms/${enc}/kick`, alice, { user_id: BOB, reason: 5 })).body.errcode).toBe('M_BAD_JSON');
+});

@@ -1,0 +1,77 @@
+/**
+ * Membership changes: joining (by room ID or alias), inviting, kicking, banning and
+ * unbanning, as m.room.member events the roomserver builds and checks. Rooms this server
+ * does not hold need a join over federation (issue #8) and are answered 404 until then.
+ */
+import type { Context, Hono } from 'hono';
+import { MatrixError, badJson, forbidden, invalidParam, jsonResponse, missingParam, notFound, readJsonObject } from '../../internal/httputil/index.js';
+import type { JsonObject } from '../../internal/matrix/index.js';
+import type { RoomserverInternalAPI } from '../../roomserver/api/index.js';
+import type { ClientUserAPI } from '../../userapi/api/index.js';
+import { requireDevice } from '../auth/device.js';
+import { clientRoute } from './paths.js';
+
+const MAX_BODY = 16 * 1024;
+const USER_ID = /^@[^:]+:.+$/;
+
+export function addMembershipRoutes(client: Hono, userAPI: ClientUserAPI, rsAPI: RoomserverInternalAPI): void {
+  const sendMember = async (sender: string, roomId: string, target: string, content: JsonObject): Promise<string> => {
+    const res = await rsAPI.performSendEvent({ user_id: sender, room_id: roomId, type: 'm.room.member', state_key: target, content });
+    if (res.error === 'forbidden') throw forbidden(res.message);
+    if (res.error !== undefined) throw new MatrixError(400, 'M_UNKNOWN', res.message);
+    return res.event_id;
+  };
+  const reasonOf = (body: Record<string, unknown>): JsonObject => {
+    const r = body['reason'];
+    if (r === undefined) return {};
+    if (typeof r !== 'string') throw badJson('reason must be a string');
+    return { reason: r };
+  };
+
+  const join = async (c: Context, idOrAlias: string): Promise<Response> => {
+    const me = await requireDevice(c, userAPI, { allowGuests: true });
+    const body = await readJsonObject(c, { maxBytes: MAX_BODY, allowEmpty: true });
+    let roomId = idOrAlias;
+    if (idOrAlias.startsWith('#')) {
+      const found = await rsAPI.queryRoomIdForAlias({ alias: idOrAlias });
+      if (found.room_id === undefined) throw notFound(`No room has the alias ${idOrAlias}`);
+      roomId = found.room_id;
+    } else if (!/^![^:]+(:.+)?$/.test(idOrAlias)) {
+      throw invalidParam(`${idOrAlias} is neither a room ID nor an alias`);
+    }
+    const m = await rsAPI.queryMembershipForUser({ room_id: roomId, user_id: me.userId });
+    if (!m.room_exists) throw notFound('This server does not know that room');
+    const { profile } = await userAPI.queryProfile({ userId: me.userId });
+    const content: JsonObject = { membership: 'join', ...reasonOf(body) };
+    if (profile?.displayName) content['displayname'] = profile.displayName;
+    if (profile?.avatarUrl) content['avatar_url'] = profile.avatarUrl;
+    await sendMember(me.userId, roomId, me.userId, content);
+    return jsonResponse({ room_id: roomId });
+  };
+  clientRoute(client, 'post', '/join/:roomIdOrAlias', (c) => join(c, c.req.param('roomIdOrAlias') ?? ''));
+  clientRoute(client, 'post', '/rooms/:roomId/join', (c) => join(c, c.req.param('roomId') ?? ''));
+
+  const onTarget = (membership: 'invite' | 'leave' | 'ban', path: string, guard?: (current: string | undefined) => void): void => {
+    clientRoute(client, 'post', `/rooms/:roomId/${path}`, async (c: Context) => {
+      const me = await requireDevice(c, userAPI);
+      const body = await readJsonObject(c, { maxBytes: MAX_BODY });
+      const target = body['user_id'];
+      if (target === undefined) throw missingParam('user_id is required');
+      if (typeof target !== 'string' || !USER_ID.test(target)) throw invalidParam('user_id must be a user ID');
+      const roomId = c.req.param('roomId') ?? '';
+      const current = await rsAPI.queryMembershipForUser({ room_id: roomId, user_id: target });
+      if (!current.room_exists) throw notFound('This server does not know that room');
+      guard?.(current.membership);
+      await sendMember(me.userId, roomId, target, { membership, ...reasonOf(body) });
+      return jsonResponse({});
+    });
+  };
+  onTarget('invite', 'invite');
+  onTarget('leave', 'kick', (m) => {
+    if (m !== 'join' && m !== 'invite' && m !== 'knock') throw forbidden('The user is not in the room');
+  });
+  onTarget('ban', 'ban');
+  onTarget('leave', 'unban', (m) => {
+    if (m !== 'ban') throw forbidden('The user is not banned');
+  });
+}
