@@ -11,6 +11,7 @@ import { startConsumers } from './consumers/consumers.js';
 import { SyncInternalAPIImpl } from './internal/api.js';
 import { Notifier } from './internal/notifier.js';
 import { ZERO } from './internal/token.js';
+import { addMessagesRoutes } from './routing/messages.js';
 import { addSyncRoute, type SyncUserAPI } from './routing/sync.js';
 import { syncapiMigrations } from './storage/migrations.js';
 import { SyncStore } from './storage/syncstore.js';
@@ -38,7 +39,10 @@ export async function newInternalAPI(cfg: Config, db: OpenedDatabase<unknown>, d
       deviceList: offset,
     });
     await startConsumers({ bus: deps.bus, prefix: cfg.global.jetstream.topicPrefix, store, notifier, rsAPI: deps.rsAPI, log: deps.log.child({ component: 'syncapi' }) });
-    deps.onRoutes((routers) => addSyncRoute(routers.client, store, notifier, deps.userAPI));
+    deps.onRoutes((routers) => {
+      addSyncRoute(routers.client, store, notifier, deps.userAPI, deps.rsAPI);
+      addMessagesRoutes(routers.client, store, deps.userAPI, deps.rsAPI);
+    });
   }
   return new SyncInternalAPIImpl(cfg.global.serverName);
 }

@@ -6,3 +6,4 @@ export { matrixErrorHandler } from './middleware/errors/index.js';
 export { requestLog } from './middleware/requestlog/index.js';
 export * from './clientip.js';
 export * from './auth.js';
+export * from './clientroute.js';

@@ -7,8 +7,11 @@
  * changes undone, newest first, from the adds/removes the roomserver reported for each event.
  */
 import type { Context, Hono } from 'hono';
-import { authenticate, badJson, jsonResponse, MatrixError, type TokenResolver } from '../../internal/httputil/index.js';
+import { authenticate, badJson, clientRoute, jsonResponse, MatrixError, type TokenResolver } from '../../internal/httputil/index.js';
 import { Event, type JsonObject, type PDUJson } from '../../internal/matrix/index.js';
+import type { RoomserverInternalAPI } from '../../roomserver/api/index.js';
+import { clientEvent, contentOf, syncEventOptions, type ClientEventOptions } from '../internal/clientevent.js';
+import { syncFilter, type EventFilter, type SyncFilter } from '../internal/filter.js';
 import { rulesetFromAccountData, rulesetToAccountData } from '../../internal/pushrules/index.js';
 import type { AuthenticatedDevice, ClientUserAPI } from '../../userapi/api/index.js';
 import type { Notifier } from '../internal/notifier.js';
@@ -21,25 +24,12 @@ const MAX_TIMEOUT_MS = 60_000;
 
 export type SyncUserAPI = TokenResolver<AuthenticatedDevice> & Pick<ClientUserAPI, 'queryAccountData' | 'queryFilter' | 'queryKeyChanges' | 'queryOneTimeKeyCounts'>;
 
-function clientEvent(e: StreamEvent, deviceId: string): JsonObject {
-  const unsigned: JsonObject = {};
-  if (e.txnId !== null && e.deviceId === deviceId) unsigned['transaction_id'] = e.txnId;
-  const event = Event.fromStored(JSON.parse(e.json) as PDUJson, e.roomVersion, e.eventId);
-  const out = event.toClientEvent('sync');
-  return Object.keys(unsigned).length > 0 ? { ...out, unsigned: { ...(out['unsigned'] as JsonObject | undefined), ...unsigned } } : out;
-}
+export type SyncRoomserverAPI = Pick<RoomserverInternalAPI, 'queryVisibleEvents'>;
 
-/** An event filter's `types` / `not_types` (with `*` wildcards) as a predicate on event types. */
-export function typeFilter(part: unknown): (type: string) => boolean {
-  if (typeof part !== 'object' || part === null) return () => true;
-  const p = part as { types?: unknown; not_types?: unknown };
-  const toRegex = (glob: string): RegExp => new RegExp(`^${glob.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`);
-  const types = Array.isArray(p.types) ? p.types.filter((t): t is string => typeof t === 'string').map(toRegex) : undefined;
-  const notTypes = Array.isArray(p.not_types) ? p.not_types.filter((t): t is string => typeof t === 'string').map(toRegex) : [];
-  return (type) => !notTypes.some((r) => r.test(type)) && (types === undefined || types.some((r) => r.test(type)));
-}
+/** Rows read per round when a timeline filter skips events. */
+const TIMELINE_SCAN_BATCH = 50;
 
-export function addSyncRoute(client: Hono, store: SyncStore, notifier: Notifier, userAPI: SyncUserAPI): void {
+export function addSyncRoute(client: Hono, store: SyncStore, notifier: Notifier, userAPI: SyncUserAPI, rsAPI: SyncRoomserverAPI): void {
   /** The request's filter: inline JSON or a stored filter's ID; {} when none. */
   const filterOf = async (c: Context, userId: string): Promise<Record<string, unknown>> => {
     const raw = c.req.query('filter');
@@ -58,9 +48,36 @@ export function addSyncRoute(client: Hono, store: SyncStore, notifier: Notifier,
     return typeof filter === 'object' && filter !== null && !Array.isArray(filter) ? filter : {};
   };
 
-  const timelineLimit = (filter: Record<string, unknown>): number => {
-    const limit = ((filter['room'] as Record<string, unknown> | undefined)?.['timeline'] as Record<string, unknown> | undefined)?.['limit'];
-    return typeof limit === 'number' && Number.isInteger(limit) && limit >= 0 ? Math.min(limit, MAX_TIMELINE_LIMIT) : DEFAULT_TIMELINE_LIMIT;
+  /**
+   * The newest events of a room in (from, to] that the timeline filter passes (and, when
+   * `checkVisibility`, that the user may see), up to the filter's limit, oldest first, and
+   * whether more such events were left out.
+   */
+  const timeline = async (userId: string, roomId: string, from: number, to: number, filter: EventFilter, checkVisibility: boolean): Promise<{ events: StreamEvent[]; limited: boolean }> => {
+    const limit = filter.limit ?? DEFAULT_TIMELINE_LIMIT;
+    const picked: StreamEvent[] = [];
+    let cursor = to;
+    // A filter that passes little could otherwise walk a whole room's history.
+    for (let round = 0; round < 20; round++) {
+      const rows = (await store.roomEventsFrom(roomId, cursor, true, Math.max(limit + 1, TIMELINE_SCAN_BATCH))).filter((r) => r.pos > from);
+      if (rows.length === 0) break;
+      let passing = rows.filter((r) => filter.allows({ type: r.type, sender: r.sender, roomId, content: contentOf(r) }));
+      if (checkVisibility && passing.length > 0) {
+        const ok = new Set((await rsAPI.queryVisibleEvents({ event_ids: passing.map((r) => r.eventId), user_id: userId })).visible_event_ids);
+        passing = passing.filter((r) => ok.has(r.eventId));
+      }
+      picked.push(...passing);
+      if (picked.length > limit) break;
+      cursor = rows[rows.length - 1]!.pos - 1;
+    }
+    return { events: picked.slice(0, limit).reverse(), limited: picked.length > limit };
+  };
+
+  /** Member events (from `state`) of the senders of `events`: what lazy-loading members keeps. */
+  const lazyMembers = (state: StreamEvent[], events: StreamEvent[], userId: string): StreamEvent[] => {
+    const senders = new Set(events.map((e) => e.sender));
+    senders.add(userId);
+    return state.filter((s) => s.type !== 'm.room.member' || (s.stateKey !== null && senders.has(s.stateKey)));
   };
 
   /** What changed for the user in (since, to]: whether a response would be empty. */
@@ -78,16 +95,15 @@ export function addSyncRoute(client: Hono, store: SyncStore, notifier: Notifier,
 
   /** The state before the first of `timeline` (events in order), from the state after the last. */
   const stateAtStart = async (stateAfter: StreamEvent[], timeline: StreamEvent[]): Promise<StreamEvent[]> => {
-    const byKey = new Map(stateAfter.map((e) => [`${e.type}\u0000${e.stateKey}`, e]));
+    const byId = new Map(stateAfter.map((e) => [e.eventId, e]));
+    const deltas = await store.stateDeltas(timeline.map((t) => t.eventId));
     for (const t of [...timeline].reverse()) {
-      const [row] = await store.db.selectFrom('syncapi_output_room_events').select(['adds_state', 'removes_state']).where('event_id', '=', t.eventId).execute();
-      if (!row) continue;
-      const adds = JSON.parse(row.adds_state) as string[];
-      const removes = JSON.parse(row.removes_state) as string[];
-      for (const [k, e] of byKey) if (adds.includes(e.eventId)) byKey.delete(k);
-      for (const r of await store.events(removes)) if (r.stateKey !== null) byKey.set(`${r.type}\u0000${r.stateKey}`, r);
+      const d = deltas.get(t.eventId);
+      if (!d) continue;
+      for (const id of d.adds) byId.delete(id);
+      for (const r of await store.events(d.removes)) if (r.stateKey !== null) byId.set(r.eventId, r);
     }
-    return [...byKey.values()];
+    return [...byId.values()];
   };
 
   const roomAccountData = async (userId: string, roomId: string, types: Iterable<string>): Promise<JsonObject[]> => {
@@ -99,15 +115,15 @@ export function addSyncRoute(client: Hono, store: SyncStore, notifier: Notifier,
     return out;
   };
 
-  const build = async (device: AuthenticatedDevice, since: StreamPositions | undefined, to: StreamPositions, filter: Record<string, unknown>, fullState: boolean): Promise<JsonObject> => {
-    const limit = timelineLimit(filter);
-    const globalTypes_ = typeFilter(filter['account_data']);
-    const roomTypes_ = typeFilter((filter['room'] as Record<string, unknown> | undefined)?.['account_data']);
+  const build = async (device: AuthenticatedDevice, since: StreamPositions | undefined, to: StreamPositions, filter: SyncFilter, fullState: boolean): Promise<JsonObject> => {
     const userId = device.userId;
+    const opts: ClientEventOptions = syncEventOptions(filter, device.deviceId);
     const from = since ?? ZERO;
     const join: Record<string, JsonObject> = {};
     const leave: Record<string, JsonObject> = {};
     const invite: Record<string, JsonObject> = {};
+    const roomFilter = filter.room;
+    const stateFilter = (state: StreamEvent[]): StreamEvent[] => state.filter((e) => roomFilter.state.allows({ type: e.type, sender: e.sender, roomId: e.roomId, content: contentOf(e) }));
 
     // Account data changes (all of it on an initial sync), by room.
     const changed = await store.accountDataChanges(userId, from.accountData, to.accountData);
@@ -119,33 +135,56 @@ export function addSyncRoute(client: Hono, store: SyncStore, notifier: Notifier,
     const lastOwn = new Map<string, StreamEvent>();
     for (const e of ownChanges) lastOwn.set(e.roomId, e);
 
-    for (const { roomId } of await store.roomsWithMembership(userId, ['join'])) {
-      const newlyJoined = since !== undefined && lastOwn.has(roomId);
-      const full = since === undefined || newlyJoined || fullState;
-      const { events, limited } = await store.roomEvents(roomId, full ? 0 : from.pdu, to.pdu, limit);
-      const accountData = (await roomAccountData(userId, roomId, roomTypes.get(roomId) ?? [])).filter((a) => roomTypes_(String(a['type'])));
-      if (!full && events.length === 0 && accountData.length === 0) continue;
+    /** A room's timeline and state section; `upTo` is where the user's view of the room ends. */
+    const roomSection = async (roomId: string, full: boolean, upTo: number, stateAfter: StreamEvent[]): Promise<{ timeline: JsonObject; state: JsonObject; events: StreamEvent[] }> => {
+      const { events, limited } = await timeline(userId, roomId, full ? 0 : from.pdu, upTo, roomFilter.timeline, full);
       let state: StreamEvent[] = [];
       if (full || limited) {
         const timelineIds = new Set(events.map((e) => e.eventId));
-        state = (await stateAtStart(await store.currentState(roomId), events)).filter((e) => !timelineIds.has(e.eventId));
+        state = stateFilter((await stateAtStart(stateAfter, events)).filter((e) => !timelineIds.has(e.eventId)));
+        if (roomFilter.state.lazyLoadMembers) state = lazyMembers(state, events, userId);
       }
+      return {
+        events,
+        timeline: { events: events.map((e) => clientEvent(e, opts)), limited, prev_batch: formatToken({ ...to, pdu: Math.max(0, (events[0]?.pos ?? upTo + 1) - 1) }) },
+        state: { events: state.map((e) => clientEvent(e, opts)) },
+      };
+    };
+
+    for (const { roomId } of await store.roomsWithMembership(userId, ['join'])) {
+      if (!roomFilter.allowsRoom(roomId)) continue;
+      const newlyJoined = since !== undefined && lastOwn.has(roomId);
+      const full = since === undefined || newlyJoined || fullState;
+      const accountData = (await roomAccountData(userId, roomId, roomTypes.get(roomId) ?? [])).filter((a) => roomFilter.accountData.allowsType(String(a['type'])));
+      if (!full && accountData.length === 0 && (await store.roomsWithEvents(from.pdu, to.pdu, [roomId])).size === 0) continue;
+      const section = await roomSection(roomId, full, to.pdu, await store.currentState(roomId));
+      if (!full && section.events.length === 0 && accountData.length === 0) continue;
       join[roomId] = {
-        timeline: { events: events.map((e) => clientEvent(e, device.deviceId)), limited: full ? limited : limited, prev_batch: formatToken({ ...to, pdu: Math.max(0, (events[0]?.pos ?? to.pdu + 1) - 1) }) },
-        state: { events: state.map((e) => clientEvent(e, device.deviceId)) },
+        timeline: section.timeline,
+        state: section.state,
         account_data: { events: accountData },
         ephemeral: { events: [] },
         unread_notifications: { notification_count: 0, highlight_count: 0 },
       };
     }
 
-    // Rooms we left or were removed from in the range: the timeline up to that point.
+    // Rooms we left or were removed from in the range (or, with include_leave on an initial
+    // sync, all rooms we are out of): the timeline up to the leave and the state then.
+    const leftRooms = new Map<string, StreamEvent>();
     for (const [roomId, e] of lastOwn) {
-      const membership = (JSON.parse(e.json) as PDUJson).content?.['membership'];
-      if (membership !== 'leave' && membership !== 'ban') continue;
-      if (join[roomId]) continue;
-      const { events, limited } = await store.roomEvents(roomId, from.pdu, e.pos, limit);
-      leave[roomId] = { timeline: { events: events.map((x) => clientEvent(x, device.deviceId)), limited }, state: { events: [] }, account_data: { events: [] } };
+      const membership = contentOf(e)['membership'];
+      if ((membership === 'leave' || membership === 'ban') && !join[roomId]) leftRooms.set(roomId, e);
+    }
+    if (since === undefined && roomFilter.includeLeave) {
+      for (const { roomId } of await store.roomsWithMembership(userId, ['leave', 'ban'])) {
+        const [own] = (await store.currentState(roomId)).filter((s) => s.type === 'm.room.member' && s.stateKey === userId);
+        if (own) leftRooms.set(roomId, own);
+      }
+    }
+    for (const [roomId, e] of leftRooms) {
+      if (!roomFilter.allowsRoom(roomId)) continue;
+      const section = await roomSection(roomId, since === undefined, e.pos, await store.stateAt(roomId, e.pos));
+      leave[roomId] = { timeline: section.timeline, state: section.state, account_data: { events: [] } };
     }
 
     // Invites (and their end) in the range.
@@ -154,13 +193,11 @@ export function addSyncRoute(client: Hono, store: SyncStore, notifier: Notifier,
         delete invite[i.roomId];
         continue;
       }
+      if (!roomFilter.allowsRoom(i.roomId)) continue;
       const inviteEvent = Event.fromPDU(JSON.parse(i.json) as PDUJson, i.roomVersion);
       const stripped = (await store.currentState(i.roomId))
         .filter((s) => ['m.room.create', 'm.room.join_rules', 'm.room.name', 'm.room.avatar', 'm.room.canonical_alias', 'm.room.encryption'].includes(s.type))
-        .map((s) => {
-          const pdu = JSON.parse(s.json) as PDUJson;
-          return { type: s.type, state_key: s.stateKey ?? '', sender: s.sender, content: pdu.content ?? {} };
-        });
+        .map((s) => ({ type: s.type, state_key: s.stateKey ?? '', sender: s.sender, content: contentOf(s) as JsonObject }));
       invite[i.roomId] = { invite_state: { events: [...stripped, { type: inviteEvent.type, state_key: inviteEvent.stateKey ?? '', sender: inviteEvent.sender, content: inviteEvent.content }] } };
     }
 
@@ -169,7 +206,7 @@ export function addSyncRoute(client: Hono, store: SyncStore, notifier: Notifier,
     if (since === undefined) globalTypes.add('m.push_rules');
     const accountData: JsonObject[] = [];
     for (const type of globalTypes) {
-      if (!globalTypes_(type)) continue;
+      if (!filter.accountData.allowsType(type)) continue;
       const { content } = await userAPI.queryAccountData({ userId, type });
       if (type === 'm.push_rules') accountData.push({ type, content: rulesetToAccountData(rulesetFromAccountData(content, userId)) as JsonObject });
       else if (content) accountData.push({ type, content: content as JsonObject });
@@ -208,7 +245,7 @@ export function addSyncRoute(client: Hono, store: SyncStore, notifier: Notifier,
     const timeout = timeoutRaw === undefined ? 0 : Number(timeoutRaw);
     if (!Number.isFinite(timeout) || timeout < 0) throw new MatrixError(400, 'M_INVALID_PARAM', 'timeout must be a non-negative number');
     const fullState = c.req.query('full_state') === 'true';
-    const filter = await filterOf(c, device.userId);
+    const filter = syncFilter(await filterOf(c, device.userId), MAX_TIMELINE_LIMIT);
 
     let to = { ...notifier.current };
     if (since !== undefined && !fullState && timeout > 0 && !(await hasNews(device.userId, since, to))) {
@@ -224,5 +261,5 @@ export function addSyncRoute(client: Hono, store: SyncStore, notifier: Notifier,
     const known = since && since.pdu <= to.pdu && since.invite <= to.invite && since.accountData <= to.accountData ? since : undefined;
     return jsonResponse(await build(device, known, to, filter, fullState));
   };
-  for (const prefix of ['/r0', '/v3']) client.get(`${prefix}/sync`, handler);
+  clientRoute(client, 'get', '/sync', handler);
 }

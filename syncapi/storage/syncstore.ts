@@ -155,6 +155,59 @@ export class SyncStore {
     return { events: rows.slice(0, limit).reverse().map(toEvent), limited };
   }
 
+  /** The stream position of an event; undefined when this component does not have it. */
+  async eventPos(eventId: string): Promise<number | undefined> {
+    const r = await this.db.selectFrom('syncapi_output_room_events').select('id').where('event_id', '=', eventId).executeTakeFirst();
+    return r ? Number(r.id) : undefined;
+  }
+
+  /**
+   * A page of a room's events from a position: `backwards` gives those at or before `pos`,
+   * newest first; forwards gives those after it, oldest first.
+   */
+  async roomEventsFrom(roomId: string, pos: number, backwards: boolean, limit: number): Promise<StreamEvent[]> {
+    const rows = await this.db
+      .selectFrom('syncapi_output_room_events')
+      .select([...EVENT_COLUMNS])
+      .where('room_id', '=', roomId)
+      .where('id', backwards ? '<=' : '>', pos)
+      .orderBy('id', backwards ? 'desc' : 'asc')
+      .limit(limit)
+      .execute();
+    return rows.map(toEvent);
+  }
+
+  /** The current-state event IDs each event added and removed, by event ID. */
+  async stateDeltas(eventIds: readonly string[]): Promise<Map<string, { adds: string[]; removes: string[] }>> {
+    const rows = await inChunks([...new Set(eventIds)], (chunk) =>
+      this.db.selectFrom('syncapi_output_room_events').select(['event_id', 'adds_state', 'removes_state']).where('event_id', 'in', chunk).execute(),
+    );
+    return new Map(rows.map((r) => [r.event_id, { adds: JSON.parse(r.adds_state) as string[], removes: JSON.parse(r.removes_state) as string[] }]));
+  }
+
+  /**
+   * A room's state as it was at stream position `pos`: the current state with the state
+   * changes of every later event undone, newest first (from the roomserver's adds/removes).
+   */
+  async stateAt(roomId: string, pos: number): Promise<StreamEvent[]> {
+    const later = await this.db
+      .selectFrom('syncapi_output_room_events')
+      .select(['event_id', 'adds_state', 'removes_state'])
+      .where('room_id', '=', roomId)
+      .where('id', '>', pos)
+      .where((eb) => eb.or([eb('adds_state', '!=', '[]'), eb('removes_state', '!=', '[]')]))
+      .orderBy('id', 'desc')
+      .execute();
+    const current = await this.currentState(roomId);
+    if (later.length === 0) return current;
+    const byId = new Map(current.map((e) => [e.eventId, e]));
+    for (const row of later) {
+      for (const id of JSON.parse(row.adds_state) as string[]) byId.delete(id);
+      for (const e of await this.events(JSON.parse(row.removes_state) as string[])) byId.set(e.eventId, e);
+    }
+    return [...byId.values()];
+  }
+
   /** Rooms with events after `from` up to `to`. */
   async roomsWithEvents(from: number, to: number, roomIds: readonly string[]): Promise<Set<string>> {
     const rows = await inChunks([...roomIds], (chunk) =>
