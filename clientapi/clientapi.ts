@@ -28,6 +28,7 @@ import { addCreateRoomRoute } from './routing/createroom.js';
 import { addRoomStateRoutes } from './routing/roomstate.js';
 import { addSendEventRoutes } from './routing/sendevent.js';
 import { addMembershipRoutes } from './routing/membership.js';
+import { addDirectoryRoutes } from './routing/directory.js';
 
 /** clientapi owns no tables, so it takes no database. */
 export async function newInternalAPI(cfg: Config): Promise<ClientInternalAPI> {
@@ -53,6 +54,7 @@ export function addPublicRoutes(routers: PublicRouters, cfg: Config, userAPI: Cl
   addRoomStateRoutes(routers.client, userAPI, rsAPI);
   addSendEventRoutes(routers.client, userAPI, rsAPI);
   addMembershipRoutes(routers.client, userAPI, rsAPI);
+  addDirectoryRoutes(routers.client, cfg, userAPI, rsAPI);
   addRegistrationTokenValidityRoute(routers.client, userAPI);
   addRegistrationTokenAdminRoutes(routers.dendriteAdmin, userAPI);
   addVersionsRoute(routers.client, {
