@@ -29,13 +29,21 @@ import { addRoomStateRoutes } from './routing/roomstate.js';
 import { addSendEventRoutes } from './routing/sendevent.js';
 import { addMembershipRoutes } from './routing/membership.js';
 import { addDirectoryRoutes } from './routing/directory.js';
+import { addEphemeralRoutes } from './routing/ephemeral.js';
+import type { EphemeralProducer } from './producers/syncapi.js';
+export { busEphemeralProducer } from './producers/syncapi.js';
+import { addRedactRoute } from './routing/redact.js';
+import { addReportRoute } from './routing/report.js';
+import { addCapabilitiesRoute } from './routing/capabilities.js';
+import { addVoipRoute } from './routing/voip.js';
+import type { Logger } from 'pino';
 
 /** clientapi owns no tables, so it takes no database. */
 export async function newInternalAPI(cfg: Config): Promise<ClientInternalAPI> {
   return new ClientInternalAPIImpl(cfg.global.serverName);
 }
 
-export function addPublicRoutes(routers: PublicRouters, cfg: Config, userAPI: ClientUserAPI, rsAPI: RoomserverInternalAPI): void {
+export function addPublicRoutes(routers: PublicRouters, cfg: Config, userAPI: ClientUserAPI, rsAPI: RoomserverInternalAPI, producer: EphemeralProducer, log: Logger): void {
   new RegistrationRoutes(cfg, userAPI).add(routers.client, routers.synapseAdmin);
   const uia = new PasswordUIA(userAPI, cfg.global.serverName);
   addLoginRoutes(routers.client, cfg, userAPI, uia);
@@ -55,6 +63,11 @@ export function addPublicRoutes(routers: PublicRouters, cfg: Config, userAPI: Cl
   addSendEventRoutes(routers.client, userAPI, rsAPI);
   addMembershipRoutes(routers.client, userAPI, rsAPI);
   addDirectoryRoutes(routers.client, cfg, userAPI, rsAPI);
+  addEphemeralRoutes(routers.client, cfg.global.serverName, userAPI, rsAPI, producer);
+  addRedactRoute(routers.client, userAPI, rsAPI);
+  addReportRoute(routers.client, userAPI, rsAPI, log);
+  addCapabilitiesRoute(routers.client, cfg, userAPI);
+  addVoipRoute(routers.client, cfg, userAPI);
   addRegistrationTokenValidityRoute(routers.client, userAPI);
   addRegistrationTokenAdminRoutes(routers.dendriteAdmin, userAPI);
   addVersionsRoute(routers.client, {

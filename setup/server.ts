@@ -81,8 +81,8 @@ async function localAPI<C extends ComponentName>(name: C, cfg: Config, dbs: Data
   return factories[name]();
 }
 
-function addRoutesFor(name: ComponentName, routers: PublicRouters, cfg: Config, identity: SigningIdentity, apis: ComponentAPIs): void {
-  if (name === 'clientapi') clientapi.addPublicRoutes(routers, cfg, apis.userapi, apis.roomserver);
+function addRoutesFor(name: ComponentName, routers: PublicRouters, cfg: Config, identity: SigningIdentity, apis: ComponentAPIs, bus: Bus, logger: Logger): void {
+  if (name === 'clientapi') clientapi.addPublicRoutes(routers, cfg, apis.userapi, apis.roomserver, clientapi.busEphemeralProducer(bus, cfg.global.jetstream.topicPrefix), logger.child({ component: 'clientapi' }));
   if (name === 'federationapi') federationapi.addPublicRoutes(routers, cfg, identity, apis.userapi);
 }
 
@@ -141,7 +141,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     const typedApis = apis as unknown as ComponentAPIs;
 
     const routers = newPublicRouters();
-    for (const name of local) addRoutesFor(name, routers, cfg, identity, typedApis);
+    for (const name of local) addRoutesFor(name, routers, cfg, identity, typedApis, bus, logger);
     for (const install of routeInstallers) install(routers);
     addWellKnownRoutes(routers, cfg);
     addStatusRoute(routers, typedApis, logger);

@@ -5,9 +5,14 @@ import type { PublicRouters } from '../internal/httputil/index.js';
 import { runMigrations, type OpenedDatabase } from '../internal/sqlutil/index.js';
 import type { RoomserverInternalAPI } from '../roomserver/api/index.js';
 import type { Config } from '../setup/config/config.js';
-import type { Bus } from '../setup/jetstream/index.js';
+import { subjectFor, type Bus } from '../setup/jetstream/index.js';
 import type { SyncInternalAPI } from './api/index.js';
 import { startConsumers } from './consumers/consumers.js';
+import { joinedMembers, startEphemeralConsumers } from './consumers/ephemeral.js';
+import { PresenceService } from './internal/presence.js';
+import { TypingCache } from './internal/typing.js';
+import { addPresenceRoutes } from './routing/presence.js';
+import { EphemeralStore } from './storage/ephemeral.js';
 import { SyncInternalAPIImpl } from './internal/api.js';
 import { Notifier } from './internal/notifier.js';
 import { ZERO } from './internal/token.js';
@@ -30,6 +35,9 @@ export async function newInternalAPI(cfg: Config, db: OpenedDatabase<unknown>, d
   await runMigrations(db.db, db.dialect, 'syncapi', syncapiMigrations);
   if (deps) {
     const store = new SyncStore(db.db as unknown as Kysely<SyncapiDatabase>);
+    const ephemeral = new EphemeralStore(db.db as unknown as Kysely<SyncapiDatabase>);
+    const prefix = cfg.global.jetstream.topicPrefix;
+    const log = deps.log.child({ component: 'syncapi' });
     const { offset } = await deps.userAPI.queryKeyChanges({ fromOffset: 0 });
     const notifier = new Notifier({
       ...ZERO,
@@ -37,11 +45,30 @@ export async function newInternalAPI(cfg: Config, db: OpenedDatabase<unknown>, d
       invite: await store.maxInvitePos(),
       accountData: await store.maxAccountDataPos(),
       deviceList: offset,
+      receipt: await ephemeral.maxReceiptPos(),
+      toDevice: await ephemeral.maxToDevicePos(),
+      presence: await ephemeral.maxPresencePos(),
     });
-    await startConsumers({ bus: deps.bus, prefix: cfg.global.jetstream.topicPrefix, store, notifier, rsAPI: deps.rsAPI, log: deps.log.child({ component: 'syncapi' }) });
+    const typing = new TypingCache((roomId, pos) => {
+      joinedMembers(store, roomId).then(
+        (users) => notifier.advance('typing', pos, users),
+        (err: unknown) => log.error({ err, roomId }, 'typing: cannot read the room members to wake'),
+      );
+    });
+    const encoder = new TextEncoder();
+    const presence = new PresenceService({
+      enabled: cfg.global.presence.enableOutbound,
+      store,
+      ephemeral,
+      notifier,
+      publish: async (e) => void (await deps.bus.publish(subjectFor(prefix, 'OutputPresenceEvent', e.user_id), encoder.encode(JSON.stringify(e)))),
+    });
+    await startConsumers({ bus: deps.bus, prefix, store, notifier, rsAPI: deps.rsAPI, log });
+    await startEphemeralConsumers({ bus: deps.bus, prefix, store, ephemeral, typing, notifier, log });
     deps.onRoutes((routers) => {
-      addSyncRoute(routers.client, store, notifier, deps.userAPI, deps.rsAPI);
+      addSyncRoute(routers.client, { store, ephemeral, typing, presence, notifier, userAPI: deps.userAPI, rsAPI: deps.rsAPI });
       addMessagesRoutes(routers.client, store, deps.userAPI, deps.rsAPI);
+      addPresenceRoutes(routers.client, presence, deps.userAPI);
     });
   }
   return new SyncInternalAPIImpl(cfg.global.serverName);

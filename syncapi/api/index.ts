@@ -2,9 +2,51 @@
  * The internal API of the syncapi component: the only door other components may use.
  * In a monolith it is a direct call; in a polylith, NATS request/reply generated from
  * `syncapiInternalAPIMethods`. Every method takes one JSON request and returns JSON.
+ *
+ * It also defines the ephemeral messages syncapi consumes (producers publish them on the
+ * streams of the same name): typing, receipts, to-device messages and presence.
  */
 import type { StatusAPI } from '../../internal/componentapi.js';
+import type { JsonObject } from '../../internal/matrix/index.js';
 
 export type SyncInternalAPI = StatusAPI;
 
 export const syncapiInternalAPIMethods = ['queryComponentStatus'] as const satisfies ReadonlyArray<keyof SyncInternalAPI>;
+
+/** OutputTypingEvent (subject per room): a user started or stopped typing in a room. */
+export interface OutputTypingEvent {
+  room_id: string;
+  user_id: string;
+  typing: boolean;
+  /** How long the typing lasts unless renewed (when typing). */
+  timeout_ms?: number;
+}
+
+/** OutputReceiptEvent (subject per room): a user's read receipt moved. */
+export interface OutputReceiptEvent {
+  room_id: string;
+  user_id: string;
+  event_id: string;
+  /** m.read or m.read.private. */
+  receipt_type: string;
+  /** The thread of a threaded receipt; absent for unthreaded ones. */
+  thread_id?: string;
+  ts: number;
+}
+
+/** OutputSendToDeviceEvent (subject per target user): a message for one device of a local user. */
+export interface OutputSendToDeviceEvent {
+  sender: string;
+  user_id: string;
+  device_id: string;
+  type: string;
+  content: JsonObject;
+}
+
+/** OutputPresenceEvent (subject per user): a user's presence changed (for federation and other readers). */
+export interface OutputPresenceEvent {
+  user_id: string;
+  presence: 'online' | 'offline' | 'unavailable';
+  status_msg?: string;
+  last_active_ts: number;
+}

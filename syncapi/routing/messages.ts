@@ -83,7 +83,7 @@ export function addMessagesRoutes(client: Hono, store: SyncStore, userAPI: Token
   /**
    * Up to `limit` events the user may see and the filter passes, from `pos` in a direction,
    * stopping at `bound` (exclusive of the gap it names). `next` is where the following page
-   * starts; undefined when the room has nothing more that way.
+   * starts.
    */
   const page = async (
     userId: string,
@@ -93,16 +93,13 @@ export function addMessagesRoutes(client: Hono, store: SyncStore, userAPI: Token
     limit: number,
     filter: EventFilter,
     bound?: number,
-  ): Promise<{ events: StreamEvent[]; next: number | undefined }> => {
+  ): Promise<{ events: StreamEvent[]; next: number }> => {
     const out: StreamEvent[] = [];
     let cursor = pos;
     for (let round = 0; round < MAX_SCAN_ROUNDS && out.length < limit; round++) {
       const raw = await store.roomEventsFrom(roomId, cursor, backwards, SCAN_BATCH);
       const rows = bound === undefined ? raw : raw.filter((r) => (backwards ? r.pos > bound : r.pos <= bound));
-      // Backwards paging that ran out of room has nothing more; forwards can always be resumed.
-      const exhausted = raw.length < SCAN_BATCH || rows.length < raw.length;
-      const noMore = (): number | undefined => (backwards && rows.length === raw.length ? undefined : cursor);
-      if (rows.length === 0) return { events: out, next: noMore() };
+      if (rows.length === 0) break;
       let taken = rows.length;
       const seen = await visible(userId, rows.filter((r) => passes(filter, r)));
       for (const e of seen) {
@@ -114,7 +111,8 @@ export function addMessagesRoutes(client: Hono, store: SyncStore, userAPI: Token
       }
       const last = rows[taken - 1]!;
       cursor = backwards ? last.pos - 1 : last.pos;
-      if (exhausted && taken === rows.length) return { events: out, next: noMore() };
+      // The room (or the `to` bound) ran out this way.
+      if (raw.length < SCAN_BATCH || rows.length < raw.length) break;
     }
     return { events: out, next: cursor };
   };
@@ -142,7 +140,8 @@ export function addMessagesRoutes(client: Hono, store: SyncStore, userAPI: Token
     const to = toRaw !== undefined ? tokenPos(toRaw, 'to') : undefined;
     const { events, next } = await page(device.userId, roomId, from, backwards, limit, filter, to);
     const body: JsonObject = { chunk: events.map((e) => clientEvent(e, { deviceId: device.deviceId })), start: pageToken(from) };
-    if (next !== undefined) body['end'] = pageToken(next);
+    // As Synapse and Dendrite do, `end` is left out exactly when the chunk is empty.
+    if (events.length > 0) body['end'] = pageToken(next);
     if (filter.lazyLoadMembers && events.length > 0) {
       body['state'] = membersOfSenders(await store.currentState(roomId), events).map((e) => clientEvent(e));
     }

@@ -15,6 +15,10 @@ import { syncFilter, type EventFilter, type SyncFilter } from '../internal/filte
 import { rulesetFromAccountData, rulesetToAccountData } from '../../internal/pushrules/index.js';
 import type { AuthenticatedDevice, ClientUserAPI } from '../../userapi/api/index.js';
 import type { Notifier } from '../internal/notifier.js';
+import { PRESENCE_STATES, presenceContent, type PresenceService, type PresenceState } from '../internal/presence.js';
+import type { TypingCache } from '../internal/typing.js';
+import { roomMates } from '../consumers/ephemeral.js';
+import type { EphemeralStore, Receipt } from '../storage/ephemeral.js';
 import { formatToken, parseToken, ZERO, type StreamPositions } from '../internal/token.js';
 import type { StreamEvent, SyncStore } from '../storage/syncstore.js';
 
@@ -29,7 +33,21 @@ export type SyncRoomserverAPI = Pick<RoomserverInternalAPI, 'queryVisibleEvents'
 /** Rows read per round when a timeline filter skips events. */
 const TIMELINE_SCAN_BATCH = 50;
 
-export function addSyncRoute(client: Hono, store: SyncStore, notifier: Notifier, userAPI: SyncUserAPI, rsAPI: SyncRoomserverAPI): void {
+export interface SyncRouteDeps {
+  store: SyncStore;
+  ephemeral: EphemeralStore;
+  typing: TypingCache;
+  presence: PresenceService;
+  notifier: Notifier;
+  userAPI: SyncUserAPI;
+  rsAPI: SyncRoomserverAPI;
+}
+
+/** To-device messages per response; the rest wait for the next sync. */
+const TO_DEVICE_LIMIT = 100;
+
+export function addSyncRoute(client: Hono, deps: SyncRouteDeps): void {
+  const { store, ephemeral, typing, presence, notifier, userAPI, rsAPI } = deps;
   /** The request's filter: inline JSON or a stored filter's ID; {} when none. */
   const filterOf = async (c: Context, userId: string): Promise<Record<string, unknown>> => {
     const raw = c.req.query('filter');
@@ -81,10 +99,15 @@ export function addSyncRoute(client: Hono, store: SyncStore, notifier: Notifier,
   };
 
   /** What changed for the user in (since, to]: whether a response would be empty. */
-  const hasNews = async (userId: string, since: StreamPositions, to: StreamPositions): Promise<boolean> => {
+  const hasNews = async (userId: string, deviceId: string, since: StreamPositions, to: StreamPositions): Promise<boolean> => {
     if (to.accountData > since.accountData && (await store.accountDataChanges(userId, since.accountData, to.accountData)).length > 0) return true;
     if (to.invite > since.invite && (await store.invites(userId, since.invite, to.invite)).length > 0) return true;
     if (to.deviceList > since.deviceList) return true;
+    if (to.toDevice > since.toDevice && (await ephemeral.hasToDevice(userId, deviceId, since.toDevice, to.toDevice))) return true;
+    const joinedRooms = (await store.roomsWithMembership(userId, ['join'])).map((r) => r.roomId);
+    if (joinedRooms.some((r) => typing.changedSince(r, since.typing))) return true;
+    if (to.receipt > since.receipt && (await ephemeral.receipts(joinedRooms, since.receipt, to.receipt)).some((r) => r.receiptType !== 'm.read.private' || r.userId === userId)) return true;
+    if (presence.enabled && to.presence > since.presence && (await ephemeral.presenceChanges([...(await roomMates(store, userId))], since.presence, to.presence)).length > 0) return true;
     if (to.pdu > since.pdu) {
       const rooms = (await store.roomsWithMembership(userId, ['join'])).map((r) => r.roomId);
       if ((await store.roomsWithEvents(since.pdu, to.pdu, rooms)).size > 0) return true;
@@ -146,24 +169,38 @@ export function addSyncRoute(client: Hono, store: SyncStore, notifier: Notifier,
       }
       return {
         events,
-        timeline: { events: events.map((e) => clientEvent(e, opts)), limited, prev_batch: formatToken({ ...to, pdu: Math.max(0, (events[0]?.pos ?? upTo + 1) - 1) }) },
+        timeline: { events: events.map((e) => clientEvent(e, opts)), limited, prev_batch: prevBatch(to, events[0], upTo) },
         state: { events: state.map((e) => clientEvent(e, opts)) },
       };
     };
 
-    for (const { roomId } of await store.roomsWithMembership(userId, ['join'])) {
-      if (!roomFilter.allowsRoom(roomId)) continue;
+    const joinedRooms = (await store.roomsWithMembership(userId, ['join'])).map((r) => r.roomId).filter((r) => roomFilter.allowsRoom(r));
+    const receiptsByRoom = new Map<string, Receipt[]>();
+    if (roomFilter.ephemeral.allowsType('m.receipt')) {
+      for (const r of await ephemeral.receipts(joinedRooms, since === undefined ? 0 : from.receipt, to.receipt)) {
+        if (r.receiptType === 'm.read.private' && r.userId !== userId) continue;
+        receiptsByRoom.set(r.roomId, [...(receiptsByRoom.get(r.roomId) ?? []), r]);
+      }
+    }
+    for (const roomId of joinedRooms) {
       const newlyJoined = since !== undefined && lastOwn.has(roomId);
       const full = since === undefined || newlyJoined || fullState;
       const accountData = (await roomAccountData(userId, roomId, roomTypes.get(roomId) ?? [])).filter((a) => roomFilter.accountData.allowsType(String(a['type'])));
-      if (!full && accountData.length === 0 && (await store.roomsWithEvents(from.pdu, to.pdu, [roomId])).size === 0) continue;
+      const ephemeralEvents: JsonObject[] = [];
+      const typers = typing.usersTyping(roomId);
+      if (roomFilter.ephemeral.allowsType('m.typing') && (since === undefined || newlyJoined ? typers.length > 0 : typing.changedSince(roomId, from.typing))) {
+        ephemeralEvents.push({ type: 'm.typing', content: { user_ids: typers } });
+      }
+      const receipts = receiptsByRoom.get(roomId);
+      if (receipts) ephemeralEvents.push(receiptEvent(receipts));
+      if (!full && accountData.length === 0 && ephemeralEvents.length === 0 && (await store.roomsWithEvents(from.pdu, to.pdu, [roomId])).size === 0) continue;
       const section = await roomSection(roomId, full, to.pdu, await store.currentState(roomId));
-      if (!full && section.events.length === 0 && accountData.length === 0) continue;
+      if (!full && section.events.length === 0 && accountData.length === 0 && ephemeralEvents.length === 0) continue;
       join[roomId] = {
         timeline: section.timeline,
         state: section.state,
         account_data: { events: accountData },
-        ephemeral: { events: [] },
+        ephemeral: { events: ephemeralEvents },
         unread_notifications: { notification_count: 0, highlight_count: 0 },
       };
     }
@@ -224,12 +261,26 @@ export function addSyncRoute(client: Hono, store: SyncStore, notifier: Notifier,
     }
     const counts = await userAPI.queryOneTimeKeyCounts({ userId, deviceId: device.deviceId });
 
+    // To-device messages: those up to the since token were delivered, so they go; the next
+    // batch moves only as far as the messages given, so a backlog spreads over several syncs.
+    if (since !== undefined && from.toDevice > 0) await ephemeral.ackToDevice(userId, device.deviceId, from.toDevice);
+    const toDevice = await ephemeral.toDevice(userId, device.deviceId, since === undefined ? 0 : from.toDevice, to.toDevice, TO_DEVICE_LIMIT);
+    const nextBatch = toDevice.length === TO_DEVICE_LIMIT ? { ...to, toDevice: toDevice[toDevice.length - 1]!.pos } : to;
+
+    // Presence of the user and their room-mates that changed (all of it on an initial sync).
+    const presenceEvents: JsonObject[] = [];
+    if (presence.enabled && filter.presence.allowsType('m.presence')) {
+      for (const p of await ephemeral.presenceChanges([...(await roomMates(store, userId))], since === undefined ? 0 : from.presence, to.presence)) {
+        if (filter.presence.allows({ type: 'm.presence', sender: p.userId, roomId: '' })) presenceEvents.push({ type: 'm.presence', sender: p.userId, content: presenceContent(p) });
+      }
+    }
+
     return {
-      next_batch: formatToken(to),
+      next_batch: formatToken(nextBatch),
       rooms: { join, leave, invite, knock: {} },
       account_data: { events: accountData },
-      presence: { events: [] },
-      to_device: { events: [] },
+      presence: { events: presenceEvents },
+      to_device: { events: toDevice.map((m) => m.event) },
       device_lists: { changed: changedUsers, left: [] },
       device_one_time_keys_count: counts.oneTimeKeyCounts,
       device_unused_fallback_key_types: counts.unusedFallbackKeyTypes,
@@ -246,15 +297,18 @@ export function addSyncRoute(client: Hono, store: SyncStore, notifier: Notifier,
     if (!Number.isFinite(timeout) || timeout < 0) throw new MatrixError(400, 'M_INVALID_PARAM', 'timeout must be a non-negative number');
     const fullState = c.req.query('full_state') === 'true';
     const filter = syncFilter(await filterOf(c, device.userId), MAX_TIMELINE_LIMIT);
+    const setPresence = c.req.query('set_presence') ?? 'online';
+    if (!PRESENCE_STATES.includes(setPresence as PresenceState)) throw new MatrixError(400, 'M_INVALID_PARAM', 'set_presence must be online, offline or unavailable');
+    await presence.touchFromSync(device.userId, setPresence as PresenceState);
 
     let to = { ...notifier.current };
-    if (since !== undefined && !fullState && timeout > 0 && !(await hasNews(device.userId, since, to))) {
+    if (since !== undefined && !fullState && timeout > 0 && !(await hasNews(device.userId, device.deviceId, since, to))) {
       const deadline = Date.now() + Math.min(timeout, MAX_TIMEOUT_MS);
       // Woken by a change for this user, or at the deadline; a change may concern nothing visible, so look again.
       while (Date.now() < deadline) {
         await notifier.wait(device.userId, deadline - Date.now(), c.req.raw.signal);
         to = { ...notifier.current };
-        if (c.req.raw.signal.aborted || (await hasNews(device.userId, since, to))) break;
+        if (c.req.raw.signal.aborted || (await hasNews(device.userId, device.deviceId, since, to))) break;
       }
     }
     // A token from a future we do not know (another server's, a reset database) syncs from scratch.
@@ -262,4 +316,26 @@ export function addSyncRoute(client: Hono, store: SyncStore, notifier: Notifier,
     return jsonResponse(await build(device, known, to, filter, fullState));
   };
   clientRoute(client, 'get', '/sync', handler);
+}
+
+/**
+ * The token to page back from a timeline: just before its first event, so /messages gives
+ * what came earlier. A timeline that starts at the room's creation has nothing earlier; its
+ * token then includes the create event, as Dendrite's does (clients and Sytest expect a first
+ * page back to hold events).
+ */
+function prevBatch(to: StreamPositions, first: StreamEvent | undefined, upTo: number): string {
+  if (!first) return formatToken({ ...to, pdu: upTo });
+  return formatToken({ ...to, pdu: first.type === 'm.room.create' ? first.pos : first.pos - 1 });
+}
+
+/** One m.receipt event for a room: event ID -> receipt type -> user -> {ts, thread_id}. */
+function receiptEvent(receipts: Receipt[]): JsonObject {
+  const content: Record<string, Record<string, Record<string, JsonObject>>> = {};
+  for (const r of receipts) {
+    const byType = (content[r.eventId] ??= {});
+    const byUser = (byType[r.receiptType] ??= {});
+    byUser[r.userId] = r.threadId !== '' ? { ts: r.ts, thread_id: r.threadId } : { ts: r.ts };
+  }
+  return { type: 'm.receipt', content: content as unknown as JsonObject };
 }

@@ -62,4 +62,37 @@ export const syncapiMigrations: readonly ComponentMigration[] = [
       await db.schema.createIndex('syncapi_invites_target').on('syncapi_invites').columns(['target_user_id', 'id']).execute();
     },
   },
+  {
+    version: 2,
+    name: 'receipts_send_to_device_presence',
+    up: async (db, dialect) => {
+      // The latest receipt of each (room, type, user, thread); a new receipt moves the row to a new position.
+      await addAutoIdColumn(db.schema.createTable('syncapi_receipts'), dialect, 'id')
+        .addColumn('room_id', 'text', (c) => c.notNull())
+        .addColumn('receipt_type', 'text', (c) => c.notNull())
+        .addColumn('user_id', 'text', (c) => c.notNull())
+        .addColumn('thread_id', 'text', (c) => c.notNull())
+        .addColumn('event_id', 'text', (c) => c.notNull())
+        .addColumn('ts', bigintType, (c) => c.notNull())
+        .addUniqueConstraint('syncapi_receipts_key', ['room_id', 'receipt_type', 'user_id', 'thread_id'])
+        .execute();
+      await db.schema.createIndex('syncapi_receipts_room').on('syncapi_receipts').columns(['room_id', 'id']).execute();
+
+      // To-device messages waiting for their device; deleted once a sync past them is acknowledged.
+      await addAutoIdColumn(db.schema.createTable('syncapi_send_to_device'), dialect, 'id')
+        .addColumn('user_id', 'text', (c) => c.notNull())
+        .addColumn('device_id', 'text', (c) => c.notNull())
+        .addColumn('content', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('syncapi_send_to_device_target').on('syncapi_send_to_device').columns(['user_id', 'device_id', 'id']).execute();
+
+      // Each user's presence; the row moves to a new position on each change.
+      await addAutoIdColumn(db.schema.createTable('syncapi_presence'), dialect, 'id')
+        .addColumn('user_id', 'text', (c) => c.notNull().unique())
+        .addColumn('presence', 'text', (c) => c.notNull())
+        .addColumn('status_msg', 'text')
+        .addColumn('last_active_ts', bigintType, (c) => c.notNull())
+        .execute();
+    },
+  },
 ];

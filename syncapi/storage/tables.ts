@@ -40,4 +40,26 @@ export interface SyncapiDatabase {
     room_version: string;
     retired: WithDefault<number>;
   };
+  syncapi_receipts: {
+    id: Generated<number>;
+    room_id: string;
+    receipt_type: string;
+    user_id: string;
+    thread_id: string;
+    event_id: string;
+    ts: number;
+  };
+  syncapi_send_to_device: {
+    id: Generated<number>;
+    user_id: string;
+    device_id: string;
+    content: string;
+  };
+  syncapi_presence: {
+    id: Generated<number>;
+    user_id: string;
+    presence: string;
+    status_msg: string | null;
+    last_active_ts: number;
+  };
 }

@@ -1,0 +1,96 @@
+/**
+ * Redacting an event: PUT /rooms/{roomId}/redact/{eventId}/{txnId}, idempotent per device, room
+ * and transaction ID. The roomserver builds the m.room.redaction (with `redacts` at the top
+ * level before room version 11, in `content` from 11 on) and applies it.
+ *
+ * The power to redact another user's event is checked here, not left to the roomserver: from
+ * room version 3 on the auth rules accept any redaction a member may send, and "Handling
+ * redactions" applies it when its sender is on the same server as the redacted event's sender,
+ * which every local user is. The Client-Server API asks more of a local user: redacting
+ * someone else's event needs the room's `redact` level (spec, "Redactions").
+ */
+import type { Context, Hono } from 'hono';
+import { MatrixError, badJson, forbidden, invalidParam, jsonResponse, notFound, readJsonObject } from '../../internal/httputil/index.js';
+import { powerLevelsOf, userPowerLevel } from '../../internal/matrix/auth/index.js';
+import { Event, MAX_ID_BYTES, fitsBytes, isRoomIdOfAnyFormat, isValidEventId, type JsonObject } from '../../internal/matrix/index.js';
+import type { HeaderedEvent, RoomserverInternalAPI } from '../../roomserver/api/index.js';
+import type { ClientUserAPI } from '../../userapi/api/index.js';
+import { requireDevice } from '../auth/device.js';
+import { clientRoute } from './paths.js';
+
+const MAX_BODY = 65_536;
+const TXN_TTL_MS = 30 * 60_000;
+const TXN_LIMIT = 100_000;
+
+/** An event ID in any of the three formats (room versions 1-2, 3, 4+). */
+export function isEventIdOfAnyFormat(id: string): boolean {
+  return fitsBytes(id, MAX_ID_BYTES) && (isValidEventId(id, 'v1') || isValidEventId(id, 'v2') || isValidEventId(id, 'v3'));
+}
+
+export function addRedactRoute(client: Hono, userAPI: ClientUserAPI, rsAPI: RoomserverInternalAPI): void {
+  /**
+   * device + room + transaction ID -> the redaction it produced. A retry that arrives while the
+   * first request is still being processed waits for the same promise.
+   */
+  const txns = new Map<string, { eventId: Promise<string>; ts: number }>();
+
+  const redact = async (userId: string, roomId: string, eventId: string, content: JsonObject, txn: { device_id: string; transaction_id: string }): Promise<string> => {
+    const { room_exists, state_events } = await rsAPI.queryLatestEventsAndState({
+      room_id: roomId,
+      state_to_fetch: [
+        { type: 'm.room.create', state_key: '' },
+        { type: 'm.room.power_levels', state_key: '' },
+        { type: 'm.room.member', state_key: userId },
+      ],
+    });
+    const byType = new Map(state_events.map((e) => [e.pdu.type, e]));
+    const member = byType.get('m.room.member')?.pdu.content as JsonObject | undefined;
+    if (!room_exists || member?.['membership'] !== 'join') throw forbidden('You are not in the room');
+
+    const [target] = (await rsAPI.queryEventsById({ event_ids: [eventId] })).events;
+    const targetEvent = target && !target.rejected ? Event.fromPDU(target.pdu, target.room_version) : undefined;
+    if (!targetEvent || targetEvent.roomId !== roomId) throw notFound('Event not found in this room');
+
+    if (targetEvent.sender !== userId) {
+      const asEvent = (e: HeaderedEvent | undefined): Event | undefined => (e ? Event.fromPDU(e.pdu, e.room_version) : undefined);
+      const create = asEvent(byType.get('m.room.create'));
+      const levels = powerLevelsOf(asEvent(byType.get('m.room.power_levels')), create);
+      if (userPowerLevel(userId, levels, create) < levels.redact) throw forbidden("You don't have the power level to redact other users' events");
+    }
+
+    const res = await rsAPI.performSendEvent({ user_id: userId, room_id: roomId, type: 'm.room.redaction', content, redacts: eventId, transaction_id: txn });
+    if (res.error === 'forbidden') throw forbidden(res.message);
+    if (res.error !== undefined) throw new MatrixError(400, 'M_UNKNOWN', res.message);
+    return res.event_id;
+  };
+
+  clientRoute(client, 'put', '/rooms/:roomId/redact/:eventId/:txnId', async (c: Context) => {
+    const me = await requireDevice(c, userAPI, { allowGuests: true });
+    const roomId = c.req.param('roomId') ?? '';
+    const eventId = c.req.param('eventId') ?? '';
+    const txnId = c.req.param('txnId') ?? '';
+    if (!isRoomIdOfAnyFormat(roomId)) throw invalidParam(`${roomId} is not a room ID`);
+    if (!isEventIdOfAnyFormat(eventId)) throw invalidParam(`${eventId} is not an event ID`);
+
+    const key = `${me.deviceId}\n${roomId}\n${txnId}`;
+    const seen = txns.get(key);
+    if (seen && Date.now() - seen.ts < TXN_TTL_MS) return jsonResponse({ event_id: await seen.eventId });
+
+    const body = await readJsonObject(c, { maxBytes: MAX_BODY, allowEmpty: true });
+    const content: JsonObject = {};
+    if (body['reason'] !== undefined) {
+      if (typeof body['reason'] !== 'string') throw badJson('reason must be a string');
+      content['reason'] = body['reason'];
+    }
+    const pending = redact(me.userId, roomId, eventId, content, { device_id: me.deviceId, transaction_id: txnId });
+    if (txns.size >= TXN_LIMIT) txns.delete(txns.keys().next().value!);
+    txns.set(key, { eventId: pending, ts: Date.now() });
+    try {
+      return jsonResponse({ event_id: await pending });
+    } catch (err) {
+      // A failed request did not use its transaction ID: a retry is a new attempt.
+      if (txns.get(key)?.eventId === pending) txns.delete(key);
+      throw err;
+    }
+  });
+}
