@@ -49,7 +49,7 @@ export function addPublicRoutes(routers: PublicRouters, cfg: Config, userAPI: Cl
   addLoginRoutes(routers.client, cfg, userAPI, uia);
   addDeviceRoutes(routers.client, userAPI, uia);
   addPasswordRoute(routers.client, userAPI, uia);
-  addProfileRoutes(routers.client, userAPI);
+  addProfileRoutes(routers.client, userAPI, rsAPI, log);
   addFilterRoutes(routers.client, userAPI);
   addAccountDataRoutes(routers.client, userAPI);
   addOpenIDRoute(routers.client, userAPI, cfg.global.serverName);
