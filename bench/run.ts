@@ -1,6 +1,6 @@
 /**
  * `npm run bench [name ...]`: runs the benchmarks and prints their figures.
- * Names: http, protocol, userapi, roomserver (default: all).
+ * Names: http, protocol, userapi, roomserver, syncapi (default: all).
  */
 import { httpBenches } from './http/main.js';
 import { busBenches } from './http/bus.js';
@@ -9,6 +9,7 @@ import { stateResBenches } from './protocol/stateres.js';
 import { userapiBenches } from './userapi/main.js';
 import { stateBenches } from './roomserver/state.js';
 import { inputBenches } from './roomserver/input.js';
+import { syncapiBenches } from './syncapi/main.js';
 
 const suites: Record<string, Array<[string, () => Promise<Record<string, number>>]>> = {
   http: [
@@ -24,6 +25,7 @@ const suites: Record<string, Array<[string, () => Promise<Record<string, number>
     ['roomserver: state snapshots on disk and in time', () => stateBenches()],
     ['roomserver: input pipeline events/s', () => inputBenches()],
   ],
+  syncapi: [['syncapi: /sync latency and throughput over HTTP', () => syncapiBenches()]],
 };
 
 const wanted = process.argv.slice(2);

@@ -126,3 +126,18 @@ it('refuses tokens and parameters it does not understand', async () => {
   expect((await req('GET', '/sync?filter=%7Bnot', alice)).body.errcode).toBe('M_BAD_JSON');
   expect((await getJson(`${t.baseUrl}/_matrix/client/v3/sync`)).status).toBe(401);
 });
+
+it('summarises rooms: member counts, and heroes only for rooms without a name', async () => {
+  const carol = (await getJson(`${t.baseUrl}/_matrix/client/v3/register`, { method: 'POST', body: JSON.stringify({ auth: { type: 'm.login.dummy' }, username: 'carol', password: 'pw' }) })).body.access_token as string;
+  const unnamed = (await req('POST', '/createRoom', alice, { preset: 'public_chat', invite: ['@carol:localhost:8008'] })).body.room_id as string;
+  await req('POST', `/rooms/${encodeURIComponent(unnamed)}/join`, bob, {});
+  const named = (await req('POST', '/createRoom', alice, { preset: 'public_chat', name: 'Named' })).body.room_id as string;
+  let s: Body = {};
+  await until(async () => {
+    s = await sync(alice);
+    return (joined(s)[unnamed]?.summary as Body | undefined)?.['m.joined_member_count'] === 2 && joined(s)[named] !== undefined;
+  });
+  expect(joined(s)[unnamed]!.summary).toEqual({ 'm.joined_member_count': 2, 'm.invited_member_count': 1, 'm.heroes': [BOB, '@carol:localhost:8008'] });
+  expect(joined(s)[named]!.summary).toEqual({ 'm.joined_member_count': 1, 'm.invited_member_count': 0 });
+  expect(carol).toBeTruthy();
+});

@@ -17,7 +17,7 @@ import type { AuthenticatedDevice, ClientUserAPI } from '../../userapi/api/index
 import type { Notifier } from '../internal/notifier.js';
 import { PRESENCE_STATES, presenceContent, type PresenceService, type PresenceState } from '../internal/presence.js';
 import type { TypingCache } from '../internal/typing.js';
-import { roomMates } from '../consumers/ephemeral.js';
+import { joinedMembers, roomMates } from '../consumers/ephemeral.js';
 import type { EphemeralStore, Receipt } from '../storage/ephemeral.js';
 import { formatToken, parseToken, ZERO, type StreamPositions } from '../internal/token.js';
 import type { StreamEvent, SyncStore } from '../storage/syncstore.js';
@@ -69,9 +69,19 @@ export function addSyncRoute(client: Hono, deps: SyncRouteDeps): void {
   /**
    * The newest events of a room in (from, to] that the timeline filter passes (and, when
    * `checkVisibility`, that the user may see), up to the filter's limit, oldest first, and
-   * whether more such events were left out.
+   * whether more such events were left out. Events of the current state are always shown
+   * (`alwaysVisible`), even from a stretch of history the user may not see, so that a client
+   * rejoining a room learns how it changed (Synapse does the same).
    */
-  const timeline = async (userId: string, roomId: string, from: number, to: number, filter: EventFilter, checkVisibility: boolean): Promise<{ events: StreamEvent[]; limited: boolean }> => {
+  const timeline = async (
+    userId: string,
+    roomId: string,
+    from: number,
+    to: number,
+    filter: EventFilter,
+    checkVisibility: boolean,
+    alwaysVisible: ReadonlySet<string>,
+  ): Promise<{ events: StreamEvent[]; limited: boolean }> => {
     const limit = filter.limit ?? DEFAULT_TIMELINE_LIMIT;
     const picked: StreamEvent[] = [];
     let cursor = to;
@@ -82,7 +92,7 @@ export function addSyncRoute(client: Hono, deps: SyncRouteDeps): void {
       let passing = rows.filter((r) => filter.allows({ type: r.type, sender: r.sender, roomId, content: contentOf(r) }));
       if (checkVisibility && passing.length > 0) {
         const ok = new Set((await rsAPI.queryVisibleEvents({ event_ids: passing.map((r) => r.eventId), user_id: userId })).visible_event_ids);
-        passing = passing.filter((r) => ok.has(r.eventId));
+        passing = passing.filter((r) => ok.has(r.eventId) || alwaysVisible.has(r.eventId));
       }
       picked.push(...passing);
       if (picked.length > limit) break;
@@ -158,23 +168,38 @@ export function addSyncRoute(client: Hono, deps: SyncRouteDeps): void {
     const lastOwn = new Map<string, StreamEvent>();
     for (const e of ownChanges) lastOwn.set(e.roomId, e);
 
-    /** A room's timeline and state section; `upTo` is where the user's view of the room ends. */
+    /**
+     * A room's timeline and state section; `upTo` is where the user's view of the room ends.
+     * `full` (initial sync, or a room the user came into since the token) gives the whole state
+     * at the timeline's start and a timeline that counts as limited; otherwise a gap in the
+     * timeline brings the state that changed in it.
+     */
     const roomSection = async (roomId: string, full: boolean, upTo: number, stateAfter: StreamEvent[]): Promise<{ timeline: JsonObject; state: JsonObject; events: StreamEvent[] }> => {
-      const { events, limited } = await timeline(userId, roomId, full ? 0 : from.pdu, upTo, roomFilter.timeline, full);
+      const stateIds = new Set(stateAfter.map((e) => e.eventId));
+      const { events, limited } = await timeline(userId, roomId, full ? 0 : from.pdu, upTo, roomFilter.timeline, full, stateIds);
       let state: StreamEvent[] = [];
       if (full || limited) {
         const timelineIds = new Set(events.map((e) => e.eventId));
-        state = stateFilter((await stateAtStart(stateAfter, events)).filter((e) => !timelineIds.has(e.eventId)));
+        state = (await stateAtStart(stateAfter, events)).filter((e) => !timelineIds.has(e.eventId));
+        if (!full) {
+          const known = new Set((await store.stateAt(roomId, from.pdu)).map((e) => e.eventId));
+          state = state.filter((e) => !known.has(e.eventId));
+        }
+        state = stateFilter(state);
         if (roomFilter.state.lazyLoadMembers) state = lazyMembers(state, events, userId);
       }
       return {
         events,
-        timeline: { events: events.map((e) => clientEvent(e, opts)), limited, prev_batch: prevBatch(to, events[0], upTo) },
+        timeline: { events: events.map((e) => clientEvent(e, opts)), limited: limited || (full && since !== undefined), prev_batch: prevBatch(to, events[0], upTo) },
         state: { events: state.map((e) => clientEvent(e, opts)) },
       };
     };
 
+    /** Whether the user came into the room (was not joined) after the since token. */
+    const cameIn = async (roomId: string): Promise<boolean> => since !== undefined && lastOwn.has(roomId) && (await store.membershipAt(roomId, userId, from.pdu)) !== 'join';
+
     const joinedRooms = (await store.roomsWithMembership(userId, ['join'])).map((r) => r.roomId).filter((r) => roomFilter.allowsRoom(r));
+    const newlyJoinedRooms = new Set<string>();
     const receiptsByRoom = new Map<string, Receipt[]>();
     if (roomFilter.ephemeral.allowsType('m.receipt')) {
       for (const r of await ephemeral.receipts(joinedRooms, since === undefined ? 0 : from.receipt, to.receipt)) {
@@ -183,7 +208,8 @@ export function addSyncRoute(client: Hono, deps: SyncRouteDeps): void {
       }
     }
     for (const roomId of joinedRooms) {
-      const newlyJoined = since !== undefined && lastOwn.has(roomId);
+      const newlyJoined = await cameIn(roomId);
+      if (newlyJoined) newlyJoinedRooms.add(roomId);
       const full = since === undefined || newlyJoined || fullState;
       const accountData = (await roomAccountData(userId, roomId, roomTypes.get(roomId) ?? [])).filter((a) => roomFilter.accountData.allowsType(String(a['type'])));
       const ephemeralEvents: JsonObject[] = [];
@@ -194,9 +220,11 @@ export function addSyncRoute(client: Hono, deps: SyncRouteDeps): void {
       const receipts = receiptsByRoom.get(roomId);
       if (receipts) ephemeralEvents.push(receiptEvent(receipts));
       if (!full && accountData.length === 0 && ephemeralEvents.length === 0 && (await store.roomsWithEvents(from.pdu, to.pdu, [roomId])).size === 0) continue;
-      const section = await roomSection(roomId, full, to.pdu, await store.currentState(roomId));
+      const current = await store.currentState(roomId);
+      const section = await roomSection(roomId, full, to.pdu, current);
       if (!full && section.events.length === 0 && accountData.length === 0 && ephemeralEvents.length === 0) continue;
       join[roomId] = {
+        summary: roomSummary(current, userId),
         timeline: section.timeline,
         state: section.state,
         account_data: { events: accountData },
@@ -220,7 +248,7 @@ export function addSyncRoute(client: Hono, deps: SyncRouteDeps): void {
     }
     for (const [roomId, e] of leftRooms) {
       if (!roomFilter.allowsRoom(roomId)) continue;
-      const section = await roomSection(roomId, since === undefined, e.pos, await store.stateAt(roomId, e.pos));
+      const section = await roomSection(roomId, since === undefined || (await cameIn(roomId)), e.pos, await store.stateAt(roomId, e.pos));
       leave[roomId] = { timeline: section.timeline, state: section.state, account_data: { events: [] } };
     }
 
@@ -270,7 +298,21 @@ export function addSyncRoute(client: Hono, deps: SyncRouteDeps): void {
     // Presence of the user and their room-mates that changed (all of it on an initial sync).
     const presenceEvents: JsonObject[] = [];
     if (presence.enabled && filter.presence.allowsType('m.presence')) {
-      for (const p of await ephemeral.presenceChanges([...(await roomMates(store, userId))], since === undefined ? 0 : from.presence, to.presence)) {
+      const mates = [...(await roomMates(store, userId))];
+      const changes = await ephemeral.presenceChanges(mates, since === undefined ? 0 : from.presence, to.presence);
+      // Users newly sharing a room with us (we joined theirs, or they joined ours) bring their presence whatever its age.
+      if (since !== undefined) {
+        const fresh = new Set<string>(await store.joinsInRange(joinedRooms, from.pdu, to.pdu));
+        for (const roomId of newlyJoinedRooms) for (const u of await joinedMembers(store, roomId)) fresh.add(u);
+        fresh.delete(userId);
+        const have = new Set(changes.map((c) => c.userId));
+        for (const u of fresh) {
+          if (have.has(u)) continue;
+          const p = await ephemeral.presence(u);
+          if (p) changes.push(p);
+        }
+      }
+      for (const p of changes) {
         if (filter.presence.allows({ type: 'm.presence', sender: p.userId, roomId: '' })) presenceEvents.push({ type: 'm.presence', sender: p.userId, content: presenceContent(p) });
       }
     }
@@ -327,6 +369,36 @@ export function addSyncRoute(client: Hono, deps: SyncRouteDeps): void {
 function prevBatch(to: StreamPositions, first: StreamEvent | undefined, upTo: number): string {
   if (!first) return formatToken({ ...to, pdu: upTo });
   return formatToken({ ...to, pdu: first.type === 'm.room.create' ? first.pos : first.pos - 1 });
+}
+
+const MAX_HEROES = 5;
+
+/**
+ * The room summary: joined and invited counts, and, for a room with neither a name nor a
+ * canonical alias, up to five other members (by user ID) for clients to name it after:
+ * joined and invited ones, or else those who left.
+ */
+function roomSummary(state: StreamEvent[], userId: string): JsonObject {
+  const members = new Map<string, string>();
+  let named = false;
+  for (const e of state) {
+    if (e.type === 'm.room.member' && e.stateKey !== null) members.set(e.stateKey, String(contentOf(e)['membership']));
+    else if ((e.type === 'm.room.name' && typeof contentOf(e)['name'] === 'string' && contentOf(e)['name'] !== '') || (e.type === 'm.room.canonical_alias' && typeof contentOf(e)['alias'] === 'string')) named = true;
+  }
+  let joined = 0;
+  let invited = 0;
+  for (const m of members.values()) {
+    if (m === 'join') joined++;
+    else if (m === 'invite') invited++;
+  }
+  const summary: JsonObject = { 'm.joined_member_count': joined, 'm.invited_member_count': invited };
+  if (!named) {
+    const others = [...members].filter(([u]) => u !== userId);
+    const present = others.filter(([, m]) => m === 'join' || m === 'invite').map(([u]) => u);
+    const heroes = (present.length > 0 ? present : others.filter(([, m]) => m === 'leave' || m === 'ban').map(([u]) => u)).sort().slice(0, MAX_HEROES);
+    summary['m.heroes'] = heroes;
+  }
+  return summary;
 }
 
 /** One m.receipt event for a room: event ID -> receipt type -> user -> {ts, thread_id}. */

@@ -216,6 +216,41 @@ export class SyncStore {
     return new Set(rows.map((r) => r.room_id));
   }
 
+  /** The user's membership in a room as of stream position `pos` (their latest member event up to it). */
+  async membershipAt(roomId: string, userId: string, pos: number): Promise<string | undefined> {
+    const r = await this.db
+      .selectFrom('syncapi_output_room_events')
+      .select('event_json')
+      .where('room_id', '=', roomId)
+      .where('type', '=', 'm.room.member')
+      .where('state_key', '=', userId)
+      .where('id', '<=', pos)
+      .orderBy('id', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    if (!r) return undefined;
+    const m = (JSON.parse(r.event_json) as { content?: { membership?: unknown } }).content?.membership;
+    return typeof m === 'string' ? m : undefined;
+  }
+
+  /** Users whose member event in these rooms in (from, to] made them joined. */
+  async joinsInRange(roomIds: readonly string[], from: number, to: number): Promise<Set<string>> {
+    if (to <= from) return new Set();
+    const rows = await inChunks([...roomIds], (chunk) =>
+      this.db
+        .selectFrom('syncapi_output_room_events')
+        .select(['state_key', 'event_json'])
+        .where('type', '=', 'm.room.member')
+        .where('room_id', 'in', chunk)
+        .where('id', '>', from)
+        .where('id', '<=', to)
+        .execute(),
+    );
+    const out = new Set<string>();
+    for (const r of rows) if (r.state_key !== null && (JSON.parse(r.event_json) as { content?: { membership?: unknown } }).content?.membership === 'join') out.add(r.state_key);
+    return out;
+  }
+
   /** The user's own membership events in a range, oldest first (to tell new joins and leaves). */
   async membershipEvents(userId: string, from: number, to: number): Promise<StreamEvent[]> {
     const rows = await this.db
