@@ -63,3 +63,10 @@ it('invites, kicks, bans and unbans', async () => {
   expect((await req('POST', `/rooms/${enc}/invite`, alice, { user_id: 'bob' })).body.errcode).toBe('M_INVALID_PARAM');
   expect((await req('POST', `/rooms/${enc}/kick`, alice, { user_id: BOB, reason: 5 })).body.errcode).toBe('M_BAD_JSON');
 });
+
+it('puts extra fields of a join body into the member event, but not a membership the client chose', async () => {
+  const pub = (await req('POST', '/createRoom', alice, { preset: 'public_chat' })).body.room_id as string;
+  expect((await req('POST', `/join/${encodeURIComponent(pub)}`, bob, { foo: 'bar', membership: 'leave', reason: 'hi' })).status).toBe(200);
+  const ev = (await t.server.apis.roomserver.queryLatestEventsAndState({ room_id: pub, state_to_fetch: [{ type: 'm.room.member', state_key: BOB }] })).state_events[0]!;
+  expect(ev.pdu.content).toMatchObject({ foo: 'bar', membership: 'join', reason: 'hi' });
+});

@@ -42,9 +42,12 @@ export function addMembershipRoutes(client: Hono, userAPI: ClientUserAPI, rsAPI:
     const m = await rsAPI.queryMembershipForUser({ room_id: roomId, user_id: me.userId });
     if (!m.room_exists) throw notFound('This server does not know that room');
     const { profile } = await userAPI.queryProfile({ userId: me.userId });
-    const content: JsonObject = { membership: 'join', ...reasonOf(body) };
-    if (profile?.displayName) content['displayname'] = profile.displayName;
-    if (profile?.avatarUrl) content['avatar_url'] = profile.avatarUrl;
+    // Extra fields of the body go into the event (clients use this for custom member data);
+    // the membership and the third-party proof are not the client's to set that way.
+    const { third_party_signed: _proof, membership: _m, ...extra } = body;
+    const content: JsonObject = { ...(extra as JsonObject), ...reasonOf(body), membership: 'join' };
+    if (profile?.displayName && content['displayname'] === undefined) content['displayname'] = profile.displayName;
+    if (profile?.avatarUrl && content['avatar_url'] === undefined) content['avatar_url'] = profile.avatarUrl;
     await sendMember(me.userId, roomId, me.userId, content);
     return jsonResponse({ room_id: roomId });
   };
