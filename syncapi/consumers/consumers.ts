@@ -26,8 +26,7 @@ function parse(e: HeaderedEvent): Event {
 
 /** Joined and invited users of a room: who must hear of its events. */
 async function audience(store: SyncStore, roomId: string): Promise<string[]> {
-  const state = await store.currentState(roomId);
-  return state.filter((e) => e.type === 'm.room.member' && e.stateKey !== null).map((e) => e.stateKey!);
+  return (await store.membersOf([roomId], ['join', 'invite'])).get(roomId) ?? [];
 }
 
 export async function startConsumers(d: ConsumerDeps): Promise<void> {
@@ -79,7 +78,10 @@ export async function startConsumers(d: ConsumerDeps): Promise<void> {
         );
       }
       const after = await audience(d.store, event.roomId);
-      d.notifier.advance('pdu', pos, new Set([...before, ...after]));
+      const woken = new Set([...before, ...after]);
+      // The target of a membership change hears of it whatever it is (a knock, a rejected invite).
+      if (event.type === 'm.room.member' && event.stateKey !== undefined) woken.add(event.stateKey);
+      d.notifier.advance('pdu', pos, woken);
       return;
     }
     if (out.type === 'redacted_event') {

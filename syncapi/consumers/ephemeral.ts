@@ -23,20 +23,14 @@ export interface EphemeralConsumerDeps {
 
 /** Joined members of a room. */
 export async function joinedMembers(store: SyncStore, roomId: string): Promise<string[]> {
-  const state = await store.currentState(roomId);
-  const out: string[] = [];
-  for (const e of state) {
-    if (e.type !== 'm.room.member' || e.stateKey === null) continue;
-    const membership = (JSON.parse(e.json) as { content?: { membership?: unknown } }).content?.membership;
-    if (membership === 'join') out.push(e.stateKey);
-  }
-  return out;
+  return (await store.joinedMembersOf([roomId])).get(roomId) ?? [];
 }
 
 /** The user and everyone who shares a joined room with them. */
 export async function roomMates(store: SyncStore, userId: string): Promise<Set<string>> {
   const users = new Set<string>([userId]);
-  for (const { roomId } of await store.roomsWithMembership(userId, ['join'])) for (const u of await joinedMembers(store, roomId)) users.add(u);
+  const rooms = (await store.roomsWithMembership(userId, ['join'])).map((r) => r.roomId);
+  for (const members of (await store.joinedMembersOf(rooms)).values()) for (const u of members) users.add(u);
   return users;
 }
 

@@ -200,6 +200,7 @@ export function addSyncRoute(client: Hono, deps: SyncRouteDeps): void {
 
     const joinedRooms = (await store.roomsWithMembership(userId, ['join'])).map((r) => r.roomId).filter((r) => roomFilter.allowsRoom(r));
     const newlyJoinedRooms = new Set<string>();
+    const roomsWithNews = since === undefined || to.pdu <= from.pdu ? new Set<string>() : await store.roomsWithEvents(from.pdu, to.pdu, joinedRooms);
     const receiptsByRoom = new Map<string, Receipt[]>();
     if (roomFilter.ephemeral.allowsType('m.receipt')) {
       for (const r of await ephemeral.receipts(joinedRooms, since === undefined ? 0 : from.receipt, to.receipt)) {
@@ -219,7 +220,7 @@ export function addSyncRoute(client: Hono, deps: SyncRouteDeps): void {
       }
       const receipts = receiptsByRoom.get(roomId);
       if (receipts) ephemeralEvents.push(receiptEvent(receipts));
-      if (!full && accountData.length === 0 && ephemeralEvents.length === 0 && (await store.roomsWithEvents(from.pdu, to.pdu, [roomId])).size === 0) continue;
+      if (!full && accountData.length === 0 && ephemeralEvents.length === 0 && !roomsWithNews.has(roomId)) continue;
       const current = await store.currentState(roomId);
       const section = await roomSection(roomId, full, to.pdu, current);
       if (!full && section.events.length === 0 && accountData.length === 0 && ephemeralEvents.length === 0) continue;
@@ -298,8 +299,7 @@ export function addSyncRoute(client: Hono, deps: SyncRouteDeps): void {
     // Presence of the user and their room-mates that changed (all of it on an initial sync).
     const presenceEvents: JsonObject[] = [];
     if (presence.enabled && filter.presence.allowsType('m.presence')) {
-      const mates = [...(await roomMates(store, userId))];
-      const changes = await ephemeral.presenceChanges(mates, since === undefined ? 0 : from.presence, to.presence);
+      const changes = since === undefined || to.presence > from.presence ? await ephemeral.presenceChanges([...(await roomMates(store, userId))], since === undefined ? 0 : from.presence, to.presence) : [];
       // Users newly sharing a room with us (we joined theirs, or they joined ours) bring their presence whatever its age.
       if (since !== undefined) {
         const fresh = new Set<string>(await store.joinsInRange(joinedRooms, from.pdu, to.pdu));

@@ -131,6 +131,27 @@ export class SyncStore {
     return rows.map((r) => ({ roomId: r.room_id, membership: r.membership ?? '' }));
   }
 
+  /** The joined members of these rooms (from the current state's membership column: no JSON read). */
+  async joinedMembersOf(roomIds: readonly string[]): Promise<Map<string, string[]>> {
+    return this.membersOf(roomIds, ['join']);
+  }
+
+  /** Members of these rooms whose current membership is one of these. */
+  async membersOf(roomIds: readonly string[], memberships: readonly string[]): Promise<Map<string, string[]>> {
+    const rows = await inChunks([...roomIds], (chunk) =>
+      this.db
+        .selectFrom('syncapi_current_room_state')
+        .select(['room_id', 'state_key'])
+        .where('room_id', 'in', chunk)
+        .where('type', '=', 'm.room.member')
+        .where('membership', 'in', [...memberships])
+        .execute(),
+    );
+    const out = new Map<string, string[]>();
+    for (const r of rows) out.set(r.room_id, [...(out.get(r.room_id) ?? []), r.state_key]);
+    return out;
+  }
+
   /** A room's current state events. */
   async currentState(roomId: string): Promise<StreamEvent[]> {
     const ids = await this.db.selectFrom('syncapi_current_room_state').select('event_id').where('room_id', '=', roomId).execute();
