@@ -28,6 +28,8 @@ import { addCreateRoomRoute } from './routing/createroom.js';
 import { addRoomStateRoutes } from './routing/roomstate.js';
 import { addSendEventRoutes } from './routing/sendevent.js';
 import { addMembershipRoutes } from './routing/membership.js';
+import { addKnockRoute } from './routing/knock.js';
+import { addForgetRoute } from './routing/forget.js';
 import { addDirectoryRoutes } from './routing/directory.js';
 import { addEphemeralRoutes } from './routing/ephemeral.js';
 import type { EphemeralProducer } from './producers/syncapi.js';
@@ -62,6 +64,8 @@ export function addPublicRoutes(routers: PublicRouters, cfg: Config, userAPI: Cl
   addRoomStateRoutes(routers.client, userAPI, rsAPI);
   addSendEventRoutes(routers.client, userAPI, rsAPI);
   addMembershipRoutes(routers.client, userAPI, rsAPI);
+  addKnockRoute(routers.client, userAPI, rsAPI);
+  addForgetRoute(routers.client, userAPI, rsAPI);
   addDirectoryRoutes(routers.client, cfg, userAPI, rsAPI);
   addEphemeralRoutes(routers.client, cfg.global.serverName, userAPI, rsAPI, producer);
   addRedactRoute(routers.client, userAPI, rsAPI);

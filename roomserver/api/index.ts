@@ -108,6 +108,8 @@ export interface QueryMembershipForUserResponse {
   membership?: string;
   event_id?: string;
   is_in_room: boolean;
+  /** The user forgot the room (POST /forget) after leaving it; cleared by their next membership event. */
+  forgotten?: boolean;
 }
 
 export interface QueryMembershipsForRoomRequest {
@@ -222,6 +224,24 @@ export interface PerformSendEventRequest {
 }
 export type PerformSendEventResponse = { event_id: string; error?: undefined } | { error: 'forbidden' | 'failed'; message: string; event_id?: undefined };
 
+/**
+ * A user forgets a room they are out of (POST /rooms/{roomId}/forget). The flag is kept on the
+ * membership and ends with the user's next membership event.
+ */
+export interface PerformForgetRequest {
+  room_id: string;
+  user_id: string;
+}
+export interface PerformForgetResponse {
+  /**
+   * unknown_room: the room is not known here; not_member: the user never had a membership
+   * in it; in_room: the user is still joined, invited or knocking (they must leave first).
+   */
+  error?: 'unknown_room' | 'not_member' | 'in_room';
+  /** The user's current membership, with in_room. */
+  membership?: string;
+}
+
 export interface PerformStateGarbageCollectionRequest {
   room_id: string;
 }
@@ -248,6 +268,7 @@ export interface RoomserverInternalAPI extends StatusAPI {
   performCreateRoom(req: PerformCreateRoomRequest): Promise<PerformCreateRoomResponse>;
   performSendEvent(req: PerformSendEventRequest): Promise<PerformSendEventResponse>;
   performStateGarbageCollection(req: PerformStateGarbageCollectionRequest): Promise<PerformStateGarbageCollectionResponse>;
+  performForget(req: PerformForgetRequest): Promise<PerformForgetResponse>;
 }
 
 export const roomserverInternalAPIMethods = [
@@ -270,4 +291,5 @@ export const roomserverInternalAPIMethods = [
   'performCreateRoom',
   'performSendEvent',
   'performStateGarbageCollection',
+  'performForget',
 ] as const satisfies ReadonlyArray<keyof RoomserverInternalAPI>;

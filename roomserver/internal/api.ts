@@ -25,6 +25,8 @@ import type {
   QueryVisibleEventsRequest,
   QueryVisibleEventsResponse,
   PerformStateGarbageCollectionRequest,
+  PerformForgetRequest,
+  PerformForgetResponse,
   QueryMembershipForUserRequest,
   QueryMembershipForUserResponse,
   QueryMembershipsForRoomRequest,
@@ -52,6 +54,9 @@ import type { RoomCreator } from './perform/createroom.js';
 import { EventSender } from './perform/sendevent.js';
 import type { SigningIdentity } from '../../internal/signingidentity.js';
 import { Visibility } from './visibility.js';
+
+/** Memberships from which a room may be forgotten. */
+const OUT_OF_ROOM = ['leave', 'ban'] as const;
 
 export class RoomserverInternalAPIImpl implements RoomserverInternalAPI {
   private readonly startedAt = Date.now();
@@ -131,7 +136,13 @@ export class RoomserverInternalAPIImpl implements RoomserverInternalAPI {
     const m = await this.events.membership(room.roomNid, req.user_id);
     if (!m) return { room_exists: true, is_in_room: false };
     const [stored] = await this.events.eventsByNids([m.eventNid]);
-    return { room_exists: true, membership: m.membership, ...(stored ? { event_id: stored.eventId } : {}), is_in_room: m.membership === 'join' };
+    return {
+      room_exists: true,
+      membership: m.membership,
+      ...(stored ? { event_id: stored.eventId } : {}),
+      is_in_room: m.membership === 'join',
+      ...(m.forgotten ? { forgotten: true } : {}),
+    };
   }
 
   async queryMembershipsForRoom(req: QueryMembershipsForRoomRequest): Promise<QueryMembershipsForRoomResponse> {
@@ -225,6 +236,15 @@ export class RoomserverInternalAPIImpl implements RoomserverInternalAPI {
 
   async performStateGarbageCollection(req: PerformStateGarbageCollectionRequest): Promise<PerformStateGarbageCollectionResponse> {
     return { deleted_nodes: await this.inputer.collectGarbage(req.room_id) };
+  }
+
+  /** Only a user who is out of the room (left, kicked or banned) may forget it, as in Synapse. */
+  async performForget(req: PerformForgetRequest): Promise<PerformForgetResponse> {
+    const room = await this.events.room(req.room_id);
+    if (!room) return { error: 'unknown_room' };
+    if (await this.events.setForgotten(room.roomNid, req.user_id, OUT_OF_ROOM)) return {};
+    const now = await this.events.membership(room.roomNid, req.user_id);
+    return now ? { error: 'in_room', membership: now.membership } : { error: 'not_member' };
   }
 
   async queryEventsById(req: QueryEventsByIdRequest): Promise<QueryEventsByIdResponse> {

@@ -285,17 +285,41 @@ export class EventStore {
     await db
       .insertInto('roomserver_membership')
       .values({ room_nid: roomNid, target_nid: targetNid, user_id: userId, membership, event_nid: eventNid })
-      .onConflict((oc) => oc.columns(['room_nid', 'target_nid']).doUpdateSet({ membership, event_nid: eventNid }))
+      .onConflict((oc) =>
+        oc.columns(['room_nid', 'target_nid']).doUpdateSet((eb) => ({
+          membership,
+          event_nid: eventNid,
+          // A new membership event of the user (a re-join, an invite, a knock...) ends a forget;
+          // the same event applied again (state re-resolved to it) keeps it.
+          forgotten: eb.case().when('roomserver_membership.event_nid', '=', eventNid).then(eb.ref('roomserver_membership.forgotten')).else(0).end(),
+        })),
+      )
       .execute();
+  }
+
+  /**
+   * Marks the user's membership of the room as forgotten, if it is one of `memberships` (checked
+   * in the same statement, so a join arriving meanwhile is not forgotten); false when it is not.
+   */
+  async setForgotten(roomNid: number, userId: string, memberships: readonly string[], db: Db = this.db): Promise<boolean> {
+    const rows = await db
+      .updateTable('roomserver_membership')
+      .set({ forgotten: 1 })
+      .where('room_nid', '=', roomNid)
+      .where('user_id', '=', userId)
+      .where('membership', 'in', [...memberships])
+      .returning('event_nid')
+      .execute();
+    return rows.length > 0;
   }
 
   async removeMembership(roomNid: number, targetNid: number, db: Db = this.db): Promise<void> {
     await db.deleteFrom('roomserver_membership').where('room_nid', '=', roomNid).where('target_nid', '=', targetNid).execute();
   }
 
-  async membership(roomNid: number, userId: string, db: Db = this.db): Promise<{ membership: string; eventNid: number } | undefined> {
-    const r = await db.selectFrom('roomserver_membership').select(['membership', 'event_nid']).where('room_nid', '=', roomNid).where('user_id', '=', userId).executeTakeFirst();
-    return r && { membership: r.membership, eventNid: Number(r.event_nid) };
+  async membership(roomNid: number, userId: string, db: Db = this.db): Promise<{ membership: string; eventNid: number; forgotten: boolean } | undefined> {
+    const r = await db.selectFrom('roomserver_membership').select(['membership', 'event_nid', 'forgotten']).where('room_nid', '=', roomNid).where('user_id', '=', userId).executeTakeFirst();
+    return r && { membership: r.membership, eventNid: Number(r.event_nid), forgotten: fromDbBool(r.forgotten) };
   }
 
   /** Members of a room (all memberships, or only these), as (user ID, membership, event NID). */

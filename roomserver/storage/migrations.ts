@@ -112,4 +112,14 @@ export const roomserverMigrations: readonly ComponentMigration[] = [
         .execute();
     },
   },
+  {
+    version: 3,
+    name: 'membership_forgotten',
+    // POST /rooms/{roomId}/forget: a user who has left (or was banned) may forget the room.
+    // Kept on the membership row, as Dendrite does, and cleared by the user's next membership
+    // event (a re-join, an invite...), as Synapse's per-event flag is.
+    up: async (db) => {
+      await db.schema.alterTable('roomserver_membership').addColumn('forgotten', boolType, (c) => c.notNull().defaultTo(0)).execute();
+    },
+  },
 ];

@@ -45,6 +45,8 @@ export interface RoomserverDatabase {
     user_id: string;
     membership: string;
     event_nid: number;
+    /** 0/1: the user forgot the room (POST /forget); cleared by their next membership event. */
+    forgotten: WithDefault<number>;
   };
   roomserver_room_aliases: {
     alias: string;

@@ -18,6 +18,7 @@ import type { Notifier } from '../internal/notifier.js';
 import { PRESENCE_STATES, presenceContent, type PresenceService, type PresenceState } from '../internal/presence.js';
 import type { TypingCache } from '../internal/typing.js';
 import { joinedMembers, roomMates } from '../consumers/ephemeral.js';
+import { knockRooms } from './knocks.js';
 import type { EphemeralStore, Receipt } from '../storage/ephemeral.js';
 import { formatToken, parseToken, ZERO, type StreamPositions } from '../internal/token.js';
 import type { StreamEvent, SyncStore } from '../storage/syncstore.js';
@@ -28,7 +29,7 @@ const MAX_TIMEOUT_MS = 60_000;
 
 export type SyncUserAPI = TokenResolver<AuthenticatedDevice> & Pick<ClientUserAPI, 'queryAccountData' | 'queryFilter' | 'queryKeyChanges' | 'queryOneTimeKeyCounts'>;
 
-export type SyncRoomserverAPI = Pick<RoomserverInternalAPI, 'queryVisibleEvents'>;
+export type SyncRoomserverAPI = Pick<RoomserverInternalAPI, 'queryVisibleEvents' | 'queryMembershipForUser'>;
 
 /** Rows read per round when a timeline filter skips events. */
 const TIMELINE_SCAN_BATCH = 50;
@@ -249,6 +250,8 @@ export function addSyncRoute(client: Hono, deps: SyncRouteDeps): void {
     }
     for (const [roomId, e] of leftRooms) {
       if (!roomFilter.allowsRoom(roomId)) continue;
+      // A room the user forgot stays out of their syncs.
+      if ((await rsAPI.queryMembershipForUser({ room_id: roomId, user_id: userId })).forgotten === true) continue;
       const section = await roomSection(roomId, since === undefined || (await cameIn(roomId)), e.pos, await store.stateAt(roomId, e.pos));
       leave[roomId] = { timeline: section.timeline, state: section.state, account_data: { events: [] } };
     }
@@ -319,7 +322,12 @@ export function addSyncRoute(client: Hono, deps: SyncRouteDeps): void {
 
     return {
       next_batch: formatToken(nextBatch),
-      rooms: { join, leave, invite, knock: {} },
+      rooms: {
+        join,
+        leave,
+        invite,
+        knock: Object.fromEntries(Object.entries(await knockRooms(store, userId, since === undefined ? 0 : from.pdu, to.pdu)).filter(([r]) => roomFilter.allowsRoom(r))),
+      },
       account_data: { events: accountData },
       presence: { events: presenceEvents },
       to_device: { events: toDevice.map((m) => m.event) },
