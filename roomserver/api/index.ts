@@ -28,6 +28,12 @@ export interface InputRoomEvent {
   origin?: string;
   /** The transaction of a local client send, echoed in the output for the sender's /sync. */
   transaction_id?: { device_id: string; transaction_id: string };
+  /**
+   * The state before a `new` event, when it does not come from its prev events (a join over
+   * federation: the resident server's send_join answer). These events must be stored already
+   * (as outliers); rejected ones are left out.
+   */
+  state_event_ids?: string[];
 }
 
 export interface InputRoomEventsRequest {

@@ -356,6 +356,44 @@ describeEachDatabase<RoomserverDatabase>('roomserver input', (ctx) => {
     }
   });
 
+  for (const version of ['10', '12']) {
+    it(`room version ${version}: joins a room it does not have from its state and auth chain (a join over federation)`, async () => {
+      const room = new TestRoom(version, 'remote.test', '@alice:remote.test');
+      const start = room.start();
+      const topic = room.build({ type: 'm.room.topic', state_key: '', sender: room.creator, content: { topic: 'far away' } }, [start[3]!.eventId]);
+      const msg = room.build({ type: 'm.room.message', sender: room.creator, content: { body: 'before you came' } }, [topic.eventId]);
+      const join = room.build({ type: 'm.room.member', state_key: BOB, sender: BOB, content: { membership: 'join' } }, [msg.eventId]);
+      const state = [...start, topic];
+      // The auth chain and state as outliers, oldest first, then the join with its state.
+      const outliers = await api.inputRoomEvents({ events: state.map((e) => room.input(e, 'outlier')) });
+      expect(outliers.results.map((r) => r.status)).toEqual(state.map(() => 'accepted'));
+      expect(newEvents(room.roomId)).toEqual([]);
+      const res = await api.inputRoomEvents({ events: [{ ...room.input(join), state_event_ids: state.map((e) => e.eventId), origin: 'remote.test' }] });
+      expect(res.results[0]).toMatchObject({ status: 'accepted' });
+      const [out] = newEvents(room.roomId);
+      expect(out!.event.pdu.type).toBe('m.room.member');
+      expect(new Set(out!.adds_state_event_ids)).toEqual(new Set([...state.map((e) => e.eventId), join.eventId]));
+      const latest = await api.queryLatestEventsAndState({ room_id: room.roomId });
+      expect(latest.latest_event_ids).toEqual([join.eventId]);
+      expect(latest.state_events.map((e) => e.pdu.type).sort()).toEqual(['m.room.create', 'm.room.join_rules', 'm.room.member', 'm.room.member', 'm.room.power_levels', 'm.room.topic']);
+      expect((await api.queryMembershipForUser({ room_id: room.roomId, user_id: BOB })).membership).toBe('join');
+      // The room goes on from there.
+      const reply = room.build({ type: 'm.room.message', sender: BOB, content: { body: 'hello' } }, [join.eventId]);
+      expect((await api.inputRoomEvents({ events: [room.input(reply)] })).results[0]!.status).toBe('accepted');
+    });
+  }
+
+  it('refuses a join whose given state names events it does not have', async () => {
+    const room = new TestRoom('10', 'remote.test', '@alice:remote.test');
+    const start = room.start();
+    await api.inputRoomEvents({ events: start.map((e) => room.input(e, 'outlier')) });
+    const topic = room.build({ type: 'm.room.topic', state_key: '', sender: room.creator, content: { topic: 'never sent' } }, [start[3]!.eventId]);
+    const join = room.build({ type: 'm.room.member', state_key: BOB, sender: BOB, content: { membership: 'join' } }, [topic.eventId]);
+    const res = await api.inputRoomEvents({ events: [{ ...room.input(join), state_event_ids: [...start, topic].map((e) => e.eventId) }] });
+    expect(res.results[0]).toMatchObject({ status: 'error' });
+    expect(res.results[0]!.error).toMatch(/missing state events/);
+  });
+
   it('publishes after a crash what was stored but not published, once', async () => {
     const room = new TestRoom('10');
     const start = room.start();

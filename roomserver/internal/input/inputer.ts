@@ -256,10 +256,25 @@ export class Inputer {
       return { verdict: verdict(eventId, rejection, false) };
     }
 
-    // The state before the event, from its prev events.
+    // The state before the event: given with it, or from its prev events.
     let stateBefore = 0;
     const prevs = event.prevEventIds.map((id) => known.get(id)).filter((p): p is StoredEvent => p !== undefined && p.stateSnapshotNid !== null);
-    if (event.type !== 'm.room.create') {
+    if (input.state_event_ids !== undefined && event.type !== 'm.room.create') {
+      const wanted = [...new Set(input.state_event_ids)];
+      const given = await events.eventsByIds(wanted);
+      if (given.length !== wanted.length) {
+        const have = new Set(given.map((g) => g.eventId));
+        throw new InputError(`missing state events: ${wanted.filter((id) => !have.has(id)).join(', ')}`);
+      }
+      // One event per (type, state key): a state list naming two is not one the room ever had; the first stands.
+      const entries = new Map<string, { typeNid: number; stateKeyNid: number; eventNid: number }>();
+      for (const g of given) {
+        if (g.isRejected || g.stateKeyNid === null || g.roomNid !== room.roomNid) continue;
+        const key = `${g.typeNid}/${g.stateKeyNid}`;
+        if (!entries.has(key)) entries.set(key, { typeNid: g.typeNid, stateKeyNid: g.stateKeyNid, eventNid: g.eventNid });
+      }
+      stateBefore = await ctx.snapshots.apply(room.roomNid, 0, [...entries.values()]);
+    } else if (event.type !== 'm.room.create') {
       if (prevs.length !== new Set(event.prevEventIds).size) {
         const missing = event.prevEventIds.filter((id) => !prevs.some((p) => p.eventId === id));
         throw new InputError(`missing prev events (or their state): ${missing.join(', ')}`);
@@ -280,7 +295,8 @@ export class Inputer {
 
     // Step 6: the current state, for new events only.
     let softFail: string | null = null;
-    if (rejection === null && input.kind === 'new' && event.type !== 'm.room.create' && room.stateSnapshotNid !== stateBefore) {
+    // (A room with no current state yet, joined over federation, has nothing to soft-fail against.)
+    if (rejection === null && input.kind === 'new' && event.type !== 'm.room.create' && room.stateSnapshotNid !== 0 && room.stateSnapshotNid !== stateBefore) {
       const inCurrent = await state.authEventsIn(room, room.stateSnapshotNid, event);
       try {
         checkEventAuth(event, authEventsFromList(inCurrent.map((l) => l.event)));
