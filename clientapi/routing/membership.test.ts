@@ -70,3 +70,18 @@ it('puts extra fields of a join body into the member event, but not a membership
   const ev = (await t.server.apis.roomserver.queryLatestEventsAndState({ room_id: pub, state_to_fetch: [{ type: 'm.room.member', state_key: BOB }] })).state_events[0]!;
   expect(ev.pdu.content).toMatchObject({ foo: 'bar', membership: 'join', reason: 'hi' });
 });
+
+it('makes no new event for a state change to what is already there (joining twice, setting the same state)', async () => {
+  const pub = (await req('POST', '/createRoom', alice, { preset: 'public_chat' })).body.room_id as string;
+  const enc = encodeURIComponent(pub);
+  await req('POST', `/rooms/${enc}/join`, bob, {});
+  const latest = async () => (await t.server.apis.roomserver.queryLatestEventsAndState({ room_id: pub })).latest_event_ids;
+  const before = await latest();
+  expect((await req('POST', `/rooms/${enc}/join`, bob, {})).status).toBe(200);
+  expect(await latest()).toEqual(before);
+  const first = (await req('PUT', `/rooms/${enc}/state/m.room.topic`, alice, { topic: 'same' })).body.event_id as string;
+  const second = (await req('PUT', `/rooms/${enc}/state/m.room.topic`, alice, { topic: 'same' })).body.event_id as string;
+  expect(second).toBe(first);
+  const third = (await req('PUT', `/rooms/${enc}/state/m.room.topic`, alice, { topic: 'changed' })).body.event_id as string;
+  expect(third).not.toBe(first);
+});

@@ -311,8 +311,10 @@ export function addSyncRoute(client: Hono, deps: SyncRouteDeps): void {
         const have = new Set(changes.map((c) => c.userId));
         for (const u of fresh) {
           if (have.has(u)) continue;
+          // Someone who never set a presence reads as offline.
           const p = await ephemeral.presence(u);
           if (p) changes.push(p);
+          else if (filter.presence.allows({ type: 'm.presence', sender: u, roomId: '' })) presenceEvents.push({ type: 'm.presence', sender: u, content: { presence: 'offline' } });
         }
       }
       for (const p of changes) {
