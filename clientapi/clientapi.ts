@@ -62,7 +62,7 @@ export function addPublicRoutes(routers: PublicRouters, cfg: Config, userAPI: Cl
   addPushRulesRoutes(routers.client, userAPI);
   addCreateRoomRoute(routers.client, cfg, userAPI, rsAPI);
   addRoomStateRoutes(routers.client, userAPI, rsAPI);
-  addSendEventRoutes(routers.client, userAPI, rsAPI);
+  addSendEventRoutes(routers.client, cfg.global.serverName, userAPI, rsAPI);
   addMembershipRoutes(routers.client, userAPI, rsAPI);
   addKnockRoute(routers.client, userAPI, rsAPI);
   addForgetRoute(routers.client, userAPI, rsAPI);

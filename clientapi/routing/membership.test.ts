@@ -85,3 +85,15 @@ it('makes no new event for a state change to what is already there (joining twic
   const third = (await req('PUT', `/rooms/${enc}/state/m.room.topic`, alice, { topic: 'changed' })).body.event_id as string;
   expect(third).not.toBe(first);
 });
+
+it('accepts a canonical alias only when its aliases point at the room', async () => {
+  const r = (await req('POST', '/createRoom', alice, { preset: 'public_chat', room_alias_name: 'canon' })).body.room_id as string;
+  const put = (content: unknown) => req('PUT', `/rooms/${encodeURIComponent(r)}/state/m.room.canonical_alias`, alice, content);
+  expect((await put({ alias: '#canon:localhost:8008', alt_aliases: ['#canon:localhost:8008'] })).status).toBe(200);
+  expect((await put({ alias: '#NOT-canon:localhost:8008' })).body.errcode).toBe('M_BAD_ALIAS');
+  expect((await put({ alias: '#canon:localhost:8008', alt_aliases: ['#nope:localhost:8008'] })).body.errcode).toBe('M_BAD_ALIAS');
+  expect((await put({ alias: '%canon:localhost:8008' })).body.errcode).toBe('M_INVALID_PARAM');
+  expect((await put({ alt_aliases: 'nope' })).body.errcode).toBe('M_INVALID_PARAM');
+  // Another server's alias cannot be checked here and is let through.
+  expect((await put({ alias: '#x:elsewhere.example' })).status).toBe(200);
+});

@@ -134,8 +134,8 @@ describe.each(['10', '11'])('in a room of version %s', (roomVersion) => {
     const elsewhere = await newRoom(roomVersion);
     const foreign = await send(alice, elsewhere, 'in another room');
     const wrongRoom = await redact(alice, room, foreign, 'x1');
-    expect(wrongRoom.status).toBe(404);
-    expect(wrongRoom.body.errcode).toBe('M_NOT_FOUND');
+    expect(wrongRoom.status).toBe(400);
+    expect(wrongRoom.body.errcode).toBe('M_INVALID_PARAM');
 
     const unknown = await redact(alice, room, '$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', 'x2');
     expect(unknown.status).toBe(404);

@@ -49,7 +49,9 @@ export function addRedactRoute(client: Hono, userAPI: ClientUserAPI, rsAPI: Room
 
     const [target] = (await rsAPI.queryEventsById({ event_ids: [eventId] })).events;
     const targetEvent = target && !target.rejected ? Event.fromPDU(target.pdu, target.room_version) : undefined;
-    if (!targetEvent || targetEvent.roomId !== roomId) throw notFound('Event not found in this room');
+    if (!targetEvent) throw notFound('Event not found');
+    // An event of another room cannot be redacted from this one (Sytest and Synapse expect 400).
+    if (targetEvent.roomId !== roomId) throw invalidParam('The event is not in this room');
 
     if (targetEvent.sender !== userId) {
       const asEvent = (e: HeaderedEvent | undefined): Event | undefined => (e ? Event.fromPDU(e.pdu, e.room_version) : undefined);

@@ -16,7 +16,7 @@ const MAX_BODY = 65_536;
 const TXN_TTL_MS = 30 * 60_000;
 const TXN_LIMIT = 100_000;
 
-export function addSendEventRoutes(client: Hono, userAPI: ClientUserAPI, rsAPI: RoomserverInternalAPI): void {
+export function addSendEventRoutes(client: Hono, serverName: string, userAPI: ClientUserAPI, rsAPI: RoomserverInternalAPI): void {
   /** device + room + transaction ID -> the event it produced (the answer to a retry). */
   const txns = new Map<string, { eventId: string; ts: number }>();
 
@@ -48,9 +48,24 @@ export function addSendEventRoutes(client: Hono, userAPI: ClientUserAPI, rsAPI: 
     return jsonResponse({ event_id: eventId });
   });
 
+  /** A canonical alias event may only name well-formed aliases, and those of this server must point at the room. */
+  const checkCanonicalAlias = async (roomId: string, content: Record<string, unknown>): Promise<void> => {
+    const alt = content['alt_aliases'];
+    if (alt !== undefined && (!Array.isArray(alt) || alt.some((a) => typeof a !== 'string'))) throw new MatrixError(400, 'M_INVALID_PARAM', 'alt_aliases must be a list of aliases');
+    const aliases = [...(typeof content['alias'] === 'string' ? [content['alias']] : []), ...((alt as string[] | undefined) ?? [])];
+    if (content['alias'] !== undefined && content['alias'] !== null && typeof content['alias'] !== 'string') throw new MatrixError(400, 'M_INVALID_PARAM', 'alias must be a string');
+    for (const alias of aliases) {
+      if (!/^#[^:]+:.+$/.test(alias)) throw new MatrixError(400, 'M_INVALID_PARAM', `${alias} is not a room alias`);
+      if (alias.slice(alias.indexOf(':') + 1) !== serverName) continue;
+      const { room_id } = await rsAPI.queryRoomIdForAlias({ alias });
+      if (room_id !== roomId) throw new MatrixError(400, 'M_BAD_ALIAS', `${alias} does not point to this room`);
+    }
+  };
+
   const putState = async (c: Context, stateKey: string): Promise<Response> => {
     const me = await requireDevice(c, userAPI);
     const content = await readJsonObject(c, { maxBytes: MAX_BODY, allowEmpty: true });
+    if ((c.req.param('eventType') ?? '') === 'm.room.canonical_alias' && stateKey === '') await checkCanonicalAlias(c.req.param('roomId') ?? '', content);
     const eventId = await send({ user_id: me.userId, room_id: c.req.param('roomId') ?? '', type: c.req.param('eventType') ?? '', state_key: stateKey, content: content as JsonObject });
     return jsonResponse({ event_id: eventId });
   };

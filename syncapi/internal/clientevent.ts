@@ -16,7 +16,8 @@ export function clientEvent(e: StreamEvent, opts: ClientEventOptions = {}): Json
   const unsigned: JsonObject = {};
   if (e.txnId !== null && opts.deviceId !== undefined && e.deviceId === opts.deviceId) unsigned['transaction_id'] = e.txnId;
   const format = opts.format ?? 'client';
-  const out = format === 'federation' ? (event.json as unknown as JsonObject) : event.toClientEvent(format === 'sync' ? 'sync' : 'client', unsigned);
+  // The federation format is the PDU; the event ID (not part of it from room version 3) is added for clients.
+  const out = format === 'federation' ? ({ ...(event.json as unknown as JsonObject), event_id: event.eventId } as JsonObject) : event.toClientEvent(format === 'sync' ? 'sync' : 'client', unsigned);
   return opts.eventFields ? (pickFields(out, opts.eventFields) as JsonObject) : out;
 }
 
