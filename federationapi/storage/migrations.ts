@@ -1,8 +1,30 @@
 /**
  * The federationapi schema, versioned. Tables are prefixed `federationapi_`; the history of applied
- * versions lives in `federationapi_migrations`. The tables themselves arrive with the component's
- * issue (#8); until then start-up creates only the history table.
+ * versions lives in `federationapi_migrations`.
  */
 import type { ComponentMigration } from '../../internal/sqlutil/index.js';
+import { bigintType, jsonTextType } from '../../internal/sqlutil/index.js';
 
-export const federationapiMigrations: readonly ComponentMigration[] = [];
+export const federationapiMigrations: readonly ComponentMigration[] = [
+  {
+    version: 1,
+    name: 'server_keys',
+    up: async (db) => {
+      // Other servers' signing keys, as the key ring fetched them (storage/serverkeys.ts).
+      // valid_until_ts is already capped at fetched_ts + 7 days; expired_ts is set for keys
+      // that came as old_verify_keys. response_json is the origin-signed
+      // /_matrix/key/v2/server response the key came from, re-served by our notary endpoints.
+      await db.schema
+        .createTable('federationapi_server_keys')
+        .addColumn('server_name', 'text', (c) => c.notNull())
+        .addColumn('key_id', 'text', (c) => c.notNull())
+        .addColumn('public_key', 'text', (c) => c.notNull())
+        .addColumn('valid_until_ts', bigintType, (c) => c.notNull())
+        .addColumn('expired_ts', bigintType)
+        .addColumn('fetched_ts', bigintType, (c) => c.notNull())
+        .addColumn('response_json', jsonTextType, (c) => c.notNull())
+        .addPrimaryKeyConstraint('federationapi_server_keys_pk', ['server_name', 'key_id'])
+        .execute();
+    },
+  },
+];
