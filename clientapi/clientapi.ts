@@ -24,6 +24,7 @@ import { addThreePidRoutes } from './routing/threepid.js';
 import { addUserDirectoryRoute } from './routing/userdirectory.js';
 import type { ClientUserAPI } from '../userapi/api/index.js';
 import type { RoomserverInternalAPI } from '../roomserver/api/index.js';
+import type { FederationInternalAPI } from '../federationapi/api/index.js';
 import { addCreateRoomRoute } from './routing/createroom.js';
 import { addRoomStateRoutes } from './routing/roomstate.js';
 import { addSendEventRoutes } from './routing/sendevent.js';
@@ -32,8 +33,8 @@ import { addKnockRoute } from './routing/knock.js';
 import { addForgetRoute } from './routing/forget.js';
 import { addDirectoryRoutes } from './routing/directory.js';
 import { addEphemeralRoutes } from './routing/ephemeral.js';
-import type { EphemeralProducer } from './producers/syncapi.js';
-export { busEphemeralProducer } from './producers/syncapi.js';
+import type { EphemeralProducer } from '../syncapi/api/producer.js';
+export { busEphemeralProducer } from '../syncapi/api/producer.js';
 import { addRedactRoute } from './routing/redact.js';
 import { addReportRoute } from './routing/report.js';
 import { addCapabilitiesRoute } from './routing/capabilities.js';
@@ -45,7 +46,7 @@ export async function newInternalAPI(cfg: Config): Promise<ClientInternalAPI> {
   return new ClientInternalAPIImpl(cfg.global.serverName);
 }
 
-export function addPublicRoutes(routers: PublicRouters, cfg: Config, userAPI: ClientUserAPI, rsAPI: RoomserverInternalAPI, producer: EphemeralProducer, log: Logger): void {
+export function addPublicRoutes(routers: PublicRouters, cfg: Config, userAPI: ClientUserAPI, rsAPI: RoomserverInternalAPI, fedAPI: FederationInternalAPI, producer: EphemeralProducer, log: Logger): void {
   new RegistrationRoutes(cfg, userAPI).add(routers.client, routers.synapseAdmin);
   const uia = new PasswordUIA(userAPI, cfg.global.serverName);
   addLoginRoutes(routers.client, cfg, userAPI, uia);
@@ -63,7 +64,7 @@ export function addPublicRoutes(routers: PublicRouters, cfg: Config, userAPI: Cl
   addCreateRoomRoute(routers.client, cfg, userAPI, rsAPI);
   addRoomStateRoutes(routers.client, userAPI, rsAPI);
   addSendEventRoutes(routers.client, cfg.global.serverName, userAPI, rsAPI);
-  addMembershipRoutes(routers.client, userAPI, rsAPI);
+  addMembershipRoutes(routers.client, cfg.global.serverName, userAPI, rsAPI, fedAPI);
   addKnockRoute(routers.client, userAPI, rsAPI);
   addForgetRoute(routers.client, userAPI, rsAPI);
   addDirectoryRoutes(routers.client, cfg, userAPI, rsAPI);

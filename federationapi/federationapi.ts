@@ -1,21 +1,94 @@
 /**
- * federationapi: the Server-Server routes, server keys, and (later) the outbound queues.
+ * federationapi: the Server-Server routes, server keys, the key ring, the outbound sender
+ * (queues per destination) and the operations other components ask of other servers (joins).
  */
+import type { Kysely } from 'kysely';
+import type { Logger } from 'pino';
 import { runMigrations, type OpenedDatabase } from '../internal/sqlutil/index.js';
 import type { Config } from '../setup/config/config.js';
 import type { PublicRouters } from '../internal/httputil/index.js';
 import type { SigningIdentity } from '../internal/signingidentity.js';
+import type { RoomserverInternalAPI } from '../roomserver/api/index.js';
+import type { Bus } from '../setup/jetstream/index.js';
+import { busEphemeralProducer } from '../syncapi/api/producer.js';
 import type { FederationInternalAPI } from './api/index.js';
+import { FederationClient } from './client/index.js';
+import { startRoomserverConsumer } from './consumers/roomserver.js';
 import { FederationInternalAPIImpl } from './internal/api.js';
+import { KeyRing } from './internal/keyring.js';
+import { Joiner } from './internal/perform/join.js';
+import { OutboundSender } from './internal/sender.js';
+import { addEventRoutes, RoomReader } from './routing/events.js';
+import { FederationAuth } from './routing/fedauth.js';
+import { addJoinRoutes } from './routing/join.js';
 import { addServerKeyRoutes } from './routing/keys.js';
+import { addNotaryRoutes } from './routing/notary.js';
 import { addVersionRoute } from './routing/version.js';
 import { addOpenIDUserInfoRoute } from './routing/openid.js';
-import type { FederationUserAPI } from '../userapi/api/index.js';
+import { addSendRoute } from './routing/send.js';
+import type { ClientUserAPI, FederationUserAPI } from '../userapi/api/index.js';
 import { federationapiMigrations } from './storage/migrations.js';
+import { OutboundQueueStore, type FederationapiQueueDatabase } from './storage/queue.js';
+import { ServerKeyStore, type FederationapiServerKeysDatabase } from './storage/serverkeys.js';
 
-export async function newInternalAPI(cfg: Config, db: OpenedDatabase<unknown>): Promise<FederationInternalAPI> {
+export interface FederationapiDeps {
+  identity: SigningIdentity;
+  bus: Bus;
+  rsAPI: RoomserverInternalAPI;
+  userAPI: FederationUserAPI & Pick<ClientUserAPI, 'queryDevices'>;
+  log: Logger;
+  /** Where the federation routes go once the routers exist. */
+  onRoutes: (install: (routers: PublicRouters) => void) => void;
+}
+
+export async function newInternalAPI(cfg: Config, db: OpenedDatabase<unknown>, deps?: FederationapiDeps): Promise<FederationInternalAPI> {
   await runMigrations(db.db, db.dialect, 'federationapi', federationapiMigrations);
-  return new FederationInternalAPIImpl(cfg.global.serverName);
+  if (!deps) return new FederationInternalAPIImpl(cfg.global.serverName);
+  const { identity, rsAPI } = deps;
+  const log = deps.log.child({ component: 'federationapi' });
+  const fed = cfg.federationApi;
+  const client = new FederationClient({
+    serverName: identity.serverName,
+    keyId: identity.keyId,
+    sign: (req) => identity.signRequest(req),
+    disableTlsValidation: fed.disableTlsValidation,
+    denyNetworks: fed.denyNetworks,
+    allowNetworks: fed.allowNetworks,
+    disableHttpKeepalives: fed.disableHttpKeepalives,
+  });
+  const keyRing = new KeyRing({
+    store: new ServerKeyStore(db.db as unknown as Kysely<FederationapiServerKeysDatabase>),
+    fetcher: { fetchServerKeys: (server) => client.getServerKeys(server), queryNotary: (notary, body) => client.queryKeys(notary, body) },
+    identity,
+    perspectives: fed.keyPerspectives,
+    preferDirectFetch: fed.preferDirectFetch,
+    log,
+  });
+  const prefix = cfg.global.jetstream.topicPrefix;
+  const sender = new OutboundSender({ serverName: identity.serverName, queue: new OutboundQueueStore(db.db as unknown as Kysely<FederationapiQueueDatabase>), client, log });
+  const joiner = new Joiner({ identity, client, keys: keyRing, rsAPI, log });
+
+  if (!cfg.global.disableFederation) {
+    await startRoomserverConsumer({ bus: deps.bus, prefix, serverName: identity.serverName, rsAPI, sender, log });
+    await sender.resume();
+    const auth = new FederationAuth(identity.serverName, keyRing.requestKeyLookup);
+    const reader = new RoomReader(identity.serverName, rsAPI);
+    deps.onRoutes((routers) => {
+      addNotaryRoutes(routers.key, keyRing, identity);
+      addEventRoutes(routers.federation, auth, reader);
+      addJoinRoutes(routers.federation, auth, reader, identity, keyRing);
+      addSendRoute(routers.federation, auth, {
+        reader,
+        keys: keyRing,
+        producer: busEphemeralProducer(deps.bus, prefix),
+        userAPI: deps.userAPI,
+        fetcher: client,
+        presenceInbound: cfg.global.presence.enableInbound,
+        log,
+      });
+    });
+  }
+  return new FederationInternalAPIImpl(cfg.global.serverName, joiner);
 }
 
 export function addPublicRoutes(routers: PublicRouters, cfg: Config, identity: SigningIdentity, userAPI: FederationUserAPI): void {

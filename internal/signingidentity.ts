@@ -2,6 +2,7 @@
 import type { Event } from './matrix/event.js';
 import type { EventFields } from './matrix/eventbuilder.js';
 import type { JsonObject } from './matrix/types.js';
+import type { FederationRequest } from './matrix/xmatrix.js';
 
 export interface SigningIdentity {
   serverName: string;
@@ -12,6 +13,8 @@ export interface SigningIdentity {
   signJson<T extends JsonObject>(obj: T): T;
   /** Builds, hashes and signs an event of ours (see internal/matrix/eventbuilder.ts). */
   buildEvent(fields: EventFields, roomVersion: string): Event;
+  /** The X-Matrix Authorization header value for a federation request of ours. */
+  signRequest(req: FederationRequest): string;
   /** Keys we signed with before (published as old_verify_keys). */
   oldKeys: ReadonlyArray<{ keyId: string; publicKeyBase64: string; expiredTs: number }>;
   keyValidityPeriodMs: number;

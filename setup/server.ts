@@ -74,7 +74,15 @@ async function localAPI<C extends ComponentName>(name: C, cfg: Config, dbs: Data
         log: logger,
         onRoutes: (install) => ctx.routeInstallers.push(install),
       }),
-    federationapi: async () => federationapi.newInternalAPI(cfg, await db('federationapi')),
+    federationapi: async () =>
+      federationapi.newInternalAPI(cfg, await db('federationapi'), {
+        identity,
+        bus,
+        rsAPI: ctx.apis.roomserver!,
+        userAPI: ctx.apis.userapi!,
+        log: logger,
+        onRoutes: (install) => ctx.routeInstallers.push(install),
+      }),
     mediaapi: async () => mediaapi.newInternalAPI(cfg, await db('mediaapi')),
     clientapi: () => clientapi.newInternalAPI(cfg),
   };
@@ -82,7 +90,7 @@ async function localAPI<C extends ComponentName>(name: C, cfg: Config, dbs: Data
 }
 
 function addRoutesFor(name: ComponentName, routers: PublicRouters, cfg: Config, identity: SigningIdentity, apis: ComponentAPIs, bus: Bus, logger: Logger): void {
-  if (name === 'clientapi') clientapi.addPublicRoutes(routers, cfg, apis.userapi, apis.roomserver, clientapi.busEphemeralProducer(bus, cfg.global.jetstream.topicPrefix), logger.child({ component: 'clientapi' }));
+  if (name === 'clientapi') clientapi.addPublicRoutes(routers, cfg, apis.userapi, apis.roomserver, apis.federationapi, clientapi.busEphemeralProducer(bus, cfg.global.jetstream.topicPrefix), logger.child({ component: 'clientapi' }));
   if (name === 'federationapi') federationapi.addPublicRoutes(routers, cfg, identity, apis.userapi);
 }
 

@@ -3,7 +3,7 @@
  * components sign with. Problems name the file: a server without its key cannot start.
  */
 import { readFileSync } from 'node:fs';
-import { buildEvent, parseMatrixKeyPem, signJson, signingKeyFromSeed, type JsonObject } from '../internal/matrix/index.js';
+import { buildEvent, parseMatrixKeyPem, signJson, signRequest, signingKeyFromSeed, type JsonObject } from '../internal/matrix/index.js';
 import type { SigningIdentity } from '../internal/signingidentity.js';
 import type { Config } from './config/config.js';
 
@@ -40,6 +40,7 @@ export function loadSigningIdentity(cfg: Config): SigningIdentity {
     publicKeyBase64: key.publicKeyBase64,
     signJson: <T extends JsonObject>(obj: T): T => signJson(obj, serverName, keyId, key) as T,
     buildEvent: (fields, roomVersion) => buildEvent(fields, roomVersion, serverName, keyId, key),
+    signRequest: (req) => signRequest(req, keyId, key),
     oldKeys,
     keyValidityPeriodMs: cfg.global.keyValidityPeriodMs,
   };

@@ -32,7 +32,7 @@ export function testConfig(overrides: (doc: Record<string, Record<string, unknow
 }
 
 export async function startTestServer(
-  opts: { cfg?: Config; dir?: string; components?: ComponentName[]; tls?: { certFile: string; keyFile: string } } = {},
+  opts: { cfg?: Config; dir?: string; components?: ComponentName[]; tls?: { certFile: string; keyFile: string }; httpsPort?: number } = {},
 ): Promise<TestServer> {
   const made = opts.cfg ? { cfg: opts.cfg, dir: opts.dir ?? '' } : testConfig();
   const server = await startServer({
@@ -40,7 +40,7 @@ export async function startTestServer(
     logger: pino({ level: 'silent' }),
     httpBind: { host: '127.0.0.1', port: 0 },
     ...(opts.components ? { components: opts.components } : {}),
-    ...(opts.tls ? { tls: opts.tls, httpsBind: { host: '127.0.0.1', port: 0 } } : {}),
+    ...(opts.tls ? { tls: opts.tls, httpsBind: { host: '127.0.0.1', port: opts.httpsPort ?? 0 } } : {}),
   });
   return {
     server,

@@ -9,7 +9,7 @@ import type { JsonObject } from '../../internal/matrix/index.js';
 import type { RoomserverInternalAPI } from '../../roomserver/api/index.js';
 import type { ClientUserAPI } from '../../userapi/api/index.js';
 import { requireDevice } from '../auth/device.js';
-import type { EphemeralProducer } from '../producers/syncapi.js';
+import type { EphemeralProducer } from '../../syncapi/api/producer.js';
 import { clientRoute } from './paths.js';
 
 const ROOM_ID = /^![^:]+(:.+)?$/;

@@ -6,6 +6,7 @@
 import type { Context, Hono } from 'hono';
 import { MatrixError, badJson, forbidden, invalidParam, jsonResponse, missingParam, notFound, readJsonObject } from '../../internal/httputil/index.js';
 import type { JsonObject } from '../../internal/matrix/index.js';
+import type { FederationInternalAPI } from '../../federationapi/api/index.js';
 import type { RoomserverInternalAPI } from '../../roomserver/api/index.js';
 import type { ClientUserAPI } from '../../userapi/api/index.js';
 import { requireDevice } from '../auth/device.js';
@@ -14,7 +15,7 @@ import { clientRoute } from './paths.js';
 const MAX_BODY = 16 * 1024;
 const USER_ID = /^@[^:]+:.+$/;
 
-export function addMembershipRoutes(client: Hono, userAPI: ClientUserAPI, rsAPI: RoomserverInternalAPI): void {
+export function addMembershipRoutes(client: Hono, serverName: string, userAPI: ClientUserAPI, rsAPI: RoomserverInternalAPI, fedAPI: Pick<FederationInternalAPI, 'performJoin'>): void {
   const sendMember = async (sender: string, roomId: string, target: string, content: JsonObject): Promise<string> => {
     const res = await rsAPI.performSendEvent({ user_id: sender, room_id: roomId, type: 'm.room.member', state_key: target, content });
     if (res.error === 'forbidden') throw forbidden(res.message);
@@ -32,15 +33,14 @@ export function addMembershipRoutes(client: Hono, userAPI: ClientUserAPI, rsAPI:
     const me = await requireDevice(c, userAPI, { allowGuests: true });
     const body = await readJsonObject(c, { maxBytes: MAX_BODY, allowEmpty: true });
     let roomId = idOrAlias;
-    if (idOrAlias.startsWith('#')) {
+    const remoteAlias = idOrAlias.startsWith('#') && /^#[^:]+:.+$/.test(idOrAlias) && idOrAlias.slice(idOrAlias.indexOf(':') + 1) !== serverName;
+    if (idOrAlias.startsWith('#') && !remoteAlias) {
       const found = await rsAPI.queryRoomIdForAlias({ alias: idOrAlias });
       if (found.room_id === undefined) throw notFound(`No room has the alias ${idOrAlias}`);
       roomId = found.room_id;
-    } else if (!/^![^:]+(:.+)?$/.test(idOrAlias)) {
+    } else if (!remoteAlias && !/^![^:]+(:.+)?$/.test(idOrAlias)) {
       throw invalidParam(`${idOrAlias} is neither a room ID nor an alias`);
     }
-    const m = await rsAPI.queryMembershipForUser({ room_id: roomId, user_id: me.userId });
-    if (!m.room_exists) throw notFound('This server does not know that room');
     const { profile } = await userAPI.queryProfile({ userId: me.userId });
     // Extra fields of the body go into the event (clients use this for custom member data);
     // the membership and the third-party proof are not the client's to set that way.
@@ -48,6 +48,17 @@ export function addMembershipRoutes(client: Hono, userAPI: ClientUserAPI, rsAPI:
     const content: JsonObject = { ...(extra as JsonObject), ...reasonOf(body), membership: 'join' };
     if (profile?.displayName && content['displayname'] === undefined) content['displayname'] = profile.displayName;
     if (profile?.avatarUrl && content['avatar_url'] === undefined) content['avatar_url'] = profile.avatarUrl;
+    const m = remoteAlias ? undefined : await rsAPI.queryMembershipForUser({ room_id: roomId, user_id: me.userId });
+    if (m === undefined || !m.room_exists) {
+      // A room this server does not hold: join through the servers that do.
+      const via = [...c.req.queries('server_name') ?? [], ...c.req.queries('via') ?? []];
+      const res = await fedAPI.performJoin({ room_id_or_alias: idOrAlias.startsWith('#') ? idOrAlias : roomId, user_id: me.userId, server_names: via, content });
+      if (res.error === undefined) return jsonResponse({ room_id: res.room_id });
+      if (res.error === 'forbidden') throw forbidden(res.message);
+      if (res.error === 'not_found') throw notFound(res.message);
+      if (res.error === 'incompatible_room_version') throw new MatrixError(400, 'M_INCOMPATIBLE_ROOM_VERSION', res.message);
+      throw new MatrixError(502, 'M_UNKNOWN', `Could not join the room over federation: ${res.message}`);
+    }
     await sendMember(me.userId, roomId, me.userId, content);
     return jsonResponse({ room_id: roomId });
   };

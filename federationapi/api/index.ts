@@ -4,7 +4,24 @@
  * `federationapiInternalAPIMethods`. Every method takes one JSON request and returns JSON.
  */
 import type { StatusAPI } from '../../internal/componentapi.js';
+import type { JsonObject } from '../../internal/matrix/index.js';
 
-export type FederationInternalAPI = StatusAPI;
+export interface PerformJoinRequest {
+  /** A room ID or a room alias (of another server). */
+  room_id_or_alias: string;
+  user_id: string;
+  /** Servers to ask, besides those the room ID or alias names. */
+  server_names: string[];
+  /** Extra content of the join event (displayname, avatar_url, reason...). */
+  content?: JsonObject;
+}
+export type PerformJoinResponse =
+  | { room_id: string; error?: undefined }
+  | { error: 'not_found' | 'forbidden' | 'unreachable' | 'incompatible_room_version' | 'failed'; message: string; room_id?: undefined };
 
-export const federationapiInternalAPIMethods = ['queryComponentStatus'] as const satisfies ReadonlyArray<keyof FederationInternalAPI>;
+export interface FederationInternalAPI extends StatusAPI {
+  /** Joins a local user to a room held by other servers (make_join, send_join). */
+  performJoin(req: PerformJoinRequest): Promise<PerformJoinResponse>;
+}
+
+export const federationapiInternalAPIMethods = ['queryComponentStatus', 'performJoin'] as const satisfies ReadonlyArray<keyof FederationInternalAPI>;

@@ -7,7 +7,7 @@
  */
 import { serverSoftware } from '../../internal/version.js';
 import { parseJsonValue } from '../../internal/matrix/canonicaljson.js';
-import { signRequest } from '../../internal/matrix/xmatrix.js';
+import { signRequest, type FederationRequest } from '../../internal/matrix/xmatrix.js';
 import type { PrivateKeyInput } from '../../internal/matrix/signing.js';
 import type { JsonObject, JsonValue } from '../../internal/matrix/types.js';
 import { FederationClientError, FederationHttpError } from './errors.js';
@@ -27,7 +27,9 @@ export interface FederationClientOptions {
    * The private key to sign requests with: the SigningKey (or its privateKeyObject) loaded by
    * setup/signingkey.ts. SigningIdentity exposes only signJson, so setup hands this over.
    */
-  signingKey: PrivateKeyInput;
+  signingKey?: PrivateKeyInput;
+  /** Signs a request (the X-Matrix header value) without handing over the key; used when `signingKey` is absent. */
+  sign?: (req: FederationRequest) => string;
   /** federation_api.disable_tls_validation: accept any certificate. */
   disableTlsValidation: boolean;
   /** Default: Dendrite's private ranges. Tests on 127.0.0.1 pass []. */
@@ -181,7 +183,7 @@ export class FederationClient {
   readonly serverName: string;
   readonly resolver: ServerResolver;
   private readonly keyId: string;
-  private readonly signingKey: PrivateKeyInput;
+  private readonly sign: (req: FederationRequest) => string;
   private readonly transport: TransportOptions;
   private readonly timeoutMs: number;
   private readonly maxResponseBytes: number;
@@ -189,7 +191,10 @@ export class FederationClient {
   constructor(opts: FederationClientOptions) {
     this.serverName = opts.serverName;
     this.keyId = opts.keyId;
-    this.signingKey = opts.signingKey;
+    const key = opts.signingKey;
+    if (opts.sign) this.sign = opts.sign;
+    else if (key !== undefined) this.sign = (req) => signRequest(req, this.keyId, key);
+    else throw new Error('FederationClient needs signingKey or sign');
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.maxResponseBytes = opts.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
     const policy = new NetworkPolicy({
@@ -236,11 +241,7 @@ export class FederationClient {
       headers['Content-Type'] = 'application/json';
     }
     if (opts.auth !== false) {
-      headers['Authorization'] = signRequest(
-        { method, uri, origin: this.serverName, destination, ...(opts.body !== undefined ? { content: opts.body } : {}) },
-        this.keyId,
-        this.signingKey,
-      );
+      headers['Authorization'] = this.sign({ method, uri, origin: this.serverName, destination, ...(opts.body !== undefined ? { content: opts.body } : {}) });
     }
     const timeout = () => new FederationClientError('timeout', `request to ${destination} timed out after ${timeoutMs} ms`, destination);
     if (signal.aborted) throw timeout();

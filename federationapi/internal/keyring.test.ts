@@ -18,6 +18,7 @@ function identityOf(serverName: string, key: SigningKey, oldKeys: SigningIdentit
     publicKeyBase64: key.publicKeyBase64,
     signJson: (o) => signJson(o, serverName, key.keyId, key),
     buildEvent: (fields, version) => buildEvent(fields, version, serverName, key.keyId, key),
+    signRequest: () => '',
     oldKeys,
     keyValidityPeriodMs: DAY,
   };

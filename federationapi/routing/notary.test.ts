@@ -22,6 +22,7 @@ function identityOf(serverName: string, key: SigningKey): SigningIdentity {
     publicKeyBase64: key.publicKeyBase64,
     signJson: (o) => signJson(o, serverName, key.keyId, key),
     buildEvent: (fields, version) => buildEvent(fields, version, serverName, key.keyId, key),
+    signRequest: () => '',
     oldKeys: [],
     keyValidityPeriodMs: DAY,
   };

@@ -3,7 +3,7 @@
  * versions lives in `federationapi_migrations`.
  */
 import type { ComponentMigration } from '../../internal/sqlutil/index.js';
-import { bigintType, jsonTextType } from '../../internal/sqlutil/index.js';
+import { addAutoIdColumn, bigintType, jsonTextType } from '../../internal/sqlutil/index.js';
 
 export const federationapiMigrations: readonly ComponentMigration[] = [
   {
@@ -25,6 +25,20 @@ export const federationapiMigrations: readonly ComponentMigration[] = [
         .addColumn('response_json', jsonTextType, (c) => c.notNull())
         .addPrimaryKeyConstraint('federationapi_server_keys_pk', ['server_name', 'key_id'])
         .execute();
+    },
+  },
+  {
+    version: 2,
+    name: 'outbound_queue',
+    up: async (db, dialect) => {
+      // What waits to be sent to each server: PDUs and EDUs in the order they were queued.
+      // A row goes once the destination acknowledged the transaction that carried it.
+      await addAutoIdColumn(db.schema.createTable('federationapi_queue'), dialect, 'id')
+        .addColumn('destination', 'text', (c) => c.notNull())
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('json', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('federationapi_queue_destination').on('federationapi_queue').columns(['destination', 'id']).execute();
     },
   },
 ];

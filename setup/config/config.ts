@@ -298,7 +298,7 @@ export function parseConfig(doc: unknown, baseDir: string): Config {
         '127.0.0.1/8', '10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10',
         '169.254.0.0/16', '::1/128', 'fe80::/64', 'fc00::/7',
       ]),
-      allowNetworks: fed.stringList('allow_networks', ['0.0.0.0/0']),
+      allowNetworks: fed.stringList('allow_networks', ['0.0.0.0/0', '::/0']),
     },
     mediaApi: {
       database: readDatabase(media.section('database')),

@@ -70,6 +70,11 @@ export function generateConfigDocument(opts: GenerateOptions): Record<string, un
       send_max_retries: 16,
       disable_tls_validation: false,
       disable_http_keepalives: opts.ci,
+      // Test servers federate over loopback; real ones must not be steered at private networks.
+      deny_networks: opts.ci
+        ? []
+        : ['127.0.0.1/8', '10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10', '169.254.0.0/16', '::1/128', 'fe80::/64', 'fc00::/7'],
+      allow_networks: ['0.0.0.0/0', '::/0'],
       // CI servers must never contact matrix.org.
       key_perspectives: opts.ci
         ? []

@@ -49,6 +49,7 @@ describeEachDatabase<RoomserverDatabase>('roomserver input', (ctx) => {
       publicKeyBase64: key.publicKeyBase64,
       signJson: (o) => o,
       buildEvent: (fields, version) => buildEvent(fields, version, 'hs.test', key.keyId, key),
+      signRequest: () => '',
       oldKeys: [],
       keyValidityPeriodMs: 0,
     };

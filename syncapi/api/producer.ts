@@ -1,14 +1,16 @@
 /**
- * What clientapi publishes for syncapi (and, later, federationapi): typing, receipts and
- * to-device messages, each on its stream with a subject per room or per target user.
+ * Publishing what syncapi consumes (and federationapi sends on): typing, receipts, to-device
+ * messages and presence, each on its stream with a subject per room or per user. Used by
+ * clientapi for local users and by federationapi for what other servers send.
  */
 import { subjectFor, type Bus } from '../../setup/jetstream/index.js';
-import type { OutputReceiptEvent, OutputSendToDeviceEvent, OutputTypingEvent } from '../../syncapi/api/index.js';
+import type { OutputPresenceEvent, OutputReceiptEvent, OutputSendToDeviceEvent, OutputTypingEvent } from './index.js';
 
 export interface EphemeralProducer {
   typing(e: OutputTypingEvent): Promise<void>;
   receipt(e: OutputReceiptEvent): Promise<void>;
   sendToDevice(e: OutputSendToDeviceEvent): Promise<void>;
+  presence(e: OutputPresenceEvent): Promise<void>;
 }
 
 export function busEphemeralProducer(bus: Bus, prefix: string): EphemeralProducer {
@@ -20,5 +22,6 @@ export function busEphemeralProducer(bus: Bus, prefix: string): EphemeralProduce
     typing: (e) => send(subjectFor(prefix, 'OutputTypingEvent', e.room_id), e),
     receipt: (e) => send(subjectFor(prefix, 'OutputReceiptEvent', e.room_id), e),
     sendToDevice: (e) => send(subjectFor(prefix, 'OutputSendToDeviceEvent', e.user_id), e),
+    presence: (e) => send(subjectFor(prefix, 'OutputPresenceEvent', e.user_id), e),
   };
 }

@@ -1,0 +1,139 @@
+/**
+ * Two of our servers in this process, federating over HTTPS on loopback: a user of one joins
+ * a room of the other, messages go both ways in order, and requests that are not properly
+ * signed are refused.
+ */
+import { createServer } from 'node:net';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { getJson, startTestServer, testConfig, type TestServer } from '../test/harness.js';
+import { generateTlsMaterial } from '../setup/tlscert.js';
+import { generateSigningKey, signRequest } from '../internal/matrix/index.js';
+
+type Body = Record<string, unknown>;
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+interface Node {
+  t: TestServer;
+  name: string;
+  https: string;
+}
+
+async function startNode(): Promise<Node> {
+  const port = await freePort();
+  const name = `127.0.0.1:${port}`;
+  const { cfg, dir } = testConfig((doc) => {
+    doc.global!.server_name = name;
+    doc.federation_api!.disable_tls_validation = true;
+    doc.federation_api!.deny_networks = [];
+  });
+  const tls = await generateTlsMaterial({ hosts: ['127.0.0.1', 'localhost'], keySize: 2048 });
+  writeFileSync(path.join(dir, 'tls.crt'), tls.certPem);
+  writeFileSync(path.join(dir, 'tls.key'), tls.keyPem);
+  const t = await startTestServer({ cfg, dir, tls: { certFile: path.join(dir, 'tls.crt'), keyFile: path.join(dir, 'tls.key') }, httpsPort: port });
+  return { t, name, https: `https://127.0.0.1:${port}` };
+}
+
+let a: Node;
+let b: Node;
+let alice: string;
+let bob: string;
+const enc = encodeURIComponent;
+
+const req = (n: Node, method: string, p: string, token: string, body?: unknown) =>
+  getJson(`${n.t.baseUrl}/_matrix/client/v3${p}`, {
+    method,
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
+  });
+const register = async (n: Node, user: string) => (await req(n, 'POST', '/register', '', { auth: { type: 'm.login.dummy' }, username: user, password: 'pw' })).body.access_token as string;
+
+const until = async <T>(fn: () => Promise<T | undefined>, ms = 15_000): Promise<T> => {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+};
+const bodiesIn = async (n: Node, token: string, roomId: string) =>
+  ((await req(n, 'GET', `/rooms/${enc(roomId)}/messages?dir=f&limit=1000`, token)).body.chunk as Body[] | undefined ?? [])
+    .filter((e) => e.type === 'm.room.message')
+    .map((e) => (e.content as Body).body as string);
+
+beforeAll(async () => {
+  [a, b] = await Promise.all([startNode(), startNode()]);
+  alice = await register(a, 'alice');
+  bob = await register(b, 'bob');
+}, 60_000);
+afterAll(async () => {
+  await Promise.all([a?.t.stop(), b?.t.stop()]);
+});
+
+it('joins a room of another server, and messages flow both ways in order', async () => {
+  const roomId = (await req(a, 'POST', '/createRoom', alice, { preset: 'public_chat', name: 'Across' })).body.room_id as string;
+  await req(a, 'PUT', `/rooms/${enc(roomId)}/send/m.room.message/a0`, alice, { msgtype: 'm.text', body: 'before bob' });
+  const joined = await req(b, 'POST', `/join/${enc(roomId)}`, bob, {});
+  expect(joined.body).toEqual({ room_id: roomId });
+  const BOB = `@bob:${b.name}`;
+  expect((await b.t.server.apis.roomserver.queryMembershipForUser({ room_id: roomId, user_id: BOB })).membership).toBe('join');
+  expect((await a.t.server.apis.roomserver.queryMembershipForUser({ room_id: roomId, user_id: BOB })).membership).toBe('join');
+  // B has the room's state: its name.
+  expect((await req(b, 'GET', `/rooms/${enc(roomId)}/state/m.room.name`, bob)).body).toEqual({ name: 'Across' });
+
+  for (let i = 0; i < 20; i++) {
+    await req(a, 'PUT', `/rooms/${enc(roomId)}/send/m.room.message/a${i + 1}`, alice, { msgtype: 'm.text', body: `a${i}` });
+    await req(b, 'PUT', `/rooms/${enc(roomId)}/send/m.room.message/b${i}`, bob, { msgtype: 'm.text', body: `b${i}` });
+  }
+  const wantA = Array.from({ length: 20 }, (_, i) => `a${i}`);
+  const wantB = Array.from({ length: 20 }, (_, i) => `b${i}`);
+  for (const [n, token] of [
+    [a, alice],
+    [b, bob],
+  ] as const) {
+    const seen = await until(async () => {
+      const all = await bodiesIn(n, token, roomId);
+      return wantA.every((x) => all.includes(x)) && wantB.every((x) => all.includes(x)) ? all : undefined;
+    });
+    // Each sender's messages arrive in the order they were sent.
+    expect(seen.filter((x) => /^a\d+$/.test(x))).toEqual(wantA);
+    expect(seen.filter((x) => /^b\d+$/.test(x))).toEqual(wantB);
+  }
+  // Bob's /sync on B shows alice's messages.
+  const s = (await req(b, 'GET', '/sync', bob)).body;
+  expect(((s.rooms as Body).join as Record<string, Body>)[roomId]).toBeDefined();
+}, 60_000);
+
+it('refuses unsigned, badly signed and misaddressed federation requests with 401', async () => {
+  const url = `${a.https}/_matrix/federation/v1/event/$nothing`;
+  const { Agent } = await import('node:https');
+  const agent = new Agent({ rejectUnauthorized: false });
+  const get = (authorization?: string) =>
+    new Promise<number>((resolve, reject) => {
+      import('node:https').then(({ request }) => {
+        const r = request(url, { agent, headers: authorization ? { Authorization: authorization } : {} }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        r.on('error', reject);
+        r.end();
+      }, reject);
+    });
+  expect(await get()).toBe(401);
+  const stranger = generateSigningKey();
+  // Signed by a key the claimed origin (server B) does not have.
+  expect(await get(signRequest({ method: 'GET', uri: '/_matrix/federation/v1/event/$nothing', origin: b.name, destination: a.name }, stranger.keyId, stranger))).toBe(401);
+  expect(await get('X-Matrix origin=nope')).toBe(401);
+});

@@ -1,0 +1,61 @@
+/**
+ * Walking the room DAG through the roomserver's API: the auth chain of events (every auth
+ * event, transitively) and the events behind some others (prev events, for backfill and
+ * get_missing_events). Each step is one batched query.
+ */
+import { Event } from '../../internal/matrix/index.js';
+import type { HeaderedEvent, RoomserverInternalAPI } from '../../roomserver/api/index.js';
+
+export type DagAPI = Pick<RoomserverInternalAPI, 'queryEventsById'>;
+
+/** The auth chain of `eventIds` (not the events themselves), accepted events only. */
+export async function authChain(rsAPI: DagAPI, seeds: readonly Event[]): Promise<HeaderedEvent[]> {
+  const seen = new Set<string>(seeds.map((e) => e.eventId));
+  const out: HeaderedEvent[] = [];
+  let frontier = [...new Set(seeds.flatMap((e) => e.authEventIds))].filter((id) => !seen.has(id));
+  while (frontier.length > 0) {
+    for (const id of frontier) seen.add(id);
+    const { events } = await rsAPI.queryEventsById({ event_ids: frontier });
+    const next: string[] = [];
+    for (const h of events) {
+      if (h.rejected) continue;
+      out.push({ room_version: h.room_version, pdu: h.pdu });
+      for (const a of Event.fromPDU(h.pdu, h.room_version).authEventIds) if (!seen.has(a)) next.push(a);
+    }
+    frontier = [...new Set(next)];
+  }
+  return out;
+}
+
+/**
+ * Events reached by walking prev_events back from `from` (not included), breadth first, up to
+ * `limit`, stopping at `stopAt` and below `minDepth`. In the order found: newest first, roughly.
+ */
+export async function walkBack(
+  rsAPI: DagAPI,
+  from: readonly string[],
+  opts: { limit: number; stopAt?: ReadonlySet<string>; minDepth?: number; includeFrom?: boolean },
+): Promise<Event[]> {
+  const seen = new Set<string>(opts.stopAt ?? []);
+  const out: Event[] = [];
+  let frontier = [...new Set(from)].filter((id) => !seen.has(id));
+  let first = true;
+  while (frontier.length > 0 && out.length < opts.limit) {
+    for (const id of frontier) seen.add(id);
+    const { events } = await rsAPI.queryEventsById({ event_ids: frontier });
+    const next: string[] = [];
+    for (const h of events) {
+      if (h.rejected) continue;
+      const e = Event.fromPDU(h.pdu, h.room_version);
+      if (!first || opts.includeFrom) {
+        if (opts.minDepth !== undefined && e.depth < opts.minDepth) continue;
+        if (out.length >= opts.limit) break;
+        out.push(e);
+      }
+      for (const p of e.prevEventIds) if (!seen.has(p)) next.push(p);
+    }
+    first = false;
+    frontier = [...new Set(next)];
+  }
+  return out;
+}

@@ -1,0 +1,197 @@
+/**
+ * PUT /send/{txnId}: another server's transaction of PDUs and EDUs.
+ *
+ * - Idempotent per origin and transaction ID: a retried transaction gets the first answer.
+ * - PDUs are checked on receipt (format, signatures, hashes), refused for rooms we do not
+ *   have or whose ACL bars the origin, and put through the roomserver one by one, in order.
+ *   An event whose prev events we lack makes us ask the origin for them (get_missing_events,
+ *   bounded) before it goes in. Each PDU's outcome is in the answer.
+ * - EDUs become the ephemeral messages syncapi consumes: typing, receipts, presence and
+ *   to-device messages, each only for users of the origin.
+ */
+import type { Hono } from 'hono';
+import type { Logger } from 'pino';
+import { MatrixError, jsonResponse } from '../../internal/httputil/index.js';
+import { domainOf, type JsonObject, type PDUJson } from '../../internal/matrix/index.js';
+import type { EphemeralProducer } from '../../syncapi/api/producer.js';
+import type { ClientUserAPI } from '../../userapi/api/index.js';
+import { checkPDUs, type PDUKeys } from '../internal/pdus.js';
+import { serverAllowedByAcl } from '../internal/acl.js';
+import type { RoomReader } from './events.js';
+import type { FederationAuth } from './fedauth.js';
+
+const MAX_PDUS = 50;
+const MAX_EDUS = 100;
+const MISSING_EVENTS_LIMIT = 20;
+const TXN_CACHE = 10_000;
+
+/** What fetching missing events needs from the federation client. */
+export interface MissingEventsFetcher {
+  getMissingEvents(destination: string, roomId: string, req: { earliest_events: string[]; latest_events: string[]; limit?: number; min_depth?: number }): Promise<{ events: unknown[] }>;
+}
+
+export interface SendDeps {
+  reader: RoomReader;
+  keys: PDUKeys;
+  producer: EphemeralProducer;
+  userAPI: Pick<ClientUserAPI, 'queryDevices'>;
+  fetcher: MissingEventsFetcher;
+  presenceInbound: boolean;
+  log: Logger;
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+export function addSendRoute(fed: Hono, auth: FederationAuth, d: SendDeps): void {
+  const { reader } = d;
+  const rsAPI = reader.rsAPI;
+  const answered = new Map<string, JsonObject>();
+
+  /** Inputs one checked event; on missing prev events, fetches them from `origin` once and retries. */
+  const inputPDU = async (origin: string, roomVersion: string, pdu: PDUJson, roomId: string, depth: number, fetchMissing: boolean): Promise<string | undefined> => {
+    const input = async (): Promise<{ status: string; error?: string }> =>
+      (await rsAPI.inputRoomEvents({ events: [{ kind: 'new', event: { room_version: roomVersion, pdu }, origin }] })).results[0] ?? { status: 'error', error: 'no result' };
+    let res = await input();
+    if (res.status === 'error' && fetchMissing && /missing prev events/.test(res.error ?? '')) {
+      const { latest_event_ids } = await rsAPI.queryLatestEventsAndState({ room_id: roomId, state_to_fetch: [] });
+      try {
+        const eventId = (await checkPDUs([pdu], roomVersion, d.keys))[0];
+        const missing = await d.fetcher.getMissingEvents(origin, roomId, {
+          earliest_events: latest_event_ids,
+          latest_events: eventId && eventId.ok ? [eventId.event.eventId] : [],
+          limit: MISSING_EVENTS_LIMIT,
+          min_depth: Math.max(0, depth - MISSING_EVENTS_LIMIT),
+        });
+        const checked = await checkPDUs(Array.isArray(missing.events) ? missing.events : [], roomVersion, d.keys);
+        const good = checked.flatMap((c) => (c.ok && c.event.roomId === roomId ? [c.event] : [])).sort((a, b) => a.depth - b.depth);
+        for (const e of good) await inputPDU(origin, roomVersion, e.json as PDUJson, roomId, e.depth, false);
+      } catch (err) {
+        d.log.info({ err, origin, roomId }, 'federation: could not fetch missing events');
+      }
+      res = await input();
+    }
+    if (res.status === 'accepted' || res.status === 'duplicate') return undefined;
+    return res.error ?? res.status;
+  };
+
+  const handlePDUs = async (origin: string, pdus: unknown[]): Promise<Record<string, JsonObject>> => {
+    const results: Record<string, JsonObject> = {};
+    const rooms = new Map<string, { version: string } | { error: string }>();
+    for (const raw of pdus) {
+      const roomId = isObject(raw) && typeof raw['room_id'] === 'string' ? raw['room_id'] : undefined;
+      if (roomId === undefined) continue;
+      let room = rooms.get(roomId);
+      if (!room) {
+        const res = await rsAPI.queryLatestEventsAndState({ room_id: roomId, state_to_fetch: [{ type: 'm.room.server_acl', state_key: '' }] });
+        if (!res.room_exists || res.room_version === undefined) room = { error: 'unknown room' };
+        else if (!serverAllowedByAcl(res.state_events[0]?.pdu.content as Record<string, unknown> | undefined, origin)) room = { error: 'server denied by the room ACL' };
+        else room = { version: res.room_version };
+        rooms.set(roomId, room);
+      }
+      if ('error' in room) {
+        d.log.debug({ origin, roomId, error: room.error }, 'federation: PDU dropped');
+        continue;
+      }
+      const [checked] = await checkPDUs([raw], room.version, d.keys);
+      if (!checked) continue;
+      if (!checked.ok) {
+        if (checked.eventId) results[checked.eventId] = { error: checked.error };
+        continue;
+      }
+      const error = await inputPDU(origin, room.version, checked.event.json as PDUJson, roomId, checked.event.depth, true);
+      results[checked.event.eventId] = error === undefined ? {} : { error };
+    }
+    return results;
+  };
+
+  const handleEDU = async (origin: string, edu: Record<string, unknown>): Promise<void> => {
+    const content = isObject(edu['content']) ? edu['content'] : {};
+    const fromOrigin = (userId: unknown): userId is string => typeof userId === 'string' && /^@[^:]+:.+$/.test(userId) && domainOf(userId) === origin;
+    switch (edu['edu_type']) {
+      case 'm.typing': {
+        const roomId = content['room_id'];
+        if (typeof roomId !== 'string' || !fromOrigin(content['user_id']) || typeof content['typing'] !== 'boolean') return;
+        const m = await rsAPI.queryMembershipForUser({ room_id: roomId, user_id: content['user_id'] });
+        if (m.membership !== 'join') return;
+        await d.producer.typing({ room_id: roomId, user_id: content['user_id'], typing: content['typing'], ...(content['typing'] ? { timeout_ms: 30_000 } : {}) });
+        return;
+      }
+      case 'm.receipt': {
+        for (const [roomId, byType] of Object.entries(content)) {
+          if (!isObject(byType)) continue;
+          for (const [type, byUser] of Object.entries(byType)) {
+            if (type !== 'm.read' || !isObject(byUser)) continue;
+            for (const [userId, receipt] of Object.entries(byUser)) {
+              if (!fromOrigin(userId) || !isObject(receipt) || !Array.isArray(receipt['event_ids'])) continue;
+              const data = isObject(receipt['data']) ? receipt['data'] : {};
+              for (const eventId of receipt['event_ids']) {
+                if (typeof eventId !== 'string') continue;
+                await d.producer.receipt({
+                  room_id: roomId,
+                  user_id: userId,
+                  event_id: eventId,
+                  receipt_type: type,
+                  ...(typeof data['thread_id'] === 'string' ? { thread_id: data['thread_id'] } : {}),
+                  ts: typeof data['ts'] === 'number' ? data['ts'] : Date.now(),
+                });
+              }
+            }
+          }
+        }
+        return;
+      }
+      case 'm.presence': {
+        if (!d.presenceInbound || !Array.isArray(content['push'])) return;
+        for (const p of content['push']) {
+          if (!isObject(p) || !fromOrigin(p['user_id'])) continue;
+          const state = p['presence'];
+          if (state !== 'online' && state !== 'offline' && state !== 'unavailable') continue;
+          const ago = typeof p['last_active_ago'] === 'number' && p['last_active_ago'] >= 0 ? p['last_active_ago'] : 0;
+          await d.producer.presence({ user_id: p['user_id'], presence: state, ...(typeof p['status_msg'] === 'string' ? { status_msg: p['status_msg'] } : {}), last_active_ts: Date.now() - ago });
+        }
+        return;
+      }
+      case 'm.direct_to_device': {
+        const sender = content['sender'];
+        const type = content['type'];
+        if (!fromOrigin(sender) || typeof type !== 'string' || !isObject(content['messages'])) return;
+        for (const [userId, devices] of Object.entries(content['messages'])) {
+          if (!isObject(devices) || !/^@[^:]+:.+$/.test(userId) || domainOf(userId) !== reader.serverName) continue;
+          for (const [deviceId, message] of Object.entries(devices)) {
+            if (!isObject(message)) continue;
+            const ids = deviceId === '*' ? (await d.userAPI.queryDevices({ userId })).devices.map((x) => x.deviceId) : [deviceId];
+            for (const id of ids) await d.producer.sendToDevice({ sender, user_id: userId, device_id: id, type, content: message as JsonObject });
+          }
+        }
+        return;
+      }
+      default:
+        // Device list and signing key updates arrive with the key server's federation work; others are ignored.
+        return;
+    }
+  };
+
+  fed.put('/v1/send/:txnId', async (c) => {
+    const { origin, body } = await auth.authenticate(c);
+    const key = `${origin}\n${c.req.param('txnId') ?? ''}`;
+    const previous = answered.get(key);
+    if (previous) return jsonResponse(previous);
+    if (!isObject(body)) throw new MatrixError(400, 'M_BAD_JSON', 'The transaction must be a JSON object');
+    const pdus = Array.isArray(body['pdus']) ? body['pdus'] : [];
+    const edus = Array.isArray(body['edus']) ? body['edus'] : [];
+    if (pdus.length > MAX_PDUS || edus.length > MAX_EDUS) throw new MatrixError(400, 'M_BAD_JSON', `A transaction holds at most ${MAX_PDUS} PDUs and ${MAX_EDUS} EDUs`);
+    const results = await handlePDUs(origin, pdus);
+    for (const edu of edus) {
+      if (!isObject(edu)) continue;
+      try {
+        await handleEDU(origin, edu);
+      } catch (err) {
+        d.log.warn({ err, origin, eduType: edu['edu_type'] }, 'federation: EDU not processed');
+      }
+    }
+    const answer: JsonObject = { pdus: results };
+    if (answered.size >= TXN_CACHE) answered.delete(answered.keys().next().value!);
+    answered.set(key, answer);
+    return jsonResponse(answer);
+  });
+}
