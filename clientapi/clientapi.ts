@@ -63,7 +63,7 @@ export function addPublicRoutes(routers: PublicRouters, cfg: Config, userAPI: Cl
   addPushRulesRoutes(routers.client, userAPI);
   addCreateRoomRoute(routers.client, cfg, userAPI, rsAPI);
   addRoomStateRoutes(routers.client, userAPI, rsAPI);
-  addSendEventRoutes(routers.client, cfg.global.serverName, userAPI, rsAPI);
+  addSendEventRoutes(routers.client, cfg.global.serverName, userAPI, rsAPI, fedAPI);
   addMembershipRoutes(routers.client, cfg.global.serverName, userAPI, rsAPI, fedAPI);
   addKnockRoute(routers.client, userAPI, rsAPI);
   addForgetRoute(routers.client, userAPI, rsAPI);

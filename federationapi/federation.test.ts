@@ -137,3 +137,33 @@ it('refuses unsigned, badly signed and misaddressed federation requests with 401
   expect(await get(signRequest({ method: 'GET', uri: '/_matrix/federation/v1/event/$nothing', origin: b.name, destination: a.name }, stranger.keyId, stranger))).toBe(401);
   expect(await get('X-Matrix origin=nope')).toBe(401);
 });
+
+it('invites a user of another server, who can reject the invite or accept it by joining', async () => {
+  const BOB = `@bob:${b.name}`;
+  const inviteOf = async (roomId: string) => {
+    const s = (await req(b, 'GET', '/sync', bob)).body;
+    return ((s.rooms as Body).invite as Record<string, Body>)[roomId];
+  };
+  // Rejected.
+  const first = (await req(a, 'POST', '/createRoom', alice, { preset: 'private_chat', name: 'Secret one' })).body.room_id as string;
+  expect((await req(a, 'POST', `/rooms/${enc(first)}/invite`, alice, { user_id: BOB })).status).toBe(200);
+  expect((await a.t.server.apis.roomserver.queryMembershipForUser({ room_id: first, user_id: BOB })).membership).toBe('invite');
+  const invited = await until(() => inviteOf(first));
+  const state = (invited.invite_state as { events: Body[] }).events;
+  expect(state.find((e) => e.type === 'm.room.name')?.content).toEqual({ name: 'Secret one' });
+  expect(state.some((e) => e.type === 'm.room.member' && e.state_key === BOB)).toBe(true);
+  expect((await req(b, 'POST', `/rooms/${enc(first)}/leave`, bob, {})).status).toBe(200);
+  await until(async () => ((await a.t.server.apis.roomserver.queryMembershipForUser({ room_id: first, user_id: BOB })).membership === 'leave' ? true : undefined));
+  expect((await b.t.server.apis.roomserver.queryMembershipForUser({ room_id: first, user_id: BOB })).membership).toBe('leave');
+
+  // Accepted: joining an invite-only room through the inviter's server.
+  const second = (await req(a, 'POST', '/createRoom', alice, { preset: 'private_chat', name: 'Secret two' })).body.room_id as string;
+  await req(a, 'POST', `/rooms/${enc(second)}/invite`, alice, { user_id: BOB });
+  await until(() => inviteOf(second));
+  expect((await req(b, 'POST', `/rooms/${enc(second)}/join`, bob, {})).body).toEqual({ room_id: second });
+  expect((await a.t.server.apis.roomserver.queryMembershipForUser({ room_id: second, user_id: BOB })).membership).toBe('join');
+  // Without an invite, the private room stays shut.
+  const carol = await register(b, 'carol');
+  const refused = await req(b, 'POST', `/join/${enc(second)}`, carol, {});
+  expect(refused.status).toBe(403);
+}, 60_000);

@@ -14,18 +14,22 @@ import { busEphemeralProducer } from '../syncapi/api/producer.js';
 import type { FederationInternalAPI } from './api/index.js';
 import { FederationClient } from './client/index.js';
 import { startRoomserverConsumer } from './consumers/roomserver.js';
+import { startEDUConsumers } from './consumers/edus.js';
 import { FederationInternalAPIImpl } from './internal/api.js';
 import { KeyRing } from './internal/keyring.js';
 import { Joiner } from './internal/perform/join.js';
+import { Inviter } from './internal/perform/invite.js';
 import { OutboundSender } from './internal/sender.js';
 import { addEventRoutes, RoomReader } from './routing/events.js';
 import { FederationAuth } from './routing/fedauth.js';
 import { addJoinRoutes } from './routing/join.js';
+import { addInviteRoutes } from './routing/invite.js';
 import { addServerKeyRoutes } from './routing/keys.js';
 import { addNotaryRoutes } from './routing/notary.js';
 import { addVersionRoute } from './routing/version.js';
 import { addOpenIDUserInfoRoute } from './routing/openid.js';
 import { addSendRoute } from './routing/send.js';
+import { addQueryRoutes } from './routing/query.js';
 import type { ClientUserAPI, FederationUserAPI } from '../userapi/api/index.js';
 import { federationapiMigrations } from './storage/migrations.js';
 import { OutboundQueueStore, type FederationapiQueueDatabase } from './storage/queue.js';
@@ -35,7 +39,7 @@ export interface FederationapiDeps {
   identity: SigningIdentity;
   bus: Bus;
   rsAPI: RoomserverInternalAPI;
-  userAPI: FederationUserAPI & Pick<ClientUserAPI, 'queryDevices'>;
+  userAPI: FederationUserAPI & Pick<ClientUserAPI, 'queryDevices' | 'queryProfile' | 'queryKeys' | 'performClaimKeys'>;
   log: Logger;
   /** Where the federation routes go once the routers exist. */
   onRoutes: (install: (routers: PublicRouters) => void) => void;
@@ -67,16 +71,20 @@ export async function newInternalAPI(cfg: Config, db: OpenedDatabase<unknown>, d
   const prefix = cfg.global.jetstream.topicPrefix;
   const sender = new OutboundSender({ serverName: identity.serverName, queue: new OutboundQueueStore(db.db as unknown as Kysely<FederationapiQueueDatabase>), client, log });
   const joiner = new Joiner({ identity, client, keys: keyRing, rsAPI, log });
+  const inviter = new Inviter({ identity, client, keys: keyRing, rsAPI });
 
   if (!cfg.global.disableFederation) {
     await startRoomserverConsumer({ bus: deps.bus, prefix, serverName: identity.serverName, rsAPI, sender, log });
+    await startEDUConsumers({ bus: deps.bus, prefix, serverName: identity.serverName, rsAPI, userAPI: deps.userAPI, sender, presenceOutbound: cfg.global.presence.enableOutbound, log });
     await sender.resume();
     const auth = new FederationAuth(identity.serverName, keyRing.requestKeyLookup);
     const reader = new RoomReader(identity.serverName, rsAPI);
     deps.onRoutes((routers) => {
+      addQueryRoutes(routers.federation, auth, { serverName: identity.serverName, rsAPI, userAPI: deps.userAPI });
       addNotaryRoutes(routers.key, keyRing, identity);
       addEventRoutes(routers.federation, auth, reader);
       addJoinRoutes(routers.federation, auth, reader, identity, keyRing);
+      addInviteRoutes(routers.federation, auth, identity, keyRing, rsAPI);
       addSendRoute(routers.federation, auth, {
         reader,
         keys: keyRing,
@@ -88,7 +96,7 @@ export async function newInternalAPI(cfg: Config, db: OpenedDatabase<unknown>, d
       });
     });
   }
-  return new FederationInternalAPIImpl(cfg.global.serverName, joiner);
+  return new FederationInternalAPIImpl(cfg.global.serverName, joiner, inviter);
 }
 
 export function addPublicRoutes(routers: PublicRouters, cfg: Config, identity: SigningIdentity, userAPI: FederationUserAPI): void {

@@ -13,6 +13,8 @@ export interface SigningIdentity {
   signJson<T extends JsonObject>(obj: T): T;
   /** Builds, hashes and signs an event of ours (see internal/matrix/eventbuilder.ts). */
   buildEvent(fields: EventFields, roomVersion: string): Event;
+  /** Adds our signature to another server's event (an invite of one of our users). */
+  signEvent(pdu: JsonObject, roomVersion: string): JsonObject;
   /** The X-Matrix Authorization header value for a federation request of ours. */
   signRequest(req: FederationRequest): string;
   /** Keys we signed with before (published as old_verify_keys). */

@@ -3,7 +3,7 @@
  * components sign with. Problems name the file: a server without its key cannot start.
  */
 import { readFileSync } from 'node:fs';
-import { buildEvent, parseMatrixKeyPem, signJson, signRequest, signingKeyFromSeed, type JsonObject } from '../internal/matrix/index.js';
+import { buildEvent, parseMatrixKeyPem, roomVersion as lookupRoomVersion, signEvent, signJson, signRequest, signingKeyFromSeed, type JsonObject } from '../internal/matrix/index.js';
 import type { SigningIdentity } from '../internal/signingidentity.js';
 import type { Config } from './config/config.js';
 
@@ -41,6 +41,11 @@ export function loadSigningIdentity(cfg: Config): SigningIdentity {
     signJson: <T extends JsonObject>(obj: T): T => signJson(obj, serverName, keyId, key) as T,
     buildEvent: (fields, roomVersion) => buildEvent(fields, roomVersion, serverName, keyId, key),
     signRequest: (req) => signRequest(req, keyId, key),
+    signEvent: (pdu, version) => {
+      const rv = lookupRoomVersion(version);
+      if (!rv) throw new Error(`unsupported room version ${version}`);
+      return signEvent(pdu, rv, serverName, keyId, key);
+    },
     oldKeys,
     keyValidityPeriodMs: cfg.global.keyValidityPeriodMs,
   };

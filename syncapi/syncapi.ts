@@ -64,7 +64,7 @@ export async function newInternalAPI(cfg: Config, db: OpenedDatabase<unknown>, d
       publish: async (e) => void (await deps.bus.publish(subjectFor(prefix, 'OutputPresenceEvent', e.user_id), encoder.encode(JSON.stringify(e)))),
     });
     await startConsumers({ bus: deps.bus, prefix, store, notifier, rsAPI: deps.rsAPI, log });
-    await startEphemeralConsumers({ bus: deps.bus, prefix, store, ephemeral, typing, notifier, log });
+    await startEphemeralConsumers({ bus: deps.bus, serverName: cfg.global.serverName, prefix, store, ephemeral, typing, notifier, log });
     deps.onRoutes((routers) => {
       addSyncRoute(routers.client, { store, ephemeral, typing, presence, notifier, userAPI: deps.userAPI, rsAPI: deps.rsAPI });
       addMessagesRoutes(routers.client, store, deps.userAPI, deps.rsAPI);

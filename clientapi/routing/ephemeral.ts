@@ -124,8 +124,11 @@ export function addEphemeralRoutes(client: Hono, serverName: string, userAPI: Ep
       targets.push({ userId, devices: devices as Record<string, unknown> });
     }
     for (const { userId, devices } of targets) {
-      // Remote users are reached over federation, which is not there yet: their messages are dropped.
-      if (userId.slice(userId.indexOf(':') + 1) !== serverName) continue;
+      // A remote user's messages go out as they are (device ID or '*'): federationapi sends them to the user's server.
+      if (userId.slice(userId.indexOf(':') + 1) !== serverName) {
+        for (const [deviceId, content] of Object.entries(devices)) await producer.sendToDevice({ sender: me.userId, user_id: userId, device_id: deviceId, type, content: content as JsonObject });
+        continue;
+      }
       let all: string[] | undefined;
       for (const [deviceId, content] of Object.entries(devices)) {
         const ids = deviceId === '*' ? (all ??= (await userAPI.queryDevices({ userId })).devices.map((d) => d.deviceId)) : [deviceId];

@@ -15,7 +15,30 @@ import { clientRoute } from './paths.js';
 const MAX_BODY = 16 * 1024;
 const USER_ID = /^@[^:]+:.+$/;
 
-export function addMembershipRoutes(client: Hono, serverName: string, userAPI: ClientUserAPI, rsAPI: RoomserverInternalAPI, fedAPI: Pick<FederationInternalAPI, 'performJoin'>): void {
+export function addMembershipRoutes(client: Hono, serverName: string, userAPI: ClientUserAPI, rsAPI: RoomserverInternalAPI, fedAPI: Pick<FederationInternalAPI, 'performJoin' | 'performInvite'>): void {
+  /** Stripped state an invitee on another server sees of the room. */
+  const strippedState = async (roomId: string, sender: string): Promise<JsonObject[]> => {
+    const types = ['m.room.create', 'm.room.join_rules', 'm.room.name', 'm.room.avatar', 'm.room.canonical_alias', 'm.room.encryption', 'm.room.topic'];
+    const { state_events } = await rsAPI.queryLatestEventsAndState({
+      room_id: roomId,
+      state_to_fetch: [...types.map((type) => ({ type, state_key: '' })), { type: 'm.room.member', state_key: sender }],
+    });
+    return state_events.map((h) => ({ type: h.pdu.type, state_key: h.pdu.state_key ?? '', sender: h.pdu.sender, content: (h.pdu.content ?? {}) as JsonObject }) as JsonObject);
+  };
+
+  /** An invite of another server's user: built here, signed by their server too, then sent into the room. */
+  const inviteRemote = async (sender: string, roomId: string, target: string, content: JsonObject): Promise<void> => {
+    const built = await rsAPI.performSendEvent({ user_id: sender, room_id: roomId, type: 'm.room.member', state_key: target, content, build_only: true });
+    if (built.error === 'forbidden') throw forbidden(built.message);
+    if (built.error !== undefined) throw new MatrixError(400, 'M_UNKNOWN', built.message);
+    if (built.event === undefined) return; // already invited: nothing changes
+    const signed = await fedAPI.performInvite({ event: built.event, invite_room_state: await strippedState(roomId, sender) });
+    if (signed.error === 'forbidden') throw forbidden(signed.message);
+    if (signed.error !== undefined) throw new MatrixError(502, 'M_UNKNOWN', `The invitee's server did not take the invite: ${signed.message}`);
+    const [res] = (await rsAPI.inputRoomEvents({ events: [{ kind: 'new', event: signed.event, origin: serverName }] })).results;
+    if (!res || (res.status !== 'accepted' && res.status !== 'duplicate')) throw forbidden(res?.error ?? 'The invite was refused');
+  };
+
   const sendMember = async (sender: string, roomId: string, target: string, content: JsonObject): Promise<string> => {
     const res = await rsAPI.performSendEvent({ user_id: sender, room_id: roomId, type: 'm.room.member', state_key: target, content });
     if (res.error === 'forbidden') throw forbidden(res.message);
@@ -52,6 +75,12 @@ export function addMembershipRoutes(client: Hono, serverName: string, userAPI: C
     if (m === undefined || !m.room_exists) {
       // A room this server does not hold: join through the servers that do.
       const via = [...c.req.queries('server_name') ?? [], ...c.req.queries('via') ?? []];
+      // An invite names a server in the room: the inviter's.
+      if (m?.membership === 'invite' && m.event_id !== undefined) {
+        const [inv] = (await rsAPI.queryEventsById({ event_ids: [m.event_id] })).events;
+        const sender = inv?.pdu.sender;
+        if (typeof sender === 'string' && sender.includes(':')) via.push(sender.slice(sender.indexOf(':') + 1));
+      }
       const res = await fedAPI.performJoin({ room_id_or_alias: idOrAlias.startsWith('#') ? idOrAlias : roomId, user_id: me.userId, server_names: via, content });
       if (res.error === undefined) return jsonResponse({ room_id: res.room_id });
       if (res.error === 'forbidden') throw forbidden(res.message);
@@ -76,7 +105,8 @@ export function addMembershipRoutes(client: Hono, serverName: string, userAPI: C
       const current = await rsAPI.queryMembershipForUser({ room_id: roomId, user_id: target });
       if (!current.room_exists) throw notFound('This server does not know that room');
       guard?.(current.membership);
-      await sendMember(me.userId, roomId, target, { membership, ...reasonOf(body) });
+      if (membership === 'invite' && target.slice(target.indexOf(':') + 1) !== serverName) await inviteRemote(me.userId, roomId, target, { membership, ...reasonOf(body) });
+      else await sendMember(me.userId, roomId, target, { membership, ...reasonOf(body) });
       return jsonResponse({});
     });
   };

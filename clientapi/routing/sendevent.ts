@@ -6,6 +6,7 @@
 import type { Context, Hono } from 'hono';
 import { MatrixError, forbidden, invalidParam, jsonResponse, readJsonObject } from '../../internal/httputil/index.js';
 import type { JsonObject } from '../../internal/matrix/index.js';
+import type { FederationInternalAPI } from '../../federationapi/api/index.js';
 import type { PerformSendEventRequest, RoomserverInternalAPI } from '../../roomserver/api/index.js';
 import type { ClientUserAPI } from '../../userapi/api/index.js';
 import { requireDevice } from '../auth/device.js';
@@ -16,7 +17,7 @@ const MAX_BODY = 65_536;
 const TXN_TTL_MS = 30 * 60_000;
 const TXN_LIMIT = 100_000;
 
-export function addSendEventRoutes(client: Hono, serverName: string, userAPI: ClientUserAPI, rsAPI: RoomserverInternalAPI): void {
+export function addSendEventRoutes(client: Hono, serverName: string, userAPI: ClientUserAPI, rsAPI: RoomserverInternalAPI, fedAPI: Pick<FederationInternalAPI, 'performLeave'>): void {
   /** device + room + transaction ID -> the event it produced (the answer to a retry). */
   const txns = new Map<string, { eventId: string; ts: number }>();
 
@@ -78,6 +79,15 @@ export function addSendEventRoutes(client: Hono, serverName: string, userAPI: Cl
     const body = await readJsonObject(c, { maxBytes: MAX_BODY, allowEmpty: true });
     const content: JsonObject = { membership: 'leave' };
     if (typeof body['reason'] === 'string') content['reason'] = body['reason'];
+    const roomId = c.req.param('roomId') ?? '';
+    // Rejecting an invite into a room this server does not hold goes through the inviting server.
+    const m = await rsAPI.queryMembershipForUser({ room_id: roomId, user_id: me.userId });
+    if (!m.room_exists && m.membership === 'invite') {
+      const res = await fedAPI.performLeave({ room_id: roomId, user_id: me.userId });
+      if (res.error === undefined) return jsonResponse({});
+      if (res.error === 'forbidden') throw forbidden(res.message);
+      throw new MatrixError(502, 'M_UNKNOWN', `Could not reject the invite: ${res.message}`);
+    }
     await send({ user_id: me.userId, room_id: c.req.param('roomId') ?? '', type: 'm.room.member', state_key: me.userId, content });
     return jsonResponse({});
   });

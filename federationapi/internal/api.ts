@@ -1,5 +1,6 @@
 import type { ComponentStatus, EmptyRequest } from '../../internal/componentapi.js';
-import type { FederationInternalAPI, PerformJoinRequest, PerformJoinResponse } from '../api/index.js';
+import type { FederationInternalAPI, PerformInviteRequest, PerformInviteResponse, PerformJoinRequest, PerformJoinResponse, PerformLeaveRequest, PerformLeaveResponse } from '../api/index.js';
+import type { Inviter } from './perform/invite.js';
 import type { Joiner } from './perform/join.js';
 
 export class FederationInternalAPIImpl implements FederationInternalAPI {
@@ -8,6 +9,7 @@ export class FederationInternalAPIImpl implements FederationInternalAPI {
   constructor(
     private readonly serverName: string,
     private readonly joiner?: Joiner,
+    private readonly inviter?: Inviter,
   ) {}
 
   async queryComponentStatus(_req: EmptyRequest): Promise<ComponentStatus> {
@@ -17,5 +19,15 @@ export class FederationInternalAPIImpl implements FederationInternalAPI {
   async performJoin(req: PerformJoinRequest): Promise<PerformJoinResponse> {
     if (!this.joiner) return { error: 'failed', message: 'federation is disabled' };
     return this.joiner.join(req);
+  }
+
+  async performInvite(req: PerformInviteRequest): Promise<PerformInviteResponse> {
+    if (!this.inviter) return { error: 'failed', message: 'federation is disabled' };
+    return this.inviter.invite(req);
+  }
+
+  async performLeave(req: PerformLeaveRequest): Promise<PerformLeaveResponse> {
+    if (!this.inviter) return { error: 'failed', message: 'federation is disabled' };
+    return this.inviter.leave(req);
   }
 }

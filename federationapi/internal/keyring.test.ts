@@ -19,6 +19,7 @@ function identityOf(serverName: string, key: SigningKey, oldKeys: SigningIdentit
     signJson: (o) => signJson(o, serverName, key.keyId, key),
     buildEvent: (fields, version) => buildEvent(fields, version, serverName, key.keyId, key),
     signRequest: () => '',
+      signEvent: (pdu) => pdu,
     oldKeys,
     keyValidityPeriodMs: DAY,
   };

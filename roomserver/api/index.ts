@@ -227,8 +227,16 @@ export interface PerformSendEventRequest {
   content: JsonObject;
   redacts?: string;
   transaction_id?: { device_id: string; transaction_id: string };
+  /**
+   * Build and sign the event on the room's latest events, checked against the current state,
+   * but do not send it: the caller has more to do first (an invite of another server's user
+   * needs that server's signature).
+   */
+  build_only?: boolean;
 }
-export type PerformSendEventResponse = { event_id: string; error?: undefined } | { error: 'forbidden' | 'failed'; message: string; event_id?: undefined };
+export type PerformSendEventResponse =
+  | { event_id: string; error?: undefined; event?: HeaderedEvent }
+  | { error: 'forbidden' | 'failed'; message: string; event_id?: undefined; event?: undefined };
 
 /**
  * A user forgets a room they are out of (POST /rooms/{roomId}/forget). The flag is kept on the
@@ -255,6 +263,18 @@ export interface PerformStateGarbageCollectionResponse {
   deleted_nodes: number;
 }
 
+export interface PerformStubMembershipRequest {
+  /**
+   * A member event of a local user in a room this server does not hold: an invite from another
+   * server (signed by us too), or the leave that rejected it. Its `unsigned.invite_room_state`
+   * (stripped state) is what the invitee sees of the room.
+   */
+  event: HeaderedEvent;
+}
+export interface PerformStubMembershipResponse {
+  error?: string;
+}
+
 export interface RoomserverInternalAPI extends StatusAPI {
   inputRoomEvents(req: InputRoomEventsRequest): Promise<InputRoomEventsResponse>;
   queryLatestEventsAndState(req: QueryLatestEventsAndStateRequest): Promise<QueryLatestEventsAndStateResponse>;
@@ -274,6 +294,7 @@ export interface RoomserverInternalAPI extends StatusAPI {
   performCreateRoom(req: PerformCreateRoomRequest): Promise<PerformCreateRoomResponse>;
   performSendEvent(req: PerformSendEventRequest): Promise<PerformSendEventResponse>;
   performStateGarbageCollection(req: PerformStateGarbageCollectionRequest): Promise<PerformStateGarbageCollectionResponse>;
+  performStubMembership(req: PerformStubMembershipRequest): Promise<PerformStubMembershipResponse>;
   performForget(req: PerformForgetRequest): Promise<PerformForgetResponse>;
 }
 
@@ -297,5 +318,6 @@ export const roomserverInternalAPIMethods = [
   'performCreateRoom',
   'performSendEvent',
   'performStateGarbageCollection',
+  'performStubMembership',
   'performForget',
 ] as const satisfies ReadonlyArray<keyof RoomserverInternalAPI>;

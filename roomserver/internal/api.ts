@@ -1,8 +1,10 @@
 /** The roomserver's internal API: input through the pipeline, queries over the stores. */
 import type { ComponentStatus, EmptyRequest } from '../../internal/componentapi.js';
 import { powerLevelsOf, requiredEventLevel, userPowerLevel } from '../../internal/matrix/auth/index.js';
-import { Event, type PDUJson } from '../../internal/matrix/index.js';
+import { Event, roomVersion as lookupRoomVersion, type PDUJson } from '../../internal/matrix/index.js';
 import type {
+  PerformStubMembershipRequest,
+  PerformStubMembershipResponse,
   HeaderedEvent,
   InputRoomEventsRequest,
   InputRoomEventsResponse,
@@ -107,7 +109,7 @@ export class RoomserverInternalAPIImpl implements RoomserverInternalAPI {
   }
 
   async queryLatestEventsAndState(req: QueryLatestEventsAndStateRequest): Promise<QueryLatestEventsAndStateResponse> {
-    const room = await this.events.room(req.room_id);
+    const room = await this.heldRoom(req.room_id);
     if (!room) return { room_exists: false, latest_event_ids: [], depth: 0, state_events: [] };
     const latest = await this.events.eventsByNids(await this.events.forwardExtremities(room.roomNid));
     return {
@@ -120,7 +122,7 @@ export class RoomserverInternalAPIImpl implements RoomserverInternalAPI {
   }
 
   async queryStateAfterEvents(req: QueryStateAfterEventsRequest): Promise<QueryStateAfterEventsResponse> {
-    const room = await this.events.room(req.room_id);
+    const room = await this.heldRoom(req.room_id);
     if (!room) return { room_exists: false, prev_events_exist: false, state_events: [] };
     const prevs = await this.events.eventsByIds(req.prev_event_ids);
     if (prevs.length !== new Set(req.prev_event_ids).size || prevs.some((p) => p.stateSnapshotNid === null || p.roomNid !== room.roomNid)) {
@@ -133,11 +135,13 @@ export class RoomserverInternalAPIImpl implements RoomserverInternalAPI {
   async queryMembershipForUser(req: QueryMembershipForUserRequest): Promise<QueryMembershipForUserResponse> {
     const room = await this.events.room(req.room_id);
     if (!room) return { room_exists: false, is_in_room: false };
+    // A room known only through an invite (no state) does not exist here, but the invite does.
+    const held = room.stateSnapshotNid !== 0;
     const m = await this.events.membership(room.roomNid, req.user_id);
-    if (!m) return { room_exists: true, is_in_room: false };
+    if (!m) return { room_exists: held, is_in_room: false };
     const [stored] = await this.events.eventsByNids([m.eventNid]);
     return {
-      room_exists: true,
+      room_exists: held,
       membership: m.membership,
       ...(stored ? { event_id: stored.eventId } : {}),
       is_in_room: m.membership === 'join',
@@ -232,6 +236,26 @@ export class RoomserverInternalAPIImpl implements RoomserverInternalAPI {
   async performSendEvent(req: PerformSendEventRequest): Promise<PerformSendEventResponse> {
     if (!this.sender) return { error: 'failed', message: 'this roomserver has no signing identity' };
     return this.sender.send(req);
+  }
+
+  async performStubMembership(req: PerformStubMembershipRequest): Promise<PerformStubMembershipResponse> {
+    const rv = lookupRoomVersion(req.event.room_version);
+    if (!rv) return { error: `unsupported room version ${req.event.room_version}` };
+    let event: Event;
+    try {
+      event = Event.fromPDU(req.event.pdu, rv);
+    } catch (e) {
+      return { error: e instanceof Error ? e.message : String(e) };
+    }
+    if (event.type !== 'm.room.member' || event.stateKey === undefined || !event.stateKey.endsWith(`:${this.serverName}`)) return { error: 'not a member event of a local user' };
+    const res = await this.inputer.stubMembership(event.roomId, rv.id, event);
+    return res.status === 'accepted' ? {} : { error: res.error ?? res.status };
+  }
+
+  /** A room this server holds (has state for); undefined for unknown rooms and those known only by an invite. */
+  private async heldRoom(roomId: string): Promise<RoomInfo | undefined> {
+    const room = await this.events.room(roomId);
+    return room && room.stateSnapshotNid !== 0 ? room : undefined;
   }
 
   async performStateGarbageCollection(req: PerformStateGarbageCollectionRequest): Promise<PerformStateGarbageCollectionResponse> {

@@ -13,6 +13,8 @@ import type { SyncStore } from '../storage/syncstore.js';
 
 export interface EphemeralConsumerDeps {
   bus: Bus;
+  /** Our server: to-device messages for other servers' users are federationapi's to send. */
+  serverName: string;
   prefix: string;
   store: SyncStore;
   ephemeral: EphemeralStore;
@@ -53,6 +55,7 @@ export async function startEphemeralConsumers(d: EphemeralConsumerDeps): Promise
 
   await d.bus.consume({ stream: `${d.prefix}OutputSendToDeviceEvent`, durable: 'SyncAPISendToDeviceConsumer' }, async (msg) => {
     const e = parse<OutputSendToDeviceEvent>(msg.data);
+    if (e.user_id.slice(e.user_id.indexOf(':') + 1) !== d.serverName) return;
     const pos = await d.ephemeral.addToDevice(e.user_id, e.device_id, { sender: e.sender, type: e.type, content: e.content });
     d.notifier.advance('toDevice', pos, [e.user_id]);
   });

@@ -264,9 +264,13 @@ export function addSyncRoute(client: Hono, deps: SyncRouteDeps): void {
       }
       if (!roomFilter.allowsRoom(i.roomId)) continue;
       const inviteEvent = Event.fromPDU(JSON.parse(i.json) as PDUJson, i.roomVersion);
-      const stripped = (await store.currentState(i.roomId))
-        .filter((s) => ['m.room.create', 'm.room.join_rules', 'm.room.name', 'm.room.avatar', 'm.room.canonical_alias', 'm.room.encryption'].includes(s.type))
-        .map((s) => ({ type: s.type, state_key: s.stateKey ?? '', sender: s.sender, content: contentOf(s) as JsonObject }));
+      // An invite from another server brings the room's stripped state with it; our own rooms' comes from their current state.
+      const sent = (JSON.parse(i.json) as { unsigned?: { invite_room_state?: unknown } }).unsigned?.invite_room_state;
+      const stripped = Array.isArray(sent)
+        ? sent.filter((x): x is JsonObject => typeof x === 'object' && x !== null && !Array.isArray(x))
+        : (await store.currentState(i.roomId))
+            .filter((s) => ['m.room.create', 'm.room.join_rules', 'm.room.name', 'm.room.avatar', 'm.room.canonical_alias', 'm.room.encryption'].includes(s.type))
+            .map((s) => ({ type: s.type, state_key: s.stateKey ?? '', sender: s.sender, content: contentOf(s) as JsonObject }));
       invite[i.roomId] = { invite_state: { events: [...stripped, { type: inviteEvent.type, state_key: inviteEvent.stateKey ?? '', sender: inviteEvent.sender, content: inviteEvent.content }] } };
     }
 

@@ -50,6 +50,7 @@ describeEachDatabase<RoomserverDatabase>('roomserver input', (ctx) => {
       signJson: (o) => o,
       buildEvent: (fields, version) => buildEvent(fields, version, 'hs.test', key.keyId, key),
       signRequest: () => '',
+      signEvent: (pdu) => pdu,
       oldKeys: [],
       keyValidityPeriodMs: 0,
     };

@@ -140,6 +140,66 @@ export class Inputer {
     });
   }
 
+  /**
+   * Records a membership of a local user in a room this server does not hold (an invite from
+   * another server, or the leave that rejects it): the event is kept as an outlier, the user's
+   * membership follows it, and syncapi hears of the invite (or of its end). A room known only
+   * this way has no state; it does not count as existing for the rest of the API.
+   */
+  stubMembership(roomId: string, roomVersion: string, event: Event): Promise<InputResult> {
+    return this.enqueue(roomId, async () => {
+      const target = event.stateKey ?? '';
+      const membership = typeof event.content['membership'] === 'string' ? event.content['membership'] : 'leave';
+      let outputs: Array<{ outboxNid: number; msgId: string; output: OutputRoomEvent }> = [];
+      try {
+        outputs = await this.deps.events.db.transaction().execute(async (tx) => {
+          const events = this.deps.events.inTransaction(tx);
+          const room = await events.ensureRoom(roomId, roomVersion);
+          if (room.stateSnapshotNid !== 0) throw new InputError(`room ${roomId} is held here: its memberships come through the room`);
+          const before = await events.membership(room.roomNid, target);
+          const { eventNid } = await events.storeEvent({
+            roomNid: room.roomNid,
+            eventId: event.eventId,
+            type: event.type,
+            stateKey: event.stateKey,
+            depth: event.depth,
+            json: JSON.stringify(event.json),
+            authEventNids: [],
+            stateSnapshotNid: null,
+            rejectionReason: null,
+          });
+          const targetNid = (await events.stateKeyNids([target])).get(target)!;
+          await events.setMembership(room.roomNid, targetNid, target, membership, eventNid);
+          const headered: HeaderedEvent = { room_version: roomVersion, pdu: event.json as PDUJson };
+          const list: Array<{ msgId: string; output: OutputRoomEvent }> = [];
+          if (membership === 'invite') list.push({ msgId: `invite:${event.eventId}`, output: { type: 'new_invite_event', new_invite_event: { event: headered } } });
+          else if (before?.membership === 'invite') {
+            const [inviteEvent] = await events.eventsByNids([before.eventNid]);
+            if (inviteEvent) {
+              list.push({
+                msgId: `retire:${inviteEvent.eventId}:${event.eventId}`,
+                output: { type: 'retire_invite_event', retire_invite_event: { event_id: inviteEvent.eventId, target_user_id: target, membership, retired_by_event_id: event.eventId } },
+              });
+            }
+          }
+          const nids = await events.addToOutbox(room.roomNid, list.map((o) => ({ msgId: o.msgId, payload: JSON.stringify(o.output) })));
+          return list.map((o, i) => ({ outboxNid: nids[i]!, ...o }));
+        });
+      } catch (e) {
+        return { event_id: event.eventId, status: 'error', error: e instanceof Error ? e.message : String(e) };
+      }
+      try {
+        for (const { outboxNid, msgId, output } of outputs) {
+          await this.deps.publish(roomId, msgId, output);
+          await this.deps.events.removeFromOutbox([outboxNid]);
+        }
+      } catch (err) {
+        this.deps.log.warn({ err, room_id: roomId, event_id: event.eventId }, 'roomserver output not published yet');
+      }
+      return { event_id: event.eventId, status: 'accepted' };
+    });
+  }
+
   /** Publishes outputs left in the outbox by a crash (call at start-up, before new input). */
   async recover(): Promise<number> {
     const rows = await this.deps.events.outbox();

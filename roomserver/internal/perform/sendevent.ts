@@ -3,8 +3,8 @@
  * own): built on the room's latest events with auth events from its current state, signed as
  * this server, and put through the input pipeline within the room's queue.
  */
-import { authEventTypesNeeded } from '../../../internal/matrix/auth/index.js';
-import { canonicalJson, Event, roomVersion as lookupRoomVersion, type PDUJson } from '../../../internal/matrix/index.js';
+import { authEventTypesNeeded, authEventsFromList, checkEventAuth } from '../../../internal/matrix/auth/index.js';
+import { canonicalJson, Event, MatrixProtocolError, roomVersion as lookupRoomVersion, type PDUJson } from '../../../internal/matrix/index.js';
 import type { SigningIdentity } from '../../../internal/signingidentity.js';
 import type { PerformSendEventRequest, PerformSendEventResponse, QueryLatestEventsAndStateResponse, QueryLatestEventsAndStateRequest } from '../../api/index.js';
 import type { Inputer } from '../input/inputer.js';
@@ -16,39 +16,65 @@ export class EventSender {
     private readonly latest: (req: QueryLatestEventsAndStateRequest) => Promise<QueryLatestEventsAndStateResponse>,
   ) {}
 
-  async send(req: PerformSendEventRequest): Promise<PerformSendEventResponse> {
-    const result = await this.inputer.inputBuilt(req.room_id, async () => {
-      const room = await this.latest({ room_id: req.room_id, state_to_fetch: [] });
-      if (!room.room_exists || room.room_version === undefined) return { event_id: '', status: 'rejected', error: 'unknown room' };
-      const rv = lookupRoomVersion(room.room_version)!;
-      if (req.state_key !== undefined) {
-        // Setting a state event to what it already is, as the same sender, changes nothing: the existing event answers.
-        const [current] = (await this.latest({ room_id: req.room_id, state_to_fetch: [{ type: req.type, state_key: req.state_key }] })).state_events;
-        if (current && current.pdu.sender === req.user_id && canonicalJson(current.pdu.content ?? {}) === canonicalJson(req.content)) {
-          return { event_id: typeof current.pdu.event_id === 'string' ? current.pdu.event_id : eventIdOf(current.pdu, current.room_version), status: 'duplicate' };
-        }
+  /**
+   * The event `req` asks for, built and signed on the room's latest events; or the existing
+   * event when it would change nothing; or why it cannot be built.
+   */
+  private async build(req: PerformSendEventRequest): Promise<{ event: Event; state: Event[] } | { existing: string } | { error: string }> {
+    const room = await this.latest({ room_id: req.room_id, state_to_fetch: [] });
+    if (!room.room_exists || room.room_version === undefined) return { error: 'unknown room' };
+    const rv = lookupRoomVersion(room.room_version)!;
+    if (req.state_key !== undefined) {
+      // Setting a state event to what it already is, as the same sender, changes nothing: the existing event answers.
+      const [current] = (await this.latest({ room_id: req.room_id, state_to_fetch: [{ type: req.type, state_key: req.state_key }] })).state_events;
+      if (current && current.pdu.sender === req.user_id && canonicalJson(current.pdu.content ?? {}) === canonicalJson(req.content)) {
+        return { existing: typeof current.pdu.event_id === 'string' ? current.pdu.event_id : eventIdOf(current.pdu, current.room_version) };
       }
-      const fields = { type: req.type, stateKey: req.state_key, sender: req.user_id, content: req.content, roomVersion: rv };
-      const wanted = authEventTypesNeeded(fields).filter((w) => !(rv.roomIdFromCreateEvent && w.type === 'm.room.create'));
-      const state = await this.latest({ room_id: req.room_id, state_to_fetch: wanted.map((w) => ({ type: w.type, state_key: w.stateKey })) });
-      const authIds = state.state_events.map((e) => (typeof e.pdu.event_id === 'string' ? e.pdu.event_id : eventIdOf(e.pdu, e.room_version)));
-      const event = this.identity.buildEvent(
-        {
-          type: req.type,
-          ...(req.state_key !== undefined ? { state_key: req.state_key } : {}),
-          sender: req.user_id,
-          room_id: req.room_id,
-          content: req.content,
-          prev_events: room.latest_event_ids,
-          auth_events: authIds,
-          depth: room.depth + 1,
-          ...(req.redacts !== undefined ? { redacts: req.redacts } : {}),
-        },
-        rv.id,
-      );
+    }
+    const fields = { type: req.type, stateKey: req.state_key, sender: req.user_id, content: req.content, roomVersion: rv };
+    const needed = authEventTypesNeeded(fields);
+    const wanted = needed.filter((w) => !(rv.roomIdFromCreateEvent && w.type === 'm.room.create'));
+    const state = await this.latest({ room_id: req.room_id, state_to_fetch: [...needed.map((w) => ({ type: w.type, state_key: w.stateKey })), { type: 'm.room.create', state_key: '' }] });
+    const stateEvents = state.state_events.map((e) => Event.fromPDU(e.pdu, e.room_version));
+    const authIds = stateEvents.filter((e) => wanted.some((w) => w.type === e.type && w.stateKey === e.stateKey)).map((e) => e.eventId);
+    const event = this.identity.buildEvent(
+      {
+        type: req.type,
+        ...(req.state_key !== undefined ? { state_key: req.state_key } : {}),
+        sender: req.user_id,
+        room_id: req.room_id,
+        content: req.content,
+        prev_events: room.latest_event_ids,
+        auth_events: authIds,
+        depth: room.depth + 1,
+        ...(req.redacts !== undefined ? { redacts: req.redacts } : {}),
+      },
+      rv.id,
+    );
+    return { event, state: stateEvents };
+  }
+
+  async send(req: PerformSendEventRequest): Promise<PerformSendEventResponse> {
+    if (req.build_only) {
+      // Not sent: checked against the current state here, as the input pipeline would.
+      const built = await this.build(req);
+      if ('error' in built) return { error: 'failed', message: built.error };
+      if ('existing' in built) return { event_id: built.existing };
+      try {
+        checkEventAuth(built.event, authEventsFromList(built.state));
+      } catch (e) {
+        if (e instanceof MatrixProtocolError) return { error: 'forbidden', message: e.message };
+        throw e;
+      }
+      return { event_id: built.event.eventId, event: { room_version: built.event.roomVersion.id, pdu: built.event.json as PDUJson } };
+    }
+    const result = await this.inputer.inputBuilt(req.room_id, async () => {
+      const built = await this.build(req);
+      if ('error' in built) return { event_id: '', status: 'rejected', error: built.error };
+      if ('existing' in built) return { event_id: built.existing, status: 'duplicate' };
       return {
         kind: 'new',
-        event: { room_version: rv.id, pdu: event.json as PDUJson },
+        event: { room_version: built.event.roomVersion.id, pdu: built.event.json as PDUJson },
         origin: this.identity.serverName,
         ...(req.transaction_id ? { transaction_id: req.transaction_id } : {}),
       };

@@ -1,0 +1,53 @@
+/**
+ * Another server inviting one of our users (PUT /v1/invite and /v2/invite): the invite must be
+ * a well-formed, signed member event of the origin's user making our user `invite`. We add
+ * our signature, record the invite (with the stripped room state it came with) for the
+ * invitee's /sync, and hand the event back.
+ */
+import type { Context, Hono } from 'hono';
+import { MatrixError, forbidden, jsonResponse } from '../../internal/httputil/index.js';
+import { domainOf, isSupportedRoomVersion, type JsonObject, type PDUJson } from '../../internal/matrix/index.js';
+import type { SigningIdentity } from '../../internal/signingidentity.js';
+import type { RoomserverInternalAPI } from '../../roomserver/api/index.js';
+import { checkPDUs, type PDUKeys } from '../internal/pdus.js';
+import type { FederationAuth } from './fedauth.js';
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+export function addInviteRoutes(fed: Hono, auth: FederationAuth, identity: SigningIdentity, keys: PDUKeys, rsAPI: Pick<RoomserverInternalAPI, 'performStubMembership' | 'inputRoomEvents' | 'queryLatestEventsAndState'>): void {
+  const invite = async (c: Context, version: 1 | 2): Promise<JsonObject> => {
+    const { origin, body } = await auth.authenticate(c);
+    if (!isObject(body)) throw new MatrixError(400, 'M_BAD_JSON', 'The body must be a JSON object');
+    // v1 carries the event itself (rooms of version 1 and 2 only); v2 wraps it with the room version.
+    const roomVersion = version === 2 ? body['room_version'] : '1';
+    const raw = version === 2 ? body['event'] : body;
+    if (!isSupportedRoomVersion(roomVersion)) {
+      throw new MatrixError(400, 'M_INCOMPATIBLE_ROOM_VERSION', `Room version ${String(roomVersion)} is not supported here`, { room_version: String(roomVersion) });
+    }
+    const [checked] = await checkPDUs([raw], roomVersion, keys);
+    if (!checked || !checked.ok) throw new MatrixError(400, 'M_BAD_JSON', `The invite is not a valid event: ${checked && !checked.ok ? checked.error : 'missing'}`);
+    const event = checked.event;
+    if (event.eventId !== c.req.param('eventId') || event.roomId !== c.req.param('roomId')) throw new MatrixError(400, 'M_BAD_JSON', 'The event does not match the path');
+    if (event.type !== 'm.room.member' || event.content['membership'] !== 'invite' || event.stateKey === undefined) throw new MatrixError(400, 'M_BAD_JSON', 'The event is not an invite');
+    if (domainOf(event.stateKey) !== identity.serverName) throw new MatrixError(400, 'M_BAD_JSON', 'The invitee is not a user of this server');
+    if (domainOf(event.sender) !== origin) throw forbidden('The invite was not sent by a user of the requesting server');
+
+    const strippedRaw = version === 2 ? body['invite_room_state'] : (isObject(body['unsigned']) ? body['unsigned']['invite_room_state'] : undefined);
+    const stripped = Array.isArray(strippedRaw) ? strippedRaw.filter(isObject) : [];
+    const signed = identity.signEvent(event.json as unknown as JsonObject, roomVersion);
+    const stored = { ...signed, unsigned: { ...(isObject(signed['unsigned']) ? signed['unsigned'] : {}), invite_room_state: stripped } } as JsonObject;
+
+    // An invite into a room we hold goes through the room like any event; otherwise it is kept on its own.
+    const held = (await rsAPI.queryLatestEventsAndState({ room_id: event.roomId, state_to_fetch: [] })).room_exists;
+    if (held) {
+      const [res] = (await rsAPI.inputRoomEvents({ events: [{ kind: 'new', event: { room_version: roomVersion, pdu: stored as unknown as PDUJson }, origin }] })).results;
+      if (!res || (res.status !== 'accepted' && res.status !== 'duplicate')) throw forbidden(`The invite was refused: ${res?.error ?? res?.status ?? 'no answer'}`);
+    } else {
+      const res = await rsAPI.performStubMembership({ event: { room_version: roomVersion, pdu: stored as unknown as PDUJson } });
+      if (res.error !== undefined) throw new MatrixError(400, 'M_UNKNOWN', `The invite could not be stored: ${res.error}`);
+    }
+    return { event: signed };
+  };
+  fed.put('/v1/invite/:roomId/:eventId', async (c) => jsonResponse([200, await invite(c, 1)]));
+  fed.put('/v2/invite/:roomId/:eventId', async (c) => jsonResponse(await invite(c, 2)));
+}
