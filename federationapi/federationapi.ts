@@ -12,7 +12,7 @@ import type { RoomserverInternalAPI } from '../roomserver/api/index.js';
 import type { Bus } from '../setup/jetstream/index.js';
 import { busEphemeralProducer } from '../syncapi/api/producer.js';
 import type { FederationInternalAPI } from './api/index.js';
-import { FederationClient } from './client/index.js';
+import { FederationClient, encodePathSegment } from './client/index.js';
 import { startRoomserverConsumer } from './consumers/roomserver.js';
 import { startEDUConsumers } from './consumers/edus.js';
 import { FederationInternalAPIImpl } from './internal/api.js';
@@ -90,7 +90,17 @@ export async function newInternalAPI(cfg: Config, db: OpenedDatabase<unknown>, d
         keys: keyRing,
         producer: busEphemeralProducer(deps.bus, prefix),
         userAPI: deps.userAPI,
-        fetcher: client,
+        fetcher: {
+          getMissingEvents: (dest, roomId, req) => client.getMissingEvents(dest, roomId, req),
+          getEvent: (dest, eventId) => client.getEvent(dest, eventId),
+          stateIds: (dest, roomId, eventId) => client.stateIds(dest, roomId, eventId),
+          eventAuth: async (dest, roomId, eventId) => {
+            const res = await client.request(dest, 'GET', `/_matrix/federation/v1/event_auth/${encodePathSegment(roomId)}/${encodePathSegment(eventId)}`);
+            const chain = (res.body as { auth_chain?: unknown } | undefined)?.auth_chain;
+            if (res.status !== 200 || !Array.isArray(chain)) throw new Error(`${dest} answered event_auth with ${res.status}`);
+            return { auth_chain: chain };
+          },
+        },
         presenceInbound: cfg.global.presence.enableInbound,
         log,
       });

@@ -360,7 +360,8 @@ export class FederationClient {
 
   sendTransaction(destination: string, txnId: string, txn: OutgoingTransaction): Promise<SendTransactionResponse> {
     const body: JsonObject = { origin: txn.origin, origin_server_ts: txn.origin_server_ts, pdus: txn.pdus, edus: txn.edus ?? [] };
-    return this.call(destination, 'PUT', p`/_matrix/federation/v1/send/${txnId}`, { body }, { pdus: 'object' });
+    // Any 2xx acknowledges the transaction; some servers leave out the per-PDU results.
+    return this.call(destination, 'PUT', p`/_matrix/federation/v1/send/${txnId}`, { body }, {});
   }
 
   /** GET /_matrix/federation/v1/event/{eventId}: a transaction holding the one PDU. */

@@ -12,7 +12,8 @@ export interface PDUKeys {
   keyLookup: KeyLookup;
 }
 
-export type CheckedPDU = { ok: true; event: Event } | { ok: false; eventId?: string; error: string };
+/** `signature`: the event is not (properly) signed or hashed, which federation endpoints answer with 403. */
+export type CheckedPDU = { ok: true; event: Event } | { ok: false; eventId?: string; error: string; kind: 'format' | 'signature' };
 
 /** Parses and checks `raws`, all of room version `roomVersion`, in one batch. */
 export async function checkPDUs(raws: readonly unknown[], roomVersion: string, keys: PDUKeys): Promise<CheckedPDU[]> {
@@ -28,9 +29,9 @@ export async function checkPDUs(raws: readonly unknown[], roomVersion: string, k
   const outcomes = await checkEventsHashAndSignatures(events, keys.keyLookup);
   const byEvent = new Map(events.map((e, i) => [e, outcomes[i]!]));
   return parsed.map((p): CheckedPDU => {
-    if (!(p instanceof Event)) return { ok: false, error: p.error };
+    if (!(p instanceof Event)) return { ok: false, error: p.error, kind: /\b(hashes|signatures)\b/.test(p.error) ? 'signature' : 'format' };
     const o = byEvent.get(p)!;
-    if (o instanceof MatrixProtocolError) return { ok: false, eventId: p.eventId, error: o.message };
+    if (o instanceof MatrixProtocolError) return { ok: false, eventId: p.eventId, error: o.message, kind: 'signature' };
     return { ok: true, event: o === 'redact' ? p.redacted() : p };
   });
 }

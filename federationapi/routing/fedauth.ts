@@ -5,7 +5,7 @@
  */
 import type { Context } from 'hono';
 import { MatrixError, readBody } from '../../internal/httputil/index.js';
-import { MatrixProtocolError, verifyRequest, type JsonValue, type RequestKeyLookup } from '../../internal/matrix/index.js';
+import { MatrixProtocolError, isValidServerName, parseXMatrixHeader, verifyRequest, type JsonValue, type RequestKeyLookup } from '../../internal/matrix/index.js';
 
 /** Federation bodies carry whole transactions and room states. */
 const MAX_BODY = 10 * 1024 * 1024;
@@ -39,6 +39,13 @@ export class FederationAuth {
       } catch {
         throw new MatrixError(400, 'M_NOT_JSON', 'Content not JSON.');
       }
+    }
+    // An origin that is not a server name at all (a port that is not a number, say) is a bad request, as Synapse answers.
+    try {
+      const parsed = parseXMatrixHeader(c.req.header('Authorization') ?? '');
+      if (!isValidServerName(parsed.origin)) throw new MatrixError(400, 'M_INVALID_PARAM', `${parsed.origin} is not a valid server name`);
+    } catch (e) {
+      if (e instanceof MatrixError) throw e;
     }
     try {
       const { origin } = await verifyRequest(

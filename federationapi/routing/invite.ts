@@ -25,7 +25,8 @@ export function addInviteRoutes(fed: Hono, auth: FederationAuth, identity: Signi
       throw new MatrixError(400, 'M_INCOMPATIBLE_ROOM_VERSION', `Room version ${String(roomVersion)} is not supported here`, { room_version: String(roomVersion) });
     }
     const [checked] = await checkPDUs([raw], roomVersion, keys);
-    if (!checked || !checked.ok) throw new MatrixError(400, 'M_BAD_JSON', `The invite is not a valid event: ${checked && !checked.ok ? checked.error : 'missing'}`);
+    if (!checked) throw new MatrixError(400, 'M_BAD_JSON', 'No event');
+    if (!checked.ok) throw checked.kind === 'signature' ? forbidden(`The invite is not properly signed: ${checked.error}`) : new MatrixError(400, 'M_BAD_JSON', `The invite is not a valid event: ${checked.error}`);
     const event = checked.event;
     if (event.eventId !== c.req.param('eventId') || event.roomId !== c.req.param('roomId')) throw new MatrixError(400, 'M_BAD_JSON', 'The event does not match the path');
     if (event.type !== 'm.room.member' || event.content['membership'] !== 'invite' || event.stateKey === undefined) throw new MatrixError(400, 'M_BAD_JSON', 'The event is not an invite');

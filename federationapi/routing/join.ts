@@ -43,26 +43,29 @@ export function addJoinRoutes(fed: Hono, auth: FederationAuth, reader: RoomReade
     const state = await rsAPI.queryLatestEventsAndState({ room_id: roomId, state_to_fetch: [{ type: 'm.room.create', state_key: '' }, ...wanted.map((w) => ({ type: w.type, state_key: w.stateKey }))] });
     const stateEvents = state.state_events.map((h) => Event.fromPDU(h.pdu, h.room_version));
     const authIds = stateEvents.filter((e) => !(rv.roomIdFromCreateEvent && e.type === 'm.room.create')).filter((e) => wanted.some((w) => w.type === e.type && w.stateKey === e.stateKey)).map((e) => e.eventId);
+    // Would the event be allowed now? Checked on a copy we sign, so that a refusal comes before
+    // the other server builds anything; the copy also gives the references in the room version's format.
+    let trial: Event;
+    try {
+      trial = identity.buildEvent({ type: 'm.room.member', state_key: userId, sender: userId, room_id: roomId, content, prev_events: room.latest_event_ids, auth_events: authIds, depth: room.depth + 1 }, roomVersion);
+      checkEventAuth(trial, authEventsFromList(stateEvents));
+    } catch (e) {
+      if (e instanceof MatrixProtocolError) throw forbidden(`You are not allowed to ${membership} this room: ${e.message}`);
+      throw e;
+    }
+    const built = trial.json as unknown as JsonObject;
     const template: JsonObject = {
       type: 'm.room.member',
       room_id: roomId,
       sender: userId,
       state_key: userId,
       content,
-      prev_events: room.latest_event_ids,
-      auth_events: authIds,
+      prev_events: built['prev_events']!,
+      auth_events: built['auth_events']!,
       depth: room.depth + 1,
       origin_server_ts: Date.now(),
       origin: identity.serverName,
     };
-    // Would the event be allowed now? Checked on a copy we sign, so that a refusal comes before the other server builds anything.
-    try {
-      const trial = identity.buildEvent({ type: 'm.room.member', state_key: userId, sender: userId, room_id: roomId, content, prev_events: room.latest_event_ids, auth_events: authIds, depth: room.depth + 1 }, roomVersion);
-      checkEventAuth(trial, authEventsFromList(stateEvents));
-    } catch (e) {
-      if (e instanceof MatrixProtocolError) throw forbidden(`You are not allowed to ${membership} this room: ${e.message}`);
-      throw e;
-    }
     return jsonResponse({ room_version: roomVersion, event: template });
   };
 
@@ -73,7 +76,8 @@ export function addJoinRoutes(fed: Hono, auth: FederationAuth, reader: RoomReade
     const eventId = c.req.param('eventId') ?? '';
     const { roomVersion } = await reader.requireRoomAccess(roomId, origin);
     const [checked] = await checkPDUs([body], roomVersion, keys);
-    if (!checked || !checked.ok) throw new MatrixError(400, 'M_BAD_JSON', `The event is not valid: ${checked && !checked.ok ? checked.error : 'missing'}`);
+    if (!checked) throw new MatrixError(400, 'M_BAD_JSON', 'No event');
+    if (!checked.ok) throw checked.kind === 'signature' ? forbidden(`The event is not properly signed: ${checked.error}`) : new MatrixError(400, 'M_BAD_JSON', `The event is not valid: ${checked.error}`);
     const event = checked.event;
     if (event.eventId !== eventId) throw new MatrixError(400, 'M_BAD_JSON', 'The event ID does not match the path');
     if (event.roomId !== roomId) throw new MatrixError(400, 'M_BAD_JSON', 'The event is for another room');

@@ -12,7 +12,8 @@
 import type { Hono } from 'hono';
 import type { Logger } from 'pino';
 import { MatrixError, jsonResponse } from '../../internal/httputil/index.js';
-import { domainOf, type JsonObject, type PDUJson } from '../../internal/matrix/index.js';
+import { Event, domainOf, type JsonObject, type PDUJson } from '../../internal/matrix/index.js';
+import { authOrder } from '../internal/authorder.js';
 import type { EphemeralProducer } from '../../syncapi/api/producer.js';
 import type { ClientUserAPI } from '../../userapi/api/index.js';
 import { checkPDUs, type PDUKeys } from '../internal/pdus.js';
@@ -28,7 +29,13 @@ const TXN_CACHE = 10_000;
 /** What fetching missing events needs from the federation client. */
 export interface MissingEventsFetcher {
   getMissingEvents(destination: string, roomId: string, req: { earliest_events: string[]; latest_events: string[]; limit?: number; min_depth?: number }): Promise<{ events: unknown[] }>;
+  getEvent(destination: string, eventId: string): Promise<{ pdus: unknown[] }>;
+  stateIds(destination: string, roomId: string, eventId: string): Promise<{ pdu_ids: string[]; auth_chain_ids: string[] }>;
+  eventAuth(destination: string, roomId: string, eventId: string): Promise<{ auth_chain: unknown[] }>;
 }
+
+/** Events fetched one by one are capped: a gap this big is not bridged event by event. */
+const MAX_FETCHED_EVENTS = 500;
 
 export interface SendDeps {
   reader: RoomReader;
@@ -47,28 +54,82 @@ export function addSendRoute(fed: Hono, auth: FederationAuth, d: SendDeps): void
   const rsAPI = reader.rsAPI;
   const answered = new Map<string, JsonObject>();
 
-  /** Inputs one checked event; on missing prev events, fetches them from `origin` once and retries. */
-  const inputPDU = async (origin: string, roomVersion: string, pdu: PDUJson, roomId: string, depth: number, fetchMissing: boolean): Promise<string | undefined> => {
-    const input = async (): Promise<{ status: string; error?: string }> =>
-      (await rsAPI.inputRoomEvents({ events: [{ kind: 'new', event: { room_version: roomVersion, pdu }, origin }] })).results[0] ?? { status: 'error', error: 'no result' };
+  /** Fetches events by ID from `origin` (those the roomserver lacks), checked, as outliers in auth order. */
+  const fetchOutliers = async (origin: string, roomVersion: string, roomId: string, ids: readonly string[]): Promise<void> => {
+    const have = new Set((await rsAPI.queryEventsById({ event_ids: [...ids] })).events.map((h) => Event.fromPDU(h.pdu, h.room_version).eventId));
+    const wanted = ids.filter((id) => !have.has(id)).slice(0, MAX_FETCHED_EVENTS);
+    const raws: unknown[] = [];
+    for (let i = 0; i < wanted.length; i += 20) {
+      const got = await Promise.all(wanted.slice(i, i + 20).map((id) => d.fetcher.getEvent(origin, id).then((t) => t.pdus[0], () => undefined)));
+      raws.push(...got.filter((x) => x !== undefined));
+    }
+    await inputOutliers(origin, roomVersion, roomId, raws);
+  };
+
+  const inputOutliers = async (origin: string, roomVersion: string, roomId: string, raws: readonly unknown[]): Promise<void> => {
+    const checked = await checkPDUs(raws, roomVersion, d.keys);
+    const good = checked.flatMap((c) => (c.ok && c.event.roomId === roomId ? [c.event] : []));
+    if (good.length === 0) return;
+    await rsAPI.inputRoomEvents({ events: authOrder(good).map((e) => ({ kind: 'outlier', event: { room_version: roomVersion, pdu: e.json as PDUJson }, origin })) });
+  };
+
+  /** Inputs one checked event, fetching what it needs from `origin` (auth events, prev events, or the state before it) when the roomserver lacks it. */
+  const inputPDU = async (origin: string, roomVersion: string, event: Event, fetchMissing: boolean): Promise<string | undefined> => {
+    const roomId = event.roomId;
+    const pdu = event.json as PDUJson;
+    const input = async (stateIds?: string[]): Promise<{ status: string; error?: string }> =>
+      (await rsAPI.inputRoomEvents({ events: [{ kind: 'new', event: { room_version: roomVersion, pdu }, origin, ...(stateIds ? { state_event_ids: stateIds } : {}) }] })).results[0] ?? {
+        status: 'error',
+        error: 'no result',
+      };
     let res = await input();
-    if (res.status === 'error' && fetchMissing && /missing prev events/.test(res.error ?? '')) {
-      const { latest_event_ids } = await rsAPI.queryLatestEventsAndState({ room_id: roomId, state_to_fetch: [] });
+    if (res.status === 'error' && fetchMissing && /missing auth events/.test(res.error ?? '')) {
       try {
-        const eventId = (await checkPDUs([pdu], roomVersion, d.keys))[0];
+        await inputOutliers(origin, roomVersion, roomId, (await d.fetcher.eventAuth(origin, roomId, event.eventId)).auth_chain);
+      } catch (err) {
+        d.log.info({ err, origin, roomId }, 'federation: could not fetch missing auth events');
+      }
+      res = await input();
+    }
+    if (res.status === 'error' && fetchMissing && /missing prev events/.test(res.error ?? '')) {
+      try {
+        const { latest_event_ids } = await rsAPI.queryLatestEventsAndState({ room_id: roomId, state_to_fetch: [] });
         const missing = await d.fetcher.getMissingEvents(origin, roomId, {
           earliest_events: latest_event_ids,
-          latest_events: eventId && eventId.ok ? [eventId.event.eventId] : [],
+          latest_events: [event.eventId],
           limit: MISSING_EVENTS_LIMIT,
-          min_depth: Math.max(0, depth - MISSING_EVENTS_LIMIT),
+          min_depth: Math.max(0, event.depth - MISSING_EVENTS_LIMIT),
         });
         const checked = await checkPDUs(Array.isArray(missing.events) ? missing.events : [], roomVersion, d.keys);
-        const good = checked.flatMap((c) => (c.ok && c.event.roomId === roomId ? [c.event] : [])).sort((a, b) => a.depth - b.depth);
-        for (const e of good) await inputPDU(origin, roomVersion, e.json as PDUJson, roomId, e.depth, false);
+        const good = checked.flatMap((c) => (c.ok && c.event.roomId === roomId && c.event.eventId !== event.eventId ? [c.event] : [])).sort((a, b) => a.depth - b.depth);
+        for (const e of good) await inputPDU(origin, roomVersion, e, false);
       } catch (err) {
         d.log.info({ err, origin, roomId }, 'federation: could not fetch missing events');
       }
       res = await input();
+      if (res.status === 'error' && /missing prev events/.test(res.error ?? '')) {
+        // The gap is too wide: take the state before the event from the origin (state before its
+        // first prev event, plus that event when it is state), as outliers, and go on from there.
+        try {
+          const prev = event.prevEventIds[0]!;
+          const ids = await d.fetcher.stateIds(origin, roomId, prev);
+          await fetchOutliers(origin, roomVersion, roomId, [...ids.auth_chain_ids, ...ids.pdu_ids, prev]);
+          const [prevEvent] = (await rsAPI.queryEventsById({ event_ids: [prev] })).events;
+          const stateIds = [...ids.pdu_ids];
+          if (prevEvent && prevEvent.pdu.state_key !== undefined) {
+            const pe = Event.fromPDU(prevEvent.pdu, prevEvent.room_version);
+            const byKey = new Map<string, string>();
+            const known = (await rsAPI.queryEventsById({ event_ids: stateIds })).events.map((h) => Event.fromPDU(h.pdu, h.room_version));
+            for (const k of known) byKey.set(`${k.type}\u0000${k.stateKey ?? ''}`, k.eventId);
+            byKey.set(`${pe.type}\u0000${pe.stateKey ?? ''}`, pe.eventId);
+            res = await input([...byKey.values()]);
+          } else {
+            res = await input(stateIds);
+          }
+        } catch (err) {
+          d.log.info({ err, origin, roomId }, 'federation: could not fetch the state before an event');
+        }
+      }
     }
     if (res.status === 'accepted' || res.status === 'duplicate') return undefined;
     return res.error ?? res.status;
@@ -98,7 +159,7 @@ export function addSendRoute(fed: Hono, auth: FederationAuth, d: SendDeps): void
         if (checked.eventId) results[checked.eventId] = { error: checked.error };
         continue;
       }
-      const error = await inputPDU(origin, room.version, checked.event.json as PDUJson, roomId, checked.event.depth, true);
+      const error = await inputPDU(origin, room.version, checked.event, true);
       results[checked.event.eventId] = error === undefined ? {} : { error };
     }
     return results;
