@@ -1,6 +1,6 @@
 /**
  * `npm run bench [name ...]`: runs the benchmarks and prints their figures.
- * Names: http, protocol, userapi, roomserver, syncapi (default: all).
+ * Names: http, protocol, userapi, roomserver, syncapi, federation (default: all).
  */
 import { httpBenches } from './http/main.js';
 import { busBenches } from './http/bus.js';
@@ -10,6 +10,7 @@ import { userapiBenches } from './userapi/main.js';
 import { stateBenches } from './roomserver/state.js';
 import { inputBenches } from './roomserver/input.js';
 import { syncapiBenches } from './syncapi/main.js';
+import { federationBenches } from './federation/main.js';
 
 const suites: Record<string, Array<[string, () => Promise<Record<string, number>>]>> = {
   http: [
@@ -26,6 +27,7 @@ const suites: Record<string, Array<[string, () => Promise<Record<string, number>
     ['roomserver: input pipeline events/s', () => inputBenches()],
   ],
   syncapi: [['syncapi: /sync latency and throughput over HTTP', () => syncapiBenches()]],
+  federation: [['federation: inbound /send and joining big rooms', () => federationBenches()]],
 };
 
 const wanted = process.argv.slice(2);

@@ -31,6 +31,7 @@ import { addSendEventRoutes } from './routing/sendevent.js';
 import { addMembershipRoutes } from './routing/membership.js';
 import { addKnockRoute } from './routing/knock.js';
 import { addForgetRoute } from './routing/forget.js';
+import { addUpgradeRoomRoute } from './routing/upgrade.js';
 import { addDirectoryRoutes } from './routing/directory.js';
 import { addEphemeralRoutes } from './routing/ephemeral.js';
 import type { EphemeralProducer } from '../syncapi/api/producer.js';
@@ -52,7 +53,7 @@ export function addPublicRoutes(routers: PublicRouters, cfg: Config, userAPI: Cl
   addLoginRoutes(routers.client, cfg, userAPI, uia);
   addDeviceRoutes(routers.client, userAPI, uia);
   addPasswordRoute(routers.client, userAPI, uia);
-  addProfileRoutes(routers.client, userAPI, rsAPI, log);
+  addProfileRoutes(routers.client, cfg.global.serverName, userAPI, rsAPI, fedAPI, log);
   addFilterRoutes(routers.client, userAPI);
   addAccountDataRoutes(routers.client, userAPI);
   addOpenIDRoute(routers.client, userAPI, cfg.global.serverName);
@@ -67,7 +68,8 @@ export function addPublicRoutes(routers: PublicRouters, cfg: Config, userAPI: Cl
   addMembershipRoutes(routers.client, cfg.global.serverName, userAPI, rsAPI, fedAPI);
   addKnockRoute(routers.client, userAPI, rsAPI);
   addForgetRoute(routers.client, userAPI, rsAPI);
-  addDirectoryRoutes(routers.client, cfg, userAPI, rsAPI);
+  addUpgradeRoomRoute(routers.client, cfg.global.serverName, userAPI, rsAPI);
+  addDirectoryRoutes(routers.client, cfg, userAPI, rsAPI, fedAPI);
   addEphemeralRoutes(routers.client, cfg.global.serverName, userAPI, rsAPI, producer);
   addRedactRoute(routers.client, userAPI, rsAPI);
   addReportRoute(routers.client, userAPI, rsAPI, log);

@@ -167,3 +167,17 @@ it('invites a user of another server, who can reject the invite or accept it by 
   const refused = await req(b, 'POST', `/join/${enc(second)}`, carol, {});
   expect(refused.status).toBe(403);
 }, 60_000);
+
+it("reads another server's profiles and room aliases through its query endpoints", async () => {
+  const ALICE = `@alice:${a.name}`;
+  await req(a, 'PUT', `/profile/${enc(ALICE)}/displayname`, alice, { displayname: 'Alice of A' });
+  expect((await req(b, 'GET', `/profile/${enc(ALICE)}`, bob)).body).toEqual({ displayname: 'Alice of A' });
+  expect((await req(b, 'GET', `/profile/${enc(ALICE)}/displayname`, bob)).body).toEqual({ displayname: 'Alice of A' });
+  expect((await req(b, 'GET', `/profile/${enc(`@nobody:${a.name}`)}`, bob)).status).toBe(404);
+  const roomId = (await req(a, 'POST', '/createRoom', alice, { preset: 'public_chat', room_alias_name: 'meet' })).body.room_id as string;
+  const found = await req(b, 'GET', `/directory/room/${enc(`#meet:${a.name}`)}`, bob);
+  expect(found.body).toEqual({ room_id: roomId, servers: [a.name] });
+  expect((await req(b, 'GET', `/directory/room/${enc(`#nothing:${a.name}`)}`, bob)).status).toBe(404);
+  // Joining by the remote alias.
+  expect((await req(b, 'POST', `/join/${enc(`#meet:${a.name}`)}`, bob, {})).body).toEqual({ room_id: roomId });
+}, 60_000);

@@ -106,7 +106,7 @@ export async function newInternalAPI(cfg: Config, db: OpenedDatabase<unknown>, d
       });
     });
   }
-  return new FederationInternalAPIImpl(cfg.global.serverName, joiner, inviter);
+  return new FederationInternalAPIImpl(cfg.global.serverName, joiner, inviter, client);
 }
 
 export function addPublicRoutes(routers: PublicRouters, cfg: Config, identity: SigningIdentity, userAPI: FederationUserAPI): void {

@@ -67,7 +67,8 @@ describe('/directory/room/{roomAlias}', () => {
     expect((await req('PUT', alias(`#ok:${SERVER}`), '', { room_id: room })).body.errcode).toBe('M_MISSING_TOKEN');
     expect(await req('GET', alias('#bad'), '')).toMatchObject({ status: 400, body: { errcode: 'M_INVALID_PARAM' } });
     // Other servers' aliases would need federation: unknown for now.
-    expect(await req('GET', alias('#x:example.org'), '')).toMatchObject({ status: 404, body: { errcode: 'M_NOT_FOUND' } });
+    // Another server's alias is asked of that server; one that cannot be reached is a 502.
+    expect(await req('GET', alias('#x:example.org'), '')).toMatchObject({ status: 502, body: { errcode: 'M_UNKNOWN' } });
     expect(await req('DELETE', alias('#bad'), alice)).toMatchObject({ status: 400, body: { errcode: 'M_INVALID_PARAM' } });
     expect((await req('DELETE', alias(`#ok:${SERVER}`), '')).status).toBe(401);
   });

@@ -21,6 +21,7 @@ import type { Context, Hono } from 'hono';
 import { MatrixError, badJson, forbidden, invalidParam, jsonResponse, missingParam, notFound, readJsonObject, type JsonBody } from '../../internal/httputil/index.js';
 import { powerLevelsOf, requiredEventLevel, userPowerLevel } from '../../internal/matrix/auth/index.js';
 import { Event, MAX_ID_BYTES, fitsBytes, isRoomIdOfAnyFormat, isValidServerName, type JsonObject } from '../../internal/matrix/index.js';
+import type { FederationInternalAPI } from '../../federationapi/api/index.js';
 import type { HeaderedEvent, RoomserverInternalAPI } from '../../roomserver/api/index.js';
 import type { Config } from '../../setup/config/config.js';
 import type { ClientUserAPI } from '../../userapi/api/index.js';
@@ -110,7 +111,7 @@ function offsetOf(since: string | undefined): number {
   return Number(m[1]);
 }
 
-export function addDirectoryRoutes(client: Hono, cfg: Config, userAPI: ClientUserAPI, rsAPI: RoomserverInternalAPI): void {
+export function addDirectoryRoutes(client: Hono, cfg: Config, userAPI: ClientUserAPI, rsAPI: RoomserverInternalAPI, fedAPI: Pick<FederationInternalAPI, 'queryRemoteDirectory'>): void {
   const serverName = cfg.global.serverName;
 
   const roomExists = async (roomId: string): Promise<boolean> =>
@@ -143,7 +144,13 @@ export function addDirectoryRoutes(client: Hono, cfg: Config, userAPI: ClientUse
   clientRoute(client, 'get', '/directory/room/:roomAlias', async (c: Context) => {
     const alias = c.req.param('roomAlias') ?? '';
     parseAlias(alias);
-    // Other servers' aliases need a federation directory query, which does not exist yet.
+    // Another server's alias: ask that server.
+    if (alias.slice(alias.indexOf(':') + 1) !== serverName) {
+      const res = await fedAPI.queryRemoteDirectory({ alias });
+      if (res.error === 'not_found') throw notFound(`Room alias ${alias} not found`);
+      if (res.error !== undefined) throw new MatrixError(502, 'M_UNKNOWN', `Could not ask the alias's server: ${res.message}`);
+      return jsonResponse({ room_id: res.room_id, servers: res.servers });
+    }
     const { room_id: roomId } = await rsAPI.queryRoomIdForAlias({ alias });
     if (roomId === undefined) throw notFound(`Room alias ${alias} not found`);
     const { servers } = await rsAPI.queryServersInRoom({ room_id: roomId });

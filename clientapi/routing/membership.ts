@@ -85,7 +85,8 @@ export function addMembershipRoutes(client: Hono, serverName: string, userAPI: C
       if (res.error === undefined) return jsonResponse({ room_id: res.room_id });
       if (res.error === 'forbidden') throw forbidden(res.message);
       if (res.error === 'not_found') throw notFound(res.message);
-      if (res.error === 'incompatible_room_version') throw new MatrixError(400, 'M_INCOMPATIBLE_ROOM_VERSION', res.message);
+      if (res.error === 'incompatible_room_version') throw new MatrixError(400, 'M_INCOMPATIBLE_ROOM_VERSION', res.message, res.room_version !== undefined ? { room_version: res.room_version } : {});
+      if (res.error === 'remote') throw new MatrixError(res.status ?? 400, res.errcode ?? 'M_UNKNOWN', res.message);
       throw new MatrixError(502, 'M_UNKNOWN', `Could not join the room over federation: ${res.message}`);
     }
     await sendMember(me.userId, roomId, me.userId, content);

@@ -5,9 +5,10 @@
  * they are joined to, as clients read names from room state.
  */
 import type { Context, Hono } from 'hono';
-import { badJson, forbidden, jsonResponse, notFound, readJsonObject } from '../../internal/httputil/index.js';
+import { MatrixError, badJson, forbidden, jsonResponse, notFound, readJsonObject } from '../../internal/httputil/index.js';
 import type { Logger } from 'pino';
 import type { JsonObject } from '../../internal/matrix/index.js';
+import type { FederationInternalAPI } from '../../federationapi/api/index.js';
 import type { RoomserverInternalAPI } from '../../roomserver/api/index.js';
 import type { ClientUserAPI, Profile } from '../../userapi/api/index.js';
 import { requireDevice } from '../auth/device.js';
@@ -35,9 +36,18 @@ async function propagate(rsAPI: ProfileRoomserverAPI, log: Logger, userId: strin
   }
 }
 
-export function addProfileRoutes(client: Hono, userAPI: ClientUserAPI, rsAPI: ProfileRoomserverAPI, log: Logger): void {
+export function addProfileRoutes(client: Hono, serverName: string, userAPI: ClientUserAPI, rsAPI: ProfileRoomserverAPI, fedAPI: Pick<FederationInternalAPI, 'queryRemoteProfile'>, log: Logger): void {
   const load = async (c: Context): Promise<Profile> => {
-    const { profile } = await userAPI.queryProfile({ userId: c.req.param('userId') ?? '' });
+    const userId = c.req.param('userId') ?? '';
+    // Another server's user: ask that server.
+    if (/^@[^:]+:.+$/.test(userId) && userId.slice(userId.indexOf(':') + 1) !== serverName) {
+      const res = await fedAPI.queryRemoteProfile({ user_id: userId });
+      if (res.error === 'not_found') throw notFound('Profile not found');
+      if (res.error !== undefined) throw new MatrixError(502, 'M_UNKNOWN', `Could not ask the user's server: ${res.message}`);
+      const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
+      return { displayName: str(res.profile['displayname']), avatarUrl: str(res.profile['avatar_url']) };
+    }
+    const { profile } = await userAPI.queryProfile({ userId });
     if (!profile) throw notFound('Profile not found');
     return profile;
   };

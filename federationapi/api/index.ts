@@ -18,7 +18,16 @@ export interface PerformJoinRequest {
 }
 export type PerformJoinResponse =
   | { room_id: string; error?: undefined }
-  | { error: 'not_found' | 'forbidden' | 'unreachable' | 'incompatible_room_version' | 'failed'; message: string; room_id?: undefined };
+  | {
+      error: 'not_found' | 'forbidden' | 'unreachable' | 'incompatible_room_version' | 'remote' | 'failed';
+      message: string;
+      room_id?: undefined;
+      /** For `remote`: the other server's refusal, passed on to the client. */
+      status?: number;
+      errcode?: string;
+      /** For `incompatible_room_version`: the room's version. */
+      room_version?: string;
+    };
 
 export interface PerformInviteRequest {
   /** The invite, built and signed by us, of another server's user. */
@@ -34,7 +43,22 @@ export interface PerformLeaveRequest {
 }
 export type PerformLeaveResponse = { error?: undefined } | { error: 'not_invited' | 'forbidden' | 'unreachable' | 'failed'; message: string };
 
+export interface QueryRemoteProfileRequest {
+  user_id: string;
+  field?: 'displayname' | 'avatar_url';
+}
+export type QueryRemoteProfileResponse = { profile: JsonObject; error?: undefined } | { error: 'not_found' | 'unreachable'; message: string; profile?: undefined };
+
+export interface QueryRemoteDirectoryRequest {
+  alias: string;
+}
+export type QueryRemoteDirectoryResponse = { room_id: string; servers: string[]; error?: undefined } | { error: 'not_found' | 'unreachable'; message: string; room_id?: undefined };
+
 export interface FederationInternalAPI extends StatusAPI {
+  /** Another server's user's profile (GET /query/profile). */
+  queryRemoteProfile(req: QueryRemoteProfileRequest): Promise<QueryRemoteProfileResponse>;
+  /** Which room another server's alias names (GET /query/directory). */
+  queryRemoteDirectory(req: QueryRemoteDirectoryRequest): Promise<QueryRemoteDirectoryResponse>;
   /** Joins a local user to a room held by other servers (make_join, send_join). */
   performJoin(req: PerformJoinRequest): Promise<PerformJoinResponse>;
   /** Sends an invite to the invitee's server (PUT /invite), which signs it too; returns that copy. */
@@ -43,4 +67,4 @@ export interface FederationInternalAPI extends StatusAPI {
   performLeave(req: PerformLeaveRequest): Promise<PerformLeaveResponse>;
 }
 
-export const federationapiInternalAPIMethods = ['queryComponentStatus', 'performJoin', 'performInvite', 'performLeave'] as const satisfies ReadonlyArray<keyof FederationInternalAPI>;
+export const federationapiInternalAPIMethods = ['queryComponentStatus', 'performJoin', 'performInvite', 'performLeave', 'queryRemoteProfile', 'queryRemoteDirectory'] as const satisfies ReadonlyArray<keyof FederationInternalAPI>;

@@ -280,6 +280,23 @@ export class FederationClient {
   }
 
   /** request(), throwing FederationHttpError unless 2xx, and checking the body's top level. */
+  /**
+   * The v2 form of an endpoint, or its v1 form for servers that do not know v2 (they answer
+   * 404 or 400 M_UNRECOGNIZED); v1 wraps its answer as [200, body].
+   */
+  private async callV2OrV1<T>(destination: string, method: string, v2: string, v1: string, opts: RequestOptions, fields: Record<string, 'string' | 'number' | 'object' | 'array'>): Promise<T> {
+    const res = await this.request(destination, method, v2, opts);
+    const unknownEndpoint = res.status === 404 || (res.status === 400 && (res.body as { errcode?: unknown } | undefined)?.errcode === 'M_UNRECOGNIZED');
+    if (!unknownEndpoint) {
+      if (res.status < 200 || res.status >= 300) throw new FederationHttpError(destination, res.status, res.body);
+      return expectObject<T>(destination, res.body, fields);
+    }
+    const old = await this.request(destination, method, v1, opts);
+    if (old.status < 200 || old.status >= 300) throw new FederationHttpError(destination, old.status, old.body);
+    const body = Array.isArray(old.body) && old.body.length === 2 ? old.body[1] : old.body;
+    return expectObject<T>(destination, body, fields);
+  }
+
   private async call<T>(
     destination: string,
     method: string,
@@ -322,10 +339,11 @@ export class FederationClient {
     event: JsonObject,
     opts: { omitMembers?: boolean; timeoutMs?: number; maxBytes?: number } = {},
   ): Promise<SendJoinResponse> {
-    return this.call(
+    return this.callV2OrV1(
       destination,
       'PUT',
       p`/_matrix/federation/v2/send_join/${roomId}/${eventId}`,
+      p`/_matrix/federation/v1/send_join/${roomId}/${eventId}`,
       {
         body: event,
         ...(opts.omitMembers ? { query: { omit_members: 'true' } } : {}),
@@ -342,7 +360,7 @@ export class FederationClient {
 
   /** PUT /_matrix/federation/v2/send_leave (answers `{}`). */
   sendLeave(destination: string, roomId: string, eventId: string, event: JsonObject): Promise<JsonObject> {
-    return this.call(destination, 'PUT', p`/_matrix/federation/v2/send_leave/${roomId}/${eventId}`, { body: event });
+    return this.callV2OrV1(destination, 'PUT', p`/_matrix/federation/v2/send_leave/${roomId}/${eventId}`, p`/_matrix/federation/v1/send_leave/${roomId}/${eventId}`, { body: event }, {});
   }
 
   /** PUT /_matrix/federation/v2/invite: the invitee's server signs and returns the event. */
@@ -353,7 +371,20 @@ export class FederationClient {
     body: { room_version: string; event: JsonObject; invite_room_state?: JsonValue[] },
   ): Promise<InviteResponse> {
     const payload: JsonObject = { room_version: body.room_version, event: body.event, invite_room_state: body.invite_room_state ?? [] };
-    return this.call(destination, 'PUT', p`/_matrix/federation/v2/invite/${roomId}/${eventId}`, { body: payload }, { event: 'object' });
+    const v2 = p`/_matrix/federation/v2/invite/${roomId}/${eventId}`;
+    const v1 = p`/_matrix/federation/v1/invite/${roomId}/${eventId}`;
+    // v1 takes the event itself, with the stripped state in its unsigned section.
+    const v1Body: JsonObject = { ...body.event, unsigned: { ...((body.event['unsigned'] as JsonObject | undefined) ?? {}), invite_room_state: body.invite_room_state ?? [] } };
+    return this.request(destination, 'PUT', v2, { body: payload }).then(async (res) => {
+      const unknownEndpoint = res.status === 404 || (res.status === 400 && (res.body as { errcode?: unknown } | undefined)?.errcode === 'M_UNRECOGNIZED');
+      if (!unknownEndpoint) {
+        if (res.status < 200 || res.status >= 300) throw new FederationHttpError(destination, res.status, res.body);
+        return expectObject<InviteResponse>(destination, res.body, { event: 'object' });
+      }
+      const old = await this.request(destination, 'PUT', v1, { body: v1Body });
+      if (old.status < 200 || old.status >= 300) throw new FederationHttpError(destination, old.status, old.body);
+      return expectObject<InviteResponse>(destination, Array.isArray(old.body) && old.body.length === 2 ? old.body[1] : old.body, { event: 'object' });
+    });
   }
 
   // -- transactions and events -----------------------------------------------------------------

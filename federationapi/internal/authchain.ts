@@ -8,11 +8,15 @@ import type { HeaderedEvent, RoomserverInternalAPI } from '../../roomserver/api/
 
 export type DagAPI = Pick<RoomserverInternalAPI, 'queryEventsById'>;
 
-/** The auth chain of `eventIds` (not the events themselves), accepted events only. */
+/**
+ * The auth chain of `seeds`: every event reached through auth_events, accepted ones only. A
+ * seed is in it only when another seed (or chain event) cites it: the create event of a
+ * room's state is in the state's auth chain too.
+ */
 export async function authChain(rsAPI: DagAPI, seeds: readonly Event[]): Promise<HeaderedEvent[]> {
-  const seen = new Set<string>(seeds.map((e) => e.eventId));
+  const seen = new Set<string>();
   const out: HeaderedEvent[] = [];
-  let frontier = [...new Set(seeds.flatMap((e) => e.authEventIds))].filter((id) => !seen.has(id));
+  let frontier = [...new Set(seeds.flatMap((e) => e.authEventIds))];
   while (frontier.length > 0) {
     for (const id of frontier) seen.add(id);
     const { events } = await rsAPI.queryEventsById({ event_ids: frontier });

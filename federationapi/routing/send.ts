@@ -87,7 +87,21 @@ export function addSendRoute(fed: Hono, auth: FederationAuth, d: SendDeps): void
       try {
         await inputOutliers(origin, roomVersion, roomId, (await d.fetcher.eventAuth(origin, roomId, event.eventId)).auth_chain);
       } catch (err) {
-        d.log.info({ err, origin, roomId }, 'federation: could not fetch missing auth events');
+        // No /event_auth: fetch the auth events one by one (and theirs, a few levels up).
+        d.log.debug({ err, origin, roomId }, 'federation: event_auth failed; fetching auth events one by one');
+        const fetched: unknown[] = [];
+        const asked = new Set<string>();
+        let ids = [...event.authEventIds];
+        for (let level = 0; level < 10 && ids.length > 0 && asked.size < MAX_FETCHED_EVENTS; level++) {
+          const have = new Set((await rsAPI.queryEventsById({ event_ids: ids })).events.map((h) => Event.fromPDU(h.pdu, h.room_version).eventId));
+          const want = ids.filter((id) => !have.has(id) && !asked.has(id));
+          for (const id of want) asked.add(id);
+          const raws = (await Promise.all(want.map((id) => d.fetcher.getEvent(origin, id).then((t) => t.pdus[0], () => undefined)))).filter((x) => x !== undefined);
+          fetched.push(...raws);
+          const parsed = (await checkPDUs(raws, roomVersion, d.keys)).flatMap((c) => (c.ok ? [c.event] : []));
+          ids = [...new Set(parsed.flatMap((e) => e.authEventIds))];
+        }
+        await inputOutliers(origin, roomVersion, roomId, fetched);
       }
       res = await input();
     }
@@ -131,7 +145,8 @@ export function addSendRoute(fed: Hono, auth: FederationAuth, d: SendDeps): void
         }
       }
     }
-    if (res.status === 'accepted' || res.status === 'duplicate') return undefined;
+    // A rejected or soft-failed event was received and judged: not an error of the transaction (as Synapse answers).
+    if (res.status === 'accepted' || res.status === 'duplicate' || res.status === 'rejected' || res.status === 'soft_failed') return undefined;
     return res.error ?? res.status;
   };
 

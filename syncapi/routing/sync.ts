@@ -22,6 +22,7 @@ import { knockRooms } from './knocks.js';
 import type { EphemeralStore, Receipt } from '../storage/ephemeral.js';
 import { formatToken, parseToken, ZERO, type StreamPositions } from '../internal/token.js';
 import type { StreamEvent, SyncStore } from '../storage/syncstore.js';
+import { LazyLoadStore } from '../storage/lazyload.js';
 
 const DEFAULT_TIMELINE_LIMIT = 10;
 const MAX_TIMELINE_LIMIT = 100;
@@ -49,6 +50,7 @@ const TO_DEVICE_LIMIT = 100;
 
 export function addSyncRoute(client: Hono, deps: SyncRouteDeps): void {
   const { store, ephemeral, typing, presence, notifier, userAPI, rsAPI } = deps;
+  const lazyLoad = new LazyLoadStore(store.db);
   /** The request's filter: inline JSON or a stored filter's ID; {} when none. */
   const filterOf = async (c: Context, userId: string): Promise<Record<string, unknown>> => {
     const raw = c.req.query('filter');
@@ -102,11 +104,19 @@ export function addSyncRoute(client: Hono, deps: SyncRouteDeps): void {
     return { events: picked.slice(0, limit).reverse(), limited: picked.length > limit };
   };
 
-  /** Member events (from `state`) of the senders of `events`: what lazy-loading members keeps. */
-  const lazyMembers = (state: StreamEvent[], events: StreamEvent[], userId: string): StreamEvent[] => {
-    const senders = new Set(events.map((e) => e.sender));
-    senders.add(userId);
-    return state.filter((s) => s.type !== 'm.room.member' || (s.stateKey !== null && senders.has(s.stateKey)));
+  /**
+   * The members whose member events a lazy-loading client needs for a timeline: the senders
+   * of its events, less those whose own member event the timeline shows before (or as) their
+   * first event, as it tells the client who they are.
+   */
+  const timelineSenders = (events: StreamEvent[]): Set<string> => {
+    const senders = new Set<string>();
+    const shown = new Set<string>();
+    for (const e of events) {
+      if (e.type === 'm.room.member' && e.stateKey !== null && !senders.has(e.stateKey)) shown.add(e.stateKey);
+      if (!shown.has(e.sender)) senders.add(e.sender);
+    }
+    return senders;
   };
 
   /** What changed for the user in (since, to]: whether a response would be empty. */
@@ -158,6 +168,9 @@ export function addSyncRoute(client: Hono, deps: SyncRouteDeps): void {
     const invite: Record<string, JsonObject> = {};
     const roomFilter = filter.room;
     const stateFilter = (state: StreamEvent[]): StreamEvent[] => state.filter((e) => roomFilter.state.allows({ type: e.type, sender: e.sender, roomId: e.roomId, content: contentOf(e) }));
+    const lazy = roomFilter.state.lazyLoadMembers;
+    // A new sync sequence: the client has forgotten the members it was sent.
+    if (since === undefined || fullState) await lazyLoad.clearDevice(userId, device.deviceId);
 
     // Account data changes (all of it on an initial sync), by room.
     const changed = await store.accountDataChanges(userId, from.accountData, to.accountData);
@@ -179,21 +192,51 @@ export function addSyncRoute(client: Hono, deps: SyncRouteDeps): void {
       const stateIds = new Set(stateAfter.map((e) => e.eventId));
       const { events, limited } = await timeline(userId, roomId, full ? 0 : from.pdu, upTo, roomFilter.timeline, full, stateIds);
       let state: StreamEvent[] = [];
-      if (full || limited) {
+      // A lazy-loading client may need member events even when nothing else changed.
+      if (full || limited || (lazy && events.length > 0)) {
         const timelineIds = new Set(events.map((e) => e.eventId));
-        state = (await stateAtStart(stateAfter, events)).filter((e) => !timelineIds.has(e.eventId));
-        if (!full) {
+        const atStart = (await stateAtStart(stateAfter, events)).filter((e) => !timelineIds.has(e.eventId));
+        if (full) state = atStart;
+        else if (limited) {
           const known = new Set((await store.stateAt(roomId, from.pdu)).map((e) => e.eventId));
-          state = state.filter((e) => !known.has(e.eventId));
+          state = atStart.filter((e) => !known.has(e.eventId));
         }
+        if (lazy) state = await lazyMembers(roomId, full, state, atStart, events, stateAfter);
         state = stateFilter(state);
-        if (roomFilter.state.lazyLoadMembers) state = lazyMembers(state, events, userId);
+      }
+      if (lazy) {
+        // What the device now knows of each member: the state sent, then the timeline's own member events.
+        const sent = [...state, ...events].filter((e) => e.type === 'm.room.member' && e.stateKey !== null).map((e) => ({ targetUserId: e.stateKey!, eventId: e.eventId }));
+        await lazyLoad.recordSent(userId, device.deviceId, roomId, sent);
       }
       return {
         events,
         timeline: { events: events.map((e) => clientEvent(e, opts)), limited: limited || (full && since !== undefined), prev_batch: prevBatch(to, events[0], upTo) },
         state: { events: state.map((e) => clientEvent(e, opts)) },
       };
+    };
+
+    /**
+     * The state section when lazy-loading members: the non-member state of `state` as it is;
+     * member events only for the timeline's senders (at the timeline's start, whether or not
+     * they changed since the token), the room's heroes, the user when the whole state is
+     * given, and, past a full sync, every member whose membership changed in a gap. Without
+     * include_redundant_members, a member event this device was sent already stays out.
+     */
+    const lazyMembers = async (roomId: string, full: boolean, state: StreamEvent[], atStart: StreamEvent[], events: StreamEvent[], stateAfter: StreamEvent[]): Promise<StreamEvent[]> => {
+      const needed = timelineSenders(events);
+      if (full) needed.add(userId);
+      for (const hero of (roomSummary(stateAfter, userId)['m.heroes'] as string[] | undefined) ?? []) needed.add(hero);
+      const out = new Map<string, StreamEvent>();
+      for (const e of state) if (e.type !== 'm.room.member' || !full) out.set(e.eventId, e);
+      for (const e of atStart) if (e.type === 'm.room.member' && e.stateKey !== null && needed.has(e.stateKey)) out.set(e.eventId, e);
+      let picked = [...out.values()];
+      if (!roomFilter.state.includeRedundantMembers) {
+        const targets = picked.filter((e) => e.type === 'm.room.member' && e.stateKey !== null).map((e) => e.stateKey!);
+        const sent = await lazyLoad.sentMembers(userId, device.deviceId, roomId, targets);
+        picked = picked.filter((e) => e.type !== 'm.room.member' || e.stateKey === null || sent.get(e.stateKey) !== e.eventId);
+      }
+      return picked;
     };
 
     /** Whether the user came into the room (was not joined) after the since token. */

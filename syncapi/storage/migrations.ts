@@ -95,4 +95,20 @@ export const syncapiMigrations: readonly ComponentMigration[] = [
         .execute();
     },
   },
+  {
+    version: 3,
+    name: 'lazy_loaded_members',
+    up: async (db) => {
+      // Per device, the member event of each room member it was last sent in a /sync response.
+      await db.schema
+        .createTable('syncapi_lazy_loaded_members')
+        .addColumn('user_id', 'text', (c) => c.notNull())
+        .addColumn('device_id', 'text', (c) => c.notNull())
+        .addColumn('room_id', 'text', (c) => c.notNull())
+        .addColumn('target_user_id', 'text', (c) => c.notNull())
+        .addColumn('event_id', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('syncapi_lazy_loaded_members_pk', ['user_id', 'device_id', 'room_id', 'target_user_id'])
+        .execute();
+    },
+  },
 ];

@@ -62,4 +62,12 @@ export interface SyncapiDatabase {
     status_msg: string | null;
     last_active_ts: number;
   };
+  /** The member event of each member last sent to a device (lazy-loading members). */
+  syncapi_lazy_loaded_members: {
+    user_id: string;
+    device_id: string;
+    room_id: string;
+    target_user_id: string;
+    event_id: string;
+  };
 }

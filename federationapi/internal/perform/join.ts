@@ -56,7 +56,7 @@ export class Joiner {
         last = this.failure(server, err);
         this.deps.log.info({ server, roomId, error: last.message }, 'federation: join via server failed');
         // A refusal from a resident is the room's answer; other servers would say the same.
-        if (last.error === 'forbidden' || last.error === 'incompatible_room_version') return last;
+        if (last.error === 'forbidden' || last.error === 'incompatible_room_version' || last.error === 'remote') return last;
       }
     }
     return last;
@@ -66,7 +66,11 @@ export class Joiner {
     if (err instanceof FederationHttpError) {
       if (err.status === 403) return { error: 'forbidden', message: `${server}: ${err.error ?? 'forbidden'}` };
       if (err.status === 404) return { error: 'not_found', message: `${server}: ${err.error ?? 'room not found'}` };
-      if (err.errcode === 'M_INCOMPATIBLE_ROOM_VERSION') return { error: 'incompatible_room_version', message: `${server}: ${err.error ?? 'incompatible room version'}` };
+      if (err.errcode === 'M_INCOMPATIBLE_ROOM_VERSION') {
+        const v = (err.body as { room_version?: unknown } | undefined)?.room_version;
+        return { error: 'incompatible_room_version', message: `${server}: ${err.error ?? 'incompatible room version'}`, ...(typeof v === 'string' ? { room_version: v } : {}) };
+      }
+      if (err.status >= 400 && err.status < 500) return { error: 'remote', message: err.error ?? err.message, status: err.status, ...(err.errcode ? { errcode: err.errcode } : {}) };
     }
     return { error: 'unreachable', message: `${server}: ${err instanceof Error ? err.message : String(err)}` };
   }
@@ -75,7 +79,7 @@ export class Joiner {
     const made = await this.deps.client.makeJoin(server, roomId, req.user_id, allRoomVersions().map((v) => v.id));
     const version = made.room_version ?? '1';
     const rv = lookupRoomVersion(version);
-    if (!rv) return { error: 'incompatible_room_version', message: `${server} offered room version ${version}` };
+    if (!rv) return { error: 'incompatible_room_version', message: `${server} offered room version ${version}`, room_version: version };
     const t = made.event;
     if (t['type'] !== 'm.room.member' || t['state_key'] !== req.user_id || t['sender'] !== req.user_id) return { error: 'failed', message: `${server} sent a template for another event` };
     const prev = Array.isArray(t['prev_events']) ? (t['prev_events'] as string[]) : [];
