@@ -213,6 +213,9 @@ export class Inputer {
   }
 
   private async processOne(input: InputRoomEvent, event: Event): Promise<InputResult> {
+    // SQLite work is synchronous: let waiting requests run between events, so that a long
+    // batch (a big room's state on a join) does not stall the whole server.
+    await new Promise<void>((resolve) => setImmediate(resolve));
     let done: Processed;
     try {
       // One transaction for all of it, every query inside it (SQLite has one connection; a read
