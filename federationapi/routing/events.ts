@@ -44,10 +44,10 @@ export class RoomReader {
     return inRoom.filter((_, i) => ok.has(ids[i]!));
   }
 
-  /** One event of the room the origin may see, or 404. */
-  async visibleEvent(origin: string, roomId: string | undefined, eventId: string): Promise<Event> {
+  /** One event of the room the origin may see, or 404; `withState`: one whose state we have (not an outlier). */
+  async visibleEvent(origin: string, roomId: string | undefined, eventId: string, withState = false): Promise<Event> {
     const { events } = await this.rsAPI.queryEventsById({ event_ids: [eventId] });
-    const accepted = events.filter((e) => !e.rejected);
+    const accepted = events.filter((e) => !e.rejected && !(withState && e.outlier));
     const [seen] = await this.visibleTo(origin, accepted, roomId);
     if (!seen) throw notFound('Event not found');
     return Event.fromPDU(seen.pdu, seen.room_version);
@@ -79,7 +79,7 @@ export function addEventRoutes(fed: Hono, auth: FederationAuth, reader: RoomRead
     const eventId = c.req.query('event_id');
     if (!eventId) throw invalidParam('event_id is required');
     await reader.requireRoomAccess(roomId, origin);
-    return reader.stateBefore(await reader.visibleEvent(origin, roomId, eventId));
+    return reader.stateBefore(await reader.visibleEvent(origin, roomId, eventId, true));
   };
   const idOf = (h: HeaderedEvent): string => Event.fromPDU(h.pdu, h.room_version).eventId;
   fed.get('/v1/state/:roomId', async (c) => {

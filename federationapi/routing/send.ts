@@ -16,7 +16,7 @@ import { Event, domainOf, type JsonObject, type PDUJson } from '../../internal/m
 import { authOrder } from '../internal/authorder.js';
 import type { EphemeralProducer } from '../../syncapi/api/producer.js';
 import type { ClientUserAPI } from '../../userapi/api/index.js';
-import { checkPDUs, type PDUKeys } from '../internal/pdus.js';
+import { checkPDUs, type CheckedPDU, type PDUKeys } from '../internal/pdus.js';
 import { serverAllowedByAcl } from '../internal/acl.js';
 import type { RoomReader } from './events.js';
 import type { FederationAuth } from './fedauth.js';
@@ -152,29 +152,38 @@ export function addSendRoute(fed: Hono, auth: FederationAuth, d: SendDeps): void
 
   const handlePDUs = async (origin: string, pdus: unknown[]): Promise<Record<string, JsonObject>> => {
     const results: Record<string, JsonObject> = {};
+    // The rooms first (version, ACL), then each room's PDUs checked in one batch (signatures
+    // on the thread pool together), then the events put in, in the order they came.
     const rooms = new Map<string, { version: string } | { error: string }>();
-    for (const raw of pdus) {
+    const byRoom = new Map<string, Array<{ index: number; raw: unknown }>>();
+    pdus.forEach((raw, index) => {
       const roomId = isObject(raw) && typeof raw['room_id'] === 'string' ? raw['room_id'] : undefined;
-      if (roomId === undefined) continue;
-      let room = rooms.get(roomId);
-      if (!room) {
-        const res = await rsAPI.queryLatestEventsAndState({ room_id: roomId, state_to_fetch: [{ type: 'm.room.server_acl', state_key: '' }] });
-        if (!res.room_exists || res.room_version === undefined) room = { error: 'unknown room' };
-        else if (!serverAllowedByAcl(res.state_events[0]?.pdu.content as Record<string, unknown> | undefined, origin)) room = { error: 'server denied by the room ACL' };
-        else room = { version: res.room_version };
-        rooms.set(roomId, room);
-      }
+      if (roomId !== undefined) byRoom.set(roomId, [...(byRoom.get(roomId) ?? []), { index, raw }]);
+    });
+    const checkedAt = new Map<number, { version: string; checked: CheckedPDU }>();
+    for (const [roomId, items] of byRoom) {
+      const res = await rsAPI.queryLatestEventsAndState({ room_id: roomId, state_to_fetch: [{ type: 'm.room.server_acl', state_key: '' }] });
+      let room: { version: string } | { error: string };
+      if (!res.room_exists || res.room_version === undefined) room = { error: 'unknown room' };
+      else if (!serverAllowedByAcl(res.state_events[0]?.pdu.content as Record<string, unknown> | undefined, origin)) room = { error: 'server denied by the room ACL' };
+      else room = { version: res.room_version };
+      rooms.set(roomId, room);
       if ('error' in room) {
-        d.log.debug({ origin, roomId, error: room.error }, 'federation: PDU dropped');
+        d.log.debug({ origin, roomId, error: room.error, pdus: items.length }, 'federation: PDUs dropped');
         continue;
       }
-      const [checked] = await checkPDUs([raw], room.version, d.keys);
-      if (!checked) continue;
+      const checked = await checkPDUs(items.map((i) => i.raw), room.version, d.keys);
+      items.forEach((item, i) => checkedAt.set(item.index, { version: (room as { version: string }).version, checked: checked[i]! }));
+    }
+    for (let index = 0; index < pdus.length; index++) {
+      const at = checkedAt.get(index);
+      if (!at) continue;
+      const { checked, version } = at;
       if (!checked.ok) {
         if (checked.eventId) results[checked.eventId] = { error: checked.error };
         continue;
       }
-      const error = await inputPDU(origin, room.version, checked.event, true);
+      const error = await inputPDU(origin, version, checked.event, true);
       results[checked.event.eventId] = error === undefined ? {} : { error };
     }
     return results;

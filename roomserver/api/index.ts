@@ -89,7 +89,8 @@ export interface QueryEventsByIdRequest {
   event_ids: string[];
 }
 export interface QueryEventsByIdResponse {
-  events: Array<HeaderedEvent & { rejected: boolean; soft_failed: boolean }>;
+  /** `outlier`: known by itself, without the state at it. */
+  events: Array<HeaderedEvent & { rejected: boolean; soft_failed: boolean; outlier: boolean }>;
 }
 
 export interface QueryStateAfterEventsRequest {

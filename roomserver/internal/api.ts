@@ -280,7 +280,7 @@ export class RoomserverInternalAPIImpl implements RoomserverInternalAPI {
       const room = await this.events.roomByNid(roomNid);
       if (!room) continue;
       for (const l of (await this.loader.byNids(nids, room.roomVersion)).values()) {
-        out.push({ room_version: room.roomVersion, pdu: l.event.json as PDUJson, rejected: l.stored.isRejected, soft_failed: l.stored.isSoftFailed });
+        out.push({ room_version: room.roomVersion, pdu: l.event.json as PDUJson, rejected: l.stored.isRejected, soft_failed: l.stored.isSoftFailed, outlier: l.stored.stateSnapshotNid === null });
       }
     }
     return { events: out };
