@@ -52,7 +52,7 @@ export function addPublicRoutes(routers: PublicRouters, cfg: Config, userAPI: Cl
   const uia = new PasswordUIA(userAPI, cfg.global.serverName);
   addLoginRoutes(routers.client, cfg, userAPI, uia);
   addDeviceRoutes(routers.client, userAPI, uia);
-  addPasswordRoute(routers.client, userAPI, uia);
+  addPasswordRoute(routers.client, userAPI, uia, rsAPI, log);
   addProfileRoutes(routers.client, cfg.global.serverName, userAPI, rsAPI, fedAPI, log);
   addFilterRoutes(routers.client, userAPI);
   addAccountDataRoutes(routers.client, userAPI);

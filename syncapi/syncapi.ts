@@ -12,6 +12,7 @@ import { joinedMembers, startEphemeralConsumers } from './consumers/ephemeral.js
 import { PresenceService } from './internal/presence.js';
 import { TypingCache } from './internal/typing.js';
 import { addPresenceRoutes } from './routing/presence.js';
+import { addKeyChangesRoute } from './routing/keychanges.js';
 import { EphemeralStore } from './storage/ephemeral.js';
 import { SyncInternalAPIImpl } from './internal/api.js';
 import { Notifier } from './internal/notifier.js';
@@ -69,6 +70,7 @@ export async function newInternalAPI(cfg: Config, db: OpenedDatabase<unknown>, d
       addSyncRoute(routers.client, { store, ephemeral, typing, presence, notifier, userAPI: deps.userAPI, rsAPI: deps.rsAPI });
       addMessagesRoutes(routers.client, store, deps.userAPI, deps.rsAPI);
       addPresenceRoutes(routers.client, presence, deps.userAPI);
+      addKeyChangesRoute(routers.client, store, deps.userAPI);
     });
   }
   return new SyncInternalAPIImpl(cfg.global.serverName);

@@ -296,6 +296,20 @@ describe('deactivation', () => {
     expect((await post('/_matrix/client/v3/login', { type: 'm.login.password', user: 'leaver', password: 'pw' })).status).toBe(403);
     expect((await register('leaver')).body.errcode).toBe('M_USER_IN_USE');
   });
+
+  it('leaves the rooms the user was in and declines their invites', async () => {
+    const owner = (await register('roomowner', 'pw')).body.access_token as string;
+    const goner = (await register('goner', 'pw')).body.access_token as string;
+    const GONER = '@goner:localhost:8008';
+    const joined = (await post('/_matrix/client/v3/createRoom', { preset: 'public_chat' }, owner)).body.room_id as string;
+    await post(`/_matrix/client/v3/rooms/${encodeURIComponent(joined)}/join`, {}, goner);
+    const invited = (await post('/_matrix/client/v3/createRoom', { invite: [GONER] }, owner)).body.room_id as string;
+    const ok = await post('/_matrix/client/v3/account/deactivate', { auth: { type: 'm.login.password', user: 'goner', password: 'pw' } }, goner);
+    expect(ok.status).toBe(200);
+    for (const roomId of [joined, invited]) {
+      expect((await t.server.apis.roomserver.queryMembershipForUser({ room_id: roomId, user_id: GONER })).membership).toBe('leave');
+    }
+  });
 });
 
 describe('account data and tags', () => {

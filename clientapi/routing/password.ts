@@ -1,6 +1,8 @@
-/** POST /account/password and /account/deactivate, each after proving the password (UIA). */
+/** POST /account/password and /account/deactivate (which also leaves the user's rooms), each after proving the password (UIA). */
 import type { Context, Hono } from 'hono';
 import { badJson, jsonResponse, readJsonObject } from '../../internal/httputil/index.js';
+import type { Logger } from 'pino';
+import type { RoomserverInternalAPI } from '../../roomserver/api/index.js';
 import type { ClientUserAPI } from '../../userapi/api/index.js';
 import { requireDevice } from '../auth/device.js';
 import type { PasswordUIA } from '../auth/uia.js';
@@ -8,7 +10,7 @@ import { clientRoute } from './paths.js';
 
 const MAX_BODY = 64 * 1024;
 
-export function addPasswordRoute(client: Hono, userAPI: ClientUserAPI, uia: PasswordUIA): void {
+export function addPasswordRoute(client: Hono, userAPI: ClientUserAPI, uia: PasswordUIA, rsAPI: Pick<RoomserverInternalAPI, 'queryRoomsForUser' | 'performSendEvent'>, log: Logger): void {
   clientRoute(client, 'post', '/account/password', async (c: Context) => {
     const me = await requireDevice(c, userAPI);
     const body = await readJsonObject(c, { maxBytes: MAX_BODY });
@@ -29,6 +31,13 @@ export function addPasswordRoute(client: Hono, userAPI: ClientUserAPI, uia: Pass
     if (erase !== undefined && typeof erase !== 'boolean') throw badJson('erase must be true or false');
     await uia.require(body, me.userId, 'POST /account/deactivate');
     await userAPI.performAccountDeactivation({ userId: me.userId, erase: erase === true });
+    // A deactivated user leaves every room they were in, and declines their invites (spec: "Account deactivation").
+    for (const membership of ['join', 'invite', 'knock'] as const) {
+      for (const roomId of (await rsAPI.queryRoomsForUser({ user_id: me.userId, membership })).room_ids) {
+        const res = await rsAPI.performSendEvent({ user_id: me.userId, room_id: roomId, type: 'm.room.member', state_key: me.userId, content: { membership: 'leave' } });
+        if (res.error !== undefined) log.warn({ userId: me.userId, roomId, error: res.message }, 'deactivation: could not leave a room');
+      }
+    }
     // No identity server is configured, so there was nothing to unbind.
     return jsonResponse({ id_server_unbind_result: 'no-support' });
   });

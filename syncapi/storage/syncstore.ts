@@ -254,6 +254,24 @@ export class SyncStore {
     return typeof m === 'string' ? m : undefined;
   }
 
+  /** Users whose membership changed in (from, to] in the rooms `userId` is or was joined to. */
+  async membershipChangesInRoomsOf(userId: string, from: number, to: number): Promise<string[]> {
+    if (to <= from) return [];
+    const rooms = (await this.roomsWithMembership(userId, ['join', 'leave', 'ban'])).map((r) => r.roomId);
+    const rows = await inChunks(rooms, (chunk) =>
+      this.db
+        .selectFrom('syncapi_output_room_events')
+        .select('state_key')
+        .distinct()
+        .where('type', '=', 'm.room.member')
+        .where('room_id', 'in', chunk)
+        .where('id', '>', from)
+        .where('id', '<=', to)
+        .execute(),
+    );
+    return [...new Set(rows.map((r) => r.state_key).filter((s): s is string => s !== null))];
+  }
+
   /** Users whose member event in these rooms in (from, to] made them joined. */
   async joinsInRange(roomIds: readonly string[], from: number, to: number): Promise<Set<string>> {
     if (to <= from) return new Set();

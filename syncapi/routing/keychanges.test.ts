@@ -1,0 +1,51 @@
+/** GET /keys/changes between two sync tokens. */
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { getJson, startTestServer, type TestServer } from '../../test/harness.js';
+
+let t: TestServer;
+const req = (method: string, path: string, token: string, body?: unknown) =>
+  getJson(`${t.baseUrl}/_matrix/client/v3${path}`, {
+    method,
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
+  });
+let alice: string;
+let bob: string;
+let carol: string;
+const BOB = '@bob:localhost:8008';
+
+beforeAll(async () => {
+  t = await startTestServer();
+  const reg = async (u: string) => (await req('POST', '/register', '', { auth: { type: 'm.login.dummy' }, username: u, password: 'pw', device_id: `${u}DEV` })).body.access_token as string;
+  alice = await reg('alice');
+  bob = await reg('bob');
+  carol = await reg('carol');
+});
+afterAll(async () => {
+  await t.stop();
+});
+
+const uploadKeys = (token: string, user: string, device: string) =>
+  req('POST', '/keys/upload', token, { device_keys: { user_id: user, device_id: device, algorithms: ['m.megolm.v1.aes-sha2'], keys: { [`ed25519:${device}`]: 'k' }, signatures: {} } });
+
+it('lists the users sharing a room whose devices changed between two tokens', async () => {
+  const room = (await req('POST', '/createRoom', alice, { preset: 'public_chat' })).body.room_id as string;
+  await req('POST', `/rooms/${encodeURIComponent(room)}/join`, bob, {});
+  const from = (await req('GET', '/sync', alice)).body.next_batch as string;
+  await uploadKeys(bob, BOB, 'bobDEV');
+  await uploadKeys(carol, '@carol:localhost:8008', 'carolDEV');
+  let to = '';
+  const end = Date.now() + 5000;
+  for (;;) {
+    const s = (await req('GET', `/sync?since=${from}&timeout=500`, alice)).body;
+    to = s.next_batch as string;
+    if (((s.device_lists as { changed: string[] }).changed ?? []).includes(BOB) || Date.now() > end) break;
+  }
+  const changes = await req('GET', `/keys/changes?from=${from}&to=${to}`, alice);
+  expect(changes.status).toBe(200);
+  // Carol shares no room with alice: her change is not alice's business.
+  expect(changes.body).toEqual({ changed: [BOB], left: [] });
+  expect((await req('GET', `/keys/changes?from=${to}&to=${to}`, alice)).body).toEqual({ changed: [], left: [] });
+  expect((await req('GET', '/keys/changes?from=nope&to=s1', alice)).body.errcode).toBe('M_INVALID_PARAM');
+  expect((await req('GET', '/keys/changes', alice)).body.errcode).toBe('M_MISSING_PARAM');
+});
