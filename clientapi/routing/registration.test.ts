@@ -187,8 +187,8 @@ describe('guests', () => {
     }
   });
 
-  it('refuses guests where they are disabled (the default)', async () => {
-    const other = await serverWith({});
+  it('refuses guests where they are disabled (the default outside test configurations)', async () => {
+    const other = await serverWith({ guests_disabled: true });
     try {
       const r = await client(other).register({}, '?kind=guest');
       expect(r.status).toBe(403);

@@ -53,7 +53,7 @@ export function generateConfigDocument(opts: GenerateOptions): Record<string, un
     client_api: {
       registration_disabled: !opts.ci,
       enable_registration_without_verification: opts.ci,
-      guests_disabled: true,
+      guests_disabled: !opts.ci,
       registration_shared_secret: opts.ci ? 'complement' : '',
       registration_requires_token: false,
       password_authentication_disabled: false,
