@@ -39,7 +39,7 @@ export interface FederationapiDeps {
   identity: SigningIdentity;
   bus: Bus;
   rsAPI: RoomserverInternalAPI;
-  userAPI: FederationUserAPI & Pick<ClientUserAPI, 'queryDevices' | 'queryProfile' | 'queryKeys' | 'performClaimKeys'>;
+  userAPI: FederationUserAPI & Pick<ClientUserAPI, 'queryDevices' | 'queryProfile' | 'queryKeys' | 'performClaimKeys' | 'performRemoteKeyChange'>;
   log: Logger;
   /** Where the federation routes go once the routers exist. */
   onRoutes: (install: (routers: PublicRouters) => void) => void;

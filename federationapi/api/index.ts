@@ -54,7 +54,29 @@ export interface QueryRemoteDirectoryRequest {
 }
 export type QueryRemoteDirectoryResponse = { room_id: string; servers: string[]; error?: undefined } | { error: 'not_found' | 'unreachable'; message: string; room_id?: undefined };
 
+export interface QueryRemoteKeysRequest {
+  server_name: string;
+  /** user → device IDs ([] for all). */
+  device_keys: Record<string, string[]>;
+  timeout_ms: number;
+}
+export type QueryRemoteKeysResponse =
+  | { device_keys: Record<string, Record<string, JsonObject>>; master_keys: Record<string, JsonObject>; self_signing_keys: Record<string, JsonObject>; error?: undefined }
+  | { error: string; status: number };
+
+export interface ClaimRemoteKeysRequest {
+  server_name: string;
+  /** user → device → algorithm. */
+  one_time_keys: Record<string, Record<string, string>>;
+  timeout_ms: number;
+}
+export type ClaimRemoteKeysResponse = { one_time_keys: Record<string, Record<string, JsonObject>>; error?: undefined } | { error: string; status: number };
+
 export interface FederationInternalAPI extends StatusAPI {
+  /** Device and cross-signing keys of another server's users (POST /user/keys/query). */
+  queryRemoteKeys(req: QueryRemoteKeysRequest): Promise<QueryRemoteKeysResponse>;
+  /** One-time keys of another server's users' devices (POST /user/keys/claim). */
+  claimRemoteKeys(req: ClaimRemoteKeysRequest): Promise<ClaimRemoteKeysResponse>;
   /** Another server's user's profile (GET /query/profile). */
   queryRemoteProfile(req: QueryRemoteProfileRequest): Promise<QueryRemoteProfileResponse>;
   /** Which room another server's alias names (GET /query/directory). */
@@ -67,4 +89,4 @@ export interface FederationInternalAPI extends StatusAPI {
   performLeave(req: PerformLeaveRequest): Promise<PerformLeaveResponse>;
 }
 
-export const federationapiInternalAPIMethods = ['queryComponentStatus', 'performJoin', 'performInvite', 'performLeave', 'queryRemoteProfile', 'queryRemoteDirectory'] as const satisfies ReadonlyArray<keyof FederationInternalAPI>;
+export const federationapiInternalAPIMethods = ['queryComponentStatus', 'performJoin', 'performInvite', 'performLeave', 'queryRemoteProfile', 'queryRemoteDirectory', 'queryRemoteKeys', 'claimRemoteKeys'] as const satisfies ReadonlyArray<keyof FederationInternalAPI>;

@@ -1,5 +1,10 @@
 import type { ComponentStatus, EmptyRequest } from '../../internal/componentapi.js';
+import type { JsonObject } from '../../internal/matrix/index.js';
 import type {
+  ClaimRemoteKeysRequest,
+  ClaimRemoteKeysResponse,
+  QueryRemoteKeysRequest,
+  QueryRemoteKeysResponse,
   QueryRemoteDirectoryRequest,
   QueryRemoteDirectoryResponse,
   QueryRemoteProfileRequest,
@@ -17,7 +22,7 @@ export class FederationInternalAPIImpl implements FederationInternalAPI {
     private readonly serverName: string,
     private readonly joiner?: Joiner,
     private readonly inviter?: Inviter,
-    private readonly client?: Pick<FederationClient, 'queryProfile' | 'queryDirectory'>,
+    private readonly client?: Pick<FederationClient, 'queryProfile' | 'queryDirectory' | 'request'>,
   ) {}
 
   private static remoteFailure(err: unknown): { error: 'not_found' | 'unreachable'; message: string } {
@@ -32,6 +37,57 @@ export class FederationInternalAPIImpl implements FederationInternalAPI {
       return { profile: await this.client.queryProfile(server, req.user_id, req.field) };
     } catch (err) {
       return FederationInternalAPIImpl.remoteFailure(err);
+    }
+  }
+
+  private static objectOf(v: unknown): Record<string, unknown> {
+    return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+  }
+
+  async queryRemoteKeys(req: QueryRemoteKeysRequest): Promise<QueryRemoteKeysResponse> {
+    if (!this.client) return { error: 'federation is disabled', status: 503 };
+    try {
+      const res = await this.client.request(req.server_name, 'POST', '/_matrix/federation/v1/user/keys/query', { body: { device_keys: req.device_keys }, timeoutMs: req.timeout_ms });
+      if (res.status !== 200) return { error: `${req.server_name} answered ${res.status}`, status: res.status };
+      const body = FederationInternalAPIImpl.objectOf(res.body);
+      // Only the users asked about, and only keys that claim to be theirs.
+      const deviceKeys: Record<string, Record<string, JsonObject>> = {};
+      for (const [user, devices] of Object.entries(FederationInternalAPIImpl.objectOf(body['device_keys']))) {
+        if (!(user in req.device_keys)) continue;
+        const out: Record<string, JsonObject> = {};
+        for (const [device, key] of Object.entries(FederationInternalAPIImpl.objectOf(devices))) {
+          const k = FederationInternalAPIImpl.objectOf(key);
+          if (k['user_id'] === user && k['device_id'] === device) out[device] = k as JsonObject;
+        }
+        deviceKeys[user] = out;
+      }
+      const crossSigning = (field: string): Record<string, JsonObject> => {
+        const out: Record<string, JsonObject> = {};
+        for (const [user, key] of Object.entries(FederationInternalAPIImpl.objectOf(body[field]))) {
+          const k = FederationInternalAPIImpl.objectOf(key);
+          if (user in req.device_keys && k['user_id'] === user) out[user] = k as JsonObject;
+        }
+        return out;
+      };
+      return { device_keys: deviceKeys, master_keys: crossSigning('master_keys'), self_signing_keys: crossSigning('self_signing_keys') };
+    } catch (err) {
+      return { error: err instanceof Error ? err.message : String(err), status: 503 };
+    }
+  }
+
+  async claimRemoteKeys(req: ClaimRemoteKeysRequest): Promise<ClaimRemoteKeysResponse> {
+    if (!this.client) return { error: 'federation is disabled', status: 503 };
+    try {
+      const res = await this.client.request(req.server_name, 'POST', '/_matrix/federation/v1/user/keys/claim', { body: { one_time_keys: req.one_time_keys }, timeoutMs: req.timeout_ms });
+      if (res.status !== 200) return { error: `${req.server_name} answered ${res.status}`, status: res.status };
+      const out: Record<string, Record<string, JsonObject>> = {};
+      for (const [user, devices] of Object.entries(FederationInternalAPIImpl.objectOf(FederationInternalAPIImpl.objectOf(res.body)['one_time_keys']))) {
+        if (!(user in req.one_time_keys)) continue;
+        out[user] = FederationInternalAPIImpl.objectOf(devices) as Record<string, JsonObject>;
+      }
+      return { one_time_keys: out };
+    } catch (err) {
+      return { error: err instanceof Error ? err.message : String(err), status: 503 };
     }
   }
 

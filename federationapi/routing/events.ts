@@ -102,11 +102,11 @@ export function addEventRoutes(fed: Hono, auth: FederationAuth, reader: RoomRead
   fed.get('/v1/backfill/:roomId', async (c) => {
     const { origin } = await auth.authenticate(c);
     const roomId = c.req.param('roomId') ?? '';
+    await reader.requireRoomAccess(roomId, origin);
     const from = c.req.queries('v') ?? [];
     if (from.length === 0) throw invalidParam('v (the events to backfill from) is required');
     const limitRaw = Number(c.req.query('limit') ?? '10');
     if (!Number.isInteger(limitRaw) || limitRaw < 0) throw invalidParam('limit must be a non-negative integer');
-    await reader.requireRoomAccess(roomId, origin);
     // The events named are part of the answer (the spec: "including the given events").
     const found = await walkBack(reader.rsAPI, from, { limit: Math.min(limitRaw, MAX_BACKFILL), includeFrom: true });
     const headered = found.filter((e) => e.roomId === roomId).map((e) => ({ room_version: e.roomVersion.id, pdu: e.json }) as HeaderedEvent);
@@ -117,13 +117,14 @@ export function addEventRoutes(fed: Hono, auth: FederationAuth, reader: RoomRead
     const { origin, body } = await auth.authenticate(c);
     const roomId = c.req.param('roomId') ?? '';
     const req = (typeof body === 'object' && body !== null && !Array.isArray(body) ? body : {}) as Record<string, unknown>;
+    // The room's ACL first: a banned server learns nothing, not even that its request was malformed.
+    await reader.requireRoomAccess(roomId, origin);
     const ids = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
     const earliest = ids(req['earliest_events']);
     const latest = ids(req['latest_events']);
     if (latest.length === 0) throw invalidParam('latest_events is required');
     const limit = typeof req['limit'] === 'number' && Number.isInteger(req['limit']) && req['limit'] > 0 ? Math.min(req['limit'], MAX_MISSING) : 10;
     const minDepth = typeof req['min_depth'] === 'number' ? req['min_depth'] : 0;
-    await reader.requireRoomAccess(roomId, origin);
     const found = await walkBack(reader.rsAPI, latest, { limit, stopAt: new Set(earliest), minDepth });
     const headered = found.filter((e) => e.roomId === roomId).map((e) => ({ room_version: e.roomVersion.id, pdu: e.json }) as HeaderedEvent);
     // Oldest first, as the receiving server will apply them.

@@ -41,7 +41,7 @@ export interface SendDeps {
   reader: RoomReader;
   keys: PDUKeys;
   producer: EphemeralProducer;
-  userAPI: Pick<ClientUserAPI, 'queryDevices'>;
+  userAPI: Pick<ClientUserAPI, 'queryDevices' | 'performRemoteKeyChange'>;
   fetcher: MissingEventsFetcher;
   presenceInbound: boolean;
   log: Logger;
@@ -170,6 +170,16 @@ export function addSendRoute(fed: Hono, auth: FederationAuth, d: SendDeps): void
       rooms.set(roomId, room);
       if ('error' in room) {
         d.log.debug({ origin, roomId, error: room.error, pdus: items.length }, 'federation: PDUs dropped');
+        // Where we know the room's version we can name the events refused.
+        if (res.room_version !== undefined) {
+          for (const item of items) {
+            try {
+              results[Event.fromPDU(item.raw, res.room_version).eventId] = { error: room.error };
+            } catch {
+              // Not an event at all: nothing to name.
+            }
+          }
+        }
         continue;
       }
       const checked = await checkPDUs(items.map((i) => i.raw), room.version, d.keys);
@@ -250,8 +260,15 @@ export function addSendRoute(fed: Hono, auth: FederationAuth, d: SendDeps): void
         }
         return;
       }
+      case 'm.device_list_update':
+      case 'm.signing_key_update': {
+        // Their keys changed: our users learn to query them again (queries of remote users go to their server).
+        if (!fromOrigin(content['user_id'])) return;
+        await d.userAPI.performRemoteKeyChange({ userId: content['user_id'], origin });
+        return;
+      }
       default:
-        // Device list and signing key updates arrive with the key server's federation work; others are ignored.
+        // Other EDUs are not ours to act on.
         return;
     }
   };

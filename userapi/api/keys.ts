@@ -135,6 +135,21 @@ export interface KeyServerAPI {
   queryCrossSigningStatus(req: QueryCrossSigningStatusRequest): Promise<QueryCrossSigningStatusResponse>;
   performUploadDeviceSigningKeys(req: PerformUploadDeviceSigningKeysRequest): Promise<PerformUploadDeviceSigningKeysResponse>;
   performUploadDeviceSignatures(req: PerformUploadDeviceSignaturesRequest): Promise<PerformUploadDeviceSignaturesResponse>;
+  /**
+   * Another server told us (m.device_list_update, m.signing_key_update) that a user of theirs
+   * changed their keys: it counts as a key change, so that /sync and /keys/changes tell our
+   * users to query that user's keys again (queries of remote users always ask their server).
+   */
+  performRemoteKeyChange(req: PerformRemoteKeyChangeRequest): Promise<PerformRemoteKeyChangeResponse>;
+}
+
+export interface PerformRemoteKeyChangeRequest {
+  userId: string;
+  /** The server that said so: it must be the user's. */
+  origin: string;
+}
+export interface PerformRemoteKeyChangeResponse {
+  error?: string;
 }
 
 export const keyServerAPIMethods = [
@@ -146,6 +161,7 @@ export const keyServerAPIMethods = [
   'queryCrossSigningStatus',
   'performUploadDeviceSigningKeys',
   'performUploadDeviceSignatures',
+  'performRemoteKeyChange',
 ] as const satisfies ReadonlyArray<keyof KeyServerAPI>;
 
 /**

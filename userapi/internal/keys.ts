@@ -6,6 +6,8 @@
  */
 import { canonicalJson, decodeBase64, verifyJsonSignature } from '../../internal/matrix/index.js';
 import type {
+  PerformRemoteKeyChangeRequest,
+  PerformRemoteKeyChangeResponse,
   ByUserByKey,
   FederationKeyClient,
   KeyError,
@@ -113,6 +115,12 @@ export class KeyServerImpl implements KeyServerAPI {
   private async changed(userId: string, fields: Omit<OutputKeyChangeEvent, 'offset' | 'user_id' | 'stream_id'>): Promise<void> {
     const { offset, streamId } = await this.deps.store.recordKeyChange(userId);
     await this.deps.publish({ ...fields, offset, user_id: userId, ...(fields.type === 'device_keys' ? { stream_id: streamId } : {}) });
+  }
+
+  async performRemoteKeyChange(req: PerformRemoteKeyChangeRequest): Promise<PerformRemoteKeyChangeResponse> {
+    if (this.isLocal(req.userId) || serverOf(req.userId) !== req.origin) return { error: 'not a user of the sending server' };
+    await this.changed(req.userId, { type: 'device_keys' });
+    return {};
   }
 
   // -------------------------------------------------------------------------------------------
