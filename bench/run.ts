@@ -1,6 +1,6 @@
 /**
  * `npm run bench [name ...]`: runs the benchmarks and prints their figures.
- * Names: http, protocol, userapi, roomserver, syncapi, federation (default: all).
+ * Names: http, protocol, userapi, roomserver, syncapi, federation, push (default: all).
  */
 import { httpBenches } from './http/main.js';
 import { busBenches } from './http/bus.js';
@@ -11,6 +11,7 @@ import { stateBenches } from './roomserver/state.js';
 import { inputBenches } from './roomserver/input.js';
 import { syncapiBenches } from './syncapi/main.js';
 import { federationBenches } from './federation/main.js';
+import { pushBenches } from './push/main.js';
 
 const suites: Record<string, Array<[string, () => Promise<Record<string, number>>]>> = {
   http: [
@@ -28,6 +29,7 @@ const suites: Record<string, Array<[string, () => Promise<Record<string, number>
   ],
   syncapi: [['syncapi: /sync latency and throughput over HTTP', () => syncapiBenches()]],
   federation: [['federation: inbound /send and joining big rooms', () => federationBenches()]],
+  push: [['push: rule evaluations and the cost per event in a 1,000-member room', () => pushBenches()]],
 };
 
 const wanted = process.argv.slice(2);

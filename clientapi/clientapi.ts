@@ -18,6 +18,7 @@ import { addLoginRoutes } from './routing/login.js';
 import { addOpenIDRoute } from './routing/openid.js';
 import { addProfileRoutes } from './routing/profile.js';
 import { addPushRulesRoutes } from './routing/pushrules.js';
+import { addPusherRoutes } from './routing/pushers.js';
 import { RegistrationRoutes } from './routing/register.js';
 import { addRegistrationTokenAdminRoutes, addRegistrationTokenValidityRoute } from './routing/registrationtokens.js';
 import { addThreePidRoutes } from './routing/threepid.js';
@@ -62,6 +63,7 @@ export function addPublicRoutes(routers: PublicRouters, cfg: Config, userAPI: Cl
   addThreePidRoutes(routers.client, cfg, userAPI, uia);
   addUserDirectoryRoute(routers.client, userAPI);
   addPushRulesRoutes(routers.client, userAPI);
+  addPusherRoutes(routers.client, userAPI);
   addCreateRoomRoute(routers.client, cfg, userAPI, rsAPI);
   addRoomStateRoutes(routers.client, userAPI, rsAPI);
   addSendEventRoutes(routers.client, cfg.global.serverName, userAPI, rsAPI, fedAPI);

@@ -181,3 +181,26 @@ it("reads another server's profiles and room aliases through its query endpoints
   // Joining by the remote alias.
   expect((await req(b, 'POST', `/join/${enc(`#meet:${a.name}`)}`, bob, {})).body).toEqual({ room_id: roomId });
 }, 60_000);
+
+it("queries and claims another server's users' keys, and hears when they change", async () => {
+  const BOB = `@bob:${b.name}`;
+  const roomId = (await req(a, 'POST', '/createRoom', alice, { preset: 'public_chat' })).body.room_id as string;
+  await req(b, 'POST', `/join/${enc(roomId)}`, bob, {});
+  const bobDevice = (await req(b, 'GET', '/account/whoami', bob)).body.device_id as string;
+  const since = (await req(a, 'GET', '/sync', alice)).body.next_batch as string;
+  const upload = await req(b, 'POST', '/keys/upload', bob, {
+    device_keys: { user_id: BOB, device_id: bobDevice, algorithms: ['m.olm.v1.curve25519-aes-sha2'], keys: { [`ed25519:${bobDevice}`]: 'pub' }, signatures: {} },
+    one_time_keys: { 'signed_curve25519:AAAA': { key: 'otk' } },
+  });
+  expect(upload.status).toBe(200);
+  // Alice's server hears of it (m.device_list_update) and tells her sync.
+  await until(async () => {
+    const s = (await req(a, 'GET', `/sync?since=${since}&timeout=500`, alice)).body;
+    return ((s.device_lists as { changed?: string[] } | undefined)?.changed ?? []).includes(BOB) ? true : undefined;
+  });
+  const q = await req(a, 'POST', '/keys/query', alice, { device_keys: { [BOB]: [] } });
+  expect(((q.body.device_keys as Record<string, Record<string, Body>>)[BOB]![bobDevice]!.keys as Body)[`ed25519:${bobDevice}`]).toBe('pub');
+  expect(q.body.failures).toEqual({});
+  const claim = await req(a, 'POST', '/keys/claim', alice, { one_time_keys: { [BOB]: { [bobDevice]: 'signed_curve25519' } } });
+  expect((claim.body.one_time_keys as Record<string, Record<string, Body>>)[BOB]![bobDevice]).toEqual({ 'signed_curve25519:AAAA': { key: 'otk' } });
+}, 60_000);

@@ -65,7 +65,7 @@ async function localAPI<C extends ComponentName>(name: C, cfg: Config, dbs: Data
   };
   const factories: { [K in ComponentName]: () => Promise<ComponentAPIs[K]> } = {
     roomserver: async () => roomserver.newInternalAPI(cfg, await db('roomserver'), bus, logger, identity),
-    userapi: async () => userapi.newInternalAPI(cfg, await db('userapi'), bus),
+    userapi: async () => userapi.newInternalAPI(cfg, await db('userapi'), bus, { federation: () => ctx.apis.federationapi, push: { rsAPI: ctx.apis.roomserver!, log: logger } }),
     syncapi: async () =>
       syncapi.newInternalAPI(cfg, await db('syncapi'), {
         bus,

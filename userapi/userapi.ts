@@ -3,7 +3,14 @@ import type { Kysely } from 'kysely';
 import { runMigrations, type OpenedDatabase } from '../internal/sqlutil/index.js';
 import type { Config } from '../setup/config/config.js';
 import { subjectFor, type Bus } from '../setup/jetstream/index.js';
-import { keyBackupAPIMethods, keyServerAPIMethods, type UserInternalAPI } from './api/index.js';
+import type { FederationInternalAPI } from '../federationapi/api/index.js';
+import type { FederationKeyClient } from './api/keys.js';
+import { keyBackupAPIMethods, keyServerAPIMethods, pushAPIMethods, type PerformAccountDataUpdateRequest, type UserInternalAPI } from './api/index.js';
+import pino, { type Logger } from 'pino';
+import { startPushConsumers } from './consumers/push.js';
+import { PushService, type PushRoomserverAPI } from './internal/push.js';
+import { PushGatewayClient } from './internal/pushgateway.js';
+import { PushStore } from './storage/push.js';
 import { KeyBackupAPIImpl } from './internal/keybackup.js';
 import { KeyBackupStore } from './storage/keybackup.js';
 import { UserInternalAPIImpl } from './internal/api.js';
@@ -13,7 +20,17 @@ import { userapiMigrations } from './storage/migrations.js';
 import type { UserapiDatabase } from './storage/tables.js';
 import { UserStore } from './storage/userstore.js';
 
-export async function newInternalAPI(cfg: Config, db: OpenedDatabase<unknown>, bus: Bus): Promise<UserInternalAPI> {
+/**
+ * `federation` is looked up when first needed: federationapi is built after userapi (it needs
+ * userapi), and the key server asks it about other servers' users.
+ */
+export async function newInternalAPI(
+  cfg: Config,
+  db: OpenedDatabase<unknown>,
+  bus: Bus,
+  /** `push`: evaluate push rules for room events and receipts (consumers need the roomserver). */
+  opts: { federation?: () => FederationInternalAPI | undefined; push?: { rsAPI: PushRoomserverAPI; log: Logger } } = {},
+): Promise<UserInternalAPI> {
   await runMigrations(db.db, db.dialect, 'userapi', userapiMigrations);
   const kysely = db.db as unknown as Kysely<UserapiDatabase>;
   const store = new UserStore(kysely);
@@ -31,7 +48,33 @@ export async function newInternalAPI(cfg: Config, db: OpenedDatabase<unknown>, b
     publish: async (event) => {
       await bus.publish(subjectFor(prefix, 'OutputKeyChangeEvent', event.user_id), encoder.encode(JSON.stringify(event)));
     },
+    ...(opts.federation ? { federation: federationKeyClient(opts.federation) } : {}),
   });
+  const pushStore = new PushStore(kysely);
+  const pushLog = (opts.push?.log ?? pino({ level: 'silent' })).child({ component: 'userapi.push' });
+  const gateway = new PushGatewayClient({
+    disableTlsValidation: cfg.userApi.pushGatewayDisableTlsValidation,
+    log: pushLog,
+    onRejected: async (userId, appId, pushkeys) => {
+      for (const k of pushkeys) await pushStore.deletePusher(userId, appId, k);
+    },
+  });
+  const push = new PushService({
+    serverName,
+    store: pushStore,
+    rsAPI: opts.push?.rsAPI ?? { queryMembershipsForRoom: async () => ({ room_exists: false, members: [] }), queryLatestEventsAndState: async () => ({ room_exists: false, latest_event_ids: [], depth: 0, state_events: [] }), queryEventsById: async () => ({ events: [] }) },
+    pushRulesContent: async (userId) => {
+      const localpart = /^@([^:]+):/.exec(userId)?.[1];
+      const text = localpart === undefined ? undefined : await store.accountData(localpart, '', 'm.push_rules');
+      return text === undefined ? undefined : (JSON.parse(text) as unknown);
+    },
+    publish: async (msg) => {
+      await bus.publish(subjectFor(prefix, 'OutputNotificationData', msg.user_id), encoder.encode(JSON.stringify(msg)));
+    },
+    gateway,
+    log: pushLog,
+  });
+  if (opts.push) await startPushConsumers({ bus, prefix, push, log: pushLog });
   const users = new UserInternalAPIImpl(
     serverName,
     store,
@@ -41,8 +84,12 @@ export async function newInternalAPI(cfg: Config, db: OpenedDatabase<unknown>, b
     },
     cfg.userApi.openidTokenLifetimeMs,
     {
-      devicesRemoved: (userId, remaining) => keys.removeKeysOfDeletedDevices(userId, remaining),
+      devicesRemoved: async (userId, remaining) => {
+        await keys.removeKeysOfDeletedDevices(userId, remaining);
+        await push.devicesRemoved(userId, remaining);
+      },
       deviceRenamed: (userId, deviceId, name) => keys.deviceRenamed(userId, deviceId, name),
+      deviceCreated: (userId, deviceId, name) => keys.deviceCreated(userId, deviceId, name),
     },
     cfg.userApi.refreshableAccessTokenLifetimeMs,
   );
@@ -51,5 +98,33 @@ export async function newInternalAPI(cfg: Config, db: OpenedDatabase<unknown>, b
   for (const m of keyServerAPIMethods) composed[m] = (keys[m] as (req: never) => Promise<unknown>).bind(keys);
   const backup = new KeyBackupAPIImpl(new KeyBackupStore(kysely));
   for (const m of keyBackupAPIMethods) composed[m] = (backup[m] as (req: never) => Promise<unknown>).bind(backup);
+  for (const m of pushAPIMethods) composed[m] = (push[m] as (req: never) => Promise<unknown>).bind(push);
+  // Compiled push rules are kept per user until the user changes them.
+  composed['performAccountDataUpdate'] = async (req: PerformAccountDataUpdateRequest) => {
+    const res = await users.performAccountDataUpdate(req);
+    if (req.type === 'm.push_rules' && (req.roomId ?? '') === '') push.invalidateRules(req.userId);
+    return res;
+  };
   return composed as unknown as UserInternalAPI;
+}
+
+/** The key server's view of federationapi: key queries and claims of other servers' users. */
+function federationKeyClient(fedAPI: () => FederationInternalAPI | undefined): FederationKeyClient {
+  const api = (): FederationInternalAPI => {
+    const f = fedAPI();
+    if (!f) throw new Error('federation is not available');
+    return f;
+  };
+  return {
+    queryKeys: async (serverName, userToDevices, timeoutMs) => {
+      const res = await api().queryRemoteKeys({ server_name: serverName, device_keys: userToDevices, timeout_ms: timeoutMs });
+      if (res.error !== undefined) throw new Error(res.error);
+      return { deviceKeys: res.device_keys, masterKeys: res.master_keys, selfSigningKeys: res.self_signing_keys };
+    },
+    claimKeys: async (serverName, oneTimeKeys, timeoutMs) => {
+      const res = await api().claimRemoteKeys({ server_name: serverName, one_time_keys: oneTimeKeys, timeout_ms: timeoutMs });
+      if (res.error !== undefined) throw new Error(res.error);
+      return res.one_time_keys;
+    },
+  };
 }

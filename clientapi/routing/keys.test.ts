@@ -98,7 +98,11 @@ describe('keys/upload, keys/query, keys/claim', () => {
   it('reports remote servers in failures', async () => {
     const q = await post('/keys/query', { device_keys: { '@carol:elsewhere.example': [] } }, bob.token);
     expect(q.status).toBe(200);
-    expect(q.body.failures).toEqual({ 'elsewhere.example': { status: 503, message: 'federation is not available' } });
+    // The server is asked over federation; one that cannot be reached is reported, the rest of the answer stands.
+    const failure = (q.body.failures as Record<string, { status: number; message: string }>)['elsewhere.example'];
+    expect(failure?.status).toBe(503);
+    expect(failure?.message).toMatch(/elsewhere\.example/);
+    expect(q.body.device_keys).toEqual({});
   });
 
   it('answers bad requests with spec errors', async () => {

@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { Bus } from '../../setup/jetstream/index.js';
 import type { OutputPresenceEvent, OutputReceiptEvent, OutputSendToDeviceEvent, OutputTypingEvent } from '../api/index.js';
 import type { Notifier } from '../internal/notifier.js';
+import { startNotificationConsumer } from './notifications.js';
 import type { TypingCache } from '../internal/typing.js';
 import type { EphemeralStore } from '../storage/ephemeral.js';
 import type { SyncStore } from '../storage/syncstore.js';
@@ -69,5 +70,6 @@ export async function startEphemeralConsumers(d: EphemeralConsumerDeps): Promise
     const pos = await d.ephemeral.setPresence({ userId: e.user_id, presence: e.presence, statusMsg: e.status_msg ?? null, lastActiveTs: e.last_active_ts });
     d.notifier.advance('presence', pos, await roomMates(d.store, e.user_id));
   });
+  await startNotificationConsumer(d);
   d.log.debug('syncapi ephemeral consumers started');
 }

@@ -49,3 +49,26 @@ it('lists the users sharing a room whose devices changed between two tokens', as
   expect((await req('GET', '/keys/changes?from=nope&to=s1', alice)).body.errcode).toBe('M_INVALID_PARAM');
   expect((await req('GET', '/keys/changes', alice)).body.errcode).toBe('M_MISSING_PARAM');
 });
+
+it("tells a user's syncs about their own new devices", async () => {
+  const since = (await req('GET', '/sync', carol)).body.next_batch as string;
+  const login = await req('POST', '/login', '', { type: 'm.login.password', identifier: { type: 'm.id.user', user: 'carol' }, password: 'pw' });
+  expect(login.status).toBe(200);
+  const end = Date.now() + 5000;
+  let changed: string[] = [];
+  while (!changed.includes('@carol:localhost:8008') && Date.now() < end) {
+    changed = (((await req('GET', `/sync?since=${since}&timeout=500`, carol)).body.device_lists as { changed?: string[] }).changed ?? []);
+  }
+  expect(changed).toContain('@carol:localhost:8008');
+});
+
+it('serves the deprecated /events stream from a token', async () => {
+  const room = (await req('POST', '/createRoom', alice, { preset: 'public_chat' })).body.room_id as string;
+  const start = (await req('GET', '/events?timeout=0', alice)).body;
+  expect(typeof start.end).toBe('string');
+  await req('PUT', `/rooms/${encodeURIComponent(room)}/typing/${encodeURIComponent('@alice:localhost:8008')}`, alice, { typing: true, timeout: 5000 });
+  const ev = (await req('GET', `/events?from=${start.end as string}&timeout=5000`, alice)).body;
+  expect((ev.chunk as Array<Record<string, unknown>>).some((e) => e.type === 'm.typing' && e.room_id === room)).toBe(true);
+  expect(ev.start).toBe(start.end);
+  expect((await req('GET', '/events?from=garbage', alice)).body.errcode).toBe('M_INVALID_PARAM');
+});

@@ -28,7 +28,7 @@ const DEFAULT_TIMELINE_LIMIT = 10;
 const MAX_TIMELINE_LIMIT = 100;
 const MAX_TIMEOUT_MS = 60_000;
 
-export type SyncUserAPI = TokenResolver<AuthenticatedDevice> & Pick<ClientUserAPI, 'queryAccountData' | 'queryFilter' | 'queryKeyChanges' | 'queryOneTimeKeyCounts'>;
+export type SyncUserAPI = TokenResolver<AuthenticatedDevice> & Pick<ClientUserAPI, 'queryAccountData' | 'queryFilter' | 'queryKeyChanges' | 'queryOneTimeKeyCounts' | 'queryUnreadCounts'>;
 
 export type SyncRoomserverAPI = Pick<RoomserverInternalAPI, 'queryVisibleEvents' | 'queryMembershipForUser'>;
 
@@ -84,6 +84,7 @@ export function addSyncRoute(client: Hono, deps: SyncRouteDeps): void {
     filter: EventFilter,
     checkVisibility: boolean,
     alwaysVisible: ReadonlySet<string>,
+    ignored: ReadonlySet<string> = new Set(),
   ): Promise<{ events: StreamEvent[]; limited: boolean }> => {
     const limit = filter.limit ?? DEFAULT_TIMELINE_LIMIT;
     const picked: StreamEvent[] = [];
@@ -92,7 +93,8 @@ export function addSyncRoute(client: Hono, deps: SyncRouteDeps): void {
     for (let round = 0; round < 20; round++) {
       const rows = (await store.roomEventsFrom(roomId, cursor, true, Math.max(limit + 1, TIMELINE_SCAN_BATCH))).filter((r) => r.pos > from);
       if (rows.length === 0) break;
-      let passing = rows.filter((r) => filter.allows({ type: r.type, sender: r.sender, roomId, content: contentOf(r) }));
+      // Events of users the syncing user ignores are not shown (their state still counts).
+      let passing = rows.filter((r) => !(ignored.has(r.sender) && r.stateKey === null)).filter((r) => filter.allows({ type: r.type, sender: r.sender, roomId, content: contentOf(r) }));
       if (checkVisibility && passing.length > 0) {
         const ok = new Set((await rsAPI.queryVisibleEvents({ event_ids: passing.map((r) => r.eventId), user_id: userId })).visible_event_ids);
         passing = passing.filter((r) => ok.has(r.eventId) || alwaysVisible.has(r.eventId));
@@ -162,6 +164,9 @@ export function addSyncRoute(client: Hono, deps: SyncRouteDeps): void {
   const build = async (device: AuthenticatedDevice, since: StreamPositions | undefined, to: StreamPositions, filter: SyncFilter, fullState: boolean): Promise<JsonObject> => {
     const userId = device.userId;
     const opts: ClientEventOptions = syncEventOptions(filter, device.deviceId);
+    // m.ignored_user_list: their messages and invites are not shown.
+    const ignoredContent = (await userAPI.queryAccountData({ userId, type: 'm.ignored_user_list' })).content as { ignored_users?: unknown } | undefined;
+    const ignored = new Set(typeof ignoredContent?.ignored_users === 'object' && ignoredContent.ignored_users !== null ? Object.keys(ignoredContent.ignored_users) : []);
     const from = since ?? ZERO;
     const join: Record<string, JsonObject> = {};
     const leave: Record<string, JsonObject> = {};
@@ -190,7 +195,7 @@ export function addSyncRoute(client: Hono, deps: SyncRouteDeps): void {
      */
     const roomSection = async (roomId: string, full: boolean, upTo: number, stateAfter: StreamEvent[]): Promise<{ timeline: JsonObject; state: JsonObject; events: StreamEvent[] }> => {
       const stateIds = new Set(stateAfter.map((e) => e.eventId));
-      const { events, limited } = await timeline(userId, roomId, full ? 0 : from.pdu, upTo, roomFilter.timeline, full, stateIds);
+      const { events, limited } = await timeline(userId, roomId, full ? 0 : from.pdu, upTo, roomFilter.timeline, full, stateIds, ignored);
       let state: StreamEvent[] = [];
       // A lazy-loading client may need member events even when nothing else changed.
       if (full || limited || (lazy && events.length > 0)) {
@@ -252,6 +257,8 @@ export function addSyncRoute(client: Hono, deps: SyncRouteDeps): void {
         receiptsByRoom.set(r.roomId, [...(receiptsByRoom.get(r.roomId) ?? []), r]);
       }
     }
+    // Unread counts of every joined room, in one call to userapi (which keeps them).
+    const unread = joinedRooms.length > 0 ? (await userAPI.queryUnreadCounts({ userId, roomIds: joinedRooms })).counts : {};
     for (const roomId of joinedRooms) {
       const newlyJoined = await cameIn(roomId);
       if (newlyJoined) newlyJoinedRooms.add(roomId);
@@ -274,7 +281,7 @@ export function addSyncRoute(client: Hono, deps: SyncRouteDeps): void {
         state: section.state,
         account_data: { events: accountData },
         ephemeral: { events: ephemeralEvents },
-        unread_notifications: { notification_count: 0, highlight_count: 0 },
+        unread_notifications: unread[roomId] ?? { notification_count: 0, highlight_count: 0 },
       };
     }
 
@@ -307,6 +314,7 @@ export function addSyncRoute(client: Hono, deps: SyncRouteDeps): void {
       }
       if (!roomFilter.allowsRoom(i.roomId)) continue;
       const inviteEvent = Event.fromPDU(JSON.parse(i.json) as PDUJson, i.roomVersion);
+      if (ignored.has(inviteEvent.sender)) continue;
       // An invite from another server brings the room's stripped state with it; our own rooms' comes from their current state.
       const sent = (JSON.parse(i.json) as { unsigned?: { invite_room_state?: unknown } }).unsigned?.invite_room_state;
       const stripped = Array.isArray(sent)
@@ -415,6 +423,43 @@ export function addSyncRoute(client: Hono, deps: SyncRouteDeps): void {
     return jsonResponse(await build(device, known, to, filter, fullState));
   };
   clientRoute(client, 'get', '/sync', handler);
+
+  /**
+   * GET /events (deprecated, still used by older clients and Sytest): the events after `from`
+   * (a sync token; now when absent) as one flat list, long-polling up to `timeout`. Built from
+   * the same sections as /sync: room events, typing and receipts (with their room_id),
+   * presence, and invites.
+   */
+  clientRoute(client, 'get', '/events', async (c: Context) => {
+    const device = await authenticate(c, userAPI, { allowGuests: true });
+    const fromRaw = c.req.query('from');
+    const parsed = fromRaw === undefined ? undefined : parseToken(fromRaw);
+    if (fromRaw !== undefined && parsed === undefined) throw new MatrixError(400, 'M_INVALID_PARAM', 'from is not a token from this server');
+    const from = parsed ?? { ...notifier.current };
+    const timeout = Math.min(Number(c.req.query('timeout') ?? '30000') || 0, MAX_TIMEOUT_MS);
+    let to = { ...notifier.current };
+    if (timeout > 0 && !(await hasNews(device.userId, device.deviceId, from, to))) {
+      const deadline = Date.now() + timeout;
+      while (Date.now() < deadline) {
+        await notifier.wait(device.userId, deadline - Date.now(), c.req.raw.signal);
+        to = { ...notifier.current };
+        if (c.req.raw.signal.aborted || (await hasNews(device.userId, device.deviceId, from, to))) break;
+      }
+    }
+    const body = await build(device, from, to, syncFilter({ room: { timeline: { limit: MAX_TIMELINE_LIMIT } } }, MAX_TIMELINE_LIMIT), false);
+    const chunk: JsonObject[] = [];
+    const rooms = body['rooms'] as { join: Record<string, JsonObject>; invite: Record<string, JsonObject> };
+    for (const [roomId, room] of Object.entries(rooms.join)) {
+      for (const e of (room['timeline'] as { events: JsonObject[] }).events) chunk.push({ ...e, room_id: roomId });
+      for (const e of (room['ephemeral'] as { events: JsonObject[] }).events) chunk.push({ ...e, room_id: roomId });
+    }
+    for (const [roomId, room] of Object.entries(rooms.invite)) {
+      const member = (room['invite_state'] as { events: JsonObject[] }).events.find((e) => e['type'] === 'm.room.member' && e['state_key'] === device.userId);
+      if (member) chunk.push({ ...member, room_id: roomId });
+    }
+    for (const e of (body['presence'] as { events: JsonObject[] }).events) chunk.push(e);
+    return jsonResponse({ start: formatToken(from), end: body['next_batch'] as string, chunk });
+  });
 }
 
 /**

@@ -6,9 +6,11 @@
 import type { StatusAPI } from '../../internal/componentapi.js';
 import { keyBackupAPIMethods, type KeyBackupAPI } from './keybackup.js';
 import { keyServerAPIMethods, type KeyServerAPI } from './keys.js';
+import { pushAPIMethods, type PushAPI } from './push.js';
 
 export * from './keybackup.js';
 export * from './keys.js';
+export * from './push.js';
 
 /** Why an account operation failed, for the caller to turn into a Matrix error. */
 export type AccountErrorCode = 'user_in_use' | 'invalid_username' | 'forbidden' | 'unknown_token';
@@ -279,7 +281,7 @@ export interface FederationUserAPI {
 }
 
 /** What clientapi calls: registration, login, tokens, devices, profiles, filters, account data and keys. */
-export interface ClientUserAPI extends KeyServerAPI, KeyBackupAPI {
+export interface ClientUserAPI extends KeyServerAPI, KeyBackupAPI, PushAPI {
   performAccountCreation(req: PerformAccountCreationRequest): Promise<PerformAccountCreationResponse>;
   queryAccountAvailability(req: QueryAccountAvailabilityRequest): Promise<QueryAccountAvailabilityResponse>;
   performPasswordCheck(req: PerformPasswordCheckRequest): Promise<PerformPasswordCheckResponse>;
@@ -345,6 +347,7 @@ export const userapiInternalAPIMethods = [
   'queryRegistrationTokenValidity',
   ...keyServerAPIMethods,
   ...keyBackupAPIMethods,
+  ...pushAPIMethods,
 ] as const satisfies ReadonlyArray<keyof UserInternalAPI>;
 
 /** Registration tokens: the spec's grammar. */

@@ -61,6 +61,7 @@ import {
   type UserInternalAPI,
   type KeyServerAPI,
   type KeyBackupAPI,
+  type PushAPI,
 } from '../api/index.js';
 import { RegistrationTokenStore, isUsable, type RegistrationTokenRow } from '../storage/registrationtokens.js';
 import type { UserStore } from '../storage/userstore.js';
@@ -81,13 +82,15 @@ function newRegistrationToken(length: number): string {
 
 /** What the key server must hear about device changes made here. */
 export interface DeviceHooks {
+  /** A new device (a login): the user's device list changed. */
+  deviceCreated?(userId: string, deviceId: string, displayName: string | null): Promise<void>;
   devicesRemoved(userId: string, remainingDeviceIds: readonly string[]): Promise<void>;
   deviceRenamed(userId: string, deviceId: string, displayName: string | null): Promise<void>;
 }
 const noDeviceHooks: DeviceHooks = { devicesRemoved: async () => {}, deviceRenamed: async () => {} };
 
 /** Everything but the key server (internal/keys.ts), which userapi.ts joins to it. */
-export class UserInternalAPIImpl implements Omit<UserInternalAPI, keyof KeyServerAPI | keyof KeyBackupAPI> {
+export class UserInternalAPIImpl implements Omit<UserInternalAPI, keyof KeyServerAPI | keyof KeyBackupAPI | keyof PushAPI> {
   private readonly startedAt = Date.now();
   /** Checked against when an account does not exist, so that its absence does not answer faster. */
   private dummyHash: Promise<string> | undefined;
@@ -171,6 +174,7 @@ export class UserInternalAPIImpl implements Omit<UserInternalAPI, keyof KeyServe
       userAgent: req.userAgent ?? null,
     });
     const device = { userId: this.userId(req.localpart), deviceId, displayName: req.displayName ?? null };
+    await this.deviceHooks.deviceCreated?.(device.userId, deviceId, device.displayName);
     return refreshToken !== undefined ? { device, accessToken, refreshToken, expiresInMs: this.refreshableTokenLifetimeMs } : { device, accessToken };
   }
 

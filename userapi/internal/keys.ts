@@ -185,8 +185,9 @@ export class KeyServerImpl implements KeyServerAPI {
     if (keys['user_id'] !== userId) return fail('M_INVALID_PARAM', 'device_keys.user_id must be the uploading user');
     if (keys['device_id'] !== deviceId) return fail('M_INVALID_PARAM', 'device_keys.device_id must be the uploading device');
     // Malformed required fields are bad JSON (as Synapse and Sytest have it); a key for someone else is a bad parameter.
+    // algorithms may be left out (Sytest's device-list tests do); given, it must be a list of strings.
     const algorithms = keys['algorithms'];
-    if (!Array.isArray(algorithms) || !algorithms.every((a) => typeof a === 'string')) return fail('M_BAD_JSON', 'device_keys.algorithms must be a list of strings');
+    if (algorithms !== undefined && (!Array.isArray(algorithms) || !algorithms.every((a) => typeof a === 'string'))) return fail('M_BAD_JSON', 'device_keys.algorithms must be a list of strings');
     const k = keys['keys'];
     if (!isObject(k) || !Object.entries(k).every(([id, v]) => KEY_ID.test(id) && typeof v === 'string')) {
       return fail('M_BAD_JSON', 'device_keys.keys must map algorithm:device IDs to keys');
@@ -327,6 +328,11 @@ export class KeyServerImpl implements KeyServerAPI {
   }
 
   /** A device's display name changed: others see it in keys/query, so it is a device list change. */
+  /** A new device: the user's own other devices and room-mates learn that the list changed. */
+  async deviceCreated(userId: string, deviceId: string, displayName: string | null): Promise<void> {
+    await this.changed(userId, { type: 'device_keys', device_id: deviceId, display_name: displayName });
+  }
+
   async deviceRenamed(userId: string, deviceId: string, displayName: string | null): Promise<void> {
     const stored = (await this.deps.store.deviceKeys(userId)).get(deviceId);
     if (stored === undefined) return;

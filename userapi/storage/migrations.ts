@@ -205,4 +205,55 @@ export const userapiMigrations: readonly ComponentMigration[] = [
         .execute();
     },
   },
+  {
+    version: 10,
+    name: 'push',
+    up: async (db, dialect) => {
+      // Notifications: the stream of what push rules said to notify, per user. `id` is the
+      // stream position (GET /notifications pages by it); `depth` places the event in its
+      // room for read receipts; thread_id is '' for the main timeline.
+      await addAutoIdColumn(db.schema.createTable('userapi_notifications'), dialect, 'id')
+        .addColumn('user_id', 'text', (c) => c.notNull())
+        .addColumn('room_id', 'text', (c) => c.notNull())
+        .addColumn('event_id', 'text', (c) => c.notNull())
+        .addColumn('thread_id', 'text', (c) => c.notNull().defaultTo(''))
+        .addColumn('depth', bigintType, (c) => c.notNull())
+        .addColumn('ts', bigintType, (c) => c.notNull())
+        .addColumn('highlight', boolType, (c) => c.notNull())
+        .addColumn('read', boolType, (c) => c.notNull().defaultTo(0))
+        .addColumn('actions', 'text', (c) => c.notNull())
+        .addColumn('event_json', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('userapi_notifications_user_event').unique().on('userapi_notifications').columns(['user_id', 'event_id']).execute();
+      await db.schema.createIndex('userapi_notifications_unread').on('userapi_notifications').columns(['user_id', 'room_id', 'read']).execute();
+      // Unread counts per user and room, kept with the rows above; read_depth is how far the
+      // user's unthreaded receipts reach (an event that arrives late below it is read already).
+      await db.schema
+        .createTable('userapi_notification_counts')
+        .addColumn('user_id', 'text', (c) => c.notNull())
+        .addColumn('room_id', 'text', (c) => c.notNull())
+        .addColumn('notification_count', bigintType, (c) => c.notNull().defaultTo(0))
+        .addColumn('highlight_count', bigintType, (c) => c.notNull().defaultTo(0))
+        .addColumn('read_depth', bigintType, (c) => c.notNull().defaultTo(0))
+        .addPrimaryKeyConstraint('userapi_notification_counts_pk', ['user_id', 'room_id'])
+        .execute();
+      // Pushers (POST /pushers/set), tied to the device that made them.
+      await db.schema
+        .createTable('userapi_pushers')
+        .addColumn('user_id', 'text', (c) => c.notNull())
+        .addColumn('device_id', 'text', (c) => c.notNull())
+        .addColumn('app_id', 'text', (c) => c.notNull())
+        .addColumn('pushkey', 'text', (c) => c.notNull())
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('app_display_name', 'text', (c) => c.notNull())
+        .addColumn('device_display_name', 'text', (c) => c.notNull())
+        .addColumn('profile_tag', 'text', (c) => c.notNull())
+        .addColumn('lang', 'text', (c) => c.notNull())
+        .addColumn('data', 'text', (c) => c.notNull())
+        .addColumn('pushkey_ts', bigintType, (c) => c.notNull())
+        .addPrimaryKeyConstraint('userapi_pushers_pk', ['app_id', 'pushkey', 'user_id'])
+        .execute();
+      await db.schema.createIndex('userapi_pushers_user').on('userapi_pushers').column('user_id').execute();
+    },
+  },
 ];

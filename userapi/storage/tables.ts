@@ -113,4 +113,37 @@ export interface UserapiDatabase {
     user_id: string;
     device_stream_id: number;
   };
+  userapi_notifications: {
+    id: Generated<number>;
+    user_id: string;
+    room_id: string;
+    event_id: string;
+    thread_id: WithDefault<string>;
+    depth: number;
+    ts: number;
+    highlight: number;
+    read: WithDefault<number>;
+    actions: string;
+    event_json: string;
+  };
+  userapi_notification_counts: {
+    user_id: string;
+    room_id: string;
+    notification_count: WithDefault<number>;
+    highlight_count: WithDefault<number>;
+    read_depth: WithDefault<number>;
+  };
+  userapi_pushers: {
+    user_id: string;
+    device_id: string;
+    app_id: string;
+    pushkey: string;
+    kind: string;
+    app_display_name: string;
+    device_display_name: string;
+    profile_tag: string;
+    lang: string;
+    data: string;
+    pushkey_ts: number;
+  };
 }
