@@ -1,6 +1,6 @@
 /**
  * `npm run bench [name ...]`: runs the benchmarks and prints their figures.
- * Names: http, protocol, userapi, roomserver, syncapi, federation, push (default: all).
+ * Names: http, protocol, userapi, roomserver, syncapi, federation, media (default: all).
  */
 import { httpBenches } from './http/main.js';
 import { busBenches } from './http/bus.js';
@@ -11,7 +11,9 @@ import { stateBenches } from './roomserver/state.js';
 import { inputBenches } from './roomserver/input.js';
 import { syncapiBenches } from './syncapi/main.js';
 import { federationBenches } from './federation/main.js';
+import { mediaBenches } from './media/main.js';
 import { pushBenches } from './push/main.js';
+import { searchBenches } from './search/main.js';
 
 const suites: Record<string, Array<[string, () => Promise<Record<string, number>>]>> = {
   http: [
@@ -29,7 +31,9 @@ const suites: Record<string, Array<[string, () => Promise<Record<string, number>
   ],
   syncapi: [['syncapi: /sync latency and throughput over HTTP', () => syncapiBenches()]],
   federation: [['federation: inbound /send and joining big rooms', () => federationBenches()]],
+  media: [['media: upload, download and thumbnails over HTTP', () => mediaBenches()]],
   push: [['push: rule evaluations and the cost per event in a 1,000-member room', () => pushBenches()]],
+  search: [['search: full-text index (FTS5, tsvector): indexing events/s and query latency over 100,000 messages', () => searchBenches()]],
 };
 
 const wanted = process.argv.slice(2);

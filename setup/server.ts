@@ -83,7 +83,12 @@ async function localAPI<C extends ComponentName>(name: C, cfg: Config, dbs: Data
         log: logger,
         onRoutes: (install) => ctx.routeInstallers.push(install),
       }),
-    mediaapi: async () => mediaapi.newInternalAPI(cfg, await db('mediaapi')),
+    mediaapi: async () =>
+      mediaapi.newInternalAPI(cfg, await db('mediaapi'), {
+        userAPI: ctx.apis.userapi!,
+        log: logger,
+        onRoutes: (install) => ctx.routeInstallers.push(install),
+      }),
     clientapi: () => clientapi.newInternalAPI(cfg),
   };
   return factories[name]();

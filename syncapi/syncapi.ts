@@ -18,8 +18,10 @@ import { SyncInternalAPIImpl } from './internal/api.js';
 import { Notifier } from './internal/notifier.js';
 import { ZERO } from './internal/token.js';
 import { addMessagesRoutes } from './routing/messages.js';
+import { addSearchAdminRoutes, addSearchRoutes } from './routing/search.js';
 import { addSyncRoute, type SyncUserAPI } from './routing/sync.js';
 import { syncapiMigrations } from './storage/migrations.js';
+import { newSearchIndex } from './storage/search.js';
 import { SyncStore } from './storage/syncstore.js';
 import type { SyncapiDatabase } from './storage/tables.js';
 
@@ -64,13 +66,17 @@ export async function newInternalAPI(cfg: Config, db: OpenedDatabase<unknown>, d
       notifier,
       publish: async (e) => void (await deps.bus.publish(subjectFor(prefix, 'OutputPresenceEvent', e.user_id), encoder.encode(JSON.stringify(e)))),
     });
-    await startConsumers({ bus: deps.bus, prefix, store, notifier, rsAPI: deps.rsAPI, log });
+    // Full-text search on this database's own index (FTS5 / tsvector); nothing is indexed while disabled.
+    const search = cfg.syncApi.search.enabled ? newSearchIndex(store.db, db.dialect, cfg.syncApi.search.language) : undefined;
+    await startConsumers({ bus: deps.bus, prefix, store, notifier, rsAPI: deps.rsAPI, log, ...(search ? { search } : {}) });
     await startEphemeralConsumers({ bus: deps.bus, serverName: cfg.global.serverName, prefix, store, ephemeral, typing, notifier, log });
     deps.onRoutes((routers) => {
       addSyncRoute(routers.client, { store, ephemeral, typing, presence, notifier, userAPI: deps.userAPI, rsAPI: deps.rsAPI });
       addMessagesRoutes(routers.client, store, deps.userAPI, deps.rsAPI);
       addPresenceRoutes(routers.client, presence, deps.userAPI);
       addKeyChangesRoute(routers.client, store, deps.userAPI);
+      addSearchRoutes(routers.client, { store, index: search, userAPI: deps.userAPI, rsAPI: deps.rsAPI });
+      addSearchAdminRoutes(routers.dendriteAdmin, { store, index: search, userAPI: deps.userAPI });
     });
   }
   return new SyncInternalAPIImpl(cfg.global.serverName);

@@ -9,6 +9,7 @@ import type { HeaderedEvent, OutputRoomEvent, RoomserverInternalAPI } from '../.
 import type { Bus } from '../../setup/jetstream/index.js';
 import type { OutputClientData, OutputKeyChangeEvent } from '../../userapi/api/index.js';
 import type { Notifier } from '../internal/notifier.js';
+import type { SearchIndex } from '../storage/search.js';
 import type { SyncStore } from '../storage/syncstore.js';
 
 export interface ConsumerDeps {
@@ -18,6 +19,8 @@ export interface ConsumerDeps {
   notifier: Notifier;
   rsAPI: RoomserverInternalAPI;
   log: Logger;
+  /** The full-text index, when search is enabled. */
+  search?: SearchIndex;
 }
 
 function parse(e: HeaderedEvent): Event {
@@ -53,6 +56,10 @@ export async function startConsumers(d: ConsumerDeps): Promise<void> {
         removesState: removes,
         ...(txn ? { txn: { deviceId: txn.device_id, txnId: txn.transaction_id } } : {}),
       });
+      // Search is best effort: a failure is logged (POST /_dendrite/admin/fulltext/reindex repairs it), /sync goes on.
+      await d.search
+        ?.indexEvent({ eventId: event.eventId, roomId: event.roomId, sender: event.sender, type: event.type, stateKey: event.stateKey, content: event.content, pos })
+        .catch((err: unknown) => d.log.error({ err, eventId: event.eventId }, 'search: cannot index the event'));
       if (adds.length > 0 || removes.length > 0) {
         // State the roomserver added that this component has not seen (from state resolution) is fetched.
         const known = new Map((await d.store.events(adds)).map((e) => [e.eventId, e]));
@@ -85,6 +92,7 @@ export async function startConsumers(d: ConsumerDeps): Promise<void> {
       return;
     }
     if (out.type === 'redacted_event') {
+      await d.search?.remove([out.redacted_event.redacted_event_id]);
       const [stored] = await d.store.events([out.redacted_event.redacted_event_id]);
       if (!stored) return;
       const { events } = await d.rsAPI.queryEventsById({ event_ids: [stored.eventId] });

@@ -3,6 +3,7 @@
  * versions lives in `syncapi_migrations`. Auto-increment IDs are stream positions: they only
  * grow, so "everything after position N" is a range scan.
  */
+import { sql } from 'kysely';
 import type { ComponentMigration } from '../../internal/sqlutil/index.js';
 import { addAutoIdColumn, bigintType, boolType } from '../../internal/sqlutil/index.js';
 
@@ -109,6 +110,33 @@ export const syncapiMigrations: readonly ComponentMigration[] = [
         .addColumn('event_id', 'text', (c) => c.notNull())
         .addPrimaryKeyConstraint('syncapi_lazy_loaded_members_pk', ['user_id', 'device_id', 'room_id', 'target_user_id'])
         .execute();
+    },
+  },
+  {
+    version: 4,
+    name: 'search_index',
+    up: async (db, dialect) => {
+      // The full-text index of room events (storage/search.ts): one row per indexed event, the
+      // text itself in the database's own full-text index. Rows are keyed by event ID and carry
+      // the event's stream position (for "recent" order and for context around a result).
+      await addAutoIdColumn(db.schema.createTable('syncapi_search_events'), dialect, 'id')
+        .addColumn('event_id', 'text', (c) => c.notNull().unique())
+        .addColumn('room_id', 'text', (c) => c.notNull())
+        .addColumn('sender', 'text', (c) => c.notNull())
+        .addColumn('type', 'text', (c) => c.notNull())
+        // Which search key the text is: content.body, content.name or content.topic.
+        .addColumn('key', 'text', (c) => c.notNull())
+        .addColumn('pos', bigintType, (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('syncapi_search_events_room').on('syncapi_search_events').columns(['room_id', 'pos']).execute();
+      if (dialect === 'sqlite') {
+        // FTS5, contentless (the text is kept once, in the event JSON); rowid = syncapi_search_events.id.
+        await sql`CREATE VIRTUAL TABLE syncapi_search_fts USING fts5(body, content='', contentless_delete=1, tokenize='porter unicode61 remove_diacritics 2')`.execute(db);
+      } else {
+        // tsvector built with the configured text search configuration at insert time; GIN-indexed.
+        await sql`ALTER TABLE syncapi_search_events ADD COLUMN tsv tsvector NOT NULL`.execute(db);
+        await sql`CREATE INDEX syncapi_search_events_tsv ON syncapi_search_events USING GIN (tsv)`.execute(db);
+      }
     },
   },
 ];

@@ -70,4 +70,14 @@ export interface SyncapiDatabase {
     target_user_id: string;
     event_id: string;
   };
+  /** Events in the full-text index (storage/search.ts); the text is in syncapi_search_fts (SQLite) or the tsv column (PostgreSQL). */
+  syncapi_search_events: {
+    id: Generated<number>;
+    event_id: string;
+    room_id: string;
+    sender: string;
+    type: string;
+    key: string;
+    pos: number;
+  };
 }
