@@ -254,3 +254,13 @@ describe('/publicRooms', () => {
     expect((await req('POST', '/publicRooms', alice, undefined, '')).status).toBe(200);
   });
 });
+
+describe('deleting a canonical alias', () => {
+  it('takes it out of the room\'s m.room.canonical_alias event', async () => {
+    const room = (await req('POST', '/createRoom', alice, { preset: 'public_chat', room_alias_name: 'canonical-gone' })).body.room_id as string;
+    const state = async () => (await req('GET', `/rooms/${encodeURIComponent(room)}/state/m.room.canonical_alias`, alice)).body;
+    expect((await state()).alias).toBe(`#canonical-gone:${SERVER}`);
+    expect((await req('DELETE', alias(`#canonical-gone:${SERVER}`), alice)).status).toBe(200);
+    expect((await state()).alias).toBeUndefined();
+  });
+});

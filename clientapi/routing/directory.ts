@@ -162,9 +162,22 @@ export function addDirectoryRoutes(client: Hono, cfg: Config, userAPI: ClientUse
     const me = await requireDevice(c, userAPI);
     const alias = c.req.param('roomAlias') ?? '';
     parseAlias(alias);
+    const { room_id: roomId } = await rsAPI.queryRoomIdForAlias({ alias });
     const res = await rsAPI.performRemoveRoomAlias({ alias, user_id: me.userId });
     if (res.error === 'not_found') throw notFound(`Room alias ${alias} not found`);
     if (res.error === 'forbidden') throw forbidden('You may not remove this alias');
+    // An alias that is gone cannot stay the room's canonical one (as Synapse does): drop it from the event, if the user may.
+    if (roomId !== undefined) {
+      const [canonical] = (await rsAPI.queryLatestEventsAndState({ room_id: roomId, state_to_fetch: [{ type: 'm.room.canonical_alias', state_key: '' }] })).state_events;
+      const content = (canonical?.pdu.content ?? {}) as JsonObject;
+      const alt = Array.isArray(content['alt_aliases']) ? (content['alt_aliases'] as unknown[]) : [];
+      if (content['alias'] === alias || alt.includes(alias)) {
+        const next: JsonObject = { ...content };
+        if (next['alias'] === alias) delete next['alias'];
+        if (alt.includes(alias)) next['alt_aliases'] = alt.filter((a): a is string => typeof a === 'string' && a !== alias);
+        await rsAPI.performSendEvent({ user_id: me.userId, room_id: roomId, type: 'm.room.canonical_alias', state_key: '', content: next });
+      }
+    }
     return jsonResponse({});
   });
 

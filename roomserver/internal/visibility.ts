@@ -9,7 +9,8 @@
  * - joined: members at the event.
  *
  * "At the event" is the state before it, except that an event changing the asker's own
- * membership counts with its new membership (a user sees their own join). A server sees what
+ * membership counts with its new membership (a user sees their own join), and a user always
+ * sees their own membership events (their leave too). A server sees what
  * any of its users may see by membership at the event, or anything world_readable or shared
  * while one of its users is in the room then.
  */
@@ -63,6 +64,8 @@ export class Visibility {
     };
 
     if (asker.userId !== undefined) {
+      // A user always sees their own membership events (their leave, most of all: as Synapse has it).
+      if (self?.type === 'm.room.member' && self.stateKey === asker.userId) return true;
       const [m] = await membershipAt([asker.userId]);
       if (m === 'join') return true;
       if (hv === 'invited' && m === 'invite') return true;

@@ -159,3 +159,15 @@ it('lists members now, at a token, by membership, and for a member who left as o
   const priv = (await req('POST', '/createRoom', alice, {})).body.room_id as string;
   expect((await req('GET', `/rooms/${enc(priv)}/members`, stranger)).status).toBe(403);
 });
+
+it('pages a departed room back from the leave, without what came after', async () => {
+  const r = (await req('POST', '/createRoom', alice, { preset: 'public_chat' })).body.room_id as string;
+  await req('POST', `/rooms/${enc(r)}/join`, carol, {});
+  await send(carol, r, 'carol before leaving', 'd1');
+  await req('POST', `/rooms/${enc(r)}/leave`, carol, {});
+  const after = await send(alice, r, 'after carol left', 'd2');
+  await synced(alice, r, after);
+  const page = await req('GET', `/rooms/${enc(r)}/messages?dir=b&limit=10`, carol);
+  expect(bodies(page.body.chunk)).toEqual(['carol before leaving']);
+  expect((page.body.chunk as Body[])[0]!.type).toBe('m.room.member');
+});

@@ -135,8 +135,13 @@ export function addMessagesRoutes(client: Hono, store: SyncStore, userAPI: Token
     const fromRaw = c.req.query('from');
     const toRaw = c.req.query('to');
     await requireReader(device.userId, roomId);
-    // Without `from`, backwards starts at the newest event and forwards at the oldest.
-    const from = fromRaw !== undefined ? tokenPos(fromRaw, 'from') : backwards ? await store.maxEventPos() : 0;
+    // Without `from`, backwards starts at the newest event the user may see (for one who left,
+    // their leave) and forwards at the oldest.
+    let from = fromRaw !== undefined ? tokenPos(fromRaw, 'from') : backwards ? await store.maxEventPos() : 0;
+    if (fromRaw === undefined && backwards) {
+      const m = await rsAPI.queryMembershipForUser({ room_id: roomId, user_id: device.userId });
+      if ((m.membership === 'leave' || m.membership === 'ban') && m.event_id !== undefined) from = Math.min(from, (await store.eventPos(m.event_id)) ?? from);
+    }
     const to = toRaw !== undefined ? tokenPos(toRaw, 'to') : undefined;
     const { events, next } = await page(device.userId, roomId, from, backwards, limit, filter, to);
     const body: JsonObject = { chunk: events.map((e) => clientEvent(e, { deviceId: device.deviceId })), start: pageToken(from) };
