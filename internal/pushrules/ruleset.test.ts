@@ -78,8 +78,8 @@ describe('push rulesets', () => {
     expect(err(putRule(r, 'override', 'x', { actions: [], conditions: [{ kind: 'event_match', key: 'type' }] }, {}))).toBe('M_INVALID_PARAM');
     expect(err(putRule(r, 'underride', 'x', { actions: [], conditions: [{ kind: 'room_member_count', is: 'two' }] }, {}))).toBe('M_INVALID_PARAM');
     expect(err(putRule(r, 'content', 'x', { actions: [] }, {}))).toBe('M_MISSING_PARAM');
-    expect(err(putRule(r, 'room', 'notaroom', { actions: [] }, {}))).toBe('M_INVALID_PARAM');
-    expect(err(putRule(r, 'sender', 'nobody', { actions: [] }, {}))).toBe('M_INVALID_PARAM');
+    expect(err(putRule(r, 'room', ' ', { actions: [] }, {}))).toBe('M_INVALID_PARAM');
+    expect(err(putRule(r, 'sender', '', { actions: [] }, {}))).toBe('M_INVALID_PARAM');
     expect(err(putRule(r, 'override', 'x', { actions: [] }, { before: '.m.rule.master' }))).toBe('M_NOT_FOUND');
     expect(err(deleteRule(r, 'override', '.m.rule.master'))).toBe('M_INVALID_PARAM');
     expect(err(deleteRule(r, 'override', 'nope'))).toBe('M_NOT_FOUND');

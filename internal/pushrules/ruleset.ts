@@ -101,8 +101,9 @@ export function putRule(ruleset: Ruleset, kind: RuleKind, ruleId: string, body: 
   if (ruleId.length === 0 || ruleId.startsWith('.') || ruleId.includes('/') || ruleId.includes('\\')) {
     return { errcode: 'M_INVALID_PARAM', message: 'rule IDs may not be empty, start with "." or contain slashes' };
   }
-  if (kind === 'room' && !/^![^:]+:.+$/.test(ruleId)) return { errcode: 'M_INVALID_PARAM', message: 'a room rule is named by its room ID' };
-  if (kind === 'sender' && !/^@[^:]+:.+$/.test(ruleId)) return { errcode: 'M_INVALID_PARAM', message: 'a sender rule is named by its user ID' };
+  // Room and sender rules are named by the room or user they match; any non-empty name is kept
+  // (Synapse accepts aliases here too), and it only ever matches what it names.
+  if ((kind === 'room' || kind === 'sender') && ruleId.trim() === '') return { errcode: 'M_INVALID_PARAM', message: `a ${kind} rule needs a name` };
   const actions = parseActions(body['actions']);
   if (isError(actions)) return actions;
   const rule: PushRule = { rule_id: ruleId, default: false, enabled: true, actions };

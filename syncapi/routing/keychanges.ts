@@ -19,12 +19,18 @@ export function addKeyChangesRoute(client: Hono, store: SyncStore, userAPI: Toke
     const from = parseToken(fromRaw);
     const to = parseToken(toRaw);
     if (!from || !to) throw invalidParam('from and to must be sync tokens from this server');
-    if (to.deviceList <= from.deviceList) return jsonResponse({ changed: [], left: [] });
-    const { userIds } = await userAPI.queryKeyChanges({ fromOffset: from.deviceList, toOffset: to.deviceList });
     const mates = await roomMates(store, device.userId);
+    const changed = new Set<string>();
+    if (to.deviceList > from.deviceList) {
+      const { userIds } = await userAPI.queryKeyChanges({ fromOffset: from.deviceList, toOffset: to.deviceList });
+      for (const u of userIds) if (mates.has(u)) changed.add(u);
+    }
+    // Users who came to share a room in the range: their devices are news too.
+    const rooms = (await store.roomsWithMembership(device.userId, ['join'])).map((r) => r.roomId);
+    for (const u of await store.joinsInRange(rooms, from.pdu, to.pdu)) if (u !== device.userId) changed.add(u);
     // Users whose membership changed in the range and who share no room now have left.
     const left = new Set<string>();
     for (const e of await store.membershipChangesInRoomsOf(device.userId, from.pdu, to.pdu)) if (!mates.has(e)) left.add(e);
-    return jsonResponse({ changed: userIds.filter((u) => mates.has(u)), left: [...left] });
+    return jsonResponse({ changed: [...changed], left: [...left].filter((u) => u !== device.userId) });
   });
 }

@@ -88,8 +88,8 @@ describeEachDatabase<UserapiDatabase>('key server', (ctx) => {
       expect(wrongDevice.error?.errcode).toBe('M_INVALID_PARAM');
       const badKeys = await keys.performUploadKeys({ userId: ALICE, deviceId: 'A1', deviceKeys: { ...deviceKeys(ALICE, 'A1'), keys: { nocolon: 'x' } } });
       expect(badKeys.error?.errcode).toBe('M_BAD_JSON');
-      const missing = await keys.performUploadKeys({ userId: ALICE, deviceId: 'A1', deviceKeys: { user_id: ALICE, device_id: 'A1' } });
-      expect(missing.error?.errcode).toBe('M_BAD_JSON');
+      const badAlgorithms = await keys.performUploadKeys({ userId: ALICE, deviceId: 'A1', deviceKeys: { ...deviceKeys(ALICE, 'A1'), algorithms: 'x' } });
+      expect(badAlgorithms.error?.errcode).toBe('M_BAD_JSON');
       const badOtk = await keys.performUploadKeys({ userId: ALICE, deviceId: 'A1', oneTimeKeys: { 'signed_curve25519:1': 5 } });
       expect(badOtk.error?.errcode).toBe('M_INVALID_PARAM');
       expect(await ctx.db().selectFrom('userapi_device_keys').selectAll().execute()).toEqual([]);

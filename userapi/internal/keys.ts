@@ -188,8 +188,9 @@ export class KeyServerImpl implements KeyServerAPI {
     // algorithms may be left out (Sytest's device-list tests do); given, it must be a list of strings.
     const algorithms = keys['algorithms'];
     if (algorithms !== undefined && (!Array.isArray(algorithms) || !algorithms.every((a) => typeof a === 'string'))) return fail('M_BAD_JSON', 'device_keys.algorithms must be a list of strings');
+    // keys may be left out too (Sytest uploads bare device records); given, it must map key IDs to keys.
     const k = keys['keys'];
-    if (!isObject(k) || !Object.entries(k).every(([id, v]) => KEY_ID.test(id) && typeof v === 'string')) {
+    if (k !== undefined && (!isObject(k) || !Object.entries(k).every(([id, v]) => KEY_ID.test(id) && typeof v === 'string'))) {
       return fail('M_BAD_JSON', 'device_keys.keys must map algorithm:device IDs to keys');
     }
     if (keys['signatures'] !== undefined && !isObject(keys['signatures'])) return fail('M_BAD_JSON', 'device_keys.signatures must be an object');

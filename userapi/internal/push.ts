@@ -230,6 +230,8 @@ export class PushService implements PushAPI {
         } else {
           n = {
             event_id: event.eventId,
+            // The pre-spec name of event_id, which older gateways (and Sytest) still read.
+            id: event.eventId,
             room_id: event.roomId,
             type: event.type,
             sender: event.sender,
