@@ -41,6 +41,7 @@ import { addRedactRoute } from './routing/redact.js';
 import { addReportRoute } from './routing/report.js';
 import { addCapabilitiesRoute } from './routing/capabilities.js';
 import { addVoipRoute } from './routing/voip.js';
+import { addPeekRoutes, type PeekSyncAPI } from './routing/peek.js';
 import type { Logger } from 'pino';
 
 /** clientapi owns no tables, so it takes no database. */
@@ -48,7 +49,7 @@ export async function newInternalAPI(cfg: Config): Promise<ClientInternalAPI> {
   return new ClientInternalAPIImpl(cfg.global.serverName);
 }
 
-export function addPublicRoutes(routers: PublicRouters, cfg: Config, userAPI: ClientUserAPI, rsAPI: RoomserverInternalAPI, fedAPI: FederationInternalAPI, producer: EphemeralProducer, log: Logger): void {
+export function addPublicRoutes(routers: PublicRouters, cfg: Config, userAPI: ClientUserAPI, rsAPI: RoomserverInternalAPI, fedAPI: FederationInternalAPI, producer: EphemeralProducer, log: Logger, syncAPI: PeekSyncAPI): void {
   new RegistrationRoutes(cfg, userAPI).add(routers.client, routers.synapseAdmin);
   const uia = new PasswordUIA(userAPI, cfg.global.serverName);
   addLoginRoutes(routers.client, cfg, userAPI, uia);
@@ -78,6 +79,7 @@ export function addPublicRoutes(routers: PublicRouters, cfg: Config, userAPI: Cl
   addCapabilitiesRoute(routers.client, cfg, userAPI);
   addVoipRoute(routers.client, cfg, userAPI);
   addRegistrationTokenValidityRoute(routers.client, userAPI);
+  if (cfg.mscs.mscs.includes('msc2753')) addPeekRoutes(routers.client, userAPI, rsAPI, syncAPI);
   addRegistrationTokenAdminRoutes(routers.dendriteAdmin, userAPI);
   addVersionsRoute(routers.client, {
     'org.matrix.msc2836': cfg.mscs.mscs.includes('msc2836'),

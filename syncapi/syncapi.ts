@@ -23,6 +23,7 @@ import { addSyncRoute, type SyncUserAPI } from './routing/sync.js';
 import { syncapiMigrations } from './storage/migrations.js';
 import { newSearchIndex } from './storage/search.js';
 import { SyncStore } from './storage/syncstore.js';
+import { PeekStore } from './storage/peeks.js';
 import type { SyncapiDatabase } from './storage/tables.js';
 
 export interface SyncapiDeps {
@@ -68,16 +69,18 @@ export async function newInternalAPI(cfg: Config, db: OpenedDatabase<unknown>, d
     });
     // Full-text search on this database's own index (FTS5 / tsvector); nothing is indexed while disabled.
     const search = cfg.syncApi.search.enabled ? newSearchIndex(store.db, db.dialect, cfg.syncApi.search.language) : undefined;
-    await startConsumers({ bus: deps.bus, prefix, store, notifier, rsAPI: deps.rsAPI, log, ...(search ? { search } : {}) });
+    const peeks = new PeekStore(db.db as unknown as Kysely<SyncapiDatabase>);
+    await startConsumers({ bus: deps.bus, prefix, store, notifier, rsAPI: deps.rsAPI, log, peeks, ...(search ? { search } : {}) });
     await startEphemeralConsumers({ bus: deps.bus, serverName: cfg.global.serverName, prefix, store, ephemeral, typing, notifier, log });
     deps.onRoutes((routers) => {
-      addSyncRoute(routers.client, { store, ephemeral, typing, presence, notifier, userAPI: deps.userAPI, rsAPI: deps.rsAPI });
+      addSyncRoute(routers.client, { store, ephemeral, typing, presence, notifier, userAPI: deps.userAPI, rsAPI: deps.rsAPI, peeks });
       addMessagesRoutes(routers.client, store, deps.userAPI, deps.rsAPI);
       addPresenceRoutes(routers.client, presence, deps.userAPI);
       addKeyChangesRoute(routers.client, store, deps.userAPI);
       addSearchRoutes(routers.client, { store, index: search, userAPI: deps.userAPI, rsAPI: deps.rsAPI });
       addSearchAdminRoutes(routers.dendriteAdmin, { store, index: search, userAPI: deps.userAPI });
     });
+    return new SyncInternalAPIImpl(cfg.global.serverName, { store: peeks, notifier });
   }
   return new SyncInternalAPIImpl(cfg.global.serverName);
 }

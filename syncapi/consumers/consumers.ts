@@ -9,6 +9,7 @@ import type { HeaderedEvent, OutputRoomEvent, RoomserverInternalAPI } from '../.
 import type { Bus } from '../../setup/jetstream/index.js';
 import type { OutputClientData, OutputKeyChangeEvent } from '../../userapi/api/index.js';
 import type { Notifier } from '../internal/notifier.js';
+import type { PeekStore } from '../storage/peeks.js';
 import type { SearchIndex } from '../storage/search.js';
 import type { SyncStore } from '../storage/syncstore.js';
 
@@ -19,6 +20,8 @@ export interface ConsumerDeps {
   notifier: Notifier;
   rsAPI: RoomserverInternalAPI;
   log: Logger;
+  /** Local peeks: peeking devices hear of a room's events; a join ends the user's peeks. */
+  peeks: PeekStore;
   /** The full-text index, when search is enabled. */
   search?: SearchIndex;
 }
@@ -85,7 +88,9 @@ export async function startConsumers(d: ConsumerDeps): Promise<void> {
         );
       }
       const after = await audience(d.store, event.roomId);
-      const woken = new Set([...before, ...after]);
+      // A join turns the user's peeks into the join (their syncs give the room under `join`).
+      if (event.type === 'm.room.member' && event.stateKey !== undefined && (event.content as { membership?: unknown }).membership === 'join') await d.peeks.removeUser(event.stateKey, event.roomId);
+      const woken = new Set([...before, ...after, ...(await d.peeks.peekers(event.roomId))]);
       // The target of a membership change hears of it whatever it is (a knock, a rejected invite).
       if (event.type === 'm.room.member' && event.stateKey !== undefined) woken.add(event.stateKey);
       d.notifier.advance('pdu', pos, woken);

@@ -23,6 +23,7 @@ import type { EphemeralStore, Receipt } from '../storage/ephemeral.js';
 import { formatToken, parseToken, ZERO, type StreamPositions } from '../internal/token.js';
 import type { StreamEvent, SyncStore } from '../storage/syncstore.js';
 import { LazyLoadStore } from '../storage/lazyload.js';
+import type { PeekStore } from '../storage/peeks.js';
 
 const DEFAULT_TIMELINE_LIMIT = 10;
 const MAX_TIMELINE_LIMIT = 100;
@@ -43,13 +44,15 @@ export interface SyncRouteDeps {
   notifier: Notifier;
   userAPI: SyncUserAPI;
   rsAPI: SyncRoomserverAPI;
+  /** Local peeks (MSC2753): the device's peeked rooms come in the `peek` section. */
+  peeks: PeekStore;
 }
 
 /** To-device messages per response; the rest wait for the next sync. */
 const TO_DEVICE_LIMIT = 100;
 
 export function addSyncRoute(client: Hono, deps: SyncRouteDeps): void {
-  const { store, ephemeral, typing, presence, notifier, userAPI, rsAPI } = deps;
+  const { store, ephemeral, typing, presence, notifier, userAPI, rsAPI, peeks } = deps;
   const lazyLoad = new LazyLoadStore(store.db);
   /** The request's filter: inline JSON or a stored filter's ID; {} when none. */
   const filterOf = async (c: Context, userId: string): Promise<Record<string, unknown>> => {
@@ -74,7 +77,9 @@ export function addSyncRoute(client: Hono, deps: SyncRouteDeps): void {
    * `checkVisibility`, that the user may see), up to the filter's limit, oldest first, and
    * whether more such events were left out. Events of the current state are always shown
    * (`alwaysVisible`), even from a stretch of history the user may not see, so that a client
-   * rejoining a room learns how it changed (Synapse does the same).
+   * rejoining a room learns how it changed (Synapse does the same). With `allState` (a peek),
+   * every state event is shown: a peeker is given the room's state anyway, and its timeline
+   * then starts at the room's creation with an empty state section, as Sytest expects.
    */
   const timeline = async (
     userId: string,
@@ -85,6 +90,7 @@ export function addSyncRoute(client: Hono, deps: SyncRouteDeps): void {
     checkVisibility: boolean,
     alwaysVisible: ReadonlySet<string>,
     ignored: ReadonlySet<string> = new Set(),
+    allState = false,
   ): Promise<{ events: StreamEvent[]; limited: boolean }> => {
     const limit = filter.limit ?? DEFAULT_TIMELINE_LIMIT;
     const picked: StreamEvent[] = [];
@@ -97,7 +103,7 @@ export function addSyncRoute(client: Hono, deps: SyncRouteDeps): void {
       let passing = rows.filter((r) => !(ignored.has(r.sender) && r.stateKey === null)).filter((r) => filter.allows({ type: r.type, sender: r.sender, roomId, content: contentOf(r) }));
       if (checkVisibility && passing.length > 0) {
         const ok = new Set((await rsAPI.queryVisibleEvents({ event_ids: passing.map((r) => r.eventId), user_id: userId })).visible_event_ids);
-        passing = passing.filter((r) => ok.has(r.eventId) || alwaysVisible.has(r.eventId));
+        passing = passing.filter((r) => ok.has(r.eventId) || alwaysVisible.has(r.eventId) || (allState && r.stateKey !== null));
       }
       picked.push(...passing);
       if (picked.length > limit) break;
@@ -131,8 +137,11 @@ export function addSyncRoute(client: Hono, deps: SyncRouteDeps): void {
     if (joinedRooms.some((r) => typing.changedSince(r, since.typing))) return true;
     if (to.receipt > since.receipt && (await ephemeral.receipts(joinedRooms, since.receipt, to.receipt)).some((r) => r.receiptType !== 'm.read.private' || r.userId === userId)) return true;
     if (presence.enabled && to.presence > since.presence && (await ephemeral.presenceChanges([...(await roomMates(store, userId))], since.presence, to.presence)).length > 0) return true;
+    const peeked = await peeks.forDevice(userId, deviceId);
+    // A peek that began since the device's last sync brings the room in full.
+    if (peeked.some((p) => !p.sent)) return true;
     if (to.pdu > since.pdu) {
-      const rooms = (await store.roomsWithMembership(userId, ['join'])).map((r) => r.roomId);
+      const rooms = [...(await store.roomsWithMembership(userId, ['join'])).map((r) => r.roomId), ...peeked.map((p) => p.roomId)];
       if ((await store.roomsWithEvents(since.pdu, to.pdu, rooms)).size > 0) return true;
       if ((await store.membershipEvents(userId, since.pdu, to.pdu)).length > 0) return true;
     }
@@ -161,7 +170,7 @@ export function addSyncRoute(client: Hono, deps: SyncRouteDeps): void {
     return out;
   };
 
-  const build = async (device: AuthenticatedDevice, since: StreamPositions | undefined, to: StreamPositions, filter: SyncFilter, fullState: boolean): Promise<JsonObject> => {
+  const build = async (device: AuthenticatedDevice, since: StreamPositions | undefined, to: StreamPositions, filter: SyncFilter, fullState: boolean, withPeeks = true): Promise<JsonObject> => {
     const userId = device.userId;
     const opts: ClientEventOptions = syncEventOptions(filter, device.deviceId);
     // m.ignored_user_list: their messages and invites are not shown.
@@ -193,9 +202,9 @@ export function addSyncRoute(client: Hono, deps: SyncRouteDeps): void {
      * at the timeline's start and a timeline that counts as limited; otherwise a gap in the
      * timeline brings the state that changed in it.
      */
-    const roomSection = async (roomId: string, full: boolean, upTo: number, stateAfter: StreamEvent[]): Promise<{ timeline: JsonObject; state: JsonObject; events: StreamEvent[] }> => {
+    const roomSection = async (roomId: string, full: boolean, upTo: number, stateAfter: StreamEvent[], peeking = false): Promise<{ timeline: JsonObject; state: JsonObject; events: StreamEvent[] }> => {
       const stateIds = new Set(stateAfter.map((e) => e.eventId));
-      const { events, limited } = await timeline(userId, roomId, full ? 0 : from.pdu, upTo, roomFilter.timeline, full, stateIds, ignored);
+      const { events, limited } = await timeline(userId, roomId, full ? 0 : from.pdu, upTo, roomFilter.timeline, full, stateIds, ignored, peeking);
       let state: StreamEvent[] = [];
       // A lazy-loading client may need member events even when nothing else changed.
       if (full || limited || (lazy && events.length > 0)) {
@@ -285,6 +294,26 @@ export function addSyncRoute(client: Hono, deps: SyncRouteDeps): void {
       };
     }
 
+    // Rooms this device peeks into (MSC2753) and is not joined to: like a joined room, in full
+    // on the first sync since the peek began.
+    const peek: Record<string, JsonObject> = {};
+    if (withPeeks) {
+      const joinedNow = new Set((await store.roomsWithMembership(userId, ['join'])).map((r) => r.roomId));
+      const peeked = (await peeks.forDevice(userId, device.deviceId)).filter((p) => !joinedNow.has(p.roomId) && roomFilter.allowsRoom(p.roomId));
+      const peekNews = since === undefined || to.pdu <= from.pdu ? new Set<string>() : await store.roomsWithEvents(from.pdu, to.pdu, peeked.map((p) => p.roomId));
+      const sent: string[] = [];
+      for (const p of peeked) {
+        const full = since === undefined || fullState || !p.sent;
+        if (!full && !peekNews.has(p.roomId)) continue;
+        const current = await store.currentState(p.roomId);
+        const section = await roomSection(p.roomId, full, to.pdu, current, true);
+        if (!p.sent) sent.push(p.roomId);
+        if (!full && section.events.length === 0) continue;
+        peek[p.roomId] = { summary: roomSummary(current, userId), timeline: section.timeline, state: section.state, account_data: { events: [] }, ephemeral: { events: [] } };
+      }
+      await peeks.markSent(userId, device.deviceId, sent);
+    }
+
     // Rooms we left or were removed from in the range (or, with include_leave on an initial
     // sync, all rooms we are out of): the timeline up to the leave and the state then.
     const leftRooms = new Map<string, StreamEvent>();
@@ -336,16 +365,23 @@ export function addSyncRoute(client: Hono, deps: SyncRouteDeps): void {
       else if (content) accountData.push({ type, content: content as JsonObject });
     }
 
-    // Device lists of users we share a room with (and our own), and our one-time key counts.
-    let changedUsers: string[] = [];
-    if (since !== undefined && to.deviceList > from.deviceList) {
-      const { userIds } = await userAPI.queryKeyChanges({ fromOffset: from.deviceList, toOffset: to.deviceList });
-      const shared = new Set<string>([userId]);
-      for (const { roomId } of await store.roomsWithMembership(userId, ['join'])) {
-        for (const s of await store.currentState(roomId)) if (s.type === 'm.room.member' && s.stateKey) shared.add(s.stateKey);
+    // Device lists: changes of users we share a room with (and our own), users who newly share
+    // one (their devices are news to us), and users who share none any more (left).
+    const changedSet = new Set<string>();
+    const leftUsers: string[] = [];
+    if (since !== undefined) {
+      const mates = await roomMates(store, userId);
+      if (to.deviceList > from.deviceList) {
+        const { userIds } = await userAPI.queryKeyChanges({ fromOffset: from.deviceList, toOffset: to.deviceList });
+        for (const u of userIds) if (mates.has(u)) changedSet.add(u);
       }
-      changedUsers = userIds.filter((u) => shared.has(u));
+      if (to.pdu > from.pdu) {
+        for (const u of await store.joinsInRange(joinedRooms, from.pdu, to.pdu)) if (u !== userId) changedSet.add(u);
+        for (const roomId of newlyJoinedRooms) for (const u of await joinedMembers(store, roomId)) if (u !== userId) changedSet.add(u);
+        for (const u of await store.membershipChangesInRoomsOf(userId, from.pdu, to.pdu)) if (!mates.has(u) && u !== userId) leftUsers.push(u);
+      }
     }
+    const changedUsers = [...changedSet];
     const counts = await userAPI.queryOneTimeKeyCounts({ userId, deviceId: device.deviceId });
 
     // To-device messages: those up to the since token were delivered, so they go; the next
@@ -381,6 +417,7 @@ export function addSyncRoute(client: Hono, deps: SyncRouteDeps): void {
       next_batch: formatToken(nextBatch),
       rooms: {
         join,
+        peek,
         leave,
         invite,
         knock: Object.fromEntries(Object.entries(await knockRooms(store, userId, since === undefined ? 0 : from.pdu, to.pdu)).filter(([r]) => roomFilter.allowsRoom(r))),
@@ -388,7 +425,7 @@ export function addSyncRoute(client: Hono, deps: SyncRouteDeps): void {
       account_data: { events: accountData },
       presence: { events: presenceEvents },
       to_device: { events: toDevice.map((m) => m.event) },
-      device_lists: { changed: changedUsers, left: [] },
+      device_lists: { changed: changedUsers, left: leftUsers },
       device_one_time_keys_count: counts.oneTimeKeyCounts,
       device_unused_fallback_key_types: counts.unusedFallbackKeyTypes,
     };
@@ -446,7 +483,7 @@ export function addSyncRoute(client: Hono, deps: SyncRouteDeps): void {
         if (c.req.raw.signal.aborted || (await hasNews(device.userId, device.deviceId, from, to))) break;
       }
     }
-    const body = await build(device, from, to, syncFilter({ room: { timeline: { limit: MAX_TIMELINE_LIMIT } } }, MAX_TIMELINE_LIMIT), false);
+    const body = await build(device, from, to, syncFilter({ room: { timeline: { limit: MAX_TIMELINE_LIMIT } } }, MAX_TIMELINE_LIMIT), false, false);
     const chunk: JsonObject[] = [];
     const rooms = body['rooms'] as { join: Record<string, JsonObject>; invite: Record<string, JsonObject> };
     for (const [roomId, room] of Object.entries(rooms.join)) {

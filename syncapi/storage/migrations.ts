@@ -139,4 +139,23 @@ export const syncapiMigrations: readonly ComponentMigration[] = [
       }
     },
   },
+  {
+    version: 5,
+    name: 'peeks',
+    up: async (db) => {
+      // Local peeks (MSC2753): the rooms each device reads without being joined.
+      await db.schema
+        .createTable('syncapi_peeks')
+        .addColumn('user_id', 'text', (c) => c.notNull())
+        .addColumn('device_id', 'text', (c) => c.notNull())
+        .addColumn('room_id', 'text', (c) => c.notNull())
+        // The PDU stream position when the peek began.
+        .addColumn('creation_pos', bigintType, (c) => c.notNull())
+        // Whether a /sync gave the device the room's full section since then.
+        .addColumn('sent', boolType, (c) => c.notNull().defaultTo(0))
+        .addPrimaryKeyConstraint('syncapi_peeks_pk', ['user_id', 'device_id', 'room_id'])
+        .execute();
+      await db.schema.createIndex('syncapi_peeks_room').on('syncapi_peeks').column('room_id').execute();
+    },
+  },
 ];

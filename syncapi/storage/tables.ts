@@ -80,4 +80,12 @@ export interface SyncapiDatabase {
     key: string;
     pos: number;
   };
+  /** Local peeks (MSC2753), per device (storage/peeks.ts). */
+  syncapi_peeks: {
+    user_id: string;
+    device_id: string;
+    room_id: string;
+    creation_pos: number;
+    sent: number;
+  };
 }
