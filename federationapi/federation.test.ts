@@ -3,61 +3,29 @@
  * a room of the other, messages go both ways in order, and requests that are not properly
  * signed are refused.
  */
-import { createServer } from 'node:net';
-import { writeFileSync } from 'node:fs';
-import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { getJson, startTestServer, testConfig, type TestServer } from '../test/harness.js';
-import { generateTlsMaterial } from '../setup/tlscert.js';
+import { startFederatingNode, type FederatingNode } from '../test/federation.js';
+import { getJson } from '../test/harness.js';
 import { generateSigningKey, signRequest } from '../internal/matrix/index.js';
 
 type Body = Record<string, unknown>;
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
-interface Node {
-  t: TestServer;
-  name: string;
-  https: string;
-}
 
-async function startNode(): Promise<Node> {
-  const port = await freePort();
-  const name = `127.0.0.1:${port}`;
-  const { cfg, dir } = testConfig((doc) => {
-    doc.global!.server_name = name;
-    doc.federation_api!.disable_tls_validation = true;
-    doc.federation_api!.deny_networks = [];
-  });
-  const tls = await generateTlsMaterial({ hosts: ['127.0.0.1', 'localhost'], keySize: 2048 });
-  writeFileSync(path.join(dir, 'tls.crt'), tls.certPem);
-  writeFileSync(path.join(dir, 'tls.key'), tls.keyPem);
-  const t = await startTestServer({ cfg, dir, tls: { certFile: path.join(dir, 'tls.crt'), keyFile: path.join(dir, 'tls.key') }, httpsPort: port });
-  return { t, name, https: `https://127.0.0.1:${port}` };
-}
 
-let a: Node;
-let b: Node;
+let a: FederatingNode;
+let b: FederatingNode;
 let alice: string;
 let bob: string;
 const enc = encodeURIComponent;
 
-const req = (n: Node, method: string, p: string, token: string, body?: unknown) =>
+const req = (n: FederatingNode, method: string, p: string, token: string, body?: unknown) =>
   getJson(`${n.t.baseUrl}/_matrix/client/v3${p}`, {
     method,
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
     headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
   });
-const register = async (n: Node, user: string) => (await req(n, 'POST', '/register', '', { auth: { type: 'm.login.dummy' }, username: user, password: 'pw' })).body.access_token as string;
+const register = async (n: FederatingNode, user: string) => (await req(n, 'POST', '/register', '', { auth: { type: 'm.login.dummy' }, username: user, password: 'pw' })).body.access_token as string;
 
 const until = async <T>(fn: () => Promise<T | undefined>, ms = 15_000): Promise<T> => {
   const end = Date.now() + ms;
@@ -68,13 +36,13 @@ const until = async <T>(fn: () => Promise<T | undefined>, ms = 15_000): Promise<
     await new Promise((r) => setTimeout(r, 50));
   }
 };
-const bodiesIn = async (n: Node, token: string, roomId: string) =>
+const bodiesIn = async (n: FederatingNode, token: string, roomId: string) =>
   ((await req(n, 'GET', `/rooms/${enc(roomId)}/messages?dir=f&limit=1000`, token)).body.chunk as Body[] | undefined ?? [])
     .filter((e) => e.type === 'm.room.message')
     .map((e) => (e.content as Body).body as string);
 
 beforeAll(async () => {
-  [a, b] = await Promise.all([startNode(), startNode()]);
+  [a, b] = await Promise.all([startFederatingNode(), startFederatingNode()]);
   alice = await register(a, 'alice');
   bob = await register(b, 'bob');
 }, 60_000);

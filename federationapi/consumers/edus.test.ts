@@ -3,64 +3,33 @@
  * (typing, read receipts, presence, a to-device message) reaches bob's /sync on B as EDUs;
  * a private read receipt does not leave A.
  */
-import { createServer } from 'node:net';
-import { writeFileSync } from 'node:fs';
-import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startFederatingNode, type FederatingNode } from '../../test/federation.js';
 import pino from 'pino';
-import { getJson, startTestServer, testConfig, type TestServer } from '../../test/harness.js';
-import { generateTlsMaterial } from '../../setup/tlscert.js';
+import { getJson } from '../../test/harness.js';
 import { createBus, subjectFor, type Bus } from '../../setup/jetstream/index.js';
 import { startEDUConsumers } from './edus.js';
 
 type Body = Record<string, unknown>;
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
-interface Node {
-  t: TestServer;
-  name: string;
-}
 
-async function startNode(): Promise<Node> {
-  const port = await freePort();
-  const name = `127.0.0.1:${port}`;
-  const { cfg, dir } = testConfig((doc) => {
-    doc.global!.server_name = name;
-    doc.federation_api!.disable_tls_validation = true;
-    doc.federation_api!.deny_networks = [];
-  });
-  const tls = await generateTlsMaterial({ hosts: ['127.0.0.1', 'localhost'], keySize: 2048 });
-  writeFileSync(path.join(dir, 'tls.crt'), tls.certPem);
-  writeFileSync(path.join(dir, 'tls.key'), tls.keyPem);
-  const t = await startTestServer({ cfg, dir, tls: { certFile: path.join(dir, 'tls.crt'), keyFile: path.join(dir, 'tls.key') }, httpsPort: port });
-  return { t, name };
-}
 
-let a: Node;
-let b: Node;
+let a: FederatingNode;
+let b: FederatingNode;
 let alice: string;
 let bob: string;
 let bobDevice: string;
 let ALICE: string;
 const enc = encodeURIComponent;
 
-const req = (n: Node, method: string, p: string, token: string, body?: unknown) =>
+const req = (n: FederatingNode, method: string, p: string, token: string, body?: unknown) =>
   getJson(`${n.t.baseUrl}/_matrix/client/v3${p}`, {
     method,
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
     headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
   });
-const register = async (n: Node, user: string) => (await req(n, 'POST', '/register', '', { auth: { type: 'm.login.dummy' }, username: user, password: 'pw' })).body;
+const register = async (n: FederatingNode, user: string) => (await req(n, 'POST', '/register', '', { auth: { type: 'm.login.dummy' }, username: user, password: 'pw' })).body;
 
 const until = async <T>(what: string, fn: () => Promise<T | undefined>, ms = 20_000): Promise<T> => {
   const end = Date.now() + ms;
@@ -100,7 +69,7 @@ describe('two servers', () => {
   let roomId: string;
 
   beforeAll(async () => {
-    [a, b] = await Promise.all([startNode(), startNode()]);
+    [a, b] = await Promise.all([startFederatingNode(), startFederatingNode()]);
     alice = (await register(a, 'alice')).access_token as string;
     const r = await register(b, 'bob');
     bob = r.access_token as string;

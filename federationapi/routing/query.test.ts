@@ -3,50 +3,18 @@
  * HTTPS on loopback with requests signed by B's own key, which A fetches from B.
  */
 import { Agent, request } from 'node:https';
-import { createServer } from 'node:net';
-import { writeFileSync } from 'node:fs';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { getJson, startTestServer, testConfig, type TestServer } from '../../test/harness.js';
+import { startFederatingNode, type FederatingNode } from '../../test/federation.js';
+import { getJson } from '../../test/harness.js';
 import { generateSigningKey, signJson, type JsonValue } from '../../internal/matrix/index.js';
-import { generateTlsMaterial } from '../../setup/tlscert.js';
 
 type Body = Record<string, unknown>;
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
-interface Node {
-  t: TestServer;
-  name: string;
-  https: string;
-}
 
-async function startNode(): Promise<Node> {
-  const port = await freePort();
-  const name = `127.0.0.1:${port}`;
-  const { cfg, dir } = testConfig((doc) => {
-    doc.global!.server_name = name;
-    doc.federation_api!.disable_tls_validation = true;
-    doc.federation_api!.deny_networks = [];
-  });
-  const tls = await generateTlsMaterial({ hosts: ['127.0.0.1', 'localhost'], keySize: 2048 });
-  writeFileSync(path.join(dir, 'tls.crt'), tls.certPem);
-  writeFileSync(path.join(dir, 'tls.key'), tls.keyPem);
-  const t = await startTestServer({ cfg, dir, tls: { certFile: path.join(dir, 'tls.crt'), keyFile: path.join(dir, 'tls.key') }, httpsPort: port });
-  return { t, name, https: `https://127.0.0.1:${port}` };
-}
 
-let a: Node;
-let b: Node;
+let a: FederatingNode;
+let b: FederatingNode;
 let alice: string;
 let ALICE: string;
 let roomId: string;
@@ -54,13 +22,13 @@ let alias: string;
 const enc = encodeURIComponent;
 const agent = new Agent({ rejectUnauthorized: false });
 
-const client = (n: Node, method: string, p: string, token: string, body?: unknown) =>
+const client = (n: FederatingNode, method: string, p: string, token: string, body?: unknown) =>
   getJson(`${n.t.baseUrl}/_matrix/client/v3${p}`, {
     method,
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
     headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
   });
-const register = async (n: Node, user: string, deviceId: string) =>
+const register = async (n: FederatingNode, user: string, deviceId: string) =>
   (await client(n, 'POST', '/register', '', { auth: { type: 'm.login.dummy' }, username: user, password: 'pw', device_id: deviceId, initial_device_display_name: `${user}'s phone` }))
     .body.access_token as string;
 
@@ -123,7 +91,7 @@ const deviceKeys = (userId: string, deviceId: string): Body => ({
 let cross: { master: Body; selfSigning: Body };
 
 beforeAll(async () => {
-  [a, b] = await Promise.all([startNode(), startNode()]);
+  [a, b] = await Promise.all([startFederatingNode(), startFederatingNode()]);
   ALICE = `@alice:${a.name}`;
   alice = await register(a, 'alice', 'ALICEDEV');
   await register(a, 'quiet', 'QUIETDEV');

@@ -1,0 +1,45 @@
+/**
+ * Integration-test helpers for federation: servers of ours that federate with each other over
+ * HTTPS on loopback. Each is named `127.0.0.1:<its HTTPS port>`, trusts any certificate and may
+ * connect to private addresses (both off in real configurations).
+ */
+import { writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import path from 'node:path';
+import { generateTlsMaterial } from '../setup/tlscert.js';
+import { startTestServer, testConfig, type TestServer } from './harness.js';
+
+export interface FederatingNode {
+  t: TestServer;
+  /** The server name: `127.0.0.1:<port>`. */
+  name: string;
+  /** https://127.0.0.1:<port> */
+  https: string;
+}
+
+/** A TCP port nothing listens on now (taken by the caller right after). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export async function startFederatingNode(): Promise<FederatingNode> {
+  const port = await freePort();
+  const name = `127.0.0.1:${port}`;
+  const { cfg, dir } = testConfig((doc) => {
+    doc.global!.server_name = name;
+    doc.federation_api!.disable_tls_validation = true;
+    doc.federation_api!.deny_networks = [];
+  });
+  const tls = await generateTlsMaterial({ hosts: ['127.0.0.1', 'localhost'], keySize: 2048 });
+  writeFileSync(path.join(dir, 'tls.crt'), tls.certPem);
+  writeFileSync(path.join(dir, 'tls.key'), tls.keyPem);
+  const t = await startTestServer({ cfg, dir, tls: { certFile: path.join(dir, 'tls.crt'), keyFile: path.join(dir, 'tls.key') }, httpsPort: port });
+  return { t, name, https: `https://127.0.0.1:${port}` };
+}
