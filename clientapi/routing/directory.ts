@@ -33,32 +33,6 @@ const MAX_BODY = 16 * 1024;
 const MAX_PAGE = 500;
 const TOKEN = /^o(0|[1-9][0-9]{0,8})$/;
 
-/** What a /publicRooms entry is built from. */
-const PUBLIC_ROOM_STATE = [
-  'm.room.create',
-  'm.room.name',
-  'm.room.topic',
-  'm.room.canonical_alias',
-  'm.room.avatar',
-  'm.room.join_rules',
-  'm.room.history_visibility',
-  'm.room.guest_access',
-].map((type) => ({ type, state_key: '' }));
-
-/** A /publicRooms chunk entry (spec: PublishedRoomsChunk). */
-interface PublicRoom {
-  room_id: string;
-  num_joined_members: number;
-  world_readable: boolean;
-  guest_can_join: boolean;
-  name?: string;
-  topic?: string;
-  canonical_alias?: string;
-  avatar_url?: string;
-  join_rule?: string;
-  room_type?: string;
-}
-
 interface PublicRoomsQuery {
   limit?: number;
   since?: string;
@@ -231,35 +205,6 @@ export function addDirectoryRoutes(client: Hono, cfg: Config, userAPI: ClientUse
 
   // --- /publicRooms --------------------------------------------------------------------------
 
-  const describe = async (roomId: string): Promise<PublicRoom | undefined> => {
-    const [{ room_exists, state_events }, { members }] = await Promise.all([
-      rsAPI.queryLatestEventsAndState({ room_id: roomId, state_to_fetch: PUBLIC_ROOM_STATE }),
-      rsAPI.queryMembershipsForRoom({ room_id: roomId, memberships: ['join'] }),
-    ]);
-    if (!room_exists) return undefined;
-    const content = (type: string): JsonObject | undefined => state_events.find((e) => e.pdu.type === type)?.pdu.content;
-    const room: PublicRoom = {
-      room_id: roomId,
-      num_joined_members: members.length,
-      world_readable: stringField(content('m.room.history_visibility'), 'history_visibility') === 'world_readable',
-      guest_can_join: stringField(content('m.room.guest_access'), 'guest_access') === 'can_join',
-    };
-    const optional: Array<[keyof PublicRoom, string, string]> = [
-      ['name', 'm.room.name', 'name'],
-      ['topic', 'm.room.topic', 'topic'],
-      ['canonical_alias', 'm.room.canonical_alias', 'alias'],
-      ['avatar_url', 'm.room.avatar', 'url'],
-      ['join_rule', 'm.room.join_rules', 'join_rule'],
-      ['room_type', 'm.room.create', 'type'],
-    ];
-    for (const [field, type, key] of optional) {
-      const v = stringField(content(type), key);
-      // Empty strings are how clients unset a name or topic: nothing to show.
-      if (v !== undefined && v !== '') (room as unknown as Record<string, unknown>)[field] = v;
-    }
-    return room;
-  };
-
   const publicRooms = async (c: Context, q: PublicRoomsQuery): Promise<Response> => {
     const server = c.req.query('server');
     if (server !== undefined && server !== '' && server !== serverName) {
@@ -268,23 +213,13 @@ export function addDirectoryRoutes(client: Hono, cfg: Config, userAPI: ClientUse
     const offset = offsetOf(q.since);
     const limit = pageSize(q.limit);
 
-    let rooms: PublicRoom[] = [];
-    if (q.thirdPartyInstanceId === undefined) {
-      const { room_ids } = await rsAPI.queryPublishedRooms({});
-      rooms = (await Promise.all(room_ids.map(describe))).filter((r): r is PublicRoom => r !== undefined);
-    }
-    if (q.searchTerm !== undefined && q.searchTerm !== '') {
-      const term = q.searchTerm.toLowerCase();
-      rooms = rooms.filter((r) => [r.name, r.topic, r.canonical_alias].some((v) => v?.toLowerCase().includes(term)));
-    }
-    if (q.roomTypes !== undefined && q.roomTypes.length > 0) {
-      const types = q.roomTypes;
-      rooms = rooms.filter((r) => types.includes(r.room_type ?? null));
-    }
-    rooms.sort((a, b) => b.num_joined_members - a.num_joined_members || (a.room_id < b.room_id ? -1 : a.room_id > b.room_id ? 1 : 0));
-
-    const out: JsonBody = { chunk: rooms.slice(offset, offset + limit), total_room_count_estimate: rooms.length };
-    if (offset + limit < rooms.length) out['next_batch'] = `o${offset + limit}`;
+    // Rooms of application service networks: we bridge none, so such a list is empty.
+    const { chunk, total } =
+      q.thirdPartyInstanceId === undefined
+        ? await rsAPI.queryPublicRooms({ offset, limit, ...(q.searchTerm !== undefined ? { search_term: q.searchTerm } : {}), ...(q.roomTypes !== undefined ? { room_types: q.roomTypes } : {}) })
+        : { chunk: [], total: 0 };
+    const out: JsonBody = { chunk: chunk as unknown as JsonBody[], total_room_count_estimate: total };
+    if (offset + limit < total) out['next_batch'] = `o${offset + limit}`;
     if (offset > 0) out['prev_batch'] = `o${Math.max(0, offset - limit)}`;
     return jsonResponse(out);
   };

@@ -14,14 +14,14 @@
  */
 import type { Context, Hono } from 'hono';
 import { badJson, invalidParam, jsonResponse, missingParam, notFound, type JsonBody } from '../../internal/httputil/index.js';
-import { MAX_ID_BYTES, domainOf, fitsBytes, isValidServerName, isValidUserId, type JsonObject } from '../../internal/matrix/index.js';
+import { MAX_ID_BYTES, domainOf, fitsBytes, isValidServerName, isValidUserId } from '../../internal/matrix/index.js';
 import type { RoomserverInternalAPI } from '../../roomserver/api/index.js';
 import type { ByUserByKey, ClientUserAPI, KeyObject } from '../../userapi/api/index.js';
 import type { FederationAuth } from './fedauth.js';
 
 export type QueryRoomserverAPI = Pick<
   RoomserverInternalAPI,
-  'queryRoomIdForAlias' | 'queryServersInRoom' | 'queryPublishedRooms' | 'queryLatestEventsAndState' | 'queryMembershipsForRoom'
+  'queryRoomIdForAlias' | 'queryServersInRoom' | 'queryPublishedRooms' | 'queryPublicRooms' | 'queryLatestEventsAndState' | 'queryMembershipsForRoom'
 >;
 export type QueryUserAPI = Pick<ClientUserAPI, 'queryProfile' | 'queryDevices' | 'queryKeys' | 'performClaimKeys'>;
 
@@ -45,35 +45,6 @@ const NO_USER = '';
 const DEVICE_LIST_VERSION = 0;
 const PAGE_TOKEN = /^p(0|[1-9][0-9]{0,8})$/;
 
-/** The state a /publicRooms entry is built from. */
-const DIRECTORY_STATE = [
-  'm.room.create',
-  'm.room.name',
-  'm.room.topic',
-  'm.room.canonical_alias',
-  'm.room.avatar',
-  'm.room.join_rules',
-  'm.room.history_visibility',
-  'm.room.guest_access',
-].map((type) => ({ type, state_key: '' }));
-
-/** The optional fields of an entry: (field, state event type, content key). */
-const DIRECTORY_FIELDS: ReadonlyArray<readonly [string, string, string]> = [
-  ['name', 'm.room.name', 'name'],
-  ['topic', 'm.room.topic', 'topic'],
-  ['canonical_alias', 'm.room.canonical_alias', 'alias'],
-  ['avatar_url', 'm.room.avatar', 'url'],
-  ['join_rule', 'm.room.join_rules', 'join_rule'],
-  ['room_type', 'm.room.create', 'type'],
-];
-
-interface DirectoryEntry extends JsonBody {
-  room_id: string;
-  num_joined_members: number;
-  world_readable: boolean;
-  guest_can_join: boolean;
-}
-
 interface DirectoryQuery {
   /** 0: every room (the spec's default for federation). */
   limit: number;
@@ -88,10 +59,6 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function text(content: JsonObject | undefined, key: string): string | undefined {
-  const v = content?.[key];
-  return typeof v === 'string' ? v : undefined;
-}
 
 /** The JSON body as an object; an absent body is `{}` when allowed. */
 function bodyObject(body: unknown, allowEmpty = false): Record<string, unknown> {
@@ -227,48 +194,16 @@ export function addQueryRoutes(fed: Hono, auth: FederationAuth, deps: QueryDeps)
 
   // --- /publicRooms --------------------------------------------------------------------------
 
-  const describe = async (roomId: string): Promise<DirectoryEntry | undefined> => {
-    const [state, joined] = await Promise.all([
-      rsAPI.queryLatestEventsAndState({ room_id: roomId, state_to_fetch: DIRECTORY_STATE }),
-      rsAPI.queryMembershipsForRoom({ room_id: roomId, memberships: ['join'] }),
-    ]);
-    if (!state.room_exists) return undefined;
-    const content = (type: string): JsonObject | undefined => state.state_events.find((e) => e.pdu.type === type)?.pdu.content;
-    const entry: DirectoryEntry = {
-      room_id: roomId,
-      num_joined_members: joined.members.length,
-      world_readable: text(content('m.room.history_visibility'), 'history_visibility') === 'world_readable',
-      guest_can_join: text(content('m.room.guest_access'), 'guest_access') === 'can_join',
-    };
-    for (const [field, type, key] of DIRECTORY_FIELDS) {
-      const v = text(content(type), key);
-      // An empty name or topic is how one is unset.
-      if (v !== undefined && v !== '') entry[field] = v;
-    }
-    return entry;
-  };
-
   const directory = async (q: DirectoryQuery): Promise<Response> => {
-    let rooms: DirectoryEntry[] = [];
     // Rooms of application service networks: we bridge none, so such a list is empty.
-    if (q.thirdPartyInstanceId === undefined) {
-      const { room_ids } = await rsAPI.queryPublishedRooms({});
-      rooms = (await Promise.all(room_ids.map(describe))).filter((r): r is DirectoryEntry => r !== undefined);
-    }
-    if (q.searchTerm !== undefined && q.searchTerm !== '') {
-      const term = q.searchTerm.toLowerCase();
-      rooms = rooms.filter((r) => (['name', 'topic', 'canonical_alias'] as const).some((f) => typeof r[f] === 'string' && (r[f] as string).toLowerCase().includes(term)));
-    }
-    if (q.roomTypes !== undefined && q.roomTypes.length > 0) {
-      const types = q.roomTypes;
-      rooms = rooms.filter((r) => types.includes(typeof r['room_type'] === 'string' ? r['room_type'] : null));
-    }
-    // Largest first (the spec's order), then by room ID so that pages are stable.
-    rooms.sort((x, y) => y.num_joined_members - x.num_joined_members || (x.room_id < y.room_id ? -1 : x.room_id > y.room_id ? 1 : 0));
+    const { chunk, total } =
+      q.thirdPartyInstanceId === undefined
+        ? await rsAPI.queryPublicRooms({ offset: q.offset, limit: q.limit, ...(q.searchTerm !== undefined ? { search_term: q.searchTerm } : {}), ...(q.roomTypes !== undefined ? { room_types: q.roomTypes } : {}) })
+        : { chunk: [], total: 0 };
     const { offset } = q;
-    const end = q.limit === 0 ? rooms.length : Math.min(rooms.length, offset + q.limit);
-    const out: JsonBody = { chunk: rooms.slice(offset, end), total_room_count_estimate: rooms.length };
-    if (end < rooms.length) out['next_batch'] = `p${end}`;
+    const end = q.limit === 0 ? total : Math.min(total, offset + q.limit);
+    const out: JsonBody = { chunk: chunk as unknown as JsonBody[], total_room_count_estimate: total };
+    if (end < total) out['next_batch'] = `p${end}`;
     if (offset > 0) out['prev_batch'] = `p${q.limit === 0 ? 0 : Math.max(0, offset - q.limit)}`;
     return jsonResponse(out);
   };

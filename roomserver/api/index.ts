@@ -189,6 +189,34 @@ export interface QueryPublishedRoomsResponse {
   room_ids: string[];
 }
 
+/** A room directory entry (the spec's PublishedRoomsChunk). */
+export interface PublicRoomEntry {
+  room_id: string;
+  num_joined_members: number;
+  world_readable: boolean;
+  guest_can_join: boolean;
+  name?: string;
+  topic?: string;
+  canonical_alias?: string;
+  avatar_url?: string;
+  join_rule?: string;
+  room_type?: string;
+}
+export interface QueryPublicRoomsRequest {
+  /** Case-insensitive, in name, topic or canonical alias. */
+  search_term?: string;
+  /** Room types wanted (null: rooms without a type); all when absent or empty. */
+  room_types?: Array<string | null>;
+  offset: number;
+  /** 0: all from `offset`. */
+  limit: number;
+}
+export interface QueryPublicRoomsResponse {
+  chunk: PublicRoomEntry[];
+  /** How many rooms match, over all pages. */
+  total: number;
+}
+
 export interface QueryVisibleEventsRequest {
   event_ids: string[];
   /** Who asks: a user (client APIs) or a server (federation); neither is anonymous (world_readable only). */
@@ -291,6 +319,8 @@ export interface RoomserverInternalAPI extends StatusAPI {
   performRemoveRoomAlias(req: PerformRemoveRoomAliasRequest): Promise<PerformRemoveRoomAliasResponse>;
   performPublish(req: PerformPublishRequest): Promise<PerformPublishResponse>;
   queryPublishedRooms(req: QueryPublishedRoomsRequest): Promise<QueryPublishedRoomsResponse>;
+  /** The room directory: published rooms described, filtered, ordered and paged. */
+  queryPublicRooms(req: QueryPublicRoomsRequest): Promise<QueryPublicRoomsResponse>;
   queryVisibleEvents(req: QueryVisibleEventsRequest): Promise<QueryVisibleEventsResponse>;
   performCreateRoom(req: PerformCreateRoomRequest): Promise<PerformCreateRoomResponse>;
   performSendEvent(req: PerformSendEventRequest): Promise<PerformSendEventResponse>;
@@ -315,6 +345,7 @@ export const roomserverInternalAPIMethods = [
   'performRemoveRoomAlias',
   'performPublish',
   'queryPublishedRooms',
+  'queryPublicRooms',
   'queryVisibleEvents',
   'performCreateRoom',
   'performSendEvent',

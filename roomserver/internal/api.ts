@@ -1,8 +1,12 @@
 /** The roomserver's internal API: input through the pipeline, queries over the stores. */
 import type { ComponentStatus, EmptyRequest } from '../../internal/componentapi.js';
 import { powerLevelsOf, requiredEventLevel, userPowerLevel } from '../../internal/matrix/auth/index.js';
-import { Event, roomVersion as lookupRoomVersion, type PDUJson } from '../../internal/matrix/index.js';
+import { Event, roomVersion as lookupRoomVersion, type JsonObject, type PDUJson } from '../../internal/matrix/index.js';
+import { PUBLIC_ROOM_STATE, listPublicRooms, publicRoomEntry } from './query/publicrooms.js';
 import type {
+  PublicRoomEntry,
+  QueryPublicRoomsRequest,
+  QueryPublicRoomsResponse,
   PerformStubMembershipRequest,
   PerformStubMembershipResponse,
   HeaderedEvent,
@@ -221,6 +225,18 @@ export class RoomserverInternalAPIImpl implements RoomserverInternalAPI {
   async queryPublishedRooms(req: QueryPublishedRoomsRequest): Promise<QueryPublishedRoomsResponse> {
     if (req.room_id !== undefined) return { room_ids: (await this.directory.isPublished(req.room_id)) ? [req.room_id] : [] };
     return { room_ids: await this.directory.published() };
+  }
+
+  async queryPublicRooms(req: QueryPublicRoomsRequest): Promise<QueryPublicRoomsResponse> {
+    const entries: PublicRoomEntry[] = [];
+    for (const roomId of await this.directory.published()) {
+      const room = await this.heldRoom(roomId);
+      if (!room) continue;
+      const state = await this.stateEvents(room, room.stateSnapshotNid, PUBLIC_ROOM_STATE);
+      const joined = (await this.events.members(room.roomNid, ['join'])).length;
+      entries.push(publicRoomEntry(roomId, (type) => state.find((e) => e.pdu.type === type)?.pdu.content as JsonObject | undefined, joined));
+    }
+    return listPublicRooms(entries, req);
   }
 
   async queryVisibleEvents(req: QueryVisibleEventsRequest): Promise<QueryVisibleEventsResponse> {
