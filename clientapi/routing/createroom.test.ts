@@ -123,3 +123,25 @@ it('sends messages (once per transaction ID) and state, refuses what the room do
   expect((await req('GET', `/rooms/${enc}/state/m.room.member/${encodeURIComponent(me)}`)).body).toEqual({ membership: 'leave' });
   expect((await req('PUT', `/rooms/${enc}/send/m.room.message/after`, { body: 'gone' })).status).toBe(403);
 });
+
+it('lets initial_state take the place of the preset defaults it names', async () => {
+  const reg = await getJson(`${t.baseUrl}/_matrix/client/v3/register`, { method: 'POST', body: JSON.stringify({ auth: { type: 'm.login.dummy' }, username: 'presetter', password: 'pw' }) });
+  const auth = { Authorization: `Bearer ${reg.body.access_token as string}` };
+  const created = await getJson(`${t.baseUrl}/_matrix/client/v3/createRoom`, {
+    method: 'POST',
+    headers: auth,
+    body: JSON.stringify({ preset: 'private_chat', initial_state: [{ type: 'm.room.history_visibility', state_key: '', content: { history_visibility: 'joined' } }] }),
+  });
+  const roomId = created.body.room_id as string;
+  // The room's whole history, once syncapi has it: one history visibility event, the asked-for one.
+  const end = Date.now() + 5000;
+  let hv: Array<Record<string, unknown>> = [];
+  for (;;) {
+    const page = await getJson(`${t.baseUrl}/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/messages?dir=f&limit=50`, { headers: auth });
+    const chunk = (page.body.chunk as Array<Record<string, unknown>> | undefined) ?? [];
+    hv = chunk.filter((e) => e.type === 'm.room.history_visibility');
+    if (chunk.some((e) => e.type === 'm.room.guest_access') || Date.now() > end) break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  expect(hv.map((e) => e.content)).toEqual([{ history_visibility: 'joined' }]);
+});

@@ -64,9 +64,15 @@ export class RoomCreator {
       { type: 'm.room.power_levels', state_key: '', content: power },
     ];
     if (req.canonical_alias !== undefined) plan.push({ type: 'm.room.canonical_alias', state_key: '', content: { alias: req.canonical_alias } });
-    plan.push({ type: 'm.room.join_rules', state_key: '', content: { join_rule: req.preset === 'public_chat' ? 'public' : 'invite' } });
-    plan.push({ type: 'm.room.history_visibility', state_key: '', content: { history_visibility: 'shared' } });
-    if (req.preset !== 'public_chat') plan.push({ type: 'm.room.guest_access', state_key: '', content: { guest_access: 'can_join' } });
+    // The preset's defaults give way to initial_state of the same kind (as Synapse does): the room
+    // then starts with the asked-for value rather than a default immediately replaced.
+    const given = new Set((req.initial_state ?? []).map((st) => `${st.type}\u0000${st.state_key}`));
+    const preset = (f: Fields): void => {
+      if (!given.has(`${f.type}\u0000${f.state_key ?? ''}`)) plan.push(f);
+    };
+    preset({ type: 'm.room.join_rules', state_key: '', content: { join_rule: req.preset === 'public_chat' ? 'public' : 'invite' } });
+    preset({ type: 'm.room.history_visibility', state_key: '', content: { history_visibility: 'shared' } });
+    if (req.preset !== 'public_chat') preset({ type: 'm.room.guest_access', state_key: '', content: { guest_access: 'can_join' } });
     for (const s of req.initial_state ?? []) plan.push({ type: s.type, state_key: s.state_key, content: s.content });
     if (req.name !== undefined) plan.push({ type: 'm.room.name', state_key: '', content: { name: req.name } });
     if (req.topic !== undefined) plan.push({ type: 'm.room.topic', state_key: '', content: { topic: req.topic } });
