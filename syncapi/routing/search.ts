@@ -51,7 +51,6 @@ import {
   ALL_SEARCH_KEYS,
   SEARCH_KEYS,
   isSearchKey,
-  memberContentAt,
   parseSearchTerm,
   reindexAll,
   roomPredecessor,
@@ -343,7 +342,7 @@ export function addSearchRoutes(client: Hono, deps: SearchRouteDeps): void {
         if (req.context.includeProfile) {
           const profiles: JsonObject = {};
           for (const sender of new Set([event, ...before, ...after].map((e) => e.sender))) {
-            const m = await memberContentAt(store.db, event.roomId, sender, event.pos);
+            const m = await store.memberContentAt(event.roomId, sender, event.pos);
             if (!m) continue;
             const p: JsonObject = {};
             if (typeof m['displayname'] === 'string') p['displayname'] = m['displayname'];

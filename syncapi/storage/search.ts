@@ -449,19 +449,3 @@ export async function roomPredecessor(db: Kysely<SyncapiDatabase>, roomId: strin
   return typeof pred === 'string' ? pred : undefined;
 }
 
-/** The content of a user's member event in a room as of a stream position (their profile then). */
-export async function memberContentAt(db: Kysely<SyncapiDatabase>, roomId: string, userId: string, pos: number): Promise<Record<string, unknown> | undefined> {
-  const r = await db
-    .selectFrom('syncapi_output_room_events')
-    .select('event_json')
-    .where('room_id', '=', roomId)
-    .where('type', '=', 'm.room.member')
-    .where('state_key', '=', userId)
-    .where('id', '<=', pos)
-    .orderBy('id', 'desc')
-    .limit(1)
-    .executeTakeFirst();
-  if (!r) return undefined;
-  const c = (JSON.parse(r.event_json) as { content?: unknown }).content;
-  return typeof c === 'object' && c !== null ? (c as Record<string, unknown>) : undefined;
-}

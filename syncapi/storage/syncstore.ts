@@ -237,8 +237,8 @@ export class SyncStore {
     return new Set(rows.map((r) => r.room_id));
   }
 
-  /** The user's membership in a room as of stream position `pos` (their latest member event up to it). */
-  async membershipAt(roomId: string, userId: string, pos: number): Promise<string | undefined> {
+  /** The content of the user's member event in a room as of stream position `pos` (their latest one up to it). */
+  async memberContentAt(roomId: string, userId: string, pos: number): Promise<Record<string, unknown> | undefined> {
     const r = await this.db
       .selectFrom('syncapi_output_room_events')
       .select('event_json')
@@ -250,7 +250,13 @@ export class SyncStore {
       .limit(1)
       .executeTakeFirst();
     if (!r) return undefined;
-    const m = (JSON.parse(r.event_json) as { content?: { membership?: unknown } }).content?.membership;
+    const c = (JSON.parse(r.event_json) as { content?: unknown }).content;
+    return typeof c === 'object' && c !== null ? (c as Record<string, unknown>) : undefined;
+  }
+
+  /** The user's membership in a room as of stream position `pos`. */
+  async membershipAt(roomId: string, userId: string, pos: number): Promise<string | undefined> {
+    const m = (await this.memberContentAt(roomId, userId, pos))?.['membership'];
     return typeof m === 'string' ? m : undefined;
   }
 
