@@ -56,3 +56,24 @@ export async function getJson(url: string, init?: RequestInit): Promise<{ status
   const text = await res.text();
   return { status: res.status, headers: res.headers, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
 }
+
+export type ClientRequest = (method: string, path: string, token: string, body?: unknown) => ReturnType<typeof getJson>;
+
+/**
+ * A Client-Server API caller for a test server (looked up per call: tests start it in
+ * beforeAll): `req(method, '/path under /_matrix/client/v3', token, body?)`. An empty token
+ * sends no Authorization header.
+ */
+export function clientRequester(server: () => TestServer): ClientRequest {
+  return (method, path, token, body) =>
+    getJson(`${server().baseUrl}/_matrix/client/v3${path}`, {
+      method,
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: `Bearer ${token}` } : {}) },
+    });
+}
+
+/** Registers `username` (password `pw`) through the dummy flow; its access token. */
+export async function registerUser(req: ClientRequest, username: string): Promise<string> {
+  return (await req('POST', '/register', '', { auth: { type: 'm.login.dummy' }, username, password: 'pw' })).body.access_token as string;
+}

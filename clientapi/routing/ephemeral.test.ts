@@ -1,15 +1,10 @@
 /** Typing, receipts, read markers, to-device messages and presence, end to end through /sync. */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { getJson, startTestServer, type TestServer } from '../../test/harness.js';
+import { startTestServer, type TestServer, clientRequester } from '../../test/harness.js';
 
 let t: TestServer;
 type Body = Record<string, unknown>;
-const req = (method: string, path: string, token: string, body?: unknown) =>
-  getJson(`${t.baseUrl}/_matrix/client/v3${path}`, {
-    method,
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
-  });
+const req = clientRequester(() => t);
 const enc = encodeURIComponent;
 const ALICE = '@alice:localhost:8008';
 const BOB = '@bob:localhost:8008';

@@ -1,15 +1,10 @@
 /** Joining, inviting, kicking, banning and unbanning over HTTP. */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { getJson, startTestServer, type TestServer } from '../../test/harness.js';
+import { startTestServer, type TestServer, clientRequester, registerUser } from '../../test/harness.js';
 
 let t: TestServer;
-const req = (method: string, path: string, token: string, body?: unknown) =>
-  getJson(`${t.baseUrl}/_matrix/client/v3${path}`, {
-    method,
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: `Bearer ${token}` } : {}) },
-  });
-const reg = async (u: string) => (await req('POST', '/register', '', { auth: { type: 'm.login.dummy' }, username: u, password: 'pw' })).body.access_token as string;
+const req = clientRequester(() => t);
+const reg = (u: string): Promise<string> => registerUser(req, u);
 let alice: string;
 let bob: string;
 const BOB = '@bob:localhost:8008';

@@ -1,14 +1,9 @@
 /** Profile changes are copied into the user's member events in the rooms they are joined to. */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { getJson, startTestServer, type TestServer } from '../../test/harness.js';
+import { startTestServer, type TestServer, clientRequester, registerUser } from '../../test/harness.js';
 
 let t: TestServer;
-const req = (method: string, path: string, token: string, body?: unknown) =>
-  getJson(`${t.baseUrl}/_matrix/client/v3${path}`, {
-    method,
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: `Bearer ${token}` } : {}) },
-  });
+const req = clientRequester(() => t);
 const enc = encodeURIComponent;
 const ALICE = '@alice:localhost:8008';
 let alice: string;
@@ -16,7 +11,7 @@ let bob: string;
 
 beforeAll(async () => {
   t = await startTestServer();
-  const reg = async (u: string) => (await req('POST', '/register', '', { auth: { type: 'm.login.dummy' }, username: u, password: 'pw' })).body.access_token as string;
+  const reg = (u: string): Promise<string> => registerUser(req, u);
   alice = await reg('alice');
   bob = await reg('bob');
 });

@@ -3,19 +3,14 @@ import { Hono } from 'hono';
 import pino from 'pino';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { matrixErrorHandler } from '../../internal/httputil/index.js';
-import { getJson, startTestServer, type TestServer } from '../../test/harness.js';
+import { startTestServer, type TestServer, clientRequester, registerUser } from '../../test/harness.js';
 import { addReportRoute } from './report.js';
 
 let t: TestServer;
 type Body = Record<string, unknown>;
-const req = (method: string, path: string, token: string, body?: unknown) =>
-  getJson(`${t.baseUrl}/_matrix/client/v3${path}`, {
-    method,
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: `Bearer ${token}` } : {}) },
-  });
+const req = clientRequester(() => t);
 const enc = encodeURIComponent;
-const reg = async (u: string) => (await req('POST', '/register', '', { auth: { type: 'm.login.dummy' }, username: u, password: 'pw' })).body.access_token as string;
+const reg = (u: string): Promise<string> => registerUser(req, u);
 let txnSeq = 0;
 const send = async (token: string, roomId: string, body: string) =>
   (await req('PUT', `/rooms/${enc(roomId)}/send/m.room.message/m${++txnSeq}`, token, { msgtype: 'm.text', body })).body.event_id as string;

@@ -1,15 +1,10 @@
 /** m.ignored_user_list: an ignored user's messages and invites stay out of /sync. */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { getJson, startTestServer, type TestServer } from '../../test/harness.js';
+import { startTestServer, type TestServer, clientRequester, registerUser } from '../../test/harness.js';
 
 let t: TestServer;
 type Body = Record<string, unknown>;
-const req = (method: string, path: string, token: string, body?: unknown) =>
-  getJson(`${t.baseUrl}/_matrix/client/v3${path}`, {
-    method,
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
-  });
+const req = clientRequester(() => t);
 const enc = encodeURIComponent;
 const ALICE = '@alice:localhost:8008';
 const BOB = '@bob:localhost:8008';
@@ -19,7 +14,7 @@ let carol: string;
 
 beforeAll(async () => {
   t = await startTestServer();
-  const reg = async (u: string) => (await req('POST', '/register', '', { auth: { type: 'm.login.dummy' }, username: u, password: 'pw' })).body.access_token as string;
+  const reg = (u: string): Promise<string> => registerUser(req, u);
   [alice, bob, carol] = [await reg('alice'), await reg('bob'), await reg('carol')];
 });
 afterAll(async () => {

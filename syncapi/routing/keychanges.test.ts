@@ -1,14 +1,9 @@
 /** GET /keys/changes between two sync tokens. */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { getJson, startTestServer, type TestServer } from '../../test/harness.js';
+import { startTestServer, type TestServer, clientRequester } from '../../test/harness.js';
 
 let t: TestServer;
-const req = (method: string, path: string, token: string, body?: unknown) =>
-  getJson(`${t.baseUrl}/_matrix/client/v3${path}`, {
-    method,
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
-  });
+const req = clientRequester(() => t);
 let alice: string;
 let bob: string;
 let carol: string;

@@ -7,19 +7,14 @@ import type { Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runMigrations } from '../../internal/sqlutil/index.js';
 import { describeEachDatabase } from '../../internal/sqlutil/testing.js';
-import { getJson, startTestServer, type TestServer } from '../../test/harness.js';
+import { getJson, startTestServer, type TestServer, clientRequester } from '../../test/harness.js';
 import { LazyLoadStore } from '../storage/lazyload.js';
 import { syncapiMigrations } from '../storage/migrations.js';
 import type { SyncapiDatabase } from '../storage/tables.js';
 
 let t: TestServer;
 type Body = Record<string, unknown>;
-const req = (method: string, path: string, token: string, body?: unknown) =>
-  getJson(`${t.baseUrl}/_matrix/client/v3${path}`, {
-    method,
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
-  });
+const req = clientRequester(() => t);
 
 const HS = 'localhost:8008';
 const tokens: Record<string, string> = {};

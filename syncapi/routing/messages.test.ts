@@ -1,15 +1,10 @@
 /** /messages, /context, /event and /members over HTTP on a real monolith. */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { getJson, startTestServer, type TestServer } from '../../test/harness.js';
+import { startTestServer, type TestServer, clientRequester, registerUser } from '../../test/harness.js';
 
 let t: TestServer;
 type Body = Record<string, unknown>;
-const req = (method: string, path: string, token: string, body?: unknown) =>
-  getJson(`${t.baseUrl}/_matrix/client/v3${path}`, {
-    method,
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
-  });
+const req = clientRequester(() => t);
 const enc = encodeURIComponent;
 
 let alice: string;
@@ -36,7 +31,7 @@ const sent: string[] = [];
 
 beforeAll(async () => {
   t = await startTestServer();
-  const reg = async (u: string) => (await req('POST', '/register', '', { auth: { type: 'm.login.dummy' }, username: u, password: 'pw' })).body.access_token as string;
+  const reg = (u: string): Promise<string> => registerUser(req, u);
   alice = await reg('alice');
   bob = await reg('bob');
   carol = await reg('carol');

@@ -1,15 +1,10 @@
 /** GET /sync over HTTP on a real monolith: rooms, long-polling, account data, invites, leaves, device lists. */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { getJson, startTestServer, type TestServer } from '../../test/harness.js';
+import { getJson, startTestServer, type TestServer, clientRequester } from '../../test/harness.js';
 
 let t: TestServer;
 type Body = Record<string, unknown>;
-const req = (method: string, path: string, token: string, body?: unknown) =>
-  getJson(`${t.baseUrl}/_matrix/client/v3${path}`, {
-    method,
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
-  });
+const req = clientRequester(() => t);
 const sync = async (token: string, params = '') => (await req('GET', `/sync${params}`, token)).body;
 const joined = (s: Body) => ((s.rooms as Body).join as Record<string, Body>);
 
