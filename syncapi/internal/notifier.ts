@@ -1,18 +1,29 @@
 /**
  * Wakes waiting /sync requests: each waits for its user; a change names the users it
  * concerns (a room's members, an account's owner), and only their requests wake.
+ *
+ * Each user has a change counter. A request reads it before it looks for news and waits
+ * "for changes after that count": a change that lands between the look and the wait is not
+ * lost (it would otherwise sleep until its timeout).
  */
 import type { StreamPositions } from './token.js';
 
 export class Notifier {
   private readonly waiting = new Map<string, Set<() => void>>();
+  private readonly changes = new Map<string, number>();
 
   constructor(readonly current: StreamPositions) {}
+
+  /** How many changes the user has had (to pass to `wait`). */
+  changeCount(userId: string): number {
+    return this.changes.get(userId) ?? 0;
+  }
 
   /** Moves a stream forward and wakes the users the change concerns. */
   advance(stream: keyof StreamPositions, pos: number, userIds: Iterable<string>): void {
     if (pos > this.current[stream]) this.current[stream] = pos;
     for (const u of userIds) {
+      this.changes.set(u, (this.changes.get(u) ?? 0) + 1);
       const set = this.waiting.get(u);
       if (!set) continue;
       this.waiting.delete(u);
@@ -20,8 +31,12 @@ export class Notifier {
     }
   }
 
-  /** Resolves when a change for the user arrives or after `timeoutMs`, whichever is first. */
-  wait(userId: string, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+  /**
+   * Resolves when a change for the user arrives or after `timeoutMs`, whichever is first; at
+   * once when the user has had changes since `seen` (a `changeCount` read earlier).
+   */
+  wait(userId: string, timeoutMs: number, signal?: AbortSignal, seen?: number): Promise<void> {
+    if (seen !== undefined && this.changeCount(userId) > seen) return Promise.resolve();
     return new Promise((resolve) => {
       let set = this.waiting.get(userId);
       if (!set) this.waiting.set(userId, (set = new Set()));

@@ -202,20 +202,24 @@ export function addSyncRoute(client: Hono, deps: SyncRouteDeps): void {
      * at the timeline's start and a timeline that counts as limited; otherwise a gap in the
      * timeline brings the state that changed in it.
      */
-    const roomSection = async (roomId: string, full: boolean, upTo: number, stateAfter: StreamEvent[], peeking = false): Promise<{ timeline: JsonObject; state: JsonObject; events: StreamEvent[] }> => {
-      const stateIds = new Set(stateAfter.map((e) => e.eventId));
+    const roomSection = async (roomId: string, full: boolean, upTo: number, stateAfterOf: () => Promise<StreamEvent[]>, peeking = false): Promise<{ timeline: JsonObject; state: JsonObject; events: StreamEvent[] }> => {
+      // The room's state after `upTo` is read only when this section needs it (full, gapped or lazy-loading).
+      let loaded: Promise<StreamEvent[]> | undefined;
+      const stateAfter = (): Promise<StreamEvent[]> => (loaded ??= stateAfterOf());
+      // Current-state events always show in a full timeline (timeline() uses them only then).
+      const stateIds = full ? new Set((await stateAfter()).map((e) => e.eventId)) : new Set<string>();
       const { events, limited } = await timeline(userId, roomId, full ? 0 : from.pdu, upTo, roomFilter.timeline, full, stateIds, ignored, peeking);
       let state: StreamEvent[] = [];
       // A lazy-loading client may need member events even when nothing else changed.
       if (full || limited || (lazy && events.length > 0)) {
         const timelineIds = new Set(events.map((e) => e.eventId));
-        const atStart = (await stateAtStart(stateAfter, events)).filter((e) => !timelineIds.has(e.eventId));
+        const atStart = (await stateAtStart(await stateAfter(), events)).filter((e) => !timelineIds.has(e.eventId));
         if (full) state = atStart;
         else if (limited) {
           const known = new Set((await store.stateAt(roomId, from.pdu)).map((e) => e.eventId));
           state = atStart.filter((e) => !known.has(e.eventId));
         }
-        if (lazy) state = await lazyMembers(roomId, full, state, atStart, events, stateAfter);
+        if (lazy) state = await lazyMembers(roomId, full, state, atStart, events);
         state = stateFilter(state);
       }
       if (lazy) {
@@ -237,10 +241,10 @@ export function addSyncRoute(client: Hono, deps: SyncRouteDeps): void {
      * given, and, past a full sync, every member whose membership changed in a gap. Without
      * include_redundant_members, a member event this device was sent already stays out.
      */
-    const lazyMembers = async (roomId: string, full: boolean, state: StreamEvent[], atStart: StreamEvent[], events: StreamEvent[], stateAfter: StreamEvent[]): Promise<StreamEvent[]> => {
+    const lazyMembers = async (roomId: string, full: boolean, state: StreamEvent[], atStart: StreamEvent[], events: StreamEvent[]): Promise<StreamEvent[]> => {
       const needed = timelineSenders(events);
       if (full) needed.add(userId);
-      for (const hero of (roomSummary(stateAfter, userId)['m.heroes'] as string[] | undefined) ?? []) needed.add(hero);
+      for (const hero of ((await roomSummary(store, roomId, userId))['m.heroes'] as string[] | undefined) ?? []) needed.add(hero);
       const out = new Map<string, StreamEvent>();
       for (const e of state) if (e.type !== 'm.room.member' || !full) out.set(e.eventId, e);
       for (const e of atStart) if (e.type === 'm.room.member' && e.stateKey !== null && needed.has(e.stateKey)) out.set(e.eventId, e);
@@ -281,11 +285,10 @@ export function addSyncRoute(client: Hono, deps: SyncRouteDeps): void {
       const receipts = receiptsByRoom.get(roomId);
       if (receipts) ephemeralEvents.push(receiptEvent(receipts));
       if (!full && accountData.length === 0 && ephemeralEvents.length === 0 && !roomsWithNews.has(roomId)) continue;
-      const current = await store.currentState(roomId);
-      const section = await roomSection(roomId, full, to.pdu, current);
+      const section = await roomSection(roomId, full, to.pdu, () => store.currentState(roomId));
       if (!full && section.events.length === 0 && accountData.length === 0 && ephemeralEvents.length === 0) continue;
       join[roomId] = {
-        summary: roomSummary(current, userId),
+        summary: await roomSummary(store, roomId, userId),
         timeline: section.timeline,
         state: section.state,
         account_data: { events: accountData },
@@ -305,11 +308,10 @@ export function addSyncRoute(client: Hono, deps: SyncRouteDeps): void {
       for (const p of peeked) {
         const full = since === undefined || fullState || !p.sent;
         if (!full && !peekNews.has(p.roomId)) continue;
-        const current = await store.currentState(p.roomId);
-        const section = await roomSection(p.roomId, full, to.pdu, current, true);
+        const section = await roomSection(p.roomId, full, to.pdu, () => store.currentState(p.roomId), true);
         if (!p.sent) sent.push(p.roomId);
         if (!full && section.events.length === 0) continue;
-        peek[p.roomId] = { summary: roomSummary(current, userId), timeline: section.timeline, state: section.state, account_data: { events: [] }, ephemeral: { events: [] } };
+        peek[p.roomId] = { summary: await roomSummary(store, p.roomId, userId), timeline: section.timeline, state: section.state, account_data: { events: [] }, ephemeral: { events: [] } };
       }
       await peeks.markSent(userId, device.deviceId, sent);
     }
@@ -331,7 +333,7 @@ export function addSyncRoute(client: Hono, deps: SyncRouteDeps): void {
       if (!roomFilter.allowsRoom(roomId)) continue;
       // A room the user forgot stays out of their syncs.
       if ((await rsAPI.queryMembershipForUser({ room_id: roomId, user_id: userId })).forgotten === true) continue;
-      const section = await roomSection(roomId, since === undefined || (await cameIn(roomId)), e.pos, await store.stateAt(roomId, e.pos));
+      const section = await roomSection(roomId, since === undefined || (await cameIn(roomId)), e.pos, () => store.stateAt(roomId, e.pos));
       leave[roomId] = { timeline: section.timeline, state: section.state, account_data: { events: [] } };
     }
 
@@ -445,12 +447,15 @@ export function addSyncRoute(client: Hono, deps: SyncRouteDeps): void {
     if (!PRESENCE_STATES.includes(setPresence as PresenceState)) throw new MatrixError(400, 'M_INVALID_PARAM', 'set_presence must be online, offline or unavailable');
     await presence.touchFromSync(device.userId, setPresence as PresenceState);
 
+    // Read before looking for news: a change after this point wakes the wait below at once.
+    let seen = notifier.changeCount(device.userId);
     let to = { ...notifier.current };
     if (since !== undefined && !fullState && timeout > 0 && !(await hasNews(device.userId, device.deviceId, since, to))) {
       const deadline = Date.now() + Math.min(timeout, MAX_TIMEOUT_MS);
       // Woken by a change for this user, or at the deadline; a change may concern nothing visible, so look again.
       while (Date.now() < deadline) {
-        await notifier.wait(device.userId, deadline - Date.now(), c.req.raw.signal);
+        await notifier.wait(device.userId, deadline - Date.now(), c.req.raw.signal, seen);
+        seen = notifier.changeCount(device.userId);
         to = { ...notifier.current };
         if (c.req.raw.signal.aborted || (await hasNews(device.userId, device.deviceId, since, to))) break;
       }
@@ -474,11 +479,13 @@ export function addSyncRoute(client: Hono, deps: SyncRouteDeps): void {
     if (fromRaw !== undefined && parsed === undefined) throw new MatrixError(400, 'M_INVALID_PARAM', 'from is not a token from this server');
     const from = parsed ?? { ...notifier.current };
     const timeout = Math.min(Number(c.req.query('timeout') ?? '30000') || 0, MAX_TIMEOUT_MS);
+    let seen = notifier.changeCount(device.userId);
     let to = { ...notifier.current };
     if (timeout > 0 && !(await hasNews(device.userId, device.deviceId, from, to))) {
       const deadline = Date.now() + timeout;
       while (Date.now() < deadline) {
-        await notifier.wait(device.userId, deadline - Date.now(), c.req.raw.signal);
+        await notifier.wait(device.userId, deadline - Date.now(), c.req.raw.signal, seen);
+        seen = notifier.changeCount(device.userId);
         to = { ...notifier.current };
         if (c.req.raw.signal.aborted || (await hasNews(device.userId, device.deviceId, from, to))) break;
       }
@@ -515,27 +522,23 @@ const MAX_HEROES = 5;
 /**
  * The room summary: joined and invited counts, and, for a room with neither a name nor a
  * canonical alias, up to five other members (by user ID) for clients to name it after:
- * joined and invited ones, or else those who left.
+ * joined and invited ones, or else those who left. Read from the membership column and the
+ * two naming events, not the whole state: it is asked for each room of every sync.
  */
-function roomSummary(state: StreamEvent[], userId: string): JsonObject {
-  const members = new Map<string, string>();
-  let named = false;
-  for (const e of state) {
-    if (e.type === 'm.room.member' && e.stateKey !== null) members.set(e.stateKey, String(contentOf(e)['membership']));
-    else if ((e.type === 'm.room.name' && typeof contentOf(e)['name'] === 'string' && contentOf(e)['name'] !== '') || (e.type === 'm.room.canonical_alias' && typeof contentOf(e)['alias'] === 'string')) named = true;
-  }
-  let joined = 0;
-  let invited = 0;
-  for (const m of members.values()) {
-    if (m === 'join') joined++;
-    else if (m === 'invite') invited++;
-  }
+async function roomSummary(store: SyncStore, roomId: string, userId: string): Promise<JsonObject> {
+  const members = await store.memberships(roomId);
+  const joined = members.filter((m) => m.membership === 'join').length;
+  const invited = members.filter((m) => m.membership === 'invite').length;
   const summary: JsonObject = { 'm.joined_member_count': joined, 'm.invited_member_count': invited };
+  const named = (await store.currentStateOfTypes(roomId, ['m.room.name', 'm.room.canonical_alias'])).some((e) => {
+    const c = contentOf(e);
+    return e.type === 'm.room.name' ? typeof c['name'] === 'string' && c['name'] !== '' : typeof c['alias'] === 'string';
+  });
   if (!named) {
-    const others = [...members].filter(([u]) => u !== userId);
-    const present = others.filter(([, m]) => m === 'join' || m === 'invite').map(([u]) => u);
-    const heroes = (present.length > 0 ? present : others.filter(([, m]) => m === 'leave' || m === 'ban').map(([u]) => u)).sort().slice(0, MAX_HEROES);
-    summary['m.heroes'] = heroes;
+    const others = members.filter((m) => m.userId !== userId);
+    const present = others.filter((m) => m.membership === 'join' || m.membership === 'invite');
+    const pool = present.length > 0 ? present : others.filter((m) => m.membership === 'leave' || m.membership === 'ban');
+    summary['m.heroes'] = pool.map((m) => m.userId).sort().slice(0, MAX_HEROES);
   }
   return summary;
 }

@@ -152,6 +152,29 @@ export class SyncStore {
     return out;
   }
 
+  /** Every member of a room and their current membership (from the membership column: no JSON read). */
+  async memberships(roomId: string): Promise<Array<{ userId: string; membership: string }>> {
+    const rows = await this.db
+      .selectFrom('syncapi_current_room_state')
+      .select(['state_key', 'membership'])
+      .where('room_id', '=', roomId)
+      .where('type', '=', 'm.room.member')
+      .execute();
+    return rows.map((r) => ({ userId: r.state_key, membership: r.membership ?? 'leave' }));
+  }
+
+  /** The room's current state events of these types (state key ""). */
+  async currentStateOfTypes(roomId: string, types: readonly string[]): Promise<StreamEvent[]> {
+    const ids = await this.db
+      .selectFrom('syncapi_current_room_state')
+      .select('event_id')
+      .where('room_id', '=', roomId)
+      .where('type', 'in', [...types])
+      .where('state_key', '=', '')
+      .execute();
+    return this.events(ids.map((r) => r.event_id));
+  }
+
   /** A room's current state events. */
   async currentState(roomId: string): Promise<StreamEvent[]> {
     const ids = await this.db.selectFrom('syncapi_current_room_state').select('event_id').where('room_id', '=', roomId).execute();
