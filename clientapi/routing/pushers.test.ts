@@ -157,3 +157,43 @@ it('pushes invites to the invitee', async () => {
   const p = await until('invite push', async () => pushes.find((x) => x['type'] === 'm.room.member'));
   expect(p).toMatchObject({ room_id: roomId, sender: '@bob:localhost:8008', membership: 'invite', user_is_target: true });
 });
+
+it('counts threads apart when the filter asks, and a receipt alone brings the room to an incremental sync', async () => {
+  const dave = await register('dave');
+  const erin = await register('erin');
+  const roomId = (await req(dave, 'POST', '/createRoom', { preset: 'public_chat' })).body.room_id as string;
+  const room = encodeURIComponent(roomId);
+  expect((await req(erin, 'POST', `/join/${room}`, {})).status).toBe(200);
+  const send = async (body: string, extra: Record<string, unknown> = {}) =>
+    (await req(erin, 'PUT', `/rooms/${room}/send/m.room.message/${Math.random()}`, { msgtype: 'm.text', body, ...extra })).body.event_id as string;
+  const root = await send('a thread root');
+  const inThread = { 'm.relates_to': { rel_type: 'm.thread', event_id: root } };
+  await send('reply one', inThread);
+  const last = await send('reply two', inThread);
+
+  type RoomSync = { unread_notifications?: Record<string, number>; unread_thread_notifications?: Record<string, Record<string, number>> };
+  const roomOf = async (filter: unknown, since?: string): Promise<{ room: RoomSync | undefined; next: string }> => {
+    const q = `/sync?timeout=0&filter=${encodeURIComponent(JSON.stringify(filter))}${since ? `&since=${encodeURIComponent(since)}` : ''}`;
+    const s = await req(dave, 'GET', q);
+    return { room: (s.body.rooms as { join?: Record<string, RoomSync> } | undefined)?.join?.[roomId], next: s.body.next_batch as string };
+  };
+  // Receipts are filtered out, so that only the change of counts can bring the room back.
+  const threaded = { room: { timeline: { unread_thread_notifications: true }, ephemeral: { not_types: ['m.receipt'] } } };
+  await until('three notifications', async () => ((await roomOf({})).room?.unread_notifications?.['notification_count'] === 3 ? true : undefined));
+  // Without the filter flag: one count for the room, no thread section.
+  const plain = (await roomOf({})).room!;
+  expect(plain.unread_notifications).toEqual({ notification_count: 3, highlight_count: 0 });
+  expect(plain.unread_thread_notifications).toBeUndefined();
+  // With it: the main timeline and the thread apart.
+  const split = (await roomOf(threaded)).room!;
+  expect(split.unread_notifications).toEqual({ notification_count: 1, highlight_count: 0 });
+  expect(split.unread_thread_notifications).toEqual({ [root]: { notification_count: 2, highlight_count: 0 } });
+
+  // A threaded receipt reads the thread only; an incremental sync shows the room for that alone.
+  const { next } = await roomOf(threaded);
+  expect((await roomOf(threaded, next)).room).toBeUndefined();
+  expect((await req(dave, 'POST', `/rooms/${room}/receipt/m.read/${encodeURIComponent(last)}`, { thread_id: root })).status).toBe(200);
+  const after = await until('the receipt comes down', async () => (await roomOf(threaded, next)).room);
+  expect(after.unread_notifications).toEqual({ notification_count: 1, highlight_count: 0 });
+  expect(after.unread_thread_notifications).toEqual({});
+});

@@ -57,6 +57,15 @@ it('adds, orders, reads, changes and deletes rules; changes are account data', a
   expect((await req('GET', '/pushrules/global/override/first')).body.errcode).toBe('M_NOT_FOUND');
 });
 
+it('lists the rules of one kind', async () => {
+  expect((await req('PUT', '/pushrules/global/sender/@spam:example.com', { actions: ['dont_notify'] })).status).toBe(200);
+  const r = await req('GET', '/pushrules/global/sender/');
+  expect(r.status).toBe(200);
+  expect(r.body).toEqual([{ rule_id: '@spam:example.com', default: false, enabled: true, actions: ['dont_notify'] }]);
+  expect((await req('GET', '/pushrules/global/sender/', undefined, '')).status).toBe(401);
+  expect((await req('DELETE', '/pushrules/global/sender/@spam:example.com')).status).toBe(200);
+});
+
 it('answers bad requests with spec errors', async () => {
   const cases: Array<[string, string, unknown, number, string]> = [
     ['GET', '/pushrules/global/override/nosuch', undefined, 404, 'M_NOT_FOUND'],
@@ -70,6 +79,16 @@ it('answers bad requests with spec errors', async () => {
     ['PUT', '/pushrules/global/override/.m.rule.master/enabled', { enabled: 'yes' }, 400, 'M_BAD_JSON'],
     ['PUT', '/pushrules/global/override/nosuch/enabled', { enabled: true }, 404, 'M_NOT_FOUND'],
     ['DELETE', '/pushrules/global/override/.m.rule.master', undefined, 400, 'M_INVALID_PARAM'],
+    // Paths short of a rule, or naming an unknown attribute (Sytest's 61push/80torture).
+    ['GET', '/pushrules/global', undefined, 400, 'M_INVALID_PARAM'],
+    ['GET', '/pushrules/global/room', undefined, 400, 'M_INVALID_PARAM'],
+    ['GET', '/pushrules/global/sideways/', undefined, 400, 'M_INVALID_PARAM'],
+    ['GET', '/pushrules/global/override/.m.rule.master/colour', undefined, 400, 'M_INVALID_PARAM'],
+    ['PUT', '/pushrules/', { actions: [] }, 400, 'M_INVALID_PARAM'],
+    ['PUT', '/pushrules/global', { actions: [] }, 400, 'M_INVALID_PARAM'],
+    ['PUT', '/pushrules/global/room', { actions: [] }, 400, 'M_INVALID_PARAM'],
+    ['PUT', '/pushrules/global/room/', { actions: [] }, 400, 'M_INVALID_PARAM'],
+    ['PUT', '/pushrules/global/override/.m.rule.master/colour', { enabled: true }, 400, 'M_INVALID_PARAM'],
   ];
   for (const [method, path, body, status, errcode] of cases) {
     const r = await req(method, path, body);

@@ -74,6 +74,13 @@ export function addPushRulesRoutes(client: Hono, userAPI: ClientUserAPI): void {
     return jsonResponse(await load(me.userId));
   });
 
+  // The rules of one kind, as Synapse answers it (clients list a kind this way).
+  clientRoute(client, 'get', '/pushrules/:scope/:kind/', async (c: Context) => {
+    const me = await requireDevice(c, userAPI, { allowGuests: true });
+    const { kind } = target(c);
+    return jsonResponse((await load(me.userId))[kind]);
+  });
+
   const rulePath = '/pushrules/:scope/:kind/:ruleId';
   clientRoute(client, 'get', rulePath, async (c: Context) => {
     const { kind, ruleId, ruleset } = await existing(c);
@@ -122,4 +129,15 @@ export function addPushRulesRoutes(client: Hono, userAPI: ClientUserAPI): void {
     await change(me.userId, (r) => updateRule(r, kind, ruleId, { actions }));
     return jsonResponse({});
   });
+
+  // Paths that stop short of a rule, or name an attribute other than enabled and actions: 400,
+  // as Synapse answers (registered last, so that the routes above win).
+  const incomplete = async (c: Context): Promise<Response> => {
+    await requireDevice(c, userAPI, { allowGuests: true });
+    throw invalidParam('a push rule path is /pushrules/global/{kind}/{ruleId}[/enabled|/actions]');
+  };
+  for (const method of ['get', 'put', 'delete'] as const) {
+    for (const path of ['/pushrules/:scope', '/pushrules/:scope/:kind', `${rulePath}/:attr`]) clientRoute(client, method, path, incomplete);
+  }
+  for (const method of ['put', 'delete'] as const) for (const path of ['/pushrules/', '/pushrules/:scope/', '/pushrules/:scope/:kind/']) clientRoute(client, method, path, incomplete);
 }

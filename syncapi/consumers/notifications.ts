@@ -1,6 +1,6 @@
 /**
  * OutputNotificationData (published by userapi when a user's unread counts in a room change):
- * wakes that user's waiting /sync requests. The counts themselves are read from userapi when a
+ * wakes that user's waiting /sync requests, and marks the room for their next incremental sync. The counts themselves are read from userapi when a
  * response is built, so this stream carries no position of its own worth storing: the
  * `notification` token position is a counter of this process.
  */
@@ -12,6 +12,6 @@ export async function startNotificationConsumer(d: { bus: Bus; prefix: string; n
   const decoder = new TextDecoder();
   await d.bus.consume({ stream: `${d.prefix}OutputNotificationData`, durable: 'SyncAPINotificationDataConsumer' }, async (msg) => {
     const e = JSON.parse(decoder.decode(msg.data)) as OutputNotificationData;
-    d.notifier.advance('notification', d.notifier.current.notification + 1, [e.user_id]);
+    d.notifier.countsChanged(e.user_id, e.room_id);
   });
 }

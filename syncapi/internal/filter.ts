@@ -23,6 +23,8 @@ export interface EventFilter {
   allowsRoom(roomId: string): boolean;
   lazyLoadMembers: boolean;
   includeRedundantMembers: boolean;
+  /** unread_thread_notifications: /sync counts each thread's unread notifications apart. */
+  unreadThreadNotifications: boolean;
 }
 
 export interface SyncFilter {
@@ -88,6 +90,7 @@ export function eventFilter(raw: unknown, maxLimit?: number): EventFilter {
     allowsRoom: roomOk,
     lazyLoadMembers: f['lazy_load_members'] === true,
     includeRedundantMembers: f['include_redundant_members'] === true,
+    unreadThreadNotifications: f['unread_thread_notifications'] === true,
   };
 }
 

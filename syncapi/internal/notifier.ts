@@ -8,9 +8,17 @@
  */
 import type { StreamPositions } from './token.js';
 
+/**
+ * Rooms remembered per user with a recent change of unread counts. A user whose counts changed
+ * in more rooms than this since their last sync sees the oldest of them at their next change.
+ */
+const MAX_COUNT_CHANGES_PER_USER = 1000;
+
 export class Notifier {
   private readonly waiting = new Map<string, Set<() => void>>();
   private readonly changes = new Map<string, number>();
+  /** Per user, room → `notification` position of its last change of unread counts, oldest first. */
+  private readonly countChanges = new Map<string, Map<string, number>>();
 
   constructor(readonly current: StreamPositions) {}
 
@@ -29,6 +37,28 @@ export class Notifier {
       this.waiting.delete(u);
       for (const wake of set) wake();
     }
+  }
+
+  /**
+   * A user's unread counts in a room changed (userapi says so): their syncs wake, and an
+   * incremental sync from before the change shows the room with its new counts even when
+   * nothing else happened in it (a receipt from another device, say).
+   */
+  countsChanged(userId: string, roomId: string): void {
+    const pos = this.current.notification + 1;
+    let rooms = this.countChanges.get(userId);
+    if (!rooms) this.countChanges.set(userId, (rooms = new Map()));
+    rooms.delete(roomId);
+    rooms.set(roomId, pos);
+    if (rooms.size > MAX_COUNT_CHANGES_PER_USER) rooms.delete(rooms.keys().next().value!);
+    this.advance('notification', pos, [userId]);
+  }
+
+  /** The rooms whose unread counts changed for the user after `notification` position `since`. */
+  roomsWithCountChanges(userId: string, since: number): Set<string> {
+    const out = new Set<string>();
+    for (const [roomId, pos] of this.countChanges.get(userId) ?? []) if (pos > since) out.add(roomId);
+    return out;
   }
 
   /**

@@ -271,7 +271,11 @@ export function addSyncRoute(client: Hono, deps: SyncRouteDeps): void {
       }
     }
     // Unread counts of every joined room, in one call to userapi (which keeps them).
-    const unread = joinedRooms.length > 0 ? (await userAPI.queryUnreadCounts({ userId, roomIds: joinedRooms })).counts : {};
+    const byThread = roomFilter.timeline.unreadThreadNotifications;
+    const unreadRes = joinedRooms.length > 0 ? await userAPI.queryUnreadCounts({ userId, roomIds: joinedRooms, ...(byThread ? { byThread } : {}) }) : { counts: {} };
+    const unread = unreadRes.counts;
+    // Rooms whose only news is a change of unread counts (a receipt sent from another device).
+    const countsChanged = since === undefined ? new Set<string>() : notifier.roomsWithCountChanges(userId, from.notification);
     for (const roomId of joinedRooms) {
       const newlyJoined = await cameIn(roomId);
       if (newlyJoined) newlyJoinedRooms.add(roomId);
@@ -284,9 +288,9 @@ export function addSyncRoute(client: Hono, deps: SyncRouteDeps): void {
       }
       const receipts = receiptsByRoom.get(roomId);
       if (receipts) ephemeralEvents.push(receiptEvent(receipts));
-      if (!full && accountData.length === 0 && ephemeralEvents.length === 0 && !roomsWithNews.has(roomId)) continue;
+      if (!full && accountData.length === 0 && ephemeralEvents.length === 0 && !roomsWithNews.has(roomId) && !countsChanged.has(roomId)) continue;
       const section = await roomSection(roomId, full, to.pdu, () => store.currentState(roomId));
-      if (!full && section.events.length === 0 && accountData.length === 0 && ephemeralEvents.length === 0) continue;
+      if (!full && section.events.length === 0 && accountData.length === 0 && ephemeralEvents.length === 0 && !countsChanged.has(roomId)) continue;
       join[roomId] = {
         summary: await roomSummary(store, roomId, userId),
         timeline: section.timeline,
@@ -294,6 +298,7 @@ export function addSyncRoute(client: Hono, deps: SyncRouteDeps): void {
         account_data: { events: accountData },
         ephemeral: { events: ephemeralEvents },
         unread_notifications: unread[roomId] ?? { notification_count: 0, highlight_count: 0 },
+        ...(byThread ? { unread_thread_notifications: unreadRes.thread_counts?.[roomId] ?? {} } : {}),
       };
     }
 

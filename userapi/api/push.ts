@@ -67,10 +67,17 @@ export type UnreadCounts = {
 export interface QueryUnreadCountsRequest {
   userId: string;
   roomIds: string[];
+  /**
+   * Counts threads apart (a filter's `unread_thread_notifications`): `counts` then holds the
+   * main timeline only, and `thread_counts` each thread's.
+   */
+  byThread?: boolean;
 }
 export interface QueryUnreadCountsResponse {
   /** By room; rooms with nothing unread may be absent (read them as zeros). */
   counts: Record<string, UnreadCounts>;
+  /** With byThread: by room, then by thread root event ID; only threads with unread notifications. */
+  thread_counts?: Record<string, Record<string, UnreadCounts>>;
 }
 
 export interface PushEmptyResponse {

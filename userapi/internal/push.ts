@@ -26,6 +26,7 @@ import type {
   QueryPushersResponse,
   QueryUnreadCountsRequest,
   QueryUnreadCountsResponse,
+  UnreadCounts,
 } from '../api/push.js';
 import type { NewNotification, PushStore, StoredPusher } from '../storage/push.js';
 import type { GatewayNotification, PushGatewayClient } from './pushgateway.js';
@@ -132,7 +133,8 @@ export class PushService implements PushAPI {
     const name = byType.get('m.room.name')?.content['name'];
     const alias = byType.get('m.room.canonical_alias')?.content['alias'];
     return {
-      exists: members.room_exists,
+      // A room known only through an invite from another server has members but no state: it is not held here.
+      exists: members.room_exists && state.room_exists,
       joined,
       local: [...joined.keys()].filter((u) => this.isLocal(u)),
       powerLevels: byType.get('m.room.power_levels'),
@@ -321,7 +323,16 @@ export class PushService implements PushAPI {
   }
 
   async queryUnreadCounts(req: QueryUnreadCountsRequest): Promise<QueryUnreadCountsResponse> {
-    return { counts: Object.fromEntries(await this.d.store.counts(req.userId, req.roomIds)) };
+    if (req.byThread !== true) return { counts: Object.fromEntries(await this.d.store.counts(req.userId, req.roomIds)) };
+    const counts: Record<string, UnreadCounts> = {};
+    const threadCounts: Record<string, Record<string, UnreadCounts>> = {};
+    for (const [roomId, threads] of await this.d.store.countsByThread(req.userId, req.roomIds)) {
+      for (const [threadId, c] of threads) {
+        if (threadId === '') counts[roomId] = c;
+        else (threadCounts[roomId] ??= {})[threadId] = c;
+      }
+    }
+    return { counts, thread_counts: threadCounts };
   }
 
   /** Pushers of devices that went (logout, deletion). */

@@ -143,6 +143,31 @@ export class PushStore {
     return out;
   }
 
+  /**
+   * Unread counts split by thread ('' is the main timeline), counted from the notifications
+   * themselves: only clients that ask for threads pay for the grouping.
+   */
+  async countsByThread(userId: string, roomIds: readonly string[]): Promise<Map<string, Map<string, UnreadCounts>>> {
+    const out = new Map<string, Map<string, UnreadCounts>>();
+    for (const part of chunks(roomIds)) {
+      if (part.length === 0) continue;
+      const rows = await this.db
+        .selectFrom('userapi_notifications')
+        .select((eb) => ['room_id', 'thread_id', eb.fn.countAll<number | string>().as('n'), eb.fn.sum<number | string | null>('highlight').as('h')])
+        .where('user_id', '=', userId)
+        .where('room_id', 'in', part)
+        .where('read', '=', dbBool(false))
+        .groupBy(['room_id', 'thread_id'])
+        .execute();
+      for (const r of rows) {
+        let room = out.get(r.room_id);
+        if (!room) out.set(r.room_id, (room = new Map()));
+        room.set(r.thread_id, { notification_count: Number(r.n), highlight_count: Number(r.h ?? 0) });
+      }
+    }
+    return out;
+  }
+
   /** The user's unread notifications across their rooms (the badge a push carries). */
   async totalUnread(userId: string): Promise<number> {
     const r = await this.db
