@@ -20,6 +20,7 @@ import { addProfileRoutes } from './routing/profile.js';
 import { addPushRulesRoutes } from './routing/pushrules.js';
 import { addPusherRoutes } from './routing/pushers.js';
 import { RegistrationRoutes } from './routing/register.js';
+import { addAdminRoutes } from './routing/admin.js';
 import { addRegistrationTokenAdminRoutes, addRegistrationTokenValidityRoute } from './routing/registrationtokens.js';
 import { addThreePidRoutes } from './routing/threepid.js';
 import { addUserDirectoryRoute } from './routing/userdirectory.js';
@@ -81,6 +82,7 @@ export function addPublicRoutes(routers: PublicRouters, cfg: Config, userAPI: Cl
   addRegistrationTokenValidityRoute(routers.client, userAPI);
   if (cfg.mscs.mscs.includes('msc2753')) addPeekRoutes(routers.client, userAPI, rsAPI, syncAPI);
   addRegistrationTokenAdminRoutes(routers.dendriteAdmin, userAPI);
+  addAdminRoutes(routers.dendriteAdmin, userAPI, rsAPI, cfg.global.serverName);
   addVersionsRoute(routers.client, {
     'org.matrix.msc2836': cfg.mscs.mscs.includes('msc2836'),
     'org.matrix.msc2753': cfg.mscs.mscs.includes('msc2753'),

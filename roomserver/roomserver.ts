@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { runMigrations, type OpenedDatabase } from '../internal/sqlutil/index.js';
 import type { Config } from '../setup/config/config.js';
 import { subjectFor, type Bus } from '../setup/jetstream/index.js';
-import type { InputRoomEventsRequest, RoomserverInternalAPI } from './api/index.js';
+import type { InputRoomEventsRequest, OutputRoomEvent, RoomserverInternalAPI } from './api/index.js';
 import { RoomserverInternalAPIImpl } from './internal/api.js';
 import { EventLoader } from './internal/eventloader.js';
 import { Inputer } from './internal/input/inputer.js';
@@ -24,15 +24,16 @@ export async function newInternalAPI(cfg: Config, db: OpenedDatabase<unknown>, b
   const loader = new EventLoader(events);
   const prefix = cfg.global.jetstream.topicPrefix;
   const encoder = new TextEncoder();
+  const publish = async (roomId: string, msgId: string, output: OutputRoomEvent): Promise<void> => {
+    await bus.publish(subjectFor(prefix, 'OutputRoomEvent', roomId), encoder.encode(JSON.stringify(output)), { msgId });
+  };
   const inputer = new Inputer({
     serverName: cfg.global.serverName,
     events,
     snapshots,
     loader,
     log: log.child({ component: 'roomserver' }),
-    publish: async (roomId, msgId, output) => {
-      await bus.publish(subjectFor(prefix, 'OutputRoomEvent', roomId), encoder.encode(JSON.stringify(output)), { msgId });
-    },
+    publish,
   });
   // Outputs a crash left unpublished go out before anything new.
   await inputer.recover();
@@ -56,5 +57,9 @@ export async function newInternalAPI(cfg: Config, db: OpenedDatabase<unknown>, b
       for (const r of results) if (r.status === 'error') log.warn({ event_id: r.event_id, error: r.error }, 'roomserver: asynchronous input not processed');
     },
   );
-  return new RoomserverInternalAPIImpl(cfg.global.serverName, inputer, events, snapshots, loader, new DirectoryStore(kysely), new RoomCreator(identity, inputer), identity);
+  return new RoomserverInternalAPIImpl(cfg.global.serverName, inputer, events, snapshots, loader, new DirectoryStore(kysely), new RoomCreator(identity, inputer), identity, {
+    db: kysely,
+    publish,
+    log: log.child({ component: 'roomserver' }),
+  });
 }

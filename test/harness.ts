@@ -2,6 +2,7 @@
  * Integration-test helpers: a real server in this process on free ports, configured like a
  * home install (embedded SQLite in a temp folder, in-memory bus), and HTTP calls to it.
  */
+import { createHmac } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -21,9 +22,10 @@ export interface TestServer {
   stop(): Promise<void>;
 }
 
-export function testConfig(overrides: (doc: Record<string, Record<string, unknown>>) => void = () => {}): { cfg: Config; dir: string } {
+/** A -ci configuration in a temp folder; `db` (a postgres:// URL) replaces the embedded SQLite databases. */
+export function testConfig(overrides: (doc: Record<string, Record<string, unknown>>) => void = () => {}, db?: string): { cfg: Config; dir: string } {
   const dir = mkdtempSync(path.join(tmpdir(), 'dendrite-test-'));
-  const doc = generateConfigDocument({ ci: true, dir, serverName: 'localhost:8008' }) as Record<string, Record<string, unknown>>;
+  const doc = generateConfigDocument({ ci: true, dir, serverName: 'localhost:8008', ...(db !== undefined ? { db } : {}) }) as Record<string, Record<string, unknown>>;
   doc.logging = [{ type: 'std', level: 'error' }] as unknown as Record<string, unknown>;
   overrides(doc);
   const { keyId, seed } = generateSigningKey();
@@ -76,4 +78,15 @@ export function clientRequester(server: () => TestServer): ClientRequest {
 /** Registers `username` (password `pw`) through the dummy flow; its access token. */
 export async function registerUser(req: ClientRequest, username: string): Promise<string> {
   return (await req('POST', '/register', '', { auth: { type: 'm.login.dummy' }, username, password: 'pw' })).body.access_token as string;
+}
+
+/**
+ * Registers a server admin through shared-secret registration (the -ci secret, `complement`),
+ * as Sytest and Complement do; its access token.
+ */
+export async function registerAdmin(server: TestServer, username: string): Promise<string> {
+  const url = `${server.baseUrl}/_synapse/admin/v1/register`;
+  const { nonce } = (await getJson(url)).body as { nonce: string };
+  const mac = createHmac('sha1', 'complement').update([nonce, username, 'pw', 'admin'].join('\0')).digest('hex');
+  return (await getJson(url, { method: 'POST', body: JSON.stringify({ nonce, username, password: 'pw', admin: true, mac }) })).body.access_token as string;
 }

@@ -59,7 +59,9 @@ export type OutputRoomEvent =
   | { type: 'old_room_event'; old_room_event: { event: HeaderedEvent } }
   | { type: 'redacted_event'; redacted_event: { redacted_event_id: string; redacted_because: HeaderedEvent } }
   | { type: 'new_invite_event'; new_invite_event: { event: HeaderedEvent } }
-  | { type: 'retire_invite_event'; retire_invite_event: { event_id: string; target_user_id: string; membership: string; retired_by_event_id: string } };
+  | { type: 'retire_invite_event'; retire_invite_event: { event_id: string; target_user_id: string; membership: string; retired_by_event_id: string } }
+  /** An admin purged the room: every component drops what it holds of it. */
+  | { type: 'purge_room'; purge_room: { room_id: string } };
 
 export interface OutputNewRoomEvent {
   event: HeaderedEvent;
@@ -304,6 +306,29 @@ export interface PerformStubMembershipResponse {
   error?: string;
 }
 
+/** Dendrite's admin evacuation of a room: its local users leave. */
+export interface PerformAdminEvacuateRoomRequest {
+  room_id: string;
+}
+export type PerformAdminEvacuateRoomResponse = { affected: string[]; error?: undefined } | { error: 'unknown_room'; affected?: undefined };
+
+/** Dendrite's admin evacuation of a user: they leave every room held here. */
+export interface PerformAdminEvacuateUserRequest {
+  user_id: string;
+}
+export interface PerformAdminEvacuateUserResponse {
+  /** The rooms left. */
+  affected: string[];
+}
+
+/** Dendrite's admin purge: every trace of the room goes from this server's databases. */
+export interface PerformAdminPurgeRoomRequest {
+  room_id: string;
+}
+export interface PerformAdminPurgeRoomResponse {
+  error?: 'unknown_room';
+}
+
 export interface RoomserverInternalAPI extends StatusAPI {
   inputRoomEvents(req: InputRoomEventsRequest): Promise<InputRoomEventsResponse>;
   queryLatestEventsAndState(req: QueryLatestEventsAndStateRequest): Promise<QueryLatestEventsAndStateResponse>;
@@ -327,6 +352,9 @@ export interface RoomserverInternalAPI extends StatusAPI {
   performStateGarbageCollection(req: PerformStateGarbageCollectionRequest): Promise<PerformStateGarbageCollectionResponse>;
   performStubMembership(req: PerformStubMembershipRequest): Promise<PerformStubMembershipResponse>;
   performForget(req: PerformForgetRequest): Promise<PerformForgetResponse>;
+  performAdminEvacuateRoom(req: PerformAdminEvacuateRoomRequest): Promise<PerformAdminEvacuateRoomResponse>;
+  performAdminEvacuateUser(req: PerformAdminEvacuateUserRequest): Promise<PerformAdminEvacuateUserResponse>;
+  performAdminPurgeRoom(req: PerformAdminPurgeRoomRequest): Promise<PerformAdminPurgeRoomResponse>;
 }
 
 export const roomserverInternalAPIMethods = [
@@ -352,4 +380,7 @@ export const roomserverInternalAPIMethods = [
   'performStateGarbageCollection',
   'performStubMembership',
   'performForget',
+  'performAdminEvacuateRoom',
+  'performAdminEvacuateUser',
+  'performAdminPurgeRoom',
 ] as const satisfies ReadonlyArray<keyof RoomserverInternalAPI>;

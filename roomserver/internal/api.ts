@@ -32,6 +32,12 @@ import type {
   QueryVisibleEventsResponse,
   PerformStateGarbageCollectionRequest,
   PerformForgetRequest,
+  PerformAdminEvacuateRoomRequest,
+  PerformAdminEvacuateRoomResponse,
+  PerformAdminEvacuateUserRequest,
+  PerformAdminEvacuateUserResponse,
+  PerformAdminPurgeRoomRequest,
+  PerformAdminPurgeRoomResponse,
   PerformForgetResponse,
   QueryMembershipForUserRequest,
   QueryMembershipForUserResponse,
@@ -60,6 +66,10 @@ import type { RoomCreator } from './perform/createroom.js';
 import { EventSender } from './perform/sendevent.js';
 import type { SigningIdentity } from '../../internal/signingidentity.js';
 import { Visibility } from './visibility.js';
+import { RoomAdmin, type RoomAdminDeps } from './perform/admin.js';
+import type { Kysely } from 'kysely';
+import type { Logger } from 'pino';
+import type { RoomserverDatabase } from '../storage/tables.js';
 
 /** Memberships from which a room may be forgotten. */
 const OUT_OF_ROOM = ['leave', 'ban'] as const;
@@ -77,13 +87,34 @@ export class RoomserverInternalAPIImpl implements RoomserverInternalAPI {
     private readonly directory: DirectoryStore,
     private readonly creator?: RoomCreator,
     identity?: SigningIdentity,
+    /** What the admin actions need besides the stores: absent in tests that build the API bare. */
+    adminDeps?: { db: Kysely<RoomserverDatabase>; publish: RoomAdminDeps['publish']; log: Logger },
   ) {
     this.state = new RoomState(events, snapshots, loader);
     this.sender = identity ? new EventSender(identity, inputer, (r) => this.queryLatestEventsAndState(r)) : undefined;
     this.visibility = new Visibility(events, snapshots, loader);
+    this.admin = adminDeps
+      ? new RoomAdmin({
+          serverName,
+          db: adminDeps.db,
+          events,
+          send: (r) => this.performSendEvent(r),
+          exclusive: (roomId, fn) =>
+            inputer.enqueue(roomId, async () => {
+              try {
+                return await fn();
+              } finally {
+                inputer.forgetRoom(roomId);
+              }
+            }),
+          publish: adminDeps.publish,
+          log: adminDeps.log,
+        })
+      : undefined;
   }
 
   private readonly visibility: Visibility;
+  private readonly admin: RoomAdmin | undefined;
   private readonly sender: EventSender | undefined;
 
   async queryComponentStatus(_req: EmptyRequest): Promise<ComponentStatus> {
@@ -276,6 +307,24 @@ export class RoomserverInternalAPIImpl implements RoomserverInternalAPI {
 
   async performStateGarbageCollection(req: PerformStateGarbageCollectionRequest): Promise<PerformStateGarbageCollectionResponse> {
     return { deleted_nodes: await this.inputer.collectGarbage(req.room_id) };
+  }
+
+  async performAdminEvacuateRoom(req: PerformAdminEvacuateRoomRequest): Promise<PerformAdminEvacuateRoomResponse> {
+    const affected = await this.requireAdmin().evacuateRoom(req.room_id);
+    return affected ? { affected } : { error: 'unknown_room' };
+  }
+
+  async performAdminEvacuateUser(req: PerformAdminEvacuateUserRequest): Promise<PerformAdminEvacuateUserResponse> {
+    return { affected: await this.requireAdmin().evacuateUser(req.user_id) };
+  }
+
+  async performAdminPurgeRoom(req: PerformAdminPurgeRoomRequest): Promise<PerformAdminPurgeRoomResponse> {
+    return (await this.requireAdmin().purgeRoom(req.room_id)) ? {} : { error: 'unknown_room' };
+  }
+
+  private requireAdmin(): RoomAdmin {
+    if (!this.admin) throw new Error('this roomserver was built without its admin dependencies');
+    return this.admin;
   }
 
   /** Only a user who is out of the room (left, kicked or banned) may forget it, as in Synapse. */

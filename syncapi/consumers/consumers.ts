@@ -10,6 +10,7 @@ import type { Bus } from '../../setup/jetstream/index.js';
 import type { OutputClientData, OutputKeyChangeEvent } from '../../userapi/api/index.js';
 import type { Notifier } from '../internal/notifier.js';
 import type { PeekStore } from '../storage/peeks.js';
+import { purgeRoomRows } from '../storage/purge.js';
 import type { SearchIndex } from '../storage/search.js';
 import type { SyncStore } from '../storage/syncstore.js';
 
@@ -113,6 +114,12 @@ export async function startConsumers(d: ConsumerDeps): Promise<void> {
     if (out.type === 'retire_invite_event') {
       const pos = await d.store.retireInvite(out.retire_invite_event.event_id);
       if (pos > 0) d.notifier.advance('invite', pos, [out.retire_invite_event.target_user_id]);
+    }
+    if (out.type === 'purge_room') {
+      const roomId = out.purge_room.room_id;
+      const events = await purgeRoomRows(d.store.db, roomId);
+      await d.search?.removeRoom(roomId);
+      d.log.info({ room_id: roomId, events }, 'syncapi: room purged');
     }
   });
 

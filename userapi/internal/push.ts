@@ -167,6 +167,9 @@ export class PushService implements PushAPI {
       if (ev.adds_state_event_ids.length > 0 || ev.removes_state_event_ids.length > 0) this.rooms.delete(event.roomId);
       const info = await this.room(event.roomId);
       await this.evaluateFor(event, info, info.local.filter((u) => u !== event.sender));
+    } else if (out.type === 'purge_room') {
+      this.rooms.delete(out.purge_room.room_id);
+      await this.d.store.purgeRoom(out.purge_room.room_id);
     } else if (out.type === 'new_invite_event') {
       const event = Event.fromPDU(out.new_invite_event.event.pdu, out.new_invite_event.event.room_version);
       const target = event.stateKey ?? '';

@@ -198,6 +198,14 @@ export class PushStore {
   // Pushers
 
   /** Adds or replaces the user's pusher for (app_id, pushkey); without `append`, other users' go. */
+  /** A purged room: its notifications and unread counts go, for every user. */
+  async purgeRoom(roomId: string): Promise<void> {
+    await this.db.transaction().execute(async (tx) => {
+      await tx.deleteFrom('userapi_notifications').where('room_id', '=', roomId).execute();
+      await tx.deleteFrom('userapi_notification_counts').where('room_id', '=', roomId).execute();
+    });
+  }
+
   async setPusher(p: StoredPusher, append: boolean): Promise<void> {
     const values = {
       device_id: p.deviceId,

@@ -126,6 +126,12 @@ export class Inputer {
     return next;
   }
 
+  /** Drops what is cached about a room whose rows were deleted (an admin purge), so that it starts afresh. */
+  forgetRoom(roomId: string): void {
+    this.rooms.delete(roomId);
+    this.stateAfterCache.clear();
+  }
+
   /**
    * Deletes the room's state nodes that no event's state before and not the current state
    * use, between two of the room's events (its queue). Returns how many nodes went.
