@@ -13,6 +13,11 @@ import type { Bus } from '../setup/jetstream/index.js';
 import { busEphemeralProducer } from '../syncapi/api/producer.js';
 import type { FederationInternalAPI } from './api/index.js';
 import { FederationClient, encodePathSegment } from './client/index.js';
+import { FederationStreamClient } from './client/stream.js';
+import type { MediaFederation } from '../mediaapi/api/index.js';
+import { MatrixError } from '../internal/httputil/index.js';
+import { MatrixProtocolError, isValidServerName, parseXMatrixHeader, verifyRequest } from '../internal/matrix/index.js';
+import { NetworkPolicy } from '../internal/netpolicy/index.js';
 import { startRoomserverConsumer } from './consumers/roomserver.js';
 import { startEDUConsumers } from './consumers/edus.js';
 import { FederationInternalAPIImpl } from './internal/api.js';
@@ -115,4 +120,64 @@ export function addPublicRoutes(routers: PublicRouters, cfg: Config, identity: S
   if (cfg.global.disableFederation) return;
   addVersionRoute(routers.federation);
   addOpenIDUserInfoRoute(routers.federation, userAPI);
+}
+
+/**
+ * Federation for mediaapi, which setup passes in mediaapi's deps: signed, streaming GETs to
+ * other servers (remote media) and the X-Matrix check of inbound /_matrix/federation/v1/media
+ * requests. It has its own clients and key ring (a polylith may run mediaapi without
+ * federationapi); the key ring reads and fills federationapi's server key table, so keys
+ * either one learns are shared.
+ */
+export async function newMediaFederation(cfg: Config, db: OpenedDatabase<unknown>, identity: SigningIdentity, log: Logger): Promise<MediaFederation & { close(): void }> {
+  await runMigrations(db.db, db.dialect, 'federationapi', federationapiMigrations);
+  const fed = cfg.federationApi;
+  const sign = (req: Parameters<SigningIdentity['signRequest']>[0]): string => identity.signRequest(req);
+  const client = new FederationClient({
+    serverName: identity.serverName,
+    keyId: identity.keyId,
+    sign,
+    disableTlsValidation: fed.disableTlsValidation,
+    denyNetworks: fed.denyNetworks,
+    allowNetworks: fed.allowNetworks,
+    disableHttpKeepalives: fed.disableHttpKeepalives,
+  });
+  const keyRing = new KeyRing({
+    store: new ServerKeyStore(db.db as unknown as Kysely<FederationapiServerKeysDatabase>),
+    fetcher: { fetchServerKeys: (server) => client.getServerKeys(server), queryNotary: (notary, body) => client.queryKeys(notary, body) },
+    identity,
+    perspectives: fed.keyPerspectives,
+    preferDirectFetch: fed.preferDirectFetch,
+    log: log.child({ component: 'federationapi' }),
+  });
+  const stream = new FederationStreamClient({
+    serverName: identity.serverName,
+    sign,
+    resolver: client.resolver,
+    policy: new NetworkPolicy({ denyNetworks: fed.denyNetworks, allowNetworks: fed.allowNetworks }),
+    rejectUnauthorized: !fed.disableTlsValidation,
+    keepAlive: !fed.disableHttpKeepalives,
+  });
+  return {
+    client: { get: (server, path, signal) => stream.get(server, path, signal) },
+    verifier: {
+      verify: async (req) => {
+        try {
+          if (!isValidServerName(parseXMatrixHeader(req.authorization ?? '').origin)) throw new MatrixError(400, 'M_INVALID_PARAM', 'The X-Matrix origin is not a server name');
+        } catch (e) {
+          if (e instanceof MatrixError) throw e;
+        }
+        try {
+          return (await verifyRequest(req, identity.serverName, keyRing.requestKeyLookup)).origin;
+        } catch (e) {
+          if (e instanceof MatrixProtocolError) throw new MatrixError(401, 'M_UNAUTHORIZED', e.message);
+          throw e;
+        }
+      },
+    },
+    close: () => {
+      client.close();
+      stream.close();
+    },
+  };
 }

@@ -55,6 +55,8 @@ interface LocalContext {
   apis: Partial<ComponentAPIs>;
   /** Route installers of components that serve routes from their insides (syncapi). */
   routeInstallers: Array<(routers: PublicRouters) => void>;
+  /** Registers a shutdown step (a component's timers). */
+  onShutdown: (name: string, run: () => void | Promise<void>) => void;
 }
 
 async function localAPI<C extends ComponentName>(name: C, cfg: Config, dbs: DatabaseHandles, ctx: LocalContext): Promise<ComponentAPIs[C]> {
@@ -83,12 +85,18 @@ async function localAPI<C extends ComponentName>(name: C, cfg: Config, dbs: Data
         log: logger,
         onRoutes: (install) => ctx.routeInstallers.push(install),
       }),
-    mediaapi: async () =>
-      mediaapi.newInternalAPI(cfg, await db('mediaapi'), {
+    mediaapi: async () => {
+      // Remote media and the federation media routes: federationapi's client and key ring, built
+      // here so that mediaapi runs the same in a process of its own (polylith).
+      const federation = cfg.global.disableFederation ? undefined : await federationapi.newMediaFederation(cfg, await db('federationapi'), identity, logger);
+      if (federation) ctx.onShutdown('mediaapi federation client', () => federation.close());
+      return mediaapi.newInternalAPI(cfg, await db('mediaapi'), {
         userAPI: ctx.apis.userapi!,
         log: logger,
         onRoutes: (install) => ctx.routeInstallers.push(install),
-      }),
+        ...(federation ? { federation } : {}),
+      });
+    },
     clientapi: () => clientapi.newInternalAPI(cfg),
   };
   return factories[name]();
@@ -141,7 +149,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     const routeInstallers: Array<(routers: PublicRouters) => void> = [];
     for (const name of componentNames) {
       if (local.has(name)) {
-        const impl = await localAPI(name, cfg, dbs, { bus, logger, identity, apis: apis as Partial<ComponentAPIs>, routeInstallers });
+        const impl = await localAPI(name, cfg, dbs, { bus, logger, identity, apis: apis as Partial<ComponentAPIs>, routeInstallers, onShutdown: (n, run) => proc.onShutdown(n, run) });
         apis[name] = impl;
         if (local.size < componentNames.length) {
           const sub = await serveApi(bus, prefix, name, impl as object, componentAPIMethods[name]);

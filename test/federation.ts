@@ -29,13 +29,15 @@ export async function freePort(): Promise<number> {
   });
 }
 
-export async function startFederatingNode(): Promise<FederatingNode> {
+/** `overrides` may change the configuration document further (databases, limits). */
+export async function startFederatingNode(overrides: (doc: Record<string, Record<string, unknown>>) => void = () => {}): Promise<FederatingNode> {
   const port = await freePort();
   const name = `127.0.0.1:${port}`;
   const { cfg, dir } = testConfig((doc) => {
     doc.global!.server_name = name;
     doc.federation_api!.disable_tls_validation = true;
     doc.federation_api!.deny_networks = [];
+    overrides(doc);
   });
   const tls = await generateTlsMaterial({ hosts: ['127.0.0.1', 'localhost'], keySize: 2048 });
   writeFileSync(path.join(dir, 'tls.crt'), tls.certPem);

@@ -23,6 +23,8 @@ import type { ThumbnailKey } from '../storage/mediastore.js';
 export interface StoredFile {
   hash: string;
   sizeBytes: number;
+  /** False when a file with these bytes was already stored (deduplicated). */
+  isNew?: boolean;
 }
 
 const HASH_RE = /^[0-9a-f]{64}$/;
@@ -87,8 +89,18 @@ export class FileStore {
       throw err;
     }
     const hash = hasher.digest('hex');
-    await this.moveIntoPlace(tmp, this.contentPath(hash));
-    return { hash, sizeBytes: size };
+    const isNew = await this.moveIntoPlace(tmp, this.contentPath(hash));
+    return { hash, sizeBytes: size, isNew };
+  }
+
+  /**
+   * Deletes a content file that this process just wrote and then decided not to record (a
+   * preview "image" that does not decode, a remote answer that failed a check), unless a
+   * media row uses its hash after all: otherwise such files would pile up unreferenced.
+   */
+  async discardUnrecorded(file: StoredFile, inUse: (hash: string) => Promise<boolean>): Promise<void> {
+    if (!file.isNew || (await inUse(file.hash))) return;
+    await rm(this.contentPath(file.hash), { force: true });
   }
 
   /** Stores a small buffer (a thumbnail) at `dest`, atomically. */
@@ -107,14 +119,15 @@ export class FileStore {
    * Renames a finished temp file to its final name. Content files are named by their hash, so
    * if one is there already it holds the same bytes: keep it and drop ours (deduplication).
    */
-  private async moveIntoPlace(tmp: string, dest: string, replace = false): Promise<void> {
+  private async moveIntoPlace(tmp: string, dest: string, replace = false): Promise<boolean> {
     try {
       await mkdir(path.dirname(dest), { recursive: true });
       if (!replace && (await exists(dest))) {
         await unlink(tmp);
-        return;
+        return false;
       }
       await rename(tmp, dest);
+      return true;
     } catch (err) {
       await rm(tmp, { force: true });
       throw err;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { contentDisposition, isInlineSafe, rfc5987Encode, servedContentType, uploadContentType } from './headers.js';
+import { contentDisposition, dispositionFileName, isInlineSafe, rfc5987Encode, servedContentType, uploadContentType } from './headers.js';
 
 describe('media headers', () => {
   it('shows only safe types inline', () => {
@@ -25,5 +25,16 @@ describe('media headers', () => {
     expect(uploadContentType('image/png')).toBe('image/png');
     expect(uploadContentType('not a type')).toBe('application/octet-stream');
     expect(uploadContentType('text/plain; charset=utf-8')).toBe('text/plain; charset=utf-8');
+  });
+
+  it("reads the file name of another server's Content-Disposition, as we write it and as others do", () => {
+    for (const name of ['cat.png', '☕ a"b.txt', 'çat.png']) expect(dispositionFileName(contentDisposition('image/png', name))).toBe(name);
+    expect(dispositionFileName('attachment; filename="a \\"q\\".txt"')).toBe('a "q".txt');
+    expect(dispositionFileName("inline; filename=plain.txt; filename*=UTF-8''%C3%A9t%C3%A9.txt")).toBe('été.txt');
+    expect(dispositionFileName('inline')).toBeNull();
+    expect(dispositionFileName(undefined)).toBeNull();
+    expect(dispositionFileName("inline; filename*=utf-8''%E0%A4%A")).toBeNull();
+    expect(dispositionFileName("inline; filename*=utf-8''a%0Ab")).toBeNull();
+    expect(dispositionFileName(`inline; filename=${'x'.repeat(300)}`)).toBeNull();
   });
 });

@@ -100,3 +100,27 @@ export function uploadContentType(header: string | undefined): string {
   const v = header?.trim();
   return v && v.length <= 255 && CONTENT_TYPE_RE.test(v) ? v : 'application/octet-stream';
 }
+
+/**
+ * The file name a Content-Disposition header gives (another server's answer): `filename*`
+ * (RFC 5987, UTF-8) before `filename` (token or quoted string). Null when there is none, or
+ * when it is not a name we would accept in an upload (over 255 bytes, control characters).
+ */
+export function dispositionFileName(header: string | undefined): string | null {
+  if (!header) return null;
+  let name: string | undefined;
+  const ext = /(?:^|;)\s*filename\*\s*=\s*([^';]*)'[^']*'([^;]*)/i.exec(header);
+  if (ext && /^utf-8$/i.test(ext[1]!.trim())) {
+    try {
+      name = decodeURIComponent(ext[2]!.trim());
+    } catch {
+      name = undefined;
+    }
+  }
+  if (name === undefined) {
+    const plain = /(?:^|;)\s*filename\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;\s]+))/i.exec(header);
+    if (plain) name = plain[1] !== undefined ? plain[1].replace(/\\(.)/g, '$1') : plain[2];
+  }
+  if (!name || Buffer.byteLength(name, 'utf8') > 255 || /[\u0000-\u001f\u007f]/.test(name)) return null;
+  return name;
+}

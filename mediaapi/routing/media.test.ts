@@ -50,6 +50,8 @@ let jpeg: Buffer;
 beforeAll(async () => {
   const { cfg, dir } = testConfig((doc) => {
     (doc.media_api as Record<string, unknown>).max_file_size_bytes = MAX;
+    // Test configurations turn previews on (Sytest); this server keeps the default, off.
+    (doc.media_api as Record<string, unknown>).url_preview = { enabled: false };
   });
   t = await startTestServer({ cfg, dir });
   alice = await register('alice');
@@ -173,8 +175,8 @@ describe('upload and download', () => {
     expect(malformed.status).toBe(400);
     const badServer = await getJson(`${t.baseUrl}/_matrix/media/v3/download/${encodeURIComponent('not a server')}/abc`);
     expect(badServer.status).toBe(400);
-    // Federation media is not implemented yet: remote media is not found.
-    const remote = await getJson(`${t.baseUrl}/_matrix/media/v3/download/example.org/abc`);
+    // Remote media not in the cache, with allow_remote=false: not found (federation.test.ts fetches it).
+    const remote = await getJson(`${t.baseUrl}/_matrix/media/v3/download/example.org/abc?allow_remote=false`);
     expect(remote.status).toBe(404);
     expect(remote.body.errcode).toBe('M_NOT_FOUND');
   });

@@ -4,16 +4,16 @@
  *   /_matrix/media/{r0,v1,v3}/upload                      POST   upload (authenticated)
  *   /_matrix/media/v1/create                              POST   reserve an ID for async upload
  *   /_matrix/media/v3/upload/{serverName}/{mediaId}       PUT    async upload into a reservation
- *   /_matrix/media/{r0,v1,v3}/download/{s}/{m}[/{name}]   GET    legacy, unauthenticated
- *   /_matrix/media/{r0,v1,v3}/thumbnail/{s}/{m}           GET    legacy, unauthenticated
+ *   /_matrix/media/{r0,v1,v3}/download/{s}/{m}[/{name}]   GET    legacy, unauthenticated (`allow_remote`)
+ *   /_matrix/media/{r0,v1,v3}/thumbnail/{s}/{m}           GET    legacy, unauthenticated (`allow_remote`)
  *   /_matrix/media/{r0,v1,v3}/config, preview_url         GET
  *   /_matrix/client/v1/media/download|thumbnail|config|preview_url   authenticated media (v1.11)
+ *   /_matrix/federation/v1/media/download|thumbnail/{m}   GET    our media for other servers (X-Matrix, multipart)
  *
  * The legacy download and thumbnail routes stay open (Sytest and older clients use them); a
- * server may freeze them (spec v1.11), which would be a config switch here.
- *
- * Not yet: media of other servers (404 M_NOT_FOUND until federation media arrives, with the
- * federation `/v1/media/download|thumbnail` routes); URL previews (off: 404 M_UNRECOGNIZED).
+ * server may freeze them (spec v1.11), which would be a config switch here. Media of other
+ * servers is fetched over federation once and cached (internal/remote.ts); URL previews are
+ * off unless `media_api.url_preview.enabled` (internal/preview.ts).
  */
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
@@ -32,12 +32,16 @@ import {
   type TokenResolver,
 } from '../../internal/httputil/index.js';
 import type { AuthenticatedDevice } from '../../userapi/api/index.js';
-import { fileStream, type FileStore } from '../internal/filestore.js';
-import { contentDisposition, MEDIA_SECURITY_HEADERS, servedContentType, uploadContentType } from '../internal/headers.js';
+import type { FederationRequestVerifier } from '../api/index.js';
+import type { FileStore } from '../internal/filestore.js';
+import { uploadContentType } from '../internal/headers.js';
 import { checkMediaPath, mxcUri, newMediaId } from '../internal/ids.js';
-import { canThumbnail, type Thumbnailer, type ThumbnailSize } from '../internal/thumbnailer.js';
+import type { UrlPreviewer } from '../internal/preview.js';
+import type { RemoteMedia } from '../internal/remote.js';
+import type { Thumbnailer } from '../internal/thumbnailer.js';
 import type { UploadWaiters } from '../internal/uploadwaiters.js';
 import { hasContent, type MediaStore, type StoredMedia } from '../storage/mediastore.js';
+import { MediaReaders } from './download.js';
 
 export type MediaUserAPI = TokenResolver<AuthenticatedDevice>;
 
@@ -50,6 +54,12 @@ export interface MediaRouteDeps {
   thumbnailer: Thumbnailer;
   waiters: UploadWaiters;
   userAPI: MediaUserAPI;
+  /** Media of other servers; absent when federation is off. */
+  remote?: RemoteMedia;
+  /** Checks inbound federation requests; absent when federation is off. */
+  verifier?: FederationRequestVerifier;
+  /** URL previews; absent when they are off. */
+  previewer?: UrlPreviewer;
   log: Logger;
 }
 
@@ -57,32 +67,31 @@ export interface MediaRouteDeps {
 export const UNUSED_EXPIRY_MS = 24 * 60 * 60 * 1000;
 /** Open reservations per user; more is 429 M_LIMIT_EXCEEDED until some are used or expire. */
 export const MAX_PENDING_UPLOADS = 50;
-/** Downloads of a pending upload wait this long by default (spec: `timeout_ms`, 20 s)... */
-const DEFAULT_WAIT_MS = 20_000;
-/** ... and at most this long, whatever the client asks. */
-const MAX_WAIT_MS = 120_000;
-/** Re-check a pending upload at least this often (an upload in another process does not wake us). */
-const WAIT_POLL_MS = 1_000;
 const MAX_UPLOAD_NAME_BYTES = 255;
 
 const LEGACY_VERSIONS = ['r0', 'v1', 'v3'] as const;
 
 export function addMediaRoutes(routers: PublicRouters, deps: MediaRouteDeps): void {
   const h = new Handlers(deps);
+  const r = new MediaReaders(deps);
   const media = routers.media;
   for (const v of LEGACY_VERSIONS) {
     media.post(`/${v}/upload`, (c) => h.upload(c));
-    addReadRoutes(media, `/${v}`, h, false);
+    addReadRoutes(media, `/${v}`, h, r, false);
   }
   media.post('/v1/create', (c) => h.create(c));
   media.put('/v3/upload/:serverName/:mediaId', (c) => h.uploadInto(c));
-  addReadRoutes(routers.client, '/v1/media', h, true);
+  addReadRoutes(routers.client, '/v1/media', h, r, true);
+  if (deps.verifier) {
+    routers.federation.get('/v1/media/download/:mediaId', (c) => r.federationDownload(c));
+    routers.federation.get('/v1/media/thumbnail/:mediaId', (c) => r.federationThumbnail(c));
+  }
 }
 
-function addReadRoutes(app: Hono, prefix: string, h: Handlers, authenticated: boolean): void {
-  app.get(`${prefix}/download/:serverName/:mediaId`, (c) => h.download(c, authenticated));
-  app.get(`${prefix}/download/:serverName/:mediaId/:fileName`, (c) => h.download(c, authenticated));
-  app.get(`${prefix}/thumbnail/:serverName/:mediaId`, (c) => h.thumbnail(c, authenticated));
+function addReadRoutes(app: Hono, prefix: string, h: Handlers, r: MediaReaders, authenticated: boolean): void {
+  app.get(`${prefix}/download/:serverName/:mediaId`, (c) => r.download(c, authenticated));
+  app.get(`${prefix}/download/:serverName/:mediaId/:fileName`, (c) => r.download(c, authenticated));
+  app.get(`${prefix}/thumbnail/:serverName/:mediaId`, (c) => r.thumbnail(c, authenticated));
   app.get(`${prefix}/config`, (c) => h.config(c, authenticated));
   app.get(`${prefix}/preview_url`, (c) => h.previewUrl(c, authenticated));
 }
@@ -188,75 +197,22 @@ class Handlers {
     });
   }
 
-  /** Local media with content; waits for a pending upload up to `timeout_ms`. */
-  private async findMedia(c: Context): Promise<StoredMedia> {
-    const serverName = c.req.param('serverName')!;
-    const mediaId = c.req.param('mediaId')!;
-    checkMediaPath(serverName, mediaId);
-    if (serverName !== this.d.serverName) {
-      // Federation media (fetch once over /_matrix/federation/v1/media/download, cache) comes later.
-      throw notFound('Media of other servers is not available here yet');
-    }
-    const deadline = Date.now() + waitMs(c);
-    for (;;) {
-      const m = await this.d.store.media(mediaId, serverName);
-      if (!m) throw notFound('Media not found');
-      if (hasContent(m)) return m;
-      if (m.unusedExpiresTs !== null && m.unusedExpiresTs <= Date.now()) throw notFound('Media not found');
-      const left = deadline - Date.now();
-      if (left <= 0) throw new MatrixError(504, 'M_NOT_YET_UPLOADED', 'The media has not been uploaded yet');
-      await this.d.waiters.wait(mediaId, Math.min(left, WAIT_POLL_MS));
-    }
-  }
-
-  async download(c: Context, authenticated: boolean): Promise<Response> {
-    if (authenticated) await this.device(c, true);
-    const media = await this.findMedia(c);
-    const fileName = c.req.param('fileName') || media.uploadName;
-    return this.serveFile(c, this.d.files.contentPath(media.hash), media.contentType, fileName, media);
-  }
-
-  async thumbnail(c: Context, authenticated: boolean): Promise<Response> {
-    if (authenticated) await this.device(c, true);
-    const want = thumbnailParams(c);
-    const animated = c.req.query('animated') === 'true';
-    const media = await this.findMedia(c);
-    if (!canThumbnail(media.contentType)) {
-      throw new MatrixError(400, 'M_UNKNOWN', `Cannot generate a thumbnail of content of type ${media.contentType}`);
-    }
-    // With no configured size to choose from, make the requested one (bounded) rather than refuse.
-    const size = this.d.thumbnailer.targetSize(want) ?? { ...want, width: Math.min(want.width, 1600), height: Math.min(want.height, 1600) };
-    const thumb = await this.d.thumbnailer.thumbnail(media, size, animated);
-    const ext = thumb.contentType.split('/')[1] ?? 'bin';
-    return this.serveFile(c, this.d.files.thumbnailPath(thumb), thumb.contentType, `thumbnail.${ext}`, media);
-  }
-
-  private async serveFile(c: Context, file: string, contentType: string, fileName: string | null, media: StoredMedia): Promise<Response> {
-    const opened = await this.d.files.open(file);
-    if (!opened) {
-      this.d.log.error({ mediaId: media.mediaId, file }, 'media file missing from the store');
-      throw notFound('Media not found');
-    }
-    const headers = {
-      ...MEDIA_SECURITY_HEADERS,
-      'Content-Type': servedContentType(contentType),
-      'Content-Disposition': contentDisposition(contentType, fileName),
-      'Content-Length': String(opened.sizeBytes),
-    };
-    if (c.req.method === 'HEAD') {
-      await opened.handle.close();
-      return new Response(null, { status: 200, headers });
-    }
-    return new Response(fileStream(opened.handle), { status: 200, headers });
-  }
-
   async config(c: Context, authenticated: boolean): Promise<Response> {
     if (authenticated) await this.device(c, true);
     return jsonResponse(this.d.maxFileSizeBytes > 0 ? { 'm.upload.size': this.d.maxFileSizeBytes } : {});
   }
 
+  /** GET preview_url: `url`, and `ts` (ms; the time the preview is for, by the hour). */
   async previewUrl(c: Context, authenticated: boolean): Promise<Response> {
-    if (authenticated) await this.device(c, true);
+    if (authenticated || this.d.previewer) {
+      const device = await this.device(c, true);
+      if (!this.d.previewer) throw unrecognized('URL previews are disabled on this server');
+      const url = c.req.query('url');
+      if (url === undefined || url === '') throw missingParam('Missing url');
+      const rawTs = c.req.query('ts');
+      if (rawTs !== undefined && !/^\d{1,15}$/.test(rawTs)) throw invalidParam('ts must be a timestamp in milliseconds');
+      return jsonResponse(await this.d.previewer.preview(url, rawTs === undefined ? undefined : Number(rawTs), device.userId));
+    }
     throw unrecognized('URL previews are disabled on this server');
   }
 }
@@ -278,26 +234,4 @@ async function closeOn413(fn: () => Promise<Response>): Promise<Response> {
     if (err instanceof MatrixError && err.status === 413) return jsonResponse(err.toJSON(), 413, { Connection: 'close' });
     throw err;
   }
-}
-
-function waitMs(c: Context): number {
-  const raw = c.req.query('timeout_ms');
-  if (raw === undefined) return DEFAULT_WAIT_MS;
-  if (!/^\d+$/.test(raw)) throw invalidParam('timeout_ms must be a non-negative integer');
-  return Math.min(Number(raw), MAX_WAIT_MS);
-}
-
-function positiveInt(c: Context, name: string): number {
-  const raw = c.req.query(name);
-  if (raw === undefined || raw === '') throw missingParam(`Missing ${name}`);
-  if (!/^\d{1,9}$/.test(raw) || Number(raw) < 1) throw invalidParam(`${name} must be a positive integer`);
-  return Number(raw);
-}
-
-function thumbnailParams(c: Context): ThumbnailSize {
-  const width = positiveInt(c, 'width');
-  const height = positiveInt(c, 'height');
-  const method = c.req.query('method') ?? 'scale';
-  if (method !== 'crop' && method !== 'scale') throw invalidParam('method must be "crop" or "scale"');
-  return { width, height, method };
 }

@@ -75,4 +75,18 @@ describeEachDatabase<MediaapiDatabase>('mediaapi storage', (ctx) => {
     expect(await store.thumbnail({ ...t, width: 33 })).toBeUndefined();
     expect((await store.thumbnails(HASH)).length).toBe(3);
   });
+
+  it('caches URL previews per URL and hour, keeps the first, and forgets old ones', async () => {
+    const url = 'https://example.org/a?b=c';
+    expect(await store.urlPreview(url, 10)).toBeUndefined();
+    await store.insertUrlPreview(url, 10, '{"og:title":"first"}', 1_000);
+    await store.insertUrlPreview(url, 10, '{"og:title":"second"}', 2_000);
+    await store.insertUrlPreview(url, 11, '{"og:title":"next hour"}', 5_000);
+    expect(await store.urlPreview(url, 10)).toBe('{"og:title":"first"}');
+    expect(await store.urlPreview(url, 11)).toBe('{"og:title":"next hour"}');
+    expect(await store.urlPreview('https://example.org/a', 10)).toBeUndefined();
+    expect(await store.deleteUrlPreviewsBefore(3_000)).toBe(1);
+    expect(await store.urlPreview(url, 10)).toBeUndefined();
+    expect(await store.urlPreview(url, 11)).toBeDefined();
+  });
 });

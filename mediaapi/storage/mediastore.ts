@@ -148,6 +148,12 @@ export class MediaStore {
     return r ? fromMediaRow(r) : undefined;
   }
 
+  /** Whether any media row has content with this hash. */
+  async hashInUse(hash: string): Promise<boolean> {
+    const r = await this.db.selectFrom('mediaapi_media_repository').select('media_id').where('hash', '=', hash).limit(1).executeTakeFirst();
+    return r !== undefined;
+  }
+
   /** Deletes reservations that expired unused before `now`; returns how many. */
   async deleteExpiredPending(now: number): Promise<number> {
     const r = await this.db
@@ -195,5 +201,31 @@ export class MediaStore {
   async thumbnails(hash: string): Promise<ThumbnailMetadata[]> {
     const rows = await this.db.selectFrom('mediaapi_thumbnails').selectAll().where('hash', '=', hash).execute();
     return rows.map(fromThumbRow);
+  }
+
+  /** A cached URL preview (its JSON text) for this URL and hour. */
+  async urlPreview(url: string, tsBucket: number): Promise<string | undefined> {
+    const r = await this.db
+      .selectFrom('mediaapi_url_previews')
+      .select('preview')
+      .where('url', '=', url)
+      .where('ts_bucket', '=', tsBucket)
+      .executeTakeFirst();
+    return r?.preview;
+  }
+
+  /** Caches a URL preview; a second one for the same URL and hour keeps the first. */
+  async insertUrlPreview(url: string, tsBucket: number, preview: string, createdTs: number): Promise<void> {
+    await this.db
+      .insertInto('mediaapi_url_previews')
+      .values({ url, ts_bucket: tsBucket, preview, created_ts: createdTs })
+      .onConflict((oc) => oc.columns(['url', 'ts_bucket']).doNothing())
+      .execute();
+  }
+
+  /** Forgets previews made before `before`; returns how many. */
+  async deleteUrlPreviewsBefore(before: number): Promise<number> {
+    const r = await this.db.deleteFrom('mediaapi_url_previews').where('created_ts', '<', before).executeTakeFirst();
+    return Number(r.numDeletedRows);
   }
 }

@@ -8,6 +8,12 @@
  *   (`hash` NULL) until its `PUT /upload/...` arrives; `unused_expires_ts` bounds that wait.
  * - `mediaapi_thumbnails`: thumbnails keyed by the content hash of their original (so
  *   duplicates share thumbnails too) and by the size and method they were made for.
+ * - `mediaapi_url_previews` (v2): URL previews as served (the OpenGraph JSON), per URL and
+ *   hour: clients ask with the event's timestamp (`ts`), so everyone previewing one message
+ *   shares one fetch.
+ *
+ * Remote media are rows of `mediaapi_media_repository` whose `server_name` is another server's
+ * (they never have a pending state, and `user_id` is empty): that is what marks them remote.
  */
 import type { ComponentMigration } from '../../internal/sqlutil/index.js';
 import { bigintType, boolType } from '../../internal/sqlutil/index.js';
@@ -56,6 +62,23 @@ export const mediaapiMigrations: readonly ComponentMigration[] = [
         .addColumn('created_ts', bigintType, (c) => c.notNull())
         .addPrimaryKeyConstraint('mediaapi_thumbnails_pk', ['hash', 'width', 'height', 'method', 'animated'])
         .execute();
+    },
+  },
+  {
+    version: 2,
+    name: 'url_previews',
+    up: async (db) => {
+      await db.schema
+        .createTable('mediaapi_url_previews')
+        .addColumn('url', 'text', (c) => c.notNull())
+        // floor(ts / 1 hour): the hour the preview stands for.
+        .addColumn('ts_bucket', bigintType, (c) => c.notNull())
+        // The JSON answer of /preview_url.
+        .addColumn('preview', 'text', (c) => c.notNull())
+        .addColumn('created_ts', bigintType, (c) => c.notNull())
+        .addPrimaryKeyConstraint('mediaapi_url_previews_pk', ['url', 'ts_bucket'])
+        .execute();
+      await db.schema.createIndex('mediaapi_url_previews_created').on('mediaapi_url_previews').column('created_ts').execute();
     },
   },
 ];

@@ -22,4 +22,10 @@ export interface MediaapiDatabase {
     actual_height: number;
     created_ts: number;
   };
+  mediaapi_url_previews: {
+    url: string;
+    ts_bucket: number;
+    preview: string;
+    created_ts: number;
+  };
 }

@@ -93,6 +93,8 @@ export interface Config {
     dynamicThumbnails: boolean;
     maxThumbnailGenerators: number;
     thumbnailSizes: Array<{ width: number; height: number; method: 'crop' | 'scale' }>;
+    /** GET /preview_url: off unless enabled; fetches only from addresses the networks allow. */
+    urlPreview: { enabled: boolean; denyNetworks: string[]; allowNetworks: string[]; maxPageSizeBytes: number; timeoutMs: number };
   };
   mscs: { mscs: string[]; database: DatabaseOptions | undefined };
   roomServer: { database: DatabaseOptions | undefined; defaultRoomVersion: RoomVersionId };
@@ -164,6 +166,7 @@ export function parseConfig(doc: unknown, baseDir: string): Config {
   const lves = ca.section('login_via_existing_session');
   const fed = root.section('federation_api');
   const media = root.section('media_api');
+  const preview = media.section('url_preview');
   const sync = root.section('sync_api');
   const search = sync.section('search');
   const user = root.section('user_api');
@@ -311,6 +314,16 @@ export function parseConfig(doc: unknown, baseDir: string): Config {
         if (method !== 'crop' && method !== 'scale') throw new ConfigError(t.key('method'), 'must be "crop" or "scale"');
         return { width: t.int('width', 0, { min: 1 }), height: t.int('height', 0, { min: 1 }), method };
       }),
+      urlPreview: {
+        enabled: preview.bool('enabled', false),
+        denyNetworks: preview.stringList('deny_networks', [
+          '127.0.0.1/8', '10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10',
+          '169.254.0.0/16', '::1/128', 'fe80::/64', 'fc00::/7', '0.0.0.0/8', '::/128',
+        ]),
+        allowNetworks: preview.stringList('allow_networks', ['0.0.0.0/0', '::/0']),
+        maxPageSizeBytes: preview.bytes('max_page_size_bytes', 10 * 1024 * 1024),
+        timeoutMs: preview.int('timeout_ms', 10_000, { min: 1 }),
+      },
     },
     mscs: { mscs: root.section('mscs').stringList('mscs'), database: readDatabase(root.section('mscs').section('database')) },
     roomServer: { database: readDatabase(rs.section('database')), defaultRoomVersion },

@@ -100,6 +100,16 @@ export function generateConfigDocument(opts: GenerateOptions): Record<string, un
         { width: 96, height: 96, method: 'crop' },
         { width: 640, height: 480, method: 'scale' },
       ],
+      // Test servers (Sytest's "Test URL preview") preview pages they serve on loopback.
+      url_preview: {
+        enabled: opts.ci,
+        deny_networks: opts.ci
+          ? []
+          : ['127.0.0.1/8', '10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10', '169.254.0.0/16', '::1/128', 'fe80::/64', 'fc00::/7', '0.0.0.0/8', '::/128'],
+        allow_networks: ['0.0.0.0/0', '::/0'],
+        max_page_size_bytes: 10485760,
+        timeout_ms: 10000,
+      },
     },
     mscs: { mscs: opts.ci ? ['msc2836', 'msc2444', 'msc2753'] : [], database: db('mscs') },
     room_server: { database: db('roomserver'), default_room_version: DEFAULT_ROOM_VERSION },
