@@ -145,12 +145,32 @@ export class RegistrationRoutes {
 
       const username = optionalString(params, 'username');
       const password = optionalString(params, 'password');
-      const localpart = username !== undefined ? username.toLowerCase() : generatedLocalpart();
-      const created = await this.userAPI.performAccountCreation({ localpart, ...(password !== undefined ? { password } : {}) });
-      if (!created.created) throw accountError(created);
-      Object.assign(session, { userId: created.userId, localpart });
+      const guestToken = optionalString(params, 'guest_access_token');
+      if (guestToken !== undefined) {
+        Object.assign(session, await this.upgradeGuest(guestToken, username, password));
+      } else {
+        const localpart = username !== undefined ? username.toLowerCase() : generatedLocalpart();
+        const created = await this.userAPI.performAccountCreation({ localpart, ...(password !== undefined ? { password } : {}) });
+        if (!created.created) throw accountError(created);
+        Object.assign(session, { userId: created.userId, localpart });
+      }
     }
     return this.loginAfterRegistration(c, params, session.userId!, session.localpart!);
+  }
+
+  /**
+   * A guest registering for real (`guest_access_token`): the guest's own account becomes a full
+   * one, keeping its user ID, rooms and data. The token must be a guest's, and a username, when
+   * given, must be that guest's.
+   */
+  private async upgradeGuest(token: string, username: string | undefined, password: string | undefined): Promise<{ userId: string; localpart: string }> {
+    const { device } = await this.userAPI.queryAccessToken({ accessToken: token });
+    if (!device || !device.isGuest) throw forbidden('guest_access_token is not a guest\'s access token');
+    const localpart = device.userId.slice(1, device.userId.indexOf(':'));
+    if (username !== undefined && username.toLowerCase() !== localpart) throw forbidden('A guest can only upgrade their own account');
+    const { upgraded } = await this.userAPI.performGuestUpgrade({ localpart, ...(password !== undefined ? { password } : {}) });
+    if (!upgraded) throw forbidden('The guest account cannot be upgraded');
+    return { userId: device.userId, localpart };
   }
 
   /** Checks one UIA stage; returns why it failed, or undefined when it passed. */
@@ -202,7 +222,7 @@ export class RegistrationRoutes {
 
   /** Type checks of the registration parameters, before anything is created. */
   private checkParams(params: JsonBody): void {
-    for (const key of ['username', 'password', 'device_id', 'initial_device_display_name']) optionalString(params, key);
+    for (const key of ['username', 'password', 'device_id', 'initial_device_display_name', 'guest_access_token']) optionalString(params, key);
     const password = params['password'];
     if (typeof password === 'string' && password.length > 512) throw invalidParam('password is too long');
     const inhibit = params['inhibit_login'];

@@ -187,6 +187,48 @@ describe('guests', () => {
     }
   });
 
+  it('upgrades a guest to a full account with the same user ID, only with that guest\'s token', async () => {
+    const g = await c.register({}, '?kind=guest');
+    const other = await c.register({}, '?kind=guest');
+    const guestId = g.body.user_id as string;
+    const localpart = guestId.slice(1, guestId.indexOf(':'));
+    // Another guest's token cannot upgrade this guest; neither can a full user's.
+    const stolen = await c.register({ username: localpart, password: 'pw2', guest_access_token: other.body.access_token, auth: { type: 'm.login.dummy' } });
+    expect(stolen.status).toBe(403);
+    const upgraded = await c.register({ username: localpart, password: 'pw2', guest_access_token: g.body.access_token, auth: { type: 'm.login.dummy' } });
+    expect(upgraded.status, JSON.stringify(upgraded.body)).toBe(200);
+    expect(upgraded.body.user_id).toBe(guestId);
+    const token = upgraded.body.access_token as string;
+    expect((await c.req('GET', '/_matrix/client/v3/account/whoami', undefined, token)).body).toMatchObject({ user_id: guestId, is_guest: false });
+    // A full account now: its password logs in, and guest-only limits are gone.
+    const login = await c.req('POST', '/_matrix/client/v3/login', { type: 'm.login.password', identifier: { type: 'm.id.user', user: localpart }, password: 'pw2' });
+    expect(login.status).toBe(200);
+    expect((await c.req('POST', '/_matrix/client/v3/user_directory/search', { search_term: 'x' }, token)).status).toBe(200);
+    // It is no guest any more: its old token cannot upgrade again.
+    const again = await c.register({ username: localpart, password: 'pw3', guest_access_token: token, auth: { type: 'm.login.dummy' } });
+    expect(again.status).toBe(403);
+    const full = await c.register({ username: 'fulluser', password: 'pw', auth: { type: 'm.login.dummy' } });
+    expect((await c.register({ password: 'pw', guest_access_token: full.body.access_token, auth: { type: 'm.login.dummy' } })).status).toBe(403);
+  });
+
+  it('removes guests from a room when its guest access is revoked', async () => {
+    const owner = await c.register({ username: 'roomowner', password: 'pw', auth: { type: 'm.login.dummy' } });
+    const ownerToken = owner.body.access_token as string;
+    const guest = await c.register({}, '?kind=guest');
+    const created = await c.req('POST', '/_matrix/client/v3/createRoom', { preset: 'public_chat', initial_state: [{ type: 'm.room.guest_access', state_key: '', content: { guest_access: 'can_join' } }] }, ownerToken);
+    const roomId = created.body.room_id as string;
+    const room = encodeURIComponent(roomId);
+    expect((await c.req('POST', `/_matrix/client/v3/rooms/${room}/join`, {}, guest.body.access_token as string)).status).toBe(200);
+    const memberOf = async (userId: string) => (await c.req('GET', `/_matrix/client/v3/rooms/${room}/state/m.room.member/${encodeURIComponent(userId)}`, undefined, ownerToken)).body.membership;
+    expect(await memberOf(guest.body.user_id as string)).toBe('join');
+    // Other state changes leave guests alone; revoking guest access does not.
+    expect((await c.req('PUT', `/_matrix/client/v3/rooms/${room}/state/m.room.topic`, { topic: 'tea' }, ownerToken)).status).toBe(200);
+    expect(await memberOf(guest.body.user_id as string)).toBe('join');
+    expect((await c.req('PUT', `/_matrix/client/v3/rooms/${room}/state/m.room.guest_access`, { guest_access: 'forbidden' }, ownerToken)).status).toBe(200);
+    expect(await memberOf(guest.body.user_id as string)).toBe('leave');
+    expect(await memberOf(owner.body.user_id as string)).toBe('join');
+  });
+
   it('refuses guests where they are disabled (the default outside test configurations)', async () => {
     const other = await serverWith({ guests_disabled: true });
     try {

@@ -67,8 +67,25 @@ export function addSendEventRoutes(client: Hono, serverName: string, userAPI: Cl
     const me = await requireDevice(c, userAPI);
     const content = await readJsonObject(c, { maxBytes: MAX_BODY, allowEmpty: true });
     if ((c.req.param('eventType') ?? '') === 'm.room.canonical_alias' && stateKey === '') await checkCanonicalAlias(c.req.param('roomId') ?? '', content);
-    const eventId = await send({ user_id: me.userId, room_id: c.req.param('roomId') ?? '', type: c.req.param('eventType') ?? '', state_key: stateKey, content: content as JsonObject });
+    const roomId = c.req.param('roomId') ?? '';
+    const type = c.req.param('eventType') ?? '';
+    const eventId = await send({ user_id: me.userId, room_id: roomId, type, state_key: stateKey, content: content as JsonObject });
+    if (type === 'm.room.guest_access' && stateKey === '' && content['guest_access'] !== 'can_join') await removeGuests(roomId);
     return jsonResponse({ event_id: eventId });
+  };
+
+  /**
+   * Guest access revoked: this server's guests in the room leave it, as in Synapse (a guest may
+   * only be in rooms that let guests in). Best effort: one guest that cannot leave stops no other.
+   */
+  const removeGuests = async (roomId: string): Promise<void> => {
+    const { members } = await rsAPI.queryMembershipsForRoom({ room_id: roomId, memberships: ['join'] });
+    const local = members.map((m) => m.user_id).filter((u) => u.slice(u.indexOf(':') + 1) === serverName);
+    if (local.length === 0) return;
+    const { guests } = await userAPI.queryGuests({ userIds: local });
+    for (const guest of guests) {
+      await rsAPI.performSendEvent({ user_id: guest, room_id: roomId, type: 'm.room.member', state_key: guest, content: { membership: 'leave' } });
+    }
   };
   clientRoute(client, 'put', '/rooms/:roomId/state/:eventType', (c) => putState(c, ''));
   clientRoute(client, 'put', '/rooms/:roomId/state/:eventType/', (c) => putState(c, ''));

@@ -30,6 +30,24 @@ export interface PerformAccountCreationRequest {
 }
 export type PerformAccountCreationResponse = { created: true; userId: string } | { created: false; error: AccountErrorCode; message: string };
 
+/** Which of these users are guests of this server. */
+export interface QueryGuestsRequest {
+  userIds: string[];
+}
+export interface QueryGuestsResponse {
+  guests: string[];
+}
+
+/** A guest becomes a full account (POST /register with `guest_access_token`), keeping its user ID. */
+export interface PerformGuestUpgradeRequest {
+  localpart: string;
+  password?: string;
+}
+export interface PerformGuestUpgradeResponse {
+  /** False when the account is not a guest's (or is gone). */
+  upgraded: boolean;
+}
+
 export interface PerformDeviceCreationRequest {
   localpart: string;
   /** A new ID is made when absent; an existing device of the user gets a new token. */
@@ -284,6 +302,8 @@ export interface FederationUserAPI {
 export interface ClientUserAPI extends KeyServerAPI, KeyBackupAPI, PushAPI {
   performAccountCreation(req: PerformAccountCreationRequest): Promise<PerformAccountCreationResponse>;
   queryAccountAvailability(req: QueryAccountAvailabilityRequest): Promise<QueryAccountAvailabilityResponse>;
+  performGuestUpgrade(req: PerformGuestUpgradeRequest): Promise<PerformGuestUpgradeResponse>;
+  queryGuests(req: QueryGuestsRequest): Promise<QueryGuestsResponse>;
   performPasswordCheck(req: PerformPasswordCheckRequest): Promise<PerformPasswordCheckResponse>;
   performDeviceCreation(req: PerformDeviceCreationRequest): Promise<PerformDeviceCreationResponse>;
   queryAccessToken(req: QueryAccessTokenRequest): Promise<QueryAccessTokenResponse>;
@@ -318,6 +338,8 @@ export const userapiInternalAPIMethods = [
   'queryComponentStatus',
   'performAccountCreation',
   'queryAccountAvailability',
+  'performGuestUpgrade',
+  'queryGuests',
   'performPasswordCheck',
   'performDeviceCreation',
   'queryAccessToken',

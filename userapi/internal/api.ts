@@ -57,6 +57,10 @@ import {
   type PerformTokenRefreshRequest,
   type PerformTokenRefreshResponse,
   type QueryAccountAvailabilityRequest,
+  type PerformGuestUpgradeRequest,
+  type QueryGuestsRequest,
+  type QueryGuestsResponse,
+  type PerformGuestUpgradeResponse,
   type QueryAccountAvailabilityResponse,
   type UserInternalAPI,
   type KeyServerAPI,
@@ -143,6 +147,20 @@ export class UserInternalAPIImpl implements Omit<UserInternalAPI, keyof KeyServe
     const created = await this.store.createAccount(req.localpart, hash, { isGuest: req.isGuest ?? false, isAdmin: req.isAdmin ?? false }, Date.now());
     if (!created) return { created: false, error: 'user_in_use', message: 'Desired user ID is already taken.' };
     return { created: true, userId: this.userId(req.localpart) };
+  }
+
+  async queryGuests(req: QueryGuestsRequest): Promise<QueryGuestsResponse> {
+    const byLocalpart = new Map<string, string>();
+    for (const u of req.userIds) {
+      const l = this.localpartOf(u);
+      if (l) byLocalpart.set(l, u);
+    }
+    return { guests: (await this.store.guests([...byLocalpart.keys()])).map((l) => byLocalpart.get(l)!) };
+  }
+
+  async performGuestUpgrade(req: PerformGuestUpgradeRequest): Promise<PerformGuestUpgradeResponse> {
+    const hash = req.password === undefined ? null : await bcrypt.hash(req.password, this.bcryptCost);
+    return { upgraded: await this.store.upgradeGuest(req.localpart, hash) };
   }
 
   async queryAccountAvailability(req: QueryAccountAvailabilityRequest): Promise<QueryAccountAvailabilityResponse> {

@@ -3,7 +3,7 @@
  * databases.
  */
 import { sql, type Kysely } from 'kysely';
-import { dbBool, fromDbBool } from '../../internal/sqlutil/index.js';
+import { chunks, dbBool, fromDbBool } from '../../internal/sqlutil/index.js';
 import type { UserapiDatabase } from './tables.js';
 
 export interface AccountRow {
@@ -237,6 +237,29 @@ export class UserStore {
   async filter(localpart: string, filterId: number): Promise<string | undefined> {
     const r = await this.db.selectFrom('userapi_filters').select('filter').where('localpart', '=', localpart).where('filter_id', '=', filterId).executeTakeFirst();
     return r?.filter;
+  }
+
+  /** The guest accounts among these localparts. */
+  async guests(localparts: readonly string[]): Promise<string[]> {
+    const out: string[] = [];
+    for (const part of chunks(localparts)) {
+      if (part.length === 0) continue;
+      const rows = await this.db.selectFrom('userapi_accounts').select('localpart').where('localpart', 'in', part).where('is_guest', '=', dbBool(true)).execute();
+      for (const r of rows) out.push(r.localpart);
+    }
+    return out;
+  }
+
+  /** Makes a guest account a full one; false when it is not a live guest account. */
+  async upgradeGuest(localpart: string, passwordHash: string | null): Promise<boolean> {
+    const r = await this.db
+      .updateTable('userapi_accounts')
+      .set({ is_guest: dbBool(false), password_hash: passwordHash })
+      .where('localpart', '=', localpart)
+      .where('is_guest', '=', dbBool(true))
+      .where('deactivated', '=', dbBool(false))
+      .executeTakeFirst();
+    return Number(r.numUpdatedRows) > 0;
   }
 
   async setPasswordHash(localpart: string, passwordHash: string): Promise<boolean> {
