@@ -46,10 +46,14 @@ it('invites, kicks, bans and unbans', async () => {
   expect((await req('POST', `/join/${enc}`, bob, {})).status).toBe(200);
   expect((await req('POST', `/rooms/${enc}/kick`, alice, { user_id: BOB, reason: 'bye' })).status).toBe(200);
   expect(await membership(room, BOB)).toBe('leave');
+  // A kicked user still reads the state as it was when they left; a banned one reads nothing.
+  expect((await req('GET', `/rooms/${enc}/state/m.room.member/${encodeURIComponent(BOB)}`, bob)).body.membership).toBe('leave');
   expect((await req('POST', `/rooms/${enc}/kick`, alice, { user_id: BOB })).body.errcode).toBe('M_FORBIDDEN');
   expect((await req('POST', `/rooms/${enc}/ban`, alice, { user_id: BOB })).status).toBe(200);
   expect(await membership(room, BOB)).toBe('ban');
   expect((await req('POST', `/join/${enc}`, bob, {})).status).toBe(403);
+  expect((await req('GET', `/rooms/${enc}/state/m.room.member/${encodeURIComponent(BOB)}`, bob)).status).toBe(403);
+  expect((await req('GET', `/rooms/${enc}/state`, bob)).status).toBe(403);
   expect((await req('POST', `/rooms/${enc}/unban`, alice, { user_id: BOB })).status).toBe(200);
   expect(await membership(room, BOB)).toBe('leave');
   expect((await req('POST', `/rooms/${enc}/unban`, alice, { user_id: BOB })).body.errcode).toBe('M_FORBIDDEN');

@@ -1,8 +1,8 @@
 /**
  * Reading rooms: GET /joined_rooms, /rooms/{roomId}/joined_members, /rooms/{roomId}/state and
  * /rooms/{roomId}/state/{eventType}/{stateKey}. Members read the current state; a user who
- * left (or was kicked or banned) reads the state as it was when they left; anyone may read a
- * world_readable room's current state.
+ * left (or was kicked) reads the state as it was when they left; a banned user reads nothing
+ * (as in Synapse); anyone may read a world_readable room's current state.
  */
 import type { Context, Hono } from 'hono';
 import { MatrixError, forbidden, jsonResponse, notFound } from '../../internal/httputil/index.js';
@@ -24,7 +24,7 @@ export function addRoomStateRoutes(client: Hono, userAPI: ClientUserAPI, rsAPI: 
     if (!m.room_exists) throw forbidden('You are not in this room');
     const fetch = wanted ? { state_to_fetch: wanted } : {};
     if (m.membership === 'join') return (await rsAPI.queryLatestEventsAndState({ room_id: roomId, ...fetch })).state_events;
-    if ((m.membership === 'leave' || m.membership === 'ban') && m.event_id !== undefined) {
+    if (m.membership === 'leave' && m.event_id !== undefined) {
       return (await rsAPI.queryStateAfterEvents({ room_id: roomId, prev_event_ids: [m.event_id], ...fetch })).state_events;
     }
     const hv = await rsAPI.queryLatestEventsAndState({ room_id: roomId, state_to_fetch: [{ type: 'm.room.history_visibility', state_key: '' }] });

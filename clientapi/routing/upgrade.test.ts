@@ -106,6 +106,21 @@ it('replaces a room: copied state, predecessor, tombstone, restricted power, mov
   expect((await req('POST', `/join/${encodeURIComponent(replacement)}`, bob, {})).status).toBe(200);
 });
 
+it("carries the members' tags and direct-chat entries over to the new room", async () => {
+  const roomId = (await req('POST', '/createRoom', alice, { preset: 'private_chat', invite: [BOB] })).body.room_id as string;
+  const enc = encodeURIComponent;
+  expect((await req('POST', `/join/${enc(roomId)}`, bob, {})).status).toBe(200);
+  expect((await req('PUT', `/user/${enc(ALICE)}/account_data/m.direct`, alice, { [BOB]: [roomId], [CAROL]: ['!other:localhost:8008'] })).status).toBe(200);
+  expect((await req('PUT', `/user/${enc(BOB)}/rooms/${enc(roomId)}/tags/u.work`, bob, { order: 0.5 })).status).toBe(200);
+  const r = await upgrade(roomId, alice, { new_version: '10' });
+  expect(r.status, JSON.stringify(r.body)).toBe(200);
+  const replacement = r.body.replacement_room as string;
+  expect((await req('GET', `/user/${enc(ALICE)}/account_data/m.direct`, alice)).body).toEqual({ [BOB]: [roomId, replacement], [CAROL]: ['!other:localhost:8008'] });
+  expect((await req('GET', `/user/${enc(BOB)}/rooms/${enc(replacement)}/tags`, bob)).body).toEqual({ tags: { 'u.work': { order: 0.5 } } });
+  // The old room keeps its tags too.
+  expect((await req('GET', `/user/${enc(BOB)}/rooms/${enc(roomId)}/tags`, bob)).body).toEqual({ tags: { 'u.work': { order: 0.5 } } });
+});
+
 it('gives the upgrading user the power to set the state, then restores the old power levels', async () => {
   // Bob may send tombstones at 50 but cannot set the server ACL (100): the copy still works.
   const room = (await req('POST', '/createRoom', alice, {

@@ -231,6 +231,8 @@ export function addUpgradeRoomRoute(client: Hono, serverName: string, userAPI: C
       await rsAPI.performPublish({ room_id: oldRoomId, visibility: 'private' });
     }
 
+    await carryUserData(oldRoomId, replacement);
+
     // Ordinary members may no longer talk or invite in the old room.
     if (oldPl !== undefined) {
       const [currentPl] = (await rsAPI.queryLatestEventsAndState({ room_id: oldRoomId, state_to_fetch: [{ type: 'm.room.power_levels', state_key: '' }] })).state_events;
@@ -246,6 +248,36 @@ export function addUpgradeRoomRoute(client: Hono, serverName: string, userAPI: C
       if (changed) await rsAPI.performSendEvent({ user_id: userId, room_id: oldRoomId, type: 'm.room.power_levels', state_key: '', content });
     }
     return replacement;
+  };
+
+  /**
+   * What the room's local members keep about it in their account data follows it: its tags, and
+   * its place among their direct chats (m.direct lists the new room beside the old one), as
+   * Synapse does. A failure for one user is no failure of the upgrade.
+   */
+  const carryUserData = async (oldRoomId: string, newRoomId: string): Promise<void> => {
+    const { members } = await rsAPI.queryMembershipsForRoom({ room_id: oldRoomId, memberships: ['join'] });
+    for (const userId of members.map((m) => m.user_id).filter(isLocal)) {
+      try {
+        const tags = (await userAPI.queryAccountData({ userId, roomId: oldRoomId, type: 'm.tag' })).content;
+        if (tags !== undefined && isObject(tags['tags']) && Object.keys(tags['tags']).length > 0) {
+          await userAPI.performAccountDataUpdate({ userId, roomId: newRoomId, type: 'm.tag', content: tags });
+        }
+        const direct = (await userAPI.queryAccountData({ userId, type: 'm.direct' })).content;
+        if (direct === undefined) continue;
+        let changed = false;
+        const updated: Record<string, unknown> = {};
+        for (const [other, rooms] of Object.entries(direct)) {
+          if (Array.isArray(rooms) && rooms.includes(oldRoomId) && !rooms.includes(newRoomId)) {
+            updated[other] = [...rooms, newRoomId];
+            changed = true;
+          } else updated[other] = rooms;
+        }
+        if (changed) await userAPI.performAccountDataUpdate({ userId, type: 'm.direct', content: updated });
+      } catch {
+        // The upgrade has happened; this user's tags or direct chats stay as they were.
+      }
+    }
   };
 
   clientRoute(client, 'post', '/rooms/:roomId/upgrade', async (c: Context) => {
