@@ -1,6 +1,6 @@
 /**
  * `npm run bench [name ...]`: runs the benchmarks and prints their figures.
- * Names: http, protocol, userapi, roomserver, syncapi, federation, media (default: all).
+ * Names: http, protocol, userapi, roomserver, syncapi, federation, media, push, search, relations (default: all).
  */
 import { httpBenches } from './http/main.js';
 import { busBenches } from './http/bus.js';
@@ -14,6 +14,7 @@ import { federationBenches } from './federation/main.js';
 import { mediaBenches } from './media/main.js';
 import { pushBenches } from './push/main.js';
 import { searchBenches } from './search/main.js';
+import { relationsBenches } from './relations/main.js';
 
 const suites: Record<string, Array<[string, () => Promise<Record<string, number>>]>> = {
   http: [
@@ -34,6 +35,7 @@ const suites: Record<string, Array<[string, () => Promise<Record<string, number>
   media: [['media: upload, download and thumbnails over HTTP', () => mediaBenches()]],
   push: [['push: rule evaluations and the cost per event in a 1,000-member room', () => pushBenches()]],
   search: [['search: full-text index (FTS5, tsvector): indexing events/s and query latency over 100,000 messages', () => searchBenches()]],
+  relations: [['relations: /relations over 1,000 children and bundled aggregations on /messages pages of 50 (SQLite, PostgreSQL)', () => relationsBenches()]],
 };
 
 const wanted = process.argv.slice(2);

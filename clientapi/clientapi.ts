@@ -21,6 +21,7 @@ import { addPushRulesRoutes } from './routing/pushrules.js';
 import { addPusherRoutes } from './routing/pushers.js';
 import { RegistrationRoutes } from './routing/register.js';
 import { addAdminRoutes } from './routing/admin.js';
+import { addAdminDeviceRoutes } from './routing/admindevices.js';
 import { addRegistrationTokenAdminRoutes, addRegistrationTokenValidityRoute } from './routing/registrationtokens.js';
 import { addThreePidRoutes } from './routing/threepid.js';
 import { addUserDirectoryRoute } from './routing/userdirectory.js';
@@ -40,6 +41,8 @@ import type { EphemeralProducer } from '../syncapi/api/producer.js';
 export { busEphemeralProducer } from '../syncapi/api/producer.js';
 import { addRedactRoute } from './routing/redact.js';
 import { addReportRoute } from './routing/report.js';
+import { addHierarchyRoute } from './routing/hierarchy.js';
+import { addTimestampToEventRoute } from './routing/timestamp.js';
 import { addCapabilitiesRoute } from './routing/capabilities.js';
 import { addVoipRoute } from './routing/voip.js';
 import { addPeekRoutes, type PeekSyncAPI } from './routing/peek.js';
@@ -63,7 +66,7 @@ export function addPublicRoutes(routers: PublicRouters, cfg: Config, userAPI: Cl
   addKeyRoutes(routers.client, userAPI, uia);
   addKeyBackupRoutes(routers.client, userAPI);
   addThreePidRoutes(routers.client, cfg, userAPI, uia);
-  addUserDirectoryRoute(routers.client, userAPI);
+  addUserDirectoryRoute(routers.client, userAPI, rsAPI);
   addPushRulesRoutes(routers.client, userAPI);
   addPusherRoutes(routers.client, userAPI);
   addCreateRoomRoute(routers.client, cfg, userAPI, rsAPI);
@@ -77,12 +80,15 @@ export function addPublicRoutes(routers: PublicRouters, cfg: Config, userAPI: Cl
   addEphemeralRoutes(routers.client, cfg.global.serverName, userAPI, rsAPI, producer);
   addRedactRoute(routers.client, userAPI, rsAPI);
   addReportRoute(routers.client, userAPI, rsAPI, log);
+  addHierarchyRoute(routers.client, userAPI, rsAPI, fedAPI);
+  addTimestampToEventRoute(routers.client, cfg.global.serverName, userAPI, rsAPI, fedAPI);
   addCapabilitiesRoute(routers.client, cfg, userAPI);
   addVoipRoute(routers.client, cfg, userAPI);
   addRegistrationTokenValidityRoute(routers.client, userAPI);
   if (cfg.mscs.mscs.includes('msc2753')) addPeekRoutes(routers.client, userAPI, rsAPI, syncAPI);
   addRegistrationTokenAdminRoutes(routers.dendriteAdmin, userAPI);
   addAdminRoutes(routers.dendriteAdmin, userAPI, rsAPI, cfg.global.serverName);
+  addAdminDeviceRoutes(routers.dendriteAdmin, userAPI);
   addVersionsRoute(routers.client, {
     'org.matrix.msc2836': cfg.mscs.mscs.includes('msc2836'),
     'org.matrix.msc2753': cfg.mscs.mscs.includes('msc2753'),

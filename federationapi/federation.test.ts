@@ -120,7 +120,16 @@ it('invites a user of another server, who can reject the invite or accept it by 
   const state = (invited.invite_state as { events: Body[] }).events;
   expect(state.find((e) => e.type === 'm.room.name')?.content).toEqual({ name: 'Secret one' });
   expect(state.some((e) => e.type === 'm.room.member' && e.state_key === BOB)).toBe(true);
+  const beforeReject = (await req(b, 'GET', '/sync', bob)).body.next_batch as string;
   expect((await req(b, 'POST', `/rooms/${enc(first)}/leave`, bob, {})).status).toBe(200);
+  // The rejected invite shows as a left room in an incremental sync, with the leave in its timeline (Sytest's "synced" leave).
+  const left = await until(async () => {
+    const s = (await req(b, 'GET', `/sync?timeout=0&since=${enc(beforeReject)}`, bob)).body;
+    return ((s.rooms as Body | undefined)?.leave as Record<string, Body> | undefined)?.[first];
+  });
+  const leaveEvents = (left.timeline as { events: Body[] }).events;
+  expect(leaveEvents.some((e) => e.type === 'm.room.member' && e.state_key === BOB && (e.content as Body).membership === 'leave')).toBe(true);
+  expect(((await req(b, 'GET', `/sync?timeout=0&since=${enc(beforeReject)}`, bob)).body.rooms as Body | undefined)?.invite ?? {}).toEqual({});
   await until(async () => ((await a.t.server.apis.roomserver.queryMembershipForUser({ room_id: first, user_id: BOB })).membership === 'leave' ? true : undefined));
   expect((await b.t.server.apis.roomserver.queryMembershipForUser({ room_id: first, user_id: BOB })).membership).toBe('leave');
 

@@ -14,10 +14,6 @@ import { busEphemeralProducer } from '../syncapi/api/producer.js';
 import type { FederationInternalAPI } from './api/index.js';
 import { FederationClient, encodePathSegment } from './client/index.js';
 import { FederationStreamClient } from './client/stream.js';
-import type { MediaFederation } from '../mediaapi/api/index.js';
-import { MatrixError } from '../internal/httputil/index.js';
-import { MatrixProtocolError, isValidServerName, parseXMatrixHeader, verifyRequest } from '../internal/matrix/index.js';
-import { NetworkPolicy } from '../internal/netpolicy/index.js';
 import { startRoomserverConsumer } from './consumers/roomserver.js';
 import { startEDUConsumers } from './consumers/edus.js';
 import { FederationInternalAPIImpl } from './internal/api.js';
@@ -26,6 +22,10 @@ import { Joiner } from './internal/perform/join.js';
 import { Inviter } from './internal/perform/invite.js';
 import { OutboundSender } from './internal/sender.js';
 import { addEventRoutes, RoomReader } from './routing/events.js';
+import { addHierarchyRoute } from './routing/hierarchy.js';
+import { addTimestampRoute } from './routing/timestamp.js';
+import { SpaceHierarchyFetcher } from './internal/perform/hierarchy.js';
+import { TimestampFetcher } from './internal/perform/timestamp.js';
 import { FederationAuth } from './routing/fedauth.js';
 import { addJoinRoutes } from './routing/join.js';
 import { addInviteRoutes } from './routing/invite.js';
@@ -34,8 +34,16 @@ import { addNotaryRoutes } from './routing/notary.js';
 import { addVersionRoute } from './routing/version.js';
 import { addOpenIDUserInfoRoute } from './routing/openid.js';
 import { addSendRoute } from './routing/send.js';
+import { addPeekRoutes } from './routing/peek.js';
+import { InboundPeeks } from './internal/peekinbound.js';
+import { OutboundPeeker } from './internal/peekoutbound.js';
+import { FederationPeekStore, type FederationapiPeeksDatabase } from './storage/peeks.js';
 import { addQueryRoutes } from './routing/query.js';
 import type { ClientUserAPI, FederationUserAPI } from '../userapi/api/index.js';
+import type { MediaFederation } from '../mediaapi/api/index.js';
+import { MatrixError } from '../internal/httputil/index.js';
+import { MatrixProtocolError, isValidServerName, parseXMatrixHeader, verifyRequest } from '../internal/matrix/index.js';
+import { NetworkPolicy } from '../internal/netpolicy/index.js';
 import { federationapiMigrations } from './storage/migrations.js';
 import { OutboundQueueStore, type FederationapiQueueDatabase } from './storage/queue.js';
 import { ServerKeyStore, type FederationapiServerKeysDatabase } from './storage/serverkeys.js';
@@ -44,10 +52,12 @@ export interface FederationapiDeps {
   identity: SigningIdentity;
   bus: Bus;
   rsAPI: RoomserverInternalAPI;
-  userAPI: FederationUserAPI & Pick<ClientUserAPI, 'queryDevices' | 'queryProfile' | 'queryKeys' | 'performClaimKeys' | 'performRemoteKeyChange'>;
+  userAPI: FederationUserAPI & Pick<ClientUserAPI, 'queryDevices' | 'queryProfile' | 'queryKeys' | 'performClaimKeys' | 'performRemoteKeyChange' | 'queryDeviceListVersion'>;
   log: Logger;
   /** Where the federation routes go once the routers exist. */
   onRoutes: (install: (routers: PublicRouters) => void) => void;
+  /** Registers what to stop at shutdown (timers). */
+  onShutdown?: (name: string, run: () => void | Promise<void>) => void;
 }
 
 export async function newInternalAPI(cfg: Config, db: OpenedDatabase<unknown>, deps?: FederationapiDeps): Promise<FederationInternalAPI> {
@@ -77,9 +87,25 @@ export async function newInternalAPI(cfg: Config, db: OpenedDatabase<unknown>, d
   const sender = new OutboundSender({ serverName: identity.serverName, queue: new OutboundQueueStore(db.db as unknown as Kysely<FederationapiQueueDatabase>), client, log });
   const joiner = new Joiner({ identity, client, keys: keyRing, rsAPI, log });
   const inviter = new Inviter({ identity, client, keys: keyRing, rsAPI });
+  // Peeks over federation (MSC2444), both ways.
+  const federatedPeeks = cfg.mscs.mscs.includes('msc2444') && !cfg.global.disableFederation;
+  const peekStore = new FederationPeekStore(db.db as unknown as Kysely<FederationapiPeeksDatabase>);
+  const inboundPeeks = new InboundPeeks(peekStore, log);
+  const outboundPeeker = new OutboundPeeker({ serverName: identity.serverName, client, keys: keyRing, rsAPI, store: peekStore, log });
+  if (federatedPeeks) {
+    const stops = [inboundPeeks.start(), outboundPeeker.start()];
+    deps.onShutdown?.('federationapi peeks', () => stops.forEach((stop) => stop()));
+  }
+  // With federation off, nothing is asked of other servers.
+  const lookups = cfg.global.disableFederation
+    ? {}
+    : {
+        hierarchy: new SpaceHierarchyFetcher({ serverName: identity.serverName, client, log }),
+        timestamps: new TimestampFetcher({ serverName: identity.serverName, client, keys: keyRing, rsAPI, log }),
+      };
 
   if (!cfg.global.disableFederation) {
-    await startRoomserverConsumer({ bus: deps.bus, prefix, serverName: identity.serverName, rsAPI, sender, log });
+    await startRoomserverConsumer({ bus: deps.bus, prefix, serverName: identity.serverName, rsAPI, sender, log, ...(federatedPeeks ? { peeks: inboundPeeks } : {}) });
     await startEDUConsumers({ bus: deps.bus, prefix, serverName: identity.serverName, rsAPI, userAPI: deps.userAPI, sender, presenceOutbound: cfg.global.presence.enableOutbound, log });
     await sender.resume();
     const auth = new FederationAuth(identity.serverName, keyRing.requestKeyLookup);
@@ -88,8 +114,11 @@ export async function newInternalAPI(cfg: Config, db: OpenedDatabase<unknown>, d
       addQueryRoutes(routers.federation, auth, { serverName: identity.serverName, rsAPI, userAPI: deps.userAPI });
       addNotaryRoutes(routers.key, keyRing, identity);
       addEventRoutes(routers.federation, auth, reader);
+      addHierarchyRoute(routers.federation, auth, rsAPI);
+      addTimestampRoute(routers.federation, auth, reader, rsAPI);
       addJoinRoutes(routers.federation, auth, reader, identity, keyRing);
       addInviteRoutes(routers.federation, auth, identity, keyRing, rsAPI);
+      addPeekRoutes(routers.federation, auth, { enabled: federatedPeeks, reader, rsAPI, store: peekStore });
       addSendRoute(routers.federation, auth, {
         reader,
         keys: keyRing,
@@ -111,7 +140,7 @@ export async function newInternalAPI(cfg: Config, db: OpenedDatabase<unknown>, d
       });
     });
   }
-  return new FederationInternalAPIImpl(cfg.global.serverName, joiner, inviter, client);
+  return new FederationInternalAPIImpl(cfg.global.serverName, joiner, inviter, client, lookups, federatedPeeks ? outboundPeeker : undefined);
 }
 
 export function addPublicRoutes(routers: PublicRouters, cfg: Config, identity: SigningIdentity, userAPI: FederationUserAPI): void {

@@ -9,6 +9,7 @@ import { RoomserverInternalAPIImpl } from './internal/api.js';
 import { EventLoader } from './internal/eventloader.js';
 import { Inputer } from './internal/input/inputer.js';
 import { RoomCreator } from './internal/perform/createroom.js';
+import type { PeekFederationAPI } from './internal/perform/peek.js';
 import type { SigningIdentity } from '../internal/signingidentity.js';
 import { DirectoryStore } from './storage/directory.js';
 import { EventStore } from './storage/eventstore.js';
@@ -16,7 +17,18 @@ import { roomserverMigrations } from './storage/migrations.js';
 import { StateSnapshotStore } from './storage/statesnapshots.js';
 import type { RoomserverDatabase } from './storage/tables.js';
 
-export async function newInternalAPI(cfg: Config, db: OpenedDatabase<unknown>, bus: Bus, log: Logger, identity: SigningIdentity): Promise<RoomserverInternalAPI> {
+/**
+ * `federation`: federationapi's API once it is built (after the roomserver), for peeks into
+ * rooms of other servers; absent or undefined without it.
+ */
+export async function newInternalAPI(
+  cfg: Config,
+  db: OpenedDatabase<unknown>,
+  bus: Bus,
+  log: Logger,
+  identity: SigningIdentity,
+  federation: () => PeekFederationAPI | undefined = () => undefined,
+): Promise<RoomserverInternalAPI> {
   await runMigrations(db.db, db.dialect, 'roomserver', roomserverMigrations);
   const kysely = db.db as unknown as Kysely<RoomserverDatabase>;
   const events = new EventStore(kysely);
@@ -57,9 +69,20 @@ export async function newInternalAPI(cfg: Config, db: OpenedDatabase<unknown>, b
       for (const r of results) if (r.status === 'error') log.warn({ event_id: r.event_id, error: r.error }, 'roomserver: asynchronous input not processed');
     },
   );
-  return new RoomserverInternalAPIImpl(cfg.global.serverName, inputer, events, snapshots, loader, new DirectoryStore(kysely), new RoomCreator(identity, inputer), identity, {
-    db: kysely,
-    publish,
-    log: log.child({ component: 'roomserver' }),
-  });
+  return new RoomserverInternalAPIImpl(
+    cfg.global.serverName,
+    inputer,
+    events,
+    snapshots,
+    loader,
+    new DirectoryStore(kysely),
+    new RoomCreator(identity, inputer),
+    identity,
+    {
+      db: kysely,
+      publish,
+      log: log.child({ component: 'roomserver' }),
+    },
+    { federatedPeeks: cfg.mscs.mscs.includes('msc2444'), federation, publish, log: log.child({ component: 'roomserver' }) },
+  );
 }

@@ -66,7 +66,7 @@ async function localAPI<C extends ComponentName>(name: C, cfg: Config, dbs: Data
     return dbs.get(opts.connectionString, { maxOpenConns: opts.maxOpenConns, baseDir: cfg.baseDir });
   };
   const factories: { [K in ComponentName]: () => Promise<ComponentAPIs[K]> } = {
-    roomserver: async () => roomserver.newInternalAPI(cfg, await db('roomserver'), bus, logger, identity),
+    roomserver: async () => roomserver.newInternalAPI(cfg, await db('roomserver'), bus, logger, identity, () => ctx.apis.federationapi),
     userapi: async () => userapi.newInternalAPI(cfg, await db('userapi'), bus, { federation: () => ctx.apis.federationapi, push: { rsAPI: ctx.apis.roomserver!, log: logger } }),
     syncapi: async () =>
       syncapi.newInternalAPI(cfg, await db('syncapi'), {
@@ -75,6 +75,7 @@ async function localAPI<C extends ComponentName>(name: C, cfg: Config, dbs: Data
         userAPI: ctx.apis.userapi!,
         log: logger,
         onRoutes: (install) => ctx.routeInstallers.push(install),
+        onShutdown: ctx.onShutdown,
       }),
     federationapi: async () =>
       federationapi.newInternalAPI(cfg, await db('federationapi'), {
@@ -84,6 +85,7 @@ async function localAPI<C extends ComponentName>(name: C, cfg: Config, dbs: Data
         userAPI: ctx.apis.userapi!,
         log: logger,
         onRoutes: (install) => ctx.routeInstallers.push(install),
+        onShutdown: ctx.onShutdown,
       }),
     mediaapi: async () => {
       // Remote media and the federation media routes: federationapi's client and key ring, built

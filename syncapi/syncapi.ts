@@ -18,12 +18,16 @@ import { SyncInternalAPIImpl } from './internal/api.js';
 import { Notifier } from './internal/notifier.js';
 import { ZERO } from './internal/token.js';
 import { addMessagesRoutes } from './routing/messages.js';
+import { addRelationsRoutes } from './routing/relations.js';
+import { Aggregations } from './internal/aggregations.js';
+import { RelationsStore } from './storage/relations.js';
 import { addSearchAdminRoutes, addSearchRoutes } from './routing/search.js';
 import { addSyncRoute, type SyncUserAPI } from './routing/sync.js';
 import { syncapiMigrations } from './storage/migrations.js';
 import { newSearchIndex } from './storage/search.js';
 import { SyncStore } from './storage/syncstore.js';
 import { PeekStore } from './storage/peeks.js';
+import { PeekActivity } from './internal/peekactivity.js';
 import type { SyncapiDatabase } from './storage/tables.js';
 
 export interface SyncapiDeps {
@@ -33,6 +37,8 @@ export interface SyncapiDeps {
   log: Logger;
   /** Where syncapi's client routes go once the routers exist. */
   onRoutes: (install: (routers: PublicRouters) => void) => void;
+  /** Registers what to stop at shutdown (timers). */
+  onShutdown?: (name: string, run: () => void | Promise<void>) => void;
 }
 
 export async function newInternalAPI(cfg: Config, db: OpenedDatabase<unknown>, deps?: SyncapiDeps): Promise<SyncInternalAPI> {
@@ -70,17 +76,24 @@ export async function newInternalAPI(cfg: Config, db: OpenedDatabase<unknown>, d
     // Full-text search on this database's own index (FTS5 / tsvector); nothing is indexed while disabled.
     const search = cfg.syncApi.search.enabled ? newSearchIndex(store.db, db.dialect, cfg.syncApi.search.language) : undefined;
     const peeks = new PeekStore(db.db as unknown as Kysely<SyncapiDatabase>);
-    await startConsumers({ bus: deps.bus, prefix, store, notifier, rsAPI: deps.rsAPI, log, peeks, ...(search ? { search } : {}) });
+    // Who still peeks (MSC2753): rooms whose peekers all went away are reported to the roomserver.
+    const peekActivity = new PeekActivity({ peeks, rsAPI: deps.rsAPI, log });
+    const stopPeekSweep = peekActivity.start();
+    deps.onShutdown?.('syncapi peek sweep', stopPeekSweep);
+    const relations = new RelationsStore(db.db as unknown as Kysely<SyncapiDatabase>);
+    const aggregations = new Aggregations(relations, deps.rsAPI, deps.userAPI);
+    await startConsumers({ bus: deps.bus, prefix, store, notifier, rsAPI: deps.rsAPI, log, peeks, peekActivity, relations, ...(search ? { search } : {}) });
     await startEphemeralConsumers({ bus: deps.bus, serverName: cfg.global.serverName, prefix, store, ephemeral, typing, notifier, log });
     deps.onRoutes((routers) => {
-      addSyncRoute(routers.client, { store, ephemeral, typing, presence, notifier, userAPI: deps.userAPI, rsAPI: deps.rsAPI, peeks });
-      addMessagesRoutes(routers.client, store, deps.userAPI, deps.rsAPI);
+      addSyncRoute(routers.client, { store, ephemeral, typing, presence, notifier, userAPI: deps.userAPI, rsAPI: deps.rsAPI, peeks, peekActivity, aggregations });
+      addMessagesRoutes(routers.client, store, deps.userAPI, deps.rsAPI, aggregations);
+      addRelationsRoutes(routers.client, { store, relations, aggregations, userAPI: deps.userAPI, rsAPI: deps.rsAPI });
       addPresenceRoutes(routers.client, presence, deps.userAPI);
       addKeyChangesRoute(routers.client, store, deps.userAPI);
       addSearchRoutes(routers.client, { store, index: search, userAPI: deps.userAPI, rsAPI: deps.rsAPI });
       addSearchAdminRoutes(routers.dendriteAdmin, { store, index: search, userAPI: deps.userAPI });
     });
-    return new SyncInternalAPIImpl(cfg.global.serverName, { store: peeks, notifier });
+    return new SyncInternalAPIImpl(cfg.global.serverName);
   }
   return new SyncInternalAPIImpl(cfg.global.serverName);
 }

@@ -4,6 +4,7 @@ import { runMigrations, type OpenedDatabase } from '../internal/sqlutil/index.js
 import type { Config } from '../setup/config/config.js';
 import { subjectFor, type Bus } from '../setup/jetstream/index.js';
 import type { FederationInternalAPI } from '../federationapi/api/index.js';
+import type { OutputRoomEvent } from '../roomserver/api/index.js';
 import type { FederationKeyClient } from './api/keys.js';
 import { keyBackupAPIMethods, keyServerAPIMethods, pushAPIMethods, type PerformAccountDataUpdateRequest, type UserInternalAPI } from './api/index.js';
 import pino, { type Logger } from 'pino';
@@ -15,6 +16,10 @@ import { KeyBackupAPIImpl } from './internal/keybackup.js';
 import { KeyBackupStore } from './storage/keybackup.js';
 import { UserInternalAPIImpl } from './internal/api.js';
 import { KeyServerImpl } from './internal/keys.js';
+import { DeviceListUpdater } from './internal/devicelist.js';
+import { RemoteKeyCache } from './internal/devicelistquery.js';
+import { SharedRooms, type DeviceListRoomserverAPI } from './internal/devicelistrooms.js';
+import { RemoteDeviceListStore } from './storage/devicelists.js';
 import { KeyStore } from './storage/keystore.js';
 import { userapiMigrations } from './storage/migrations.js';
 import type { UserapiDatabase } from './storage/tables.js';
@@ -28,8 +33,11 @@ export async function newInternalAPI(
   cfg: Config,
   db: OpenedDatabase<unknown>,
   bus: Bus,
-  /** `push`: evaluate push rules for room events and receipts (consumers need the roomserver). */
-  opts: { federation?: () => FederationInternalAPI | undefined; push?: { rsAPI: PushRoomserverAPI; log: Logger } } = {},
+  /**
+   * `push`: evaluate push rules for room events and receipts (consumers need the roomserver);
+   * its roomserver also tells which remote users share a room with ours (device list tracking).
+   */
+  opts: { federation?: () => FederationInternalAPI | undefined; push?: { rsAPI: PushRoomserverAPI & DeviceListRoomserverAPI; log: Logger } } = {},
 ): Promise<UserInternalAPI> {
   await runMigrations(db.db, db.dialect, 'userapi', userapiMigrations);
   const kysely = db.db as unknown as Kysely<UserapiDatabase>;
@@ -37,7 +45,37 @@ export async function newInternalAPI(
   const serverName = cfg.global.serverName;
   const prefix = cfg.global.jetstream.topicPrefix;
   const encoder = new TextEncoder();
-  const keys = new KeyServerImpl({
+  const federation = opts.federation ? federationKeyClient(opts.federation) : undefined;
+  // Other servers' users' device lists, followed when federation and the roomserver are here.
+  let deviceLists: { updater: DeviceListUpdater; cache: RemoteKeyCache } | undefined;
+  if (federation?.userDevices && opts.push && !cfg.global.disableFederation) {
+    const remoteStore = new RemoteDeviceListStore(kysely);
+    const rooms = new SharedRooms(opts.push.rsAPI, serverName, remoteStore);
+    const sharesRoom = rooms.shares;
+    const log = opts.push.log.child({ component: 'userapi.devicelists' });
+    const fetchDevices = federation.userDevices.bind(federation);
+    const updater = new DeviceListUpdater({
+      serverName,
+      store: remoteStore,
+      fetchDevices,
+      announce: (change) => keys.announceRemoteChange(change),
+      sharesRoom,
+      log,
+    });
+    deviceLists = { updater, cache: new RemoteKeyCache({ store: remoteStore, updater, sharesRoom }) };
+    updater.start();
+    // Leaving rooms ends following those no one of ours shares a room with any more.
+    const decoder = new TextDecoder();
+    await bus.consume({ stream: `${prefix}OutputRoomEvent`, durable: 'UserAPIDeviceListConsumer' }, async (msg) => {
+      try {
+        await rooms.onRoomEvent(JSON.parse(decoder.decode(msg.data)) as OutputRoomEvent);
+      } catch (err) {
+        if (msg.deliveryCount < 3) throw err;
+        log.warn({ err }, 'device lists: a room event was not looked at');
+      }
+    });
+  }
+  const keys: KeyServerImpl = new KeyServerImpl({
     serverName,
     store: new KeyStore(kysely),
     deviceNames: async (userId) => {
@@ -48,7 +86,8 @@ export async function newInternalAPI(
     publish: async (event) => {
       await bus.publish(subjectFor(prefix, 'OutputKeyChangeEvent', event.user_id), encoder.encode(JSON.stringify(event)));
     },
-    ...(opts.federation ? { federation: federationKeyClient(opts.federation) } : {}),
+    ...(federation ? { federation } : {}),
+    ...(deviceLists ? { deviceLists } : {}),
   });
   const pushStore = new PushStore(kysely);
   const pushLog = (opts.push?.log ?? pino({ level: 'silent' })).child({ component: 'userapi.push' });
@@ -84,8 +123,8 @@ export async function newInternalAPI(
     },
     cfg.userApi.openidTokenLifetimeMs,
     {
-      devicesRemoved: async (userId, remaining) => {
-        await keys.removeKeysOfDeletedDevices(userId, remaining);
+      devicesRemoved: async (userId, remaining, removed) => {
+        await keys.removeKeysOfDeletedDevices(userId, remaining, removed);
         await push.devicesRemoved(userId, remaining);
       },
       deviceRenamed: (userId, deviceId, name) => keys.deviceRenamed(userId, deviceId, name),
@@ -125,6 +164,13 @@ function federationKeyClient(fedAPI: () => FederationInternalAPI | undefined): F
       const res = await api().claimRemoteKeys({ server_name: serverName, one_time_keys: oneTimeKeys, timeout_ms: timeoutMs });
       if (res.error !== undefined) throw new Error(res.error);
       return res.one_time_keys;
+    },
+    userDevices: async (userId, timeoutMs) => {
+      const f = fedAPI();
+      if (!f) return { error: 'federation is not available', unreachable: true };
+      const res = await f.queryRemoteDeviceList({ user_id: userId, timeout_ms: timeoutMs });
+      if (res.error !== undefined) return { error: res.error, unreachable: res.status >= 500 || res.status === 429 };
+      return { body: res.body };
     },
   };
 }

@@ -6,7 +6,9 @@
  *    make_join and v2 send_join, then the remote sends transactions of 50 m.room.message PDUs,
  *    each chained on the previous one, one transaction at a time (as a server sends to one
  *    destination): PDUs/s over 2,000 PDUs (after one transaction of warm-up) and p50/p99
- *    transaction latency. Transactions are built and signed before the clock starts.
+ *    transaction latency; and PDUs/s until the room's /messages shows the last PDU (the
+ *    consumers of the roomserver's output caught up). Transactions are built and signed before
+ *    the clock starts.
  *  - joining a remote room of 1,000 and of 10,000 members: a remote in a child process
  *    (bench/federation/joinremote.ts) holds the room and answers make_join and send_join (v2,
  *    the full state and auth chain) from memory; our user joins with
@@ -18,7 +20,7 @@
  * Run: npm run build && node dist/bench/federation/main.js
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -195,6 +197,15 @@ async function sendBenches(out: Record<string, number>, txns = 40, perTxn = 50):
       if (results.length !== perTxn || failed.length > 0) throw new Error(`send ${tx.uri}: ${results.length} results, ${failed.length} errors, first: ${JSON.stringify(failed[0])}`);
     }
     const elapsed = performance.now() - started;
+    // The consumers (syncapi, push, the sender) work behind the roomserver: the rate at which a
+    // reader of the room sees the PDUs is the one the server can keep up.
+    const lastId = transactions.at(-1)!.last;
+    for (;;) {
+      const page = await client(ours, 'GET', `/rooms/${enc(roomId)}/messages?dir=b&limit=1`, alice);
+      if ((page.body['chunk'] as Array<{ event_id?: string }> | undefined)?.[0]?.event_id === lastId) break;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const seenAll = performance.now() - started;
     const latest = await ours.server.apis.roomserver.queryLatestEventsAndState({ room_id: roomId, state_to_fetch: [] });
     if (latest.latest_event_ids.join() !== transactions.at(-1)!.last) {
       throw new Error(`after the transactions the room's latest events are ${JSON.stringify(latest.latest_event_ids)}, not the last PDU sent`);
@@ -203,11 +214,13 @@ async function sendBenches(out: Record<string, number>, txns = 40, perTxn = 50):
     out[`inbound /send: PDUs/s (${txns * perTxn} PDUs, ${perTxn} per transaction, sequential)`] = Math.round((txns * perTxn) / (elapsed / 1000));
     out['inbound /send: transaction latency p50 ms'] = round(percentile(times, 50));
     out['inbound /send: transaction latency p99 ms'] = round(percentile(times, 99));
+    out['inbound /send: PDUs/s until /messages shows the last PDU (syncapi caught up)'] = Math.round((txns * perTxn) / (seenAll / 1000));
     if (remote.unhandled.length) console.error(`inbound /send: requests our server made that the remote did not serve: ${[...new Set(remote.unhandled)].join(', ')}`);
   } finally {
     phase('inbound /send: shutting down');
     await remote.close();
     await ours.server.shutdown('bench done');
+    rmSync(ours.dir, { recursive: true, force: true });
     phase('inbound /send: done');
   }
 }
@@ -347,6 +360,7 @@ async function joinBench(members: number, out: Record<string, number>): Promise<
       await Promise.race([ours.server.shutdown('bench done').catch(() => {}), new Promise((r) => (timer = setTimeout(r, 30_000)))]);
       clearTimeout(timer);
     }
+    rmSync(ours.dir, { recursive: true, force: true });
     phase(`${label}: done`);
   }
 }
@@ -360,5 +374,12 @@ export async function federationBenches(): Promise<Record<string, number>> {
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  for (const [k, v] of Object.entries(await federationBenches())) console.log(`${k}: ${v}`);
+  // `send` or `join` alone runs only that part (for profiling: node --cpu-prof ... send).
+  const out: Record<string, number> = {};
+  if (process.argv[2] === 'send') await sendBenches(out);
+  else if (process.argv[2] === 'join') {
+    await joinBench(1_000, out);
+    await joinBench(10_000, out);
+  } else Object.assign(out, await federationBenches());
+  for (const [k, v] of Object.entries(out)) console.log(`${k}: ${v}`);
 }

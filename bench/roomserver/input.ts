@@ -1,7 +1,9 @@
 /**
  * bench/roomserver input: events/s through the input pipeline (auth, state, storage, outbox),
- * (a) one busy room, (b) 100 rooms at once, on SQLite and PostgreSQL. Events are built and
- * signed before timing; outputs go to a no-op publisher.
+ * (a) one busy room, events submitted one by one (a client's sends), (b) the same with 50 events
+ * per request (a federation transaction: one database transaction per request), (c) 100 rooms at
+ * once, on SQLite and PostgreSQL. Events are built and signed before timing; outputs go to a
+ * no-op publisher.
  * Run: npm run build && node dist/bench/roomserver/input.js
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -50,6 +52,14 @@ async function measure(opened: OpenedDatabase<unknown>, label: string, out: Reco
     if (r!.status !== 'accepted') throw new Error(`${r!.status}: ${r!.error}`);
   }
   out[`${label}: one room, events/s`] = Math.round(busy.length / ((performance.now() - t) / 1000));
+
+  // One room again, 50 events per request, as federation /send submits a transaction's PDUs.
+  const batched = roomEvents(2000);
+  t = performance.now();
+  for (let i = 0; i < batched.length; i += 50) {
+    for (const r of await inputer.input(batched.slice(i, i + 50))) if (r.status !== 'accepted') throw new Error(`${r.status}: ${r.error}`);
+  }
+  out[`${label}: one room, 50 events per request, events/s`] = Math.round(batched.length / ((performance.now() - t) / 1000));
 
   const rooms = Array.from({ length: 100 }, () => roomEvents(40));
   t = performance.now();

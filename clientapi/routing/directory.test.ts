@@ -237,13 +237,15 @@ describe('/publicRooms', () => {
     await req('PUT', `/directory/list/room/${encodeURIComponent(space)}`, alice, { visibility: 'public' });
   });
 
-  it('rejects bad tokens, other servers and bad bodies', async () => {
+  it('rejects bad tokens, unreachable or malformed servers and bad bodies', async () => {
     expect(await req('GET', '/publicRooms?since=bogus', '')).toMatchObject({ status: 400, body: { errcode: 'M_INVALID_PARAM' } });
     expect(await search({ since: 'o-1' })).toMatchObject({ status: 400, body: { errcode: 'M_INVALID_PARAM' } });
     expect(await req('GET', '/publicRooms?limit=ten', '')).toMatchObject({ status: 400, body: { errcode: 'M_INVALID_PARAM' } });
-    expect(await req('GET', '/publicRooms?server=example.org', '')).toMatchObject({ status: 400, body: { errcode: 'M_INVALID_PARAM' } });
+    // Another server's list is asked of it: one that cannot be reached is a 502, a malformed name a 400.
+    expect(await req('GET', '/publicRooms?server=unreachable.invalid', '')).toMatchObject({ status: 502, body: { errcode: 'M_UNKNOWN' } });
     expect((await req('GET', `/publicRooms?server=${SERVER}`, '')).status).toBe(200);
-    expect(await req('POST', '/publicRooms?server=example.org', alice, {})).toMatchObject({ status: 400, body: { errcode: 'M_INVALID_PARAM' } });
+    expect(await req('POST', '/publicRooms?server=unreachable.invalid', alice, {})).toMatchObject({ status: 502, body: { errcode: 'M_UNKNOWN' } });
+    expect(await req('GET', `/publicRooms?server=${encodeURIComponent('bad server!')}`, '')).toMatchObject({ status: 400, body: { errcode: 'M_INVALID_PARAM' } });
     expect(await search({ limit: 'ten' })).toMatchObject({ status: 400, body: { errcode: 'M_BAD_JSON' } });
     expect(await search({ filter: 'zebra' })).toMatchObject({ status: 400, body: { errcode: 'M_BAD_JSON' } });
     expect(await search({ filter: { generic_search_term: 7 } })).toMatchObject({ status: 400, body: { errcode: 'M_BAD_JSON' } });

@@ -85,7 +85,7 @@ function offsetOf(since: string | undefined): number {
   return Number(m[1]);
 }
 
-export function addDirectoryRoutes(client: Hono, cfg: Config, userAPI: ClientUserAPI, rsAPI: RoomserverInternalAPI, fedAPI: Pick<FederationInternalAPI, 'queryRemoteDirectory'>): void {
+export function addDirectoryRoutes(client: Hono, cfg: Config, userAPI: ClientUserAPI, rsAPI: RoomserverInternalAPI, fedAPI: Pick<FederationInternalAPI, 'queryRemoteDirectory' | 'queryRemotePublicRooms'>): void {
   const serverName = cfg.global.serverName;
 
   const roomExists = async (roomId: string): Promise<boolean> =>
@@ -208,7 +208,17 @@ export function addDirectoryRoutes(client: Hono, cfg: Config, userAPI: ClientUse
   const publicRooms = async (c: Context, q: PublicRoomsQuery): Promise<Response> => {
     const server = c.req.query('server');
     if (server !== undefined && server !== '' && server !== serverName) {
-      throw invalidParam(`Only this server's room list (${serverName}) can be read: asking other servers is not supported yet`);
+      if (!isValidServerName(server)) throw invalidParam(`${server} is not a server name`);
+      // Another server's list, asked of it; its paging tokens are its own and pass through.
+      const res = await fedAPI.queryRemotePublicRooms({
+        server_name: server,
+        ...(q.limit !== undefined ? { limit: q.limit } : {}),
+        ...(q.since !== undefined ? { since: q.since } : {}),
+        ...(q.searchTerm !== undefined ? { search_term: q.searchTerm } : {}),
+        ...(q.thirdPartyInstanceId !== undefined ? { third_party_instance_id: q.thirdPartyInstanceId } : {}),
+      });
+      if (res.error !== undefined) throw new MatrixError(502, 'M_UNKNOWN', `Could not read the room list of ${server}: ${res.message}`);
+      return jsonResponse(res);
     }
     const offset = offsetOf(q.since);
     const limit = pageSize(q.limit);

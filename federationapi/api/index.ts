@@ -6,6 +6,7 @@
 import type { StatusAPI } from '../../internal/componentapi.js';
 import type { JsonObject } from '../../internal/matrix/index.js';
 import type { HeaderedEvent } from '../../roomserver/api/index.js';
+import type { RoomSummary, SpaceChildEvent } from '../../roomserver/api/index.js';
 
 export interface PerformJoinRequest {
   /** A room ID or a room alias (of another server). */
@@ -72,21 +73,113 @@ export interface ClaimRemoteKeysRequest {
 }
 export type ClaimRemoteKeysResponse = { one_time_keys: Record<string, Record<string, JsonObject>>; error?: undefined } | { error: string; status: number };
 
+export interface QueryRemoteDeviceListRequest {
+  /** A user of another server: their server is asked. */
+  user_id: string;
+  timeout_ms: number;
+}
+/** The answer of GET /user/devices/{userId} as the server gave it (the key server checks it); status 503 when there was no answer. */
+export type QueryRemoteDeviceListResponse = { body: JsonObject; error?: undefined } | { error: string; status: number };
+
+/**
+ * Peeks a room held by other servers (MSC2444 PUT /peek), for the roomserver when a local
+ * device peeks a room this server is not in: the room's state is checked and handed to the
+ * roomserver, and the peek is renewed until performOutboundUnpeek. Nothing is asked when a
+ * live peek of the room exists already.
+ */
+export interface PerformOutboundPeekRequest {
+  room_id: string;
+  /** Servers to peek through, in order of preference. */
+  server_names: string[];
+}
+export type PerformOutboundPeekResponse =
+  | { error?: undefined; /** The room's state was fetched (now, not by an earlier peek still live). */ fresh: boolean }
+  | { error: 'not_found' | 'forbidden' | 'unreachable' | 'incompatible_room_version' | 'remote' | 'failed'; message: string; status?: number; errcode?: string };
+
+/** Ends our peeks into a room (DELETE /peek on the servers peeked through); they are no longer renewed. */
+export interface PerformOutboundUnpeekRequest {
+  room_id: string;
+}
+export interface PerformOutboundUnpeekResponse {
+  /** There was a peek to end. */
+  ended: boolean;
+}
+
+/** A space as another server describes it (GET /hierarchy/{roomId}), checked and trimmed to the spec's fields. */
+export interface QueryRemoteSpaceHierarchyRequest {
+  room_id: string;
+  /** The servers to ask, in turn: the `via` of the m.space.child event that names the room. */
+  server_names: string[];
+  suggested_only: boolean;
+}
+export type QueryRemoteSpaceHierarchyResponse =
+  | {
+      room: RoomSummary;
+      /** The room's m.space.child events that name a child (only suggested ones when asked). */
+      children_state: SpaceChildEvent[];
+      /** Summaries of the children the answering server could give. */
+      children: RoomSummary[];
+      /** Children the answering server says we may not see: not to be asked about elsewhere. */
+      inaccessible_children: string[];
+      error?: undefined;
+    }
+  | { error: 'not_found' | 'unreachable'; message: string };
+
+/**
+ * GET /timestamp_to_event asked of other servers of a room, when this server's nearest event may
+ * not be the room's: each answer is checked (the event fetched, verified, in the room and in
+ * the right direction of ts) and, when it is closer than `nearest_local_ts`, backfilled into the
+ * roomserver (with the state before it) so that clients can read around it.
+ */
+export interface PerformRemoteTimestampToEventRequest {
+  room_id: string;
+  ts: number;
+  dir: 'f' | 'b';
+  /** The servers to ask, in order of preference. */
+  server_names: string[];
+  /** The origin_server_ts of the nearest event held here, when there is one: only closer events are wanted. */
+  nearest_local_ts?: number;
+}
+export type PerformRemoteTimestampToEventResponse = { event_id: string; origin_server_ts: number; error?: undefined } | { error: 'not_found' | 'unreachable'; message: string };
+
+/** Another server's room directory (the client's `/publicRooms?server=`). */
+export interface QueryRemotePublicRoomsRequest {
+  server_name: string;
+  limit?: number;
+  since?: string;
+  search_term?: string;
+  include_all_networks?: boolean;
+  third_party_instance_id?: string;
+}
+export type QueryRemotePublicRoomsResponse =
+  | { chunk: JsonObject[]; next_batch?: string; prev_batch?: string; total_room_count_estimate?: number; error?: undefined }
+  | { error: 'not_found' | 'unreachable'; message: string };
+
 export interface FederationInternalAPI extends StatusAPI {
+  /** A space's summary and children from another server (GET /hierarchy/{roomId}); answers are cached briefly. */
+  queryRemoteSpaceHierarchy(req: QueryRemoteSpaceHierarchyRequest): Promise<QueryRemoteSpaceHierarchyResponse>;
+  /** A closer event from other servers of the room (GET /timestamp_to_event), backfilled here. */
+  performRemoteTimestampToEvent(req: PerformRemoteTimestampToEventRequest): Promise<PerformRemoteTimestampToEventResponse>;
   /** Device and cross-signing keys of another server's users (POST /user/keys/query). */
   queryRemoteKeys(req: QueryRemoteKeysRequest): Promise<QueryRemoteKeysResponse>;
   /** One-time keys of another server's users' devices (POST /user/keys/claim). */
   claimRemoteKeys(req: ClaimRemoteKeysRequest): Promise<ClaimRemoteKeysResponse>;
+  /** A user's whole device list with its version and cross-signing keys (GET /user/devices/{userId}), to follow it. */
+  queryRemoteDeviceList(req: QueryRemoteDeviceListRequest): Promise<QueryRemoteDeviceListResponse>;
   /** Another server's user's profile (GET /query/profile). */
   queryRemoteProfile(req: QueryRemoteProfileRequest): Promise<QueryRemoteProfileResponse>;
   /** Which room another server's alias names (GET /query/directory). */
   queryRemoteDirectory(req: QueryRemoteDirectoryRequest): Promise<QueryRemoteDirectoryResponse>;
+  /** Another server's published rooms (POST /publicRooms). */
+  queryRemotePublicRooms(req: QueryRemotePublicRoomsRequest): Promise<QueryRemotePublicRoomsResponse>;
   /** Joins a local user to a room held by other servers (make_join, send_join). */
   performJoin(req: PerformJoinRequest): Promise<PerformJoinResponse>;
   /** Sends an invite to the invitee's server (PUT /invite), which signs it too; returns that copy. */
   performInvite(req: PerformInviteRequest): Promise<PerformInviteResponse>;
   /** Rejects an invite into a room this server does not hold (make_leave, send_leave to the inviting server). */
   performLeave(req: PerformLeaveRequest): Promise<PerformLeaveResponse>;
+  performOutboundPeek(req: PerformOutboundPeekRequest): Promise<PerformOutboundPeekResponse>;
+  performOutboundUnpeek(req: PerformOutboundUnpeekRequest): Promise<PerformOutboundUnpeekResponse>;
 }
 
-export const federationapiInternalAPIMethods = ['queryComponentStatus', 'performJoin', 'performInvite', 'performLeave', 'queryRemoteProfile', 'queryRemoteDirectory', 'queryRemoteKeys', 'claimRemoteKeys'] as const satisfies ReadonlyArray<keyof FederationInternalAPI>;
+export const federationapiInternalAPIMethods = ['queryComponentStatus', 'queryRemoteSpaceHierarchy', 'performRemoteTimestampToEvent', 'performJoin', 'performInvite', 'performLeave', 'queryRemoteProfile', 'queryRemoteDirectory', 'queryRemotePublicRooms', 'queryRemoteKeys', 'claimRemoteKeys', 'queryRemoteDeviceList', 'performOutboundPeek', 'performOutboundUnpeek'] as const satisfies ReadonlyArray<keyof FederationInternalAPI>;

@@ -433,6 +433,11 @@ export class FederationClient {
     return this.call(destination, 'GET', '/_matrix/federation/v1/query/directory', { query: { room_alias: roomAlias } }, { room_id: 'string', servers: 'array' });
   }
 
+  /** POST /publicRooms (the filtered form; servers that lack it answer GET, asked by the caller). */
+  publicRooms(destination: string, body: JsonObject): Promise<JsonObject> {
+    return this.call(destination, 'POST', '/_matrix/federation/v1/publicRooms', { body }, { chunk: 'array' });
+  }
+
   userDevices(destination: string, userId: string): Promise<UserDevicesResponse> {
     return this.call(destination, 'GET', p`/_matrix/federation/v1/user/devices/${userId}`, {}, { user_id: 'string', devices: 'array' });
   }

@@ -173,7 +173,7 @@ describe('the consumers alone', () => {
   it('sends device list and signing key updates to servers sharing a room', async () => {
     await start(true);
     const keys = { user_id: '@u:here.test', device_id: 'DEV', algorithms: [], keys: {}, signatures: {} };
-    await publish('OutputKeyChangeEvent', '@u:here.test', { offset: 1, type: 'device_keys', user_id: '@u:here.test', device_id: 'DEV', stream_id: 3, display_name: 'Phone', keys });
+    await publish('OutputKeyChangeEvent', '@u:here.test', { offset: 1, type: 'device_keys', user_id: '@u:here.test', device_id: 'DEV', stream_id: 3, prev_stream_id: 2, display_name: 'Phone', keys });
     await publish('OutputKeyChangeEvent', '@u:here.test', { offset: 2, type: 'device_keys', user_id: '@u:here.test', device_id: 'OLD', stream_id: 4, deleted: true });
     // Someone else's change (from another server) is not ours to send.
     await publish('OutputKeyChangeEvent', '@x:one.test', { offset: 3, type: 'device_keys', user_id: '@x:one.test', device_id: 'X', stream_id: 1, keys });
@@ -182,7 +182,7 @@ describe('the consumers alone', () => {
     await wait(3);
     await new Promise((r) => setTimeout(r, 100));
     expect(sent).toEqual([
-      { to: ['one.test', 'two.test'], edu: { edu_type: 'm.device_list_update', content: { user_id: '@u:here.test', device_id: 'DEV', device_display_name: 'Phone', stream_id: 3, prev_id: [], keys } } },
+      { to: ['one.test', 'two.test'], edu: { edu_type: 'm.device_list_update', content: { user_id: '@u:here.test', device_id: 'DEV', device_display_name: 'Phone', stream_id: 3, prev_id: [2], keys } } },
       { to: ['one.test', 'two.test'], edu: { edu_type: 'm.device_list_update', content: { user_id: '@u:here.test', device_id: 'OLD', stream_id: 4, prev_id: [], deleted: true } } },
       { to: ['one.test', 'two.test'], edu: { edu_type: 'm.signing_key_update', content: { user_id: '@u:here.test', master_key: master } } },
     ]);

@@ -129,8 +129,8 @@ export async function startEDUConsumers(d: EDUConsumerDeps): Promise<void> {
       device_id: e.device_id,
       ...(typeof name === 'string' ? { device_display_name: name } : {}),
       stream_id: e.stream_id,
-      // Not tracked: an empty prev_id starts a sequence, so receivers take each update as it comes.
-      prev_id: [],
+      // The version this change follows: a receiver that lacks it knows it missed one and resyncs.
+      prev_id: e.prev_stream_id !== undefined ? [e.prev_stream_id] : [],
       ...(e.deleted ? { deleted: true } : {}),
       ...(e.keys !== undefined && !e.deleted ? { keys: e.keys as JsonValue } : {}),
     });

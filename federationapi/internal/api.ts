@@ -3,9 +3,13 @@ import type { JsonObject } from '../../internal/matrix/index.js';
 import type {
   ClaimRemoteKeysRequest,
   ClaimRemoteKeysResponse,
+  QueryRemoteDeviceListRequest,
+  QueryRemoteDeviceListResponse,
   QueryRemoteKeysRequest,
   QueryRemoteKeysResponse,
   QueryRemoteDirectoryRequest,
+  QueryRemotePublicRoomsRequest,
+  QueryRemotePublicRoomsResponse,
   QueryRemoteDirectoryResponse,
   QueryRemoteProfileRequest,
   QueryRemoteProfileResponse,
@@ -14,6 +18,16 @@ import type {
 import type { Inviter } from './perform/invite.js';
 import { FederationHttpError, type FederationClient } from '../client/index.js';
 import type { Joiner } from './perform/join.js';
+import type { OutboundPeeker } from './peekoutbound.js';
+import type { PerformOutboundPeekRequest, PerformOutboundPeekResponse, PerformOutboundUnpeekRequest, PerformOutboundUnpeekResponse } from '../api/index.js';
+import type { SpaceHierarchyFetcher } from './perform/hierarchy.js';
+import type { TimestampFetcher } from './perform/timestamp.js';
+import type {
+  PerformRemoteTimestampToEventRequest,
+  PerformRemoteTimestampToEventResponse,
+  QueryRemoteSpaceHierarchyRequest,
+  QueryRemoteSpaceHierarchyResponse,
+} from '../api/index.js';
 
 export class FederationInternalAPIImpl implements FederationInternalAPI {
   private readonly startedAt = Date.now();
@@ -22,8 +36,32 @@ export class FederationInternalAPIImpl implements FederationInternalAPI {
     private readonly serverName: string,
     private readonly joiner?: Joiner,
     private readonly inviter?: Inviter,
-    private readonly client?: Pick<FederationClient, 'queryProfile' | 'queryDirectory' | 'request'>,
+    private readonly client?: Pick<FederationClient, 'queryProfile' | 'queryDirectory' | 'publicRooms' | 'request'>,
+    /** Lookups in other servers' rooms (spaces, timestamps); absent with federation disabled. */
+    private readonly lookups: { hierarchy?: SpaceHierarchyFetcher; timestamps?: TimestampFetcher } = {},
+    /** Peeks into other servers' rooms (MSC2444); absent when they are off. */
+    private readonly peeker?: Pick<OutboundPeeker, 'peek' | 'unpeek'>,
   ) {}
+
+  async performOutboundPeek(req: PerformOutboundPeekRequest): Promise<PerformOutboundPeekResponse> {
+    if (!this.peeker) return { error: 'failed', message: 'peeking over federation (msc2444) is off' };
+    return this.peeker.peek(req);
+  }
+
+  async performOutboundUnpeek(req: PerformOutboundUnpeekRequest): Promise<PerformOutboundUnpeekResponse> {
+    if (!this.peeker) return { ended: false };
+    return this.peeker.unpeek(req);
+  }
+
+  async queryRemoteSpaceHierarchy(req: QueryRemoteSpaceHierarchyRequest): Promise<QueryRemoteSpaceHierarchyResponse> {
+    if (!this.lookups.hierarchy) return { error: 'unreachable', message: 'federation is disabled' };
+    return this.lookups.hierarchy.fetch(req);
+  }
+
+  async performRemoteTimestampToEvent(req: PerformRemoteTimestampToEventRequest): Promise<PerformRemoteTimestampToEventResponse> {
+    if (!this.lookups.timestamps) return { error: 'unreachable', message: 'federation is disabled' };
+    return this.lookups.timestamps.lookup(req);
+  }
 
   private static remoteFailure(err: unknown): { error: 'not_found' | 'unreachable'; message: string } {
     if (err instanceof FederationHttpError && err.status >= 400 && err.status < 500) return { error: 'not_found', message: err.error ?? err.message };
@@ -75,6 +113,20 @@ export class FederationInternalAPIImpl implements FederationInternalAPI {
     }
   }
 
+  async queryRemoteDeviceList(req: QueryRemoteDeviceListRequest): Promise<QueryRemoteDeviceListResponse> {
+    if (!this.client) return { error: 'federation is disabled', status: 503 };
+    const colon = req.user_id.indexOf(':');
+    if (!req.user_id.startsWith('@') || colon < 0) return { error: `${req.user_id} is not a user ID`, status: 400 };
+    const server = req.user_id.slice(colon + 1);
+    try {
+      const res = await this.client.request(server, 'GET', `/_matrix/federation/v1/user/devices/${encodeURIComponent(req.user_id)}`, { timeoutMs: req.timeout_ms });
+      if (res.status !== 200) return { error: `${server} answered ${res.status}`, status: res.status };
+      return { body: FederationInternalAPIImpl.objectOf(res.body) as JsonObject };
+    } catch (err) {
+      return { error: err instanceof Error ? err.message : String(err), status: 503 };
+    }
+  }
+
   async claimRemoteKeys(req: ClaimRemoteKeysRequest): Promise<ClaimRemoteKeysResponse> {
     if (!this.client) return { error: 'federation is disabled', status: 503 };
     try {
@@ -97,6 +149,32 @@ export class FederationInternalAPIImpl implements FederationInternalAPI {
     try {
       const res = await this.client.queryDirectory(server, req.alias);
       return { room_id: res.room_id, servers: Array.isArray(res.servers) ? res.servers.filter((x): x is string => typeof x === 'string') : [server] };
+    } catch (err) {
+      return FederationInternalAPIImpl.remoteFailure(err);
+    }
+  }
+
+  async queryRemotePublicRooms(req: QueryRemotePublicRoomsRequest): Promise<QueryRemotePublicRoomsResponse> {
+    if (!this.client) return { error: 'unreachable', message: 'federation is disabled' };
+    const body: JsonObject = {
+      ...(req.limit !== undefined ? { limit: req.limit } : {}),
+      ...(req.since !== undefined ? { since: req.since } : {}),
+      ...(req.search_term !== undefined ? { filter: { generic_search_term: req.search_term } } : {}),
+      ...(req.include_all_networks !== undefined ? { include_all_networks: req.include_all_networks } : {}),
+      ...(req.third_party_instance_id !== undefined ? { third_party_instance_id: req.third_party_instance_id } : {}),
+    };
+    try {
+      const res = await this.client.publicRooms(req.server_name, body);
+      // Another server's answer is passed on only in the spec's shape.
+      const chunk = (res['chunk'] as unknown[]).filter((r): r is JsonObject => typeof r === 'object' && r !== null && !Array.isArray(r) && typeof (r as JsonObject)['room_id'] === 'string');
+      const text = (k: string): string | undefined => (typeof res[k] === 'string' ? (res[k] as string) : undefined);
+      const total = res['total_room_count_estimate'];
+      return {
+        chunk,
+        ...(text('next_batch') !== undefined ? { next_batch: text('next_batch')! } : {}),
+        ...(text('prev_batch') !== undefined ? { prev_batch: text('prev_batch')! } : {}),
+        ...(typeof total === 'number' ? { total_room_count_estimate: total } : {}),
+      };
     } catch (err) {
       return FederationInternalAPIImpl.remoteFailure(err);
     }

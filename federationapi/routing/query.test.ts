@@ -160,11 +160,14 @@ describe('GET /query/directory', () => {
 
 describe('GET /user/devices/{userId}', () => {
   it('lists the devices with their keys, the list version and the cross-signing keys', async () => {
+    const version = async (userId: string) => (await a.t.server.apis.userapi!.queryDeviceListVersion({ userId })).streamId;
     const res = await fed('GET', `/v1/user/devices/${enc(ALICE)}`);
     expect(res.status).toBe(200);
+    // The list's version is the key server's: alice's device and keys have changed it.
+    expect(await version(ALICE)).toBeGreaterThan(0);
     expect(res.body).toEqual({
       user_id: ALICE,
-      stream_id: 0,
+      stream_id: await version(ALICE),
       devices: [{ device_id: 'ALICEDEV', device_display_name: "alice's phone", keys: deviceKeys(ALICE, 'ALICEDEV') }],
       master_key: cross.master,
       self_signing_key: cross.selfSigning,
@@ -172,7 +175,7 @@ describe('GET /user/devices/{userId}', () => {
     // A user without keys: the device is listed without them.
     expect((await fed('GET', `/v1/user/devices/${enc(`@quiet:${a.name}`)}`)).body).toEqual({
       user_id: `@quiet:${a.name}`,
-      stream_id: 0,
+      stream_id: await version(`@quiet:${a.name}`),
       devices: [{ device_id: 'QUIETDEV', device_display_name: "quiet's phone" }],
     });
   });
@@ -251,6 +254,21 @@ describe('/publicRooms', () => {
     expect((everything.body.chunk as Body[]).length).toBe(2);
     // We bridge no third-party networks.
     expect((await fed('GET', '/v1/publicRooms?third_party_instance_id=irc')).body).toEqual({ chunk: [], total_room_count_estimate: 0 });
+  });
+
+  it("serves a client of another server asking for this server's list (/publicRooms?server=)", async () => {
+    const bob = await register(b, 'roomlister', 'LISTDEV');
+    const all = await client(b, 'GET', `/publicRooms?server=${enc(a.name)}`, bob);
+    expect(all.status, JSON.stringify(all.body)).toBe(200);
+    expect((all.body.chunk as Body[]).map((r) => r.name)).toEqual(['Cheese', 'Bread']);
+    const page1 = await client(b, 'POST', `/publicRooms?server=${enc(a.name)}`, bob, { limit: 1 });
+    expect((page1.body.chunk as Body[]).map((r) => r.name)).toEqual(['Cheese']);
+    const page2 = await client(b, 'POST', `/publicRooms?server=${enc(a.name)}`, bob, { limit: 1, since: page1.body.next_batch });
+    expect((page2.body.chunk as Body[]).map((r) => r.name)).toEqual(['Bread']);
+    const searched = await client(b, 'POST', `/publicRooms?server=${enc(a.name)}`, bob, { filter: { generic_search_term: 'tast' } });
+    expect((searched.body.chunk as Body[]).map((r) => r.room_id)).toEqual([roomId]);
+    expect((await client(b, 'GET', '/publicRooms?server=unreachable.invalid', bob)).status).toBe(502);
+    expect((await client(b, 'GET', `/publicRooms?server=${enc('bad server!')}`, bob)).body.errcode).toBe('M_INVALID_PARAM');
   });
 
   it('refuses bad parameters', async () => {

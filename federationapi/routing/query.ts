@@ -23,7 +23,7 @@ export type QueryRoomserverAPI = Pick<
   RoomserverInternalAPI,
   'queryRoomIdForAlias' | 'queryServersInRoom' | 'queryPublishedRooms' | 'queryPublicRooms' | 'queryLatestEventsAndState' | 'queryMembershipsForRoom'
 >;
-export type QueryUserAPI = Pick<ClientUserAPI, 'queryProfile' | 'queryDevices' | 'queryKeys' | 'performClaimKeys'>;
+export type QueryUserAPI = Pick<ClientUserAPI, 'queryProfile' | 'queryDevices' | 'queryKeys' | 'performClaimKeys' | 'queryDeviceListVersion'>;
 
 export interface QueryDeps {
   serverName: string;
@@ -36,13 +36,6 @@ export interface QueryDeps {
  * user-signing keys nor signatures only their maker may see.
  */
 const NO_USER = '';
-/**
- * The version of a user's device list (m.device_list_update's stream_id). The key server keeps
- * it, but its API does not tell it yet, so we answer the lowest version: a receiver never takes
- * an update we send later for one it already has (too high a version could make it skip real
- * updates), and as our updates carry no prev_id, receivers resync on each one anyway.
- */
-const DEVICE_LIST_VERSION = 0;
 const PAGE_TOKEN = /^p(0|[1-9][0-9]{0,8})$/;
 
 interface DirectoryQuery {
@@ -123,6 +116,9 @@ export function addQueryRoutes(fed: Hono, auth: FederationAuth, deps: QueryDeps)
   fed.get('/v1/user/devices/:userId', async (c) => {
     await auth.authenticate(c);
     const userId = ourUser(c.req.param('userId'), 'userId');
+    // The version is read before the devices, so that it is never newer than the list answered:
+    // a change in between is then announced again with a later version, and the receiver applies it.
+    const { streamId } = await userAPI.queryDeviceListVersion({ userId });
     const [{ devices }, keys] = await Promise.all([
       userAPI.queryDevices({ userId }),
       userAPI.queryKeys({ userId: NO_USER, userToDevices: { [userId]: [] } }),
@@ -139,7 +135,7 @@ export function addQueryRoutes(fed: Hono, auth: FederationAuth, deps: QueryDeps)
       if (d.displayName !== null) entry['device_display_name'] = d.displayName;
       return entry;
     });
-    const out: JsonBody = { user_id: userId, stream_id: DEVICE_LIST_VERSION, devices: list };
+    const out: JsonBody = { user_id: userId, stream_id: streamId, devices: list };
     const master = keys.masterKeys[userId];
     const selfSigning = keys.selfSigningKeys[userId];
     if (master !== undefined) out['master_key'] = master;

@@ -3,9 +3,11 @@
  *
  * - Idempotent per origin and transaction ID: a retried transaction gets the first answer.
  * - PDUs are checked on receipt (format, signatures, hashes), refused for rooms we do not
- *   have or whose ACL bars the origin, and put through the roomserver one by one, in order.
- *   An event whose prev events we lack makes us ask the origin for them (get_missing_events,
- *   bounded) before it goes in. Each PDU's outcome is in the answer.
+ *   have or whose ACL bars the origin, and put through the roomserver in order: each room's
+ *   PDUs in one request (one transaction there; rooms side by side), which stops at the first
+ *   event the roomserver cannot take for want of events we lack. That event then makes us ask
+ *   the origin for them (get_missing_events, bounded) and goes in alone; the rest follow it.
+ *   Each PDU's outcome is in the answer.
  * - EDUs become the ephemeral messages syncapi consumes: typing, receipts, presence and
  *   to-device messages, each only for users of the origin.
  */
@@ -15,6 +17,7 @@ import { MatrixError, jsonResponse } from '../../internal/httputil/index.js';
 import { Event, domainOf, type JsonObject, type PDUJson } from '../../internal/matrix/index.js';
 import { authOrder } from '../internal/authorder.js';
 import type { EphemeralProducer } from '../../syncapi/api/producer.js';
+import type { InputResult } from '../../roomserver/api/index.js';
 import type { ClientUserAPI } from '../../userapi/api/index.js';
 import { checkPDUs, type CheckedPDU, type PDUKeys } from '../internal/pdus.js';
 import { serverAllowedByAcl } from '../internal/acl.js';
@@ -23,6 +26,8 @@ import type { FederationAuth } from './fedauth.js';
 
 const MAX_PDUS = 50;
 const MAX_EDUS = 100;
+/** PDU bytes per roomserver request: well under NATS' default 1 MiB message limit (polylith). */
+const INPUT_REQUEST_BYTES = 512 * 1024;
 const MISSING_EVENTS_LIMIT = 20;
 const TXN_CACHE = 10_000;
 
@@ -49,6 +54,12 @@ export interface SendDeps {
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
+/** A PDU's entry in the answer: a rejected or soft-failed event was received and judged, not an error of the transaction (as Synapse answers). */
+function pduError(res: { status: string; error?: string }): string | undefined {
+  if (res.status === 'accepted' || res.status === 'duplicate' || res.status === 'rejected' || res.status === 'soft_failed') return undefined;
+  return res.error ?? res.status;
+}
+
 export function addSendRoute(fed: Hono, auth: FederationAuth, d: SendDeps): void {
   const { reader } = d;
   const rsAPI = reader.rsAPI;
@@ -73,8 +84,12 @@ export function addSendRoute(fed: Hono, auth: FederationAuth, d: SendDeps): void
     await rsAPI.inputRoomEvents({ events: authOrder(good).map((e) => ({ kind: 'outlier', event: { room_version: roomVersion, pdu: e.json as PDUJson }, origin })) });
   };
 
-  /** Inputs one checked event, fetching what it needs from `origin` (auth events, prev events, or the state before it) when the roomserver lacks it. */
-  const inputPDU = async (origin: string, roomVersion: string, event: Event, fetchMissing: boolean): Promise<string | undefined> => {
+  /**
+   * Inputs one checked event, fetching what it needs from `origin` (auth events, prev events, or
+   * the state before it) when the roomserver lacks it. `first`: the roomserver's answer to the
+   * event already submitted (in a batch), to go on from.
+   */
+  const inputPDU = async (origin: string, roomVersion: string, event: Event, fetchMissing: boolean, first?: InputResult): Promise<string | undefined> => {
     const roomId = event.roomId;
     const pdu = event.json as PDUJson;
     const input = async (stateIds?: string[]): Promise<{ status: string; error?: string }> =>
@@ -82,7 +97,7 @@ export function addSendRoute(fed: Hono, auth: FederationAuth, d: SendDeps): void
         status: 'error',
         error: 'no result',
       };
-    let res = await input();
+    let res: { status: string; error?: string } = first ?? (await input());
     if (res.status === 'error' && fetchMissing && /missing auth events/.test(res.error ?? '')) {
       try {
         await inputOutliers(origin, roomVersion, roomId, (await d.fetcher.eventAuth(origin, roomId, event.eventId)).auth_chain);
@@ -145,15 +160,47 @@ export function addSendRoute(fed: Hono, auth: FederationAuth, d: SendDeps): void
         }
       }
     }
-    // A rejected or soft-failed event was received and judged: not an error of the transaction (as Synapse answers).
-    if (res.status === 'accepted' || res.status === 'duplicate' || res.status === 'rejected' || res.status === 'soft_failed') return undefined;
-    return res.error ?? res.status;
+    return pduError(res);
+  };
+
+  /**
+   * A room's checked events, in order: in requests of many events (stopping at the first error),
+   * each failed one through inputPDU (which fetches what it lacked), then on with the rest.
+   */
+  const inputRoom = async (origin: string, roomVersion: string, events: readonly Event[], results: Record<string, JsonObject>): Promise<void> => {
+    let next = 0;
+    while (next < events.length) {
+      const chunk: Event[] = [];
+      let bytes = 0;
+      for (const e of events.slice(next)) {
+        const size = JSON.stringify(e.json).length;
+        if (chunk.length > 0 && bytes + size > INPUT_REQUEST_BYTES) break;
+        chunk.push(e);
+        bytes += size;
+      }
+      const { results: res } = await rsAPI.inputRoomEvents({
+        events: chunk.map((e) => ({ kind: 'new', event: { room_version: roomVersion, pdu: e.json as PDUJson }, origin })),
+        stop_at_error: true,
+      });
+      for (const [i, e] of chunk.entries()) {
+        next++;
+        const r = res[i] ?? { event_id: e.eventId, status: 'error', error: 'no result' };
+        if (r.status !== 'error') {
+          results[e.eventId] = {};
+          continue;
+        }
+        const error = await inputPDU(origin, roomVersion, e, true, r);
+        results[e.eventId] = error === undefined ? {} : { error };
+        break;
+      }
+    }
   };
 
   const handlePDUs = async (origin: string, pdus: unknown[]): Promise<Record<string, JsonObject>> => {
     const results: Record<string, JsonObject> = {};
     // The rooms first (version, ACL), then each room's PDUs checked in one batch (signatures
-    // on the thread pool together), then the events put in, in the order they came.
+    // on the thread pool together), rooms side by side, then the events put in, in the order
+    // they came.
     const rooms = new Map<string, { version: string } | { error: string }>();
     const byRoom = new Map<string, Array<{ index: number; raw: unknown }>>();
     pdus.forEach((raw, index) => {
@@ -161,7 +208,7 @@ export function addSendRoute(fed: Hono, auth: FederationAuth, d: SendDeps): void
       if (roomId !== undefined) byRoom.set(roomId, [...(byRoom.get(roomId) ?? []), { index, raw }]);
     });
     const checkedAt = new Map<number, { version: string; checked: CheckedPDU }>();
-    for (const [roomId, items] of byRoom) {
+    const checkRoom = async (roomId: string, items: Array<{ index: number; raw: unknown }>): Promise<void> => {
       const res = await rsAPI.queryLatestEventsAndState({ room_id: roomId, state_to_fetch: [{ type: 'm.room.server_acl', state_key: '' }] });
       let room: { version: string } | { error: string };
       if (!res.room_exists || res.room_version === undefined) room = { error: 'unknown room' };
@@ -180,11 +227,14 @@ export function addSendRoute(fed: Hono, auth: FederationAuth, d: SendDeps): void
             }
           }
         }
-        continue;
+        return;
       }
-      const checked = await checkPDUs(items.map((i) => i.raw), room.version, d.keys);
-      items.forEach((item, i) => checkedAt.set(item.index, { version: (room as { version: string }).version, checked: checked[i]! }));
-    }
+      const { version } = room;
+      const checked = await checkPDUs(items.map((i) => i.raw), version, d.keys);
+      items.forEach((item, i) => checkedAt.set(item.index, { version, checked: checked[i]! }));
+    };
+    await Promise.all([...byRoom].map(([roomId, items]) => checkRoom(roomId, items)));
+    const toInput = new Map<string, { version: string; events: Event[] }>();
     for (let index = 0; index < pdus.length; index++) {
       const at = checkedAt.get(index);
       if (!at) continue;
@@ -193,9 +243,11 @@ export function addSendRoute(fed: Hono, auth: FederationAuth, d: SendDeps): void
         if (checked.eventId) results[checked.eventId] = { error: checked.error };
         continue;
       }
-      const error = await inputPDU(origin, version, checked.event, true);
-      results[checked.event.eventId] = error === undefined ? {} : { error };
+      let room = toInput.get(checked.event.roomId);
+      if (!room) toInput.set(checked.event.roomId, (room = { version, events: [] }));
+      room.events.push(checked.event);
     }
+    await Promise.all([...toInput.values()].map((r) => inputRoom(origin, r.version, r.events, results)));
     return results;
   };
 
@@ -262,9 +314,11 @@ export function addSendRoute(fed: Hono, auth: FederationAuth, d: SendDeps): void
       }
       case 'm.device_list_update':
       case 'm.signing_key_update': {
-        // Their keys changed: our users learn to query them again (queries of remote users go to their server).
+        // Their keys changed: the key server updates the list it follows (a gap is fetched in
+        // the background, not waited for here) and our users learn of the change.
         if (!fromOrigin(content['user_id'])) return;
-        await d.userAPI.performRemoteKeyChange({ userId: content['user_id'], origin });
+        const res = await d.userAPI.performRemoteKeyChange({ userId: content['user_id'], origin, edu: { type: edu['edu_type'], content } });
+        if (res.error !== undefined) d.log.debug({ origin, eduType: edu['edu_type'], error: res.error }, 'federation: device list EDU ignored');
         return;
       }
       default:

@@ -41,4 +41,26 @@ export const federationapiMigrations: readonly ComponentMigration[] = [
       await db.schema.createIndex('federationapi_queue_destination').on('federationapi_queue').columns(['destination', 'id']).execute();
     },
   },
+  {
+    version: 3,
+    name: 'peeks',
+    up: async (db) => {
+      // Peeks over federation (MSC2444, storage/peeks.ts). Inbound: other servers peeking our
+      // rooms, sent the rooms' events while renewed within renewal_interval (ms). Outbound: our
+      // peeks into other servers' rooms, renewed while local devices peek them.
+      for (const table of ['federationapi_inbound_peeks', 'federationapi_outbound_peeks'] as const) {
+        await db.schema
+          .createTable(table)
+          .addColumn('server_name', 'text', (c) => c.notNull())
+          .addColumn('room_id', 'text', (c) => c.notNull())
+          .addColumn('peek_id', 'text', (c) => c.notNull())
+          .addColumn('creation_ts', bigintType, (c) => c.notNull())
+          .addColumn('renewed_ts', bigintType, (c) => c.notNull())
+          .addColumn('renewal_interval', bigintType, (c) => c.notNull())
+          .addPrimaryKeyConstraint(`${table}_pk`, ['server_name', 'room_id', 'peek_id'])
+          .execute();
+        await db.schema.createIndex(`${table}_room`).on(table).column('room_id').execute();
+      }
+    },
+  },
 ];

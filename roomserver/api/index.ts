@@ -38,6 +38,13 @@ export interface InputRoomEvent {
 
 export interface InputRoomEventsRequest {
   events: InputRoomEvent[];
+  /**
+   * Stop each room's events at its first error (an event not processed, nothing stored): its
+   * later events in this request come back as errors, not processed. For a submitter that mends
+   * the failure (fetches what was missing) and then goes on, in order (federation /send).
+   * Rejected and soft-failed events are verdicts, not errors: they never stop anything.
+   */
+  stop_at_error?: boolean;
 }
 
 export type InputStatus = 'accepted' | 'duplicate' | 'rejected' | 'soft_failed' | 'error';
@@ -61,7 +68,28 @@ export type OutputRoomEvent =
   | { type: 'new_invite_event'; new_invite_event: { event: HeaderedEvent } }
   | { type: 'retire_invite_event'; retire_invite_event: { event_id: string; target_user_id: string; membership: string; retired_by_event_id: string } }
   /** An admin purged the room: every component drops what it holds of it. */
-  | { type: 'purge_room'; purge_room: { room_id: string } };
+  | { type: 'purge_room'; purge_room: { room_id: string } }
+  /** A local device began peeking into the room (MSC2753): syncapi gives it the room. */
+  | { type: 'new_peek'; new_peek: OutputNewPeek }
+  /** A local device stopped peeking into the room. */
+  | { type: 'retire_peek'; retire_peek: OutputRetirePeek }
+  /** Another server began peeking into the room (MSC2444): federationapi sends it the room's events from here on. */
+  | { type: 'new_inbound_peek'; new_inbound_peek: OutputNewInboundPeek };
+
+export interface OutputNewPeek {
+  room_id: string;
+  user_id: string;
+  device_id: string;
+}
+export type OutputRetirePeek = OutputNewPeek;
+export interface OutputNewInboundPeek {
+  room_id: string;
+  peek_id: string;
+  server_name: string;
+  /** The latest event the peeking server was given the state at: what follows in the stream is news to it. */
+  latest_event_id: string;
+  renewal_interval: number;
+}
 
 export interface OutputNewRoomEvent {
   event: HeaderedEvent;
@@ -219,6 +247,75 @@ export interface QueryPublicRoomsResponse {
   total: number;
 }
 
+/**
+ * A room as the space hierarchy describes it (the spec's RoomSummary): its directory entry,
+ * and what a server or client needs to tell whether it may join.
+ */
+export interface RoomSummary extends PublicRoomEntry {
+  room_version?: string;
+  /** m.room.encryption's algorithm, when it is the spec's one. */
+  encryption?: string;
+  /** For a restricted (or knock_restricted) room: the rooms whose members may join it. */
+  allowed_room_ids?: string[];
+}
+/** An m.space.child event as the hierarchy shows it: stripped state with its origin_server_ts. */
+export interface SpaceChildEvent {
+  type: string;
+  state_key: string;
+  content: JsonObject;
+  sender: string;
+  origin_server_ts: number;
+}
+export interface QueryRoomSummaryRequest {
+  room_id: string;
+  /** Who asks: a local user (client API) or a server (federation). */
+  user_id?: string;
+  server_name?: string;
+  /** Only children marked suggested. */
+  suggested_only?: boolean;
+  /** Add a space's children (its m.space.child events that name a child, in the spec's order). */
+  include_children?: boolean;
+}
+export interface QueryRoomSummaryResponse {
+  /** This server is in the room: it has the room's current state and a joined user there. */
+  room_exists: boolean;
+  /**
+   * The asker may see the room's summary: it is public, knockable or world_readable, or the
+   * user is joined, invited or may join a restricted room, or the server has a user joined or
+   * invited there or in a room the restricted room allows. True for a user's invite even when
+   * the room does not exist here. When false, nothing else is told.
+   */
+  accessible: boolean;
+  room?: RoomSummary;
+  /** With include_children, for spaces (room_type m.space); empty for other rooms. */
+  children_state?: SpaceChildEvent[];
+}
+
+/** GET /timestamp_to_event: the event nearest a time, in a direction. */
+export interface QueryEventByTimestampRequest {
+  room_id: string;
+  /** Milliseconds since the epoch. */
+  ts: number;
+  /** f: the first event at or after ts; b: the last at or before it (by origin_server_ts). */
+  dir: 'f' | 'b';
+  /** Only events this user or server may see count (history visibility); neither: world_readable ones. */
+  user_id?: string;
+  server_name?: string;
+}
+export interface QueryEventByTimestampResponse {
+  /** The room's history is held here. */
+  room_exists: boolean;
+  /** Absent when no event qualifies. */
+  event_id?: string;
+  origin_server_ts?: number;
+  /**
+   * History this server lacks may lie between ts and the event (its prev events are missing
+   * for dir=f; the next event held after it misses its prev events for dir=b): other servers
+   * of the room may know a closer one.
+   */
+  next_to_gap?: boolean;
+}
+
 export interface QueryVisibleEventsRequest {
   event_ids: string[];
   /** Who asks: a user (client APIs) or a server (federation); neither is anonymous (world_readable only). */
@@ -329,6 +426,81 @@ export interface PerformAdminPurgeRoomResponse {
   error?: 'unknown_room';
 }
 
+/**
+ * A local device peeks into a room (MSC2753): the room must be world_readable (and not
+ * encrypted). A room this server does not take part in is peeked over federation first
+ * (MSC2444: federationapi fetches its state through `server_names`, the room ID's server or
+ * the alias's). Then `new_peek` goes out on OutputRoomEvent for syncapi.
+ */
+export interface PerformPeekRequest {
+  room_id_or_alias: string;
+  user_id: string;
+  device_id: string;
+  server_names?: string[];
+  /**
+   * syncapi asks again for a device whose room went quiet (its peekers stopped syncing, or this
+   * server restarted): the remote peek is made again if it ended, and `new_peek` goes out only
+   * when the room had to be fetched again (the device then gets it in full).
+   */
+  resume?: boolean;
+}
+export type PerformPeekResponse =
+  | { room_id: string; error?: undefined }
+  | { error: 'invalid' | 'not_found' | 'forbidden' | 'unreachable' | 'incompatible_room_version' | 'remote'; message: string; room_id?: undefined; status?: number; errcode?: string };
+
+export interface PerformUnpeekRequest {
+  room_id: string;
+  user_id: string;
+  device_id: string;
+}
+export type PerformUnpeekResponse = { error?: undefined } | { error: 'invalid'; message: string };
+
+/**
+ * Another server peeks into one of our rooms (MSC2444 PUT /peek): the room's current state,
+ * its auth chain and the latest event, read in the room's input order together with the
+ * `new_inbound_peek` output, so that the events after that state are exactly those federation
+ * sends the peeking server.
+ */
+export interface PerformInboundPeekRequest {
+  room_id: string;
+  peek_id: string;
+  server_name: string;
+  renewal_interval: number;
+}
+export type PerformInboundPeekResponse =
+  | { room_exists: false; error?: undefined }
+  | { room_exists: true; error: 'forbidden'; message: string }
+  | { room_exists: true; error?: undefined; room_version: string; state_events: HeaderedEvent[]; auth_chain_events: HeaderedEvent[]; latest_event: HeaderedEvent };
+
+/**
+ * syncapi: no local device counts as peeking into the room any more (the last one unpeeked or
+ * joined, or none of them has synced for a while). A federated peek of the room ends.
+ */
+export interface PerformPeekersGoneRequest {
+  room_id: string;
+}
+export interface PerformPeekersGoneResponse {
+  /** A peek over federation was ended (so the next device to peek must peek again). */
+  ended_remote_peek: boolean;
+}
+
+/** The user directory: users joined to a room the searcher is in, or to a public room, that match a term. */
+export interface QueryKnownUsersRequest {
+  user_id: string;
+  /** Matched, ignoring case, against user IDs and display names; '' matches everyone. */
+  search_term: string;
+  limit: number;
+}
+export interface KnownUser {
+  user_id: string;
+  display_name?: string;
+  avatar_url?: string;
+}
+export interface QueryKnownUsersResponse {
+  /** Ordered by user ID. */
+  users: KnownUser[];
+}
+
 export interface RoomserverInternalAPI extends StatusAPI {
   inputRoomEvents(req: InputRoomEventsRequest): Promise<InputRoomEventsResponse>;
   queryLatestEventsAndState(req: QueryLatestEventsAndStateRequest): Promise<QueryLatestEventsAndStateResponse>;
@@ -346,15 +518,24 @@ export interface RoomserverInternalAPI extends StatusAPI {
   queryPublishedRooms(req: QueryPublishedRoomsRequest): Promise<QueryPublishedRoomsResponse>;
   /** The room directory: published rooms described, filtered, ordered and paged. */
   queryPublicRooms(req: QueryPublicRoomsRequest): Promise<QueryPublicRoomsResponse>;
+  /** One room of a space hierarchy, summarised for a user or a server, with its children. */
+  queryRoomSummary(req: QueryRoomSummaryRequest): Promise<QueryRoomSummaryResponse>;
+  /** The event nearest a timestamp that the asker may see (GET /timestamp_to_event). */
+  queryEventByTimestamp(req: QueryEventByTimestampRequest): Promise<QueryEventByTimestampResponse>;
   queryVisibleEvents(req: QueryVisibleEventsRequest): Promise<QueryVisibleEventsResponse>;
   performCreateRoom(req: PerformCreateRoomRequest): Promise<PerformCreateRoomResponse>;
   performSendEvent(req: PerformSendEventRequest): Promise<PerformSendEventResponse>;
   performStateGarbageCollection(req: PerformStateGarbageCollectionRequest): Promise<PerformStateGarbageCollectionResponse>;
   performStubMembership(req: PerformStubMembershipRequest): Promise<PerformStubMembershipResponse>;
   performForget(req: PerformForgetRequest): Promise<PerformForgetResponse>;
+  queryKnownUsers(req: QueryKnownUsersRequest): Promise<QueryKnownUsersResponse>;
   performAdminEvacuateRoom(req: PerformAdminEvacuateRoomRequest): Promise<PerformAdminEvacuateRoomResponse>;
   performAdminEvacuateUser(req: PerformAdminEvacuateUserRequest): Promise<PerformAdminEvacuateUserResponse>;
   performAdminPurgeRoom(req: PerformAdminPurgeRoomRequest): Promise<PerformAdminPurgeRoomResponse>;
+  performPeek(req: PerformPeekRequest): Promise<PerformPeekResponse>;
+  performUnpeek(req: PerformUnpeekRequest): Promise<PerformUnpeekResponse>;
+  performInboundPeek(req: PerformInboundPeekRequest): Promise<PerformInboundPeekResponse>;
+  performPeekersGone(req: PerformPeekersGoneRequest): Promise<PerformPeekersGoneResponse>;
 }
 
 export const roomserverInternalAPIMethods = [
@@ -374,13 +555,20 @@ export const roomserverInternalAPIMethods = [
   'performPublish',
   'queryPublishedRooms',
   'queryPublicRooms',
+  'queryRoomSummary',
+  'queryEventByTimestamp',
   'queryVisibleEvents',
   'performCreateRoom',
   'performSendEvent',
   'performStateGarbageCollection',
   'performStubMembership',
   'performForget',
+  'queryKnownUsers',
   'performAdminEvacuateRoom',
   'performAdminEvacuateUser',
   'performAdminPurgeRoom',
+  'performPeek',
+  'performUnpeek',
+  'performInboundPeek',
+  'performPeekersGone',
 ] as const satisfies ReadonlyArray<keyof RoomserverInternalAPI>;

@@ -3,6 +3,10 @@ import type { ComponentStatus, EmptyRequest } from '../../internal/componentapi.
 import { powerLevelsOf, requiredEventLevel, userPowerLevel } from '../../internal/matrix/auth/index.js';
 import { Event, roomVersion as lookupRoomVersion, type JsonObject, type PDUJson } from '../../internal/matrix/index.js';
 import { PUBLIC_ROOM_STATE, listPublicRooms, publicRoomEntry } from './query/publicrooms.js';
+import { RoomSummaries } from './query/roomsummary.js';
+import { EventByTimestamp } from './query/timestamp.js';
+import { EventTimestampStore } from '../storage/timestamps.js';
+import type { QueryEventByTimestampRequest, QueryEventByTimestampResponse, QueryRoomSummaryRequest, QueryRoomSummaryResponse } from '../api/index.js';
 import type {
   PublicRoomEntry,
   QueryPublicRoomsRequest,
@@ -39,6 +43,14 @@ import type {
   PerformAdminPurgeRoomRequest,
   PerformAdminPurgeRoomResponse,
   PerformForgetResponse,
+  PerformInboundPeekRequest,
+  PerformInboundPeekResponse,
+  PerformPeekersGoneRequest,
+  PerformPeekersGoneResponse,
+  PerformPeekRequest,
+  PerformPeekResponse,
+  PerformUnpeekRequest,
+  PerformUnpeekResponse,
   QueryMembershipForUserRequest,
   QueryMembershipForUserResponse,
   QueryMembershipsForRoomRequest,
@@ -66,7 +78,10 @@ import type { RoomCreator } from './perform/createroom.js';
 import { EventSender } from './perform/sendevent.js';
 import type { SigningIdentity } from '../../internal/signingidentity.js';
 import { Visibility } from './visibility.js';
+import { KnownUsers } from './query/knownusers.js';
+import type { QueryKnownUsersRequest, QueryKnownUsersResponse } from '../api/index.js';
 import { RoomAdmin, type RoomAdminDeps } from './perform/admin.js';
+import { Peeker, type PeekerDeps } from './perform/peek.js';
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { RoomserverDatabase } from '../storage/tables.js';
@@ -89,10 +104,18 @@ export class RoomserverInternalAPIImpl implements RoomserverInternalAPI {
     identity?: SigningIdentity,
     /** What the admin actions need besides the stores: absent in tests that build the API bare. */
     adminDeps?: { db: Kysely<RoomserverDatabase>; publish: RoomAdminDeps['publish']; log: Logger },
+    /** What peeks (MSC2753, MSC2444) need besides the stores: absent in tests that build the API bare. */
+    peekDeps?: Pick<PeekerDeps, 'federatedPeeks' | 'federation' | 'publish' | 'log'>,
   ) {
+    this.peeker = peekDeps
+      ? new Peeker({ serverName, events, loader, query: this, exclusive: (roomId, fn) => inputer.enqueue(roomId, fn), ...peekDeps })
+      : undefined;
     this.state = new RoomState(events, snapshots, loader);
     this.sender = identity ? new EventSender(identity, inputer, (r) => this.queryLatestEventsAndState(r)) : undefined;
     this.visibility = new Visibility(events, snapshots, loader);
+    this.knownUsers = new KnownUsers(serverName, events, snapshots, loader);
+    this.summaries = new RoomSummaries(serverName, events, snapshots, loader);
+    this.byTimestamp = new EventByTimestamp(events, new EventTimestampStore(events.db), loader, this.visibility);
     this.admin = adminDeps
       ? new RoomAdmin({
           serverName,
@@ -114,7 +137,11 @@ export class RoomserverInternalAPIImpl implements RoomserverInternalAPI {
   }
 
   private readonly visibility: Visibility;
+  private readonly knownUsers: KnownUsers;
+  private readonly summaries: RoomSummaries;
+  private readonly byTimestamp: EventByTimestamp;
   private readonly admin: RoomAdmin | undefined;
+  private readonly peeker: Peeker | undefined;
   private readonly sender: EventSender | undefined;
 
   async queryComponentStatus(_req: EmptyRequest): Promise<ComponentStatus> {
@@ -122,7 +149,7 @@ export class RoomserverInternalAPIImpl implements RoomserverInternalAPI {
   }
 
   inputRoomEvents(req: InputRoomEventsRequest): Promise<InputRoomEventsResponse> {
-    return this.inputer.input(req.events).then((results) => ({ results }));
+    return this.inputer.input(req.events, { stopAtError: req.stop_at_error === true }).then((results) => ({ results }));
   }
 
   /** State events of a snapshot, all or those asked for. */
@@ -270,6 +297,14 @@ export class RoomserverInternalAPIImpl implements RoomserverInternalAPI {
     return listPublicRooms(entries, req);
   }
 
+  queryRoomSummary(req: QueryRoomSummaryRequest): Promise<QueryRoomSummaryResponse> {
+    return this.summaries.query(req);
+  }
+
+  queryEventByTimestamp(req: QueryEventByTimestampRequest): Promise<QueryEventByTimestampResponse> {
+    return this.byTimestamp.query(req);
+  }
+
   async queryVisibleEvents(req: QueryVisibleEventsRequest): Promise<QueryVisibleEventsResponse> {
     const asker = { ...(req.user_id !== undefined ? { userId: req.user_id } : {}), ...(req.server_name !== undefined ? { serverName: req.server_name } : {}) };
     return { visible_event_ids: await this.visibility.visibleTo(req.event_ids, asker) };
@@ -322,9 +357,34 @@ export class RoomserverInternalAPIImpl implements RoomserverInternalAPI {
     return (await this.requireAdmin().purgeRoom(req.room_id)) ? {} : { error: 'unknown_room' };
   }
 
+  async performPeek(req: PerformPeekRequest): Promise<PerformPeekResponse> {
+    return this.requirePeeker().performPeek(req);
+  }
+
+  async performUnpeek(req: PerformUnpeekRequest): Promise<PerformUnpeekResponse> {
+    return this.requirePeeker().performUnpeek(req);
+  }
+
+  async performInboundPeek(req: PerformInboundPeekRequest): Promise<PerformInboundPeekResponse> {
+    return this.requirePeeker().performInboundPeek(req);
+  }
+
+  async performPeekersGone(req: PerformPeekersGoneRequest): Promise<PerformPeekersGoneResponse> {
+    return this.requirePeeker().performPeekersGone(req);
+  }
+
+  private requirePeeker(): Peeker {
+    if (!this.peeker) throw new Error('this roomserver was built without its peek dependencies');
+    return this.peeker;
+  }
+
   private requireAdmin(): RoomAdmin {
     if (!this.admin) throw new Error('this roomserver was built without its admin dependencies');
     return this.admin;
+  }
+
+  queryKnownUsers(req: QueryKnownUsersRequest): Promise<QueryKnownUsersResponse> {
+    return this.knownUsers.query(req);
   }
 
   /** Only a user who is out of the room (left, kicked or banned) may forget it, as in Synapse. */

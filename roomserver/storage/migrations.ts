@@ -7,7 +7,10 @@
  * trie nodes: see ./statesnapshots.ts for the design.
  */
 import type { ComponentMigration } from '../../internal/sqlutil/index.js';
+import type { Kysely } from 'kysely';
 import { addAutoIdColumn, bigintType, boolType, bytesType } from '../../internal/sqlutil/index.js';
+import { originServerTsOf } from './timestamps.js';
+import type { RoomserverDatabase } from './tables.js';
 
 export const roomserverMigrations: readonly ComponentMigration[] = [
   {
@@ -122,4 +125,30 @@ export const roomserverMigrations: readonly ComponentMigration[] = [
       await db.schema.alterTable('roomserver_membership').addColumn('forgotten', boolType, (c) => c.notNull().defaultTo(0)).execute();
     },
   },
+  {
+    version: 4,
+    name: 'events_origin_server_ts',
+    // GET /timestamp_to_event (both APIs): events looked up by their origin_server_ts within a
+    // room, nearest first in either direction. NULL where an event has none (not a valid PDU).
+    // Events stored before this migration get theirs from their JSON.
+    up: async (db) => {
+      await db.schema.alterTable('roomserver_events').addColumn('origin_server_ts', bigintType).execute();
+      await db.schema.createIndex('roomserver_events_room_ts').on('roomserver_events').columns(['room_nid', 'origin_server_ts']).execute();
+      await backfillOriginServerTs(db as unknown as Kysely<RoomserverDatabase>);
+    },
+  },
 ];
+
+/** Fills origin_server_ts of events stored before the column existed, in batches. */
+async function backfillOriginServerTs(db: Kysely<RoomserverDatabase>): Promise<void> {
+  const BATCH = 1000;
+  for (let after = 0; ; ) {
+    const rows = await db.selectFrom('roomserver_event_json').select(['event_nid', 'event_json']).where('event_nid', '>', after).orderBy('event_nid').limit(BATCH).execute();
+    for (const r of rows) {
+      const ts = originServerTsOf(r.event_json);
+      if (ts !== null) await db.updateTable('roomserver_events').set({ origin_server_ts: ts }).where('event_nid', '=', Number(r.event_nid)).execute();
+    }
+    if (rows.length < BATCH) return;
+    after = Number(rows[rows.length - 1]!.event_nid);
+  }
+}

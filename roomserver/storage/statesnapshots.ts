@@ -114,8 +114,9 @@ const countOf = (n: Node): number => (n.kind === 'leaf' ? n.entries.length : n.c
 export class StateSnapshotStore {
   /**
    * Nodes never change, so a node read once can be kept (bounded; oldest first out). Shared
-   * with transactions' stores: a node written in a transaction that rolls back keeps an NID
-   * that is never reused and that nothing will refer to.
+   * with transactions' stores. A node written in a transaction that rolls back stays cached
+   * under its NID; SQLite hands that NID out again (AUTOINCREMENT only protects committed
+   * ones), but only to a node inserted through put(), which caches the new node over it.
    */
   private readonly cache: Map<number, Node>;
 

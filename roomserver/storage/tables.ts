@@ -29,6 +29,8 @@ export interface RoomserverDatabase {
     rejection_reason: string | null;
     is_soft_failed: WithDefault<number>;
     auth_event_nids: string;
+    /** The event's origin_server_ts (timestamp_to_event); NULL when it has none. */
+    origin_server_ts: number | null;
   };
   roomserver_event_json: {
     event_nid: number;

@@ -9,22 +9,13 @@
 import type { StatusAPI } from '../../internal/componentapi.js';
 import type { JsonObject } from '../../internal/matrix/index.js';
 
-/** A device's local peek (MSC2753) into a room; the caller checked the room may be peeked. */
-export interface PerformPeekRequest {
-  user_id: string;
-  device_id: string;
-  room_id: string;
-}
-export type PerformPeekResponse = Record<string, never>;
+/**
+ * syncapi's internal API. Peeks (MSC2753) come to syncapi from the roomserver, as `new_peek` and
+ * `retire_peek` on OutputRoomEvent, not through this API.
+ */
+export type SyncInternalAPI = StatusAPI;
 
-export interface SyncInternalAPI extends StatusAPI {
-  /** Starts a device's peek: the room shows in the `peek` section of its /sync until unpeeked or joined. */
-  performPeek(req: PerformPeekRequest): Promise<PerformPeekResponse>;
-  /** Ends a device's peek (nothing when there was none). */
-  performUnpeek(req: PerformPeekRequest): Promise<PerformPeekResponse>;
-}
-
-export const syncapiInternalAPIMethods = ['queryComponentStatus', 'performPeek', 'performUnpeek'] as const satisfies ReadonlyArray<keyof SyncInternalAPI>;
+export const syncapiInternalAPIMethods = ['queryComponentStatus'] as const satisfies ReadonlyArray<keyof SyncInternalAPI>;
 
 /** OutputTypingEvent (subject per room): a user started or stopped typing in a room. */
 export interface OutputTypingEvent {

@@ -10,7 +10,9 @@ import type { Bus } from '../../setup/jetstream/index.js';
 import type { OutputClientData, OutputKeyChangeEvent } from '../../userapi/api/index.js';
 import type { Notifier } from '../internal/notifier.js';
 import type { PeekStore } from '../storage/peeks.js';
+import type { PeekActivity } from '../internal/peekactivity.js';
 import { purgeRoomRows } from '../storage/purge.js';
+import { parseRelation, type RelationsStore } from '../storage/relations.js';
 import type { SearchIndex } from '../storage/search.js';
 import type { SyncStore } from '../storage/syncstore.js';
 
@@ -23,8 +25,12 @@ export interface ConsumerDeps {
   log: Logger;
   /** Local peeks: peeking devices hear of a room's events; a join ends the user's peeks. */
   peeks: PeekStore;
+  /** Who still peeks: told of new peeks, and tells the roomserver when a room's last peeker goes. */
+  peekActivity?: PeekActivity;
   /** The full-text index, when search is enabled. */
   search?: SearchIndex;
+  /** Event relationships (m.relates_to), for /relations, /threads and bundled aggregations. */
+  relations: RelationsStore;
 }
 
 function parse(e: HeaderedEvent): Event {
@@ -36,8 +42,38 @@ async function audience(store: SyncStore, roomId: string): Promise<string[]> {
   return (await store.membersOf([roomId], ['join', 'invite'])).get(roomId) ?? [];
 }
 
+/**
+ * Stores the leave that rejected an invite into a room syncapi knows nothing of (another
+ * server's), as that room's only state here. A room syncapi holds hears of the leave as a room event.
+ */
+async function storeOutOfBandLeave(d: ConsumerDeps, eventId: string, userId: string): Promise<void> {
+  const [headered] = (await d.rsAPI.queryEventsById({ event_ids: [eventId] })).events;
+  if (!headered) return;
+  const leave = parse(headered);
+  if (leave.type !== 'm.room.member' || leave.stateKey !== userId) return;
+  if ((await d.store.currentState(leave.roomId)).length > 0) return;
+  const { pos, existed } = await d.store.insertEvent({
+    roomId: leave.roomId,
+    eventId: leave.eventId,
+    type: leave.type,
+    sender: leave.sender,
+    stateKey: userId,
+    json: JSON.stringify(leave.json),
+    roomVersion: headered.room_version,
+    addsState: [leave.eventId],
+    removesState: [],
+  });
+  if (existed) return;
+  await d.store.updateCurrentState(leave.roomId, [{ eventId: leave.eventId, type: leave.type, stateKey: userId, membership: 'leave' }], [], pos);
+  d.notifier.advance('pdu', pos, [userId]);
+}
+
 export async function startConsumers(d: ConsumerDeps): Promise<void> {
   const decoder = new TextDecoder();
+  /** A room nobody here peeks any more: its federated peek can end. */
+  const lastPeekerCheck = async (roomId: string): Promise<void> => {
+    if ((await d.peeks.peekers(roomId)).length === 0) await d.peekActivity?.gone(roomId);
+  };
 
   await d.bus.consume({ stream: `${d.prefix}OutputRoomEvent`, durable: 'SyncAPIRoomServerConsumer' }, async (msg) => {
     const out = JSON.parse(decoder.decode(msg.data)) as OutputRoomEvent;
@@ -48,6 +84,24 @@ export async function startConsumers(d: ConsumerDeps): Promise<void> {
       const removes = out.type === 'new_room_event' ? out.new_room_event.removes_state_event_ids : [];
       const txn = out.type === 'new_room_event' ? out.new_room_event.transaction_id : undefined;
       const before = await audience(d.store, event.roomId);
+      // State the roomserver added that this component has not seen (the state a remote join or
+      // a peek over federation brought, or state resolution picked) is fetched and goes into the
+      // stream first, each event adding itself: it was state before this event, and a timeline
+      // that starts here shows it in its state section (or in the timeline, for a whole room).
+      const fetched = new Set<string>();
+      const others = adds.filter((id) => id !== event.eventId);
+      if (others.length > 0) {
+        const known = new Set((await d.store.events(others)).map((e) => e.eventId));
+        const missing = others.filter((id) => !known.has(id));
+        if (missing.length > 0) {
+          const { events } = await d.rsAPI.queryEventsById({ event_ids: missing });
+          for (const h of events) {
+            const e = parse(h);
+            await d.store.insertEvent({ roomId: e.roomId, eventId: e.eventId, type: e.type, sender: e.sender, stateKey: e.stateKey ?? null, json: JSON.stringify(e.json), roomVersion: h.room_version, addsState: [e.eventId], removesState: [] });
+            fetched.add(e.eventId);
+          }
+        }
+      }
       const { pos } = await d.store.insertEvent({
         roomId: event.roomId,
         eventId: event.eventId,
@@ -56,7 +110,7 @@ export async function startConsumers(d: ConsumerDeps): Promise<void> {
         stateKey: event.stateKey ?? null,
         json: JSON.stringify(event.json),
         roomVersion: headered.room_version,
-        addsState: adds,
+        addsState: adds.filter((id) => !fetched.has(id)),
         removesState: removes,
         ...(txn ? { txn: { deviceId: txn.device_id, txnId: txn.transaction_id } } : {}),
       });
@@ -64,17 +118,11 @@ export async function startConsumers(d: ConsumerDeps): Promise<void> {
       await d.search
         ?.indexEvent({ eventId: event.eventId, roomId: event.roomId, sender: event.sender, type: event.type, stateKey: event.stateKey, content: event.content, pos })
         .catch((err: unknown) => d.log.error({ err, eventId: event.eventId }, 'search: cannot index the event'));
+      const rel = parseRelation(event.content);
+      if (rel) {
+        await d.relations.add({ roomId: event.roomId, eventId: rel.eventId, childEventId: event.eventId, childType: event.type, relType: rel.relType, sender: event.sender, originTs: event.originServerTs, pos });
+      }
       if (adds.length > 0 || removes.length > 0) {
-        // State the roomserver added that this component has not seen (from state resolution) is fetched.
-        const known = new Map((await d.store.events(adds)).map((e) => [e.eventId, e]));
-        const missing = adds.filter((id) => !known.has(id));
-        if (missing.length > 0) {
-          const { events } = await d.rsAPI.queryEventsById({ event_ids: missing });
-          for (const h of events) {
-            const e = parse(h);
-            await d.store.insertEvent({ roomId: e.roomId, eventId: e.eventId, type: e.type, sender: e.sender, stateKey: e.stateKey ?? null, json: JSON.stringify(e.json), roomVersion: h.room_version, addsState: [], removesState: [] });
-          }
-        }
         const stored = await d.store.events(adds);
         await d.store.updateCurrentState(
           event.roomId,
@@ -90,7 +138,9 @@ export async function startConsumers(d: ConsumerDeps): Promise<void> {
       }
       const after = await audience(d.store, event.roomId);
       // A join turns the user's peeks into the join (their syncs give the room under `join`).
-      if (event.type === 'm.room.member' && event.stateKey !== undefined && (event.content as { membership?: unknown }).membership === 'join') await d.peeks.removeUser(event.stateKey, event.roomId);
+      if (event.type === 'm.room.member' && event.stateKey !== undefined && (event.content as { membership?: unknown }).membership === 'join') {
+        if (await d.peeks.removeUser(event.stateKey, event.roomId)) await lastPeekerCheck(event.roomId);
+      }
       const woken = new Set([...before, ...after, ...(await d.peeks.peekers(event.roomId))]);
       // The target of a membership change hears of it whatever it is (a knock, a rejected invite).
       if (event.type === 'm.room.member' && event.stateKey !== undefined) woken.add(event.stateKey);
@@ -99,6 +149,9 @@ export async function startConsumers(d: ConsumerDeps): Promise<void> {
     }
     if (out.type === 'redacted_event') {
       await d.search?.remove([out.redacted_event.redacted_event_id]);
+      // A redacted child leaves its parent's relations; a redacted parent bundles no edit.
+      const redaction = parse(out.redacted_event.redacted_because);
+      await d.relations.redacted(redaction.roomId, out.redacted_event.redacted_event_id, redaction.eventId);
       const [stored] = await d.store.events([out.redacted_event.redacted_event_id]);
       if (!stored) return;
       const { events } = await d.rsAPI.queryEventsById({ event_ids: [stored.eventId] });
@@ -111,9 +164,29 @@ export async function startConsumers(d: ConsumerDeps): Promise<void> {
       if (pos > 0) d.notifier.advance('invite', pos, [e.stateKey ?? '']);
       return;
     }
+    // Peeks (MSC2753), as the roomserver allowed or ended them, in the room's event order: a new
+    // peek begins after the events (the state fetched over federation) that came before it.
+    if (out.type === 'new_peek') {
+      const p = out.new_peek;
+      await d.peeks.add(p.user_id, p.device_id, p.room_id, d.notifier.current.pdu);
+      d.peekActivity?.confirm(p.room_id);
+      // A long-polling /sync of the device wakes to give the room.
+      d.notifier.advance('pdu', d.notifier.current.pdu, [p.user_id]);
+      return;
+    }
+    if (out.type === 'retire_peek') {
+      const p = out.retire_peek;
+      if (await d.peeks.remove(p.user_id, p.device_id, p.room_id)) await lastPeekerCheck(p.room_id);
+      return;
+    }
     if (out.type === 'retire_invite_event') {
-      const pos = await d.store.retireInvite(out.retire_invite_event.event_id);
-      if (pos > 0) d.notifier.advance('invite', pos, [out.retire_invite_event.target_user_id]);
+      const r = out.retire_invite_event;
+      const pos = await d.store.retireInvite(r.event_id);
+      if (pos > 0) d.notifier.advance('invite', pos, [r.target_user_id]);
+      // An invite into a room this server does not hold, rejected: no room event will ever tell
+      // syncapi of the leave, so it goes into the stream here and the room shows among the
+      // invitee's left rooms, as after leaving any room.
+      if (r.membership === 'leave' && r.retired_by_event_id !== '') await storeOutOfBandLeave(d, r.retired_by_event_id, r.target_user_id);
     }
     if (out.type === 'purge_room') {
       const roomId = out.purge_room.room_id;

@@ -57,6 +57,32 @@ it("tells a user's syncs about their own new devices", async () => {
   expect(changed).toContain('@carol:localhost:8008');
 });
 
+it('tells room-mates when a device without keys is renamed or deleted (Sytest 41e2e 06-device-lists)', async () => {
+  const dave = (await req('POST', '/register', '', { auth: { type: 'm.login.dummy' }, username: 'dave', password: 'pw' })).body.access_token as string;
+  const DAVE = '@dave:localhost:8008';
+  const room = (await req('POST', '/createRoom', alice, { preset: 'public_chat' })).body.room_id as string;
+  await req('POST', `/rooms/${encodeURIComponent(room)}/join`, dave, {});
+  const changedSince = async (since: string): Promise<boolean> => {
+    const end = Date.now() + 5000;
+    while (Date.now() < end) {
+      const changed = ((await req('GET', `/sync?since=${since}&timeout=500`, alice)).body.device_lists as { changed?: string[] }).changed ?? [];
+      if (changed.includes(DAVE)) return true;
+    }
+    return false;
+  };
+  const deviceId = (await req('GET', '/account/whoami', dave)).body.device_id as string;
+  let since = (await req('GET', '/sync', alice)).body.next_batch as string;
+  expect((await req('PUT', `/devices/${deviceId}`, dave, { display_name: 'wibble' })).status).toBe(200);
+  expect(await changedSince(since)).toBe(true);
+  // A second device, logged in then deleted.
+  const second = (await req('POST', '/login', '', { type: 'm.login.password', identifier: { type: 'm.id.user', user: 'dave' }, password: 'pw' })).body.device_id as string;
+  since = (await req('GET', '/sync', alice)).body.next_batch as string;
+  const first = await req('DELETE', `/devices/${second}`, dave, {});
+  const del = await req('DELETE', `/devices/${second}`, dave, { auth: { type: 'm.login.password', identifier: { type: 'm.id.user', user: 'dave' }, password: 'pw', session: first.body.session } });
+  expect(del.status).toBe(200);
+  expect(await changedSince(since)).toBe(true);
+});
+
 it('serves the deprecated /events stream from a token', async () => {
   const room = (await req('POST', '/createRoom', alice, { preset: 'public_chat' })).body.room_id as string;
   const start = (await req('GET', '/events?timeout=0', alice)).body;

@@ -18,6 +18,8 @@ import { clientEvent, contentOf } from '../internal/clientevent.js';
 import { eventFilter, type EventFilter } from '../internal/filter.js';
 import { formatToken, parseToken, ZERO } from '../internal/token.js';
 import type { StreamEvent, SyncStore } from '../storage/syncstore.js';
+import type { Aggregations, BundleTarget } from '../internal/aggregations.js';
+import { readAccess } from './access.js';
 
 const DEFAULT_LIMIT = 10;
 const MAX_LIMIT = 1000;
@@ -59,23 +61,12 @@ function tokenPos(raw: string, name: string): number {
 
 const pageToken = (pos: number): string => formatToken({ ...ZERO, pdu: Math.max(0, pos) });
 
-export function addMessagesRoutes(client: Hono, store: SyncStore, userAPI: TokenResolver<AuthenticatedDevice>, rsAPI: MessagesRoomserverAPI): void {
-  /** Whether the user may read the room at all: a member now or before, or a world_readable room. */
-  const requireReader = async (userId: string, roomId: string): Promise<void> => {
-    const m = await rsAPI.queryMembershipForUser({ room_id: roomId, user_id: userId });
-    if (m.room_exists && m.membership !== undefined) return;
-    if (m.room_exists) {
-      const hv = await rsAPI.queryLatestEventsAndState({ room_id: roomId, state_to_fetch: [{ type: 'm.room.history_visibility', state_key: '' }] });
-      if (hv.state_events[0]?.pdu.content?.['history_visibility'] === 'world_readable') return;
-    }
-    throw forbidden('You are not allowed to read this room');
-  };
-
-  const visible = async (userId: string, events: StreamEvent[]): Promise<StreamEvent[]> => {
-    if (events.length === 0) return events;
-    const { visible_event_ids } = await rsAPI.queryVisibleEvents({ event_ids: events.map((e) => e.eventId), user_id: userId });
-    const ok = new Set(visible_event_ids);
-    return events.filter((e) => ok.has(e.eventId));
+export function addMessagesRoutes(client: Hono, store: SyncStore, userAPI: TokenResolver<AuthenticatedDevice>, rsAPI: MessagesRoomserverAPI, aggregations?: Aggregations): void {
+  // Whether the user may read the room at all (a member now or before, or a world_readable room), and each event.
+  const { requireReader, visible } = readAccess(rsAPI);
+  /** Adds bundled aggregations (when syncapi serves them) to the events of a response. */
+  const bundle = async (userId: string, targets: BundleTarget[]): Promise<void> => {
+    if (aggregations) await aggregations.bundle(userId, targets);
   };
 
   const passes = (filter: EventFilter, e: StreamEvent): boolean => filter.allows({ type: e.type, sender: e.sender, roomId: e.roomId, content: contentOf(e) });
@@ -144,7 +135,9 @@ export function addMessagesRoutes(client: Hono, store: SyncStore, userAPI: Token
     }
     const to = toRaw !== undefined ? tokenPos(toRaw, 'to') : undefined;
     const { events, next } = await page(device.userId, roomId, from, backwards, limit, filter, to);
-    const body: JsonObject = { chunk: events.map((e) => clientEvent(e, { deviceId: device.deviceId })), start: pageToken(from) };
+    const chunk = events.map((e) => ({ event: e, json: clientEvent(e, { deviceId: device.deviceId }) }));
+    await bundle(device.userId, chunk);
+    const body: JsonObject = { chunk: chunk.map((t) => t.json), start: pageToken(from) };
     // As Synapse and Dendrite do, `end` is left out exactly when the chunk is empty.
     if (events.length > 0) body['end'] = pageToken(next);
     if (filter.lazyLoadMembers && events.length > 0) {
@@ -173,10 +166,13 @@ export function addMessagesRoutes(client: Hono, store: SyncStore, userAPI: Token
       state = state.filter((s) => s.type === 'm.room.member' && s.stateKey !== undefined && senders.has(s.stateKey));
     }
     const opts = { deviceId: device.deviceId };
+    const serve = (e: StreamEvent): BundleTarget => ({ event: e, json: clientEvent(e, opts) });
+    const [event, eventsBefore, eventsAfter] = [serve(target), before.events.map(serve), after.events.map(serve)];
+    await bundle(device.userId, [event, ...eventsBefore, ...eventsAfter]);
     return jsonResponse({
-      event: clientEvent(target, opts),
-      events_before: before.events.map((e) => clientEvent(e, opts)),
-      events_after: after.events.map((e) => clientEvent(e, opts)),
+      event: event.json,
+      events_before: eventsBefore.map((t) => t.json),
+      events_after: eventsAfter.map((t) => t.json),
       start: pageToken(before.events.length > 0 ? before.events[before.events.length - 1]!.pos - 1 : target.pos - 1),
       end: pageToken(last.pos),
       state: state.map((s) => s.toClientEvent('client')),
@@ -189,7 +185,9 @@ export function addMessagesRoutes(client: Hono, store: SyncStore, userAPI: Token
     const eventId = c.req.param('eventId') ?? '';
     const [stored] = await store.events([eventId]);
     if (stored && stored.roomId === roomId && (await visible(device.userId, [stored])).length > 0) {
-      return jsonResponse(clientEvent(stored, { deviceId: device.deviceId }));
+      const served = { event: stored, json: clientEvent(stored, { deviceId: device.deviceId }) };
+      await bundle(device.userId, [served]);
+      return jsonResponse(served.json);
     }
     // Events syncapi never streamed (outliers, rejected) are not served; an invisible one reads as missing.
     throw notFound('Event not found');

@@ -24,6 +24,8 @@ import { formatToken, parseToken, ZERO, type StreamPositions } from '../internal
 import type { StreamEvent, SyncStore } from '../storage/syncstore.js';
 import { LazyLoadStore } from '../storage/lazyload.js';
 import type { PeekStore } from '../storage/peeks.js';
+import type { PeekActivity } from '../internal/peekactivity.js';
+import type { Aggregations, BundleTarget } from '../internal/aggregations.js';
 
 const DEFAULT_TIMELINE_LIMIT = 10;
 const MAX_TIMELINE_LIMIT = 100;
@@ -46,6 +48,10 @@ export interface SyncRouteDeps {
   rsAPI: SyncRoomserverAPI;
   /** Local peeks (MSC2753): the device's peeked rooms come in the `peek` section. */
   peeks: PeekStore;
+  /** Told of each /sync: a device that syncs counts as peeking (its quiet rooms are peeked again). */
+  peekActivity?: Pick<PeekActivity, 'touch'>;
+  /** Bundled aggregations (m.relations) for the events of limited timelines. */
+  aggregations?: Aggregations;
 }
 
 /** To-device messages per response; the rest wait for the next sync. */
@@ -181,6 +187,8 @@ export function addSyncRoute(client: Hono, deps: SyncRouteDeps): void {
     const leave: Record<string, JsonObject> = {};
     const invite: Record<string, JsonObject> = {};
     const roomFilter = filter.room;
+    /** Timeline events that get bundled aggregations, across all rooms of the response. */
+    const bundle: BundleTarget[] = [];
     const stateFilter = (state: StreamEvent[]): StreamEvent[] => state.filter((e) => roomFilter.state.allows({ type: e.type, sender: e.sender, roomId: e.roomId, content: contentOf(e) }));
     const lazy = roomFilter.state.lazyLoadMembers;
     // A new sync sequence: the client has forgotten the members it was sent.
@@ -227,9 +235,12 @@ export function addSyncRoute(client: Hono, deps: SyncRouteDeps): void {
         const sent = [...state, ...events].filter((e) => e.type === 'm.room.member' && e.stateKey !== null).map((e) => ({ targetUserId: e.stateKey!, eventId: e.eventId }));
         await lazyLoad.recordSent(userId, device.deviceId, roomId, sent);
       }
+      const served = events.map((e) => ({ event: e, json: clientEvent(e, opts) }));
+      // Bundled aggregations go with limited timelines (the spec's rule), all computed at the end of the response at once.
+      if (limited || (full && since !== undefined)) bundle.push(...served);
       return {
         events,
-        timeline: { events: events.map((e) => clientEvent(e, opts)), limited: limited || (full && since !== undefined), prev_batch: prevBatch(to, events[0], upTo) },
+        timeline: { events: served.map((t) => t.json), limited: limited || (full && since !== undefined), prev_batch: prevBatch(to, events[0], upTo) },
         state: { events: state.map((e) => clientEvent(e, opts)) },
       };
     };
@@ -420,6 +431,7 @@ export function addSyncRoute(client: Hono, deps: SyncRouteDeps): void {
       }
     }
 
+    if (deps.aggregations && bundle.length > 0) await deps.aggregations.bundle(userId, bundle, { ignored, eventOptions: opts });
     return {
       next_batch: formatToken(nextBatch),
       rooms: {
@@ -451,6 +463,7 @@ export function addSyncRoute(client: Hono, deps: SyncRouteDeps): void {
     const setPresence = c.req.query('set_presence') ?? 'online';
     if (!PRESENCE_STATES.includes(setPresence as PresenceState)) throw new MatrixError(400, 'M_INVALID_PARAM', 'set_presence must be online, offline or unavailable');
     await presence.touchFromSync(device.userId, setPresence as PresenceState);
+    await deps.peekActivity?.touch(device.userId, device.deviceId);
 
     // Read before looking for news: a change after this point wakes the wait below at once.
     let seen = notifier.changeCount(device.userId);

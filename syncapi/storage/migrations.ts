@@ -3,9 +3,11 @@
  * versions lives in `syncapi_migrations`. Auto-increment IDs are stream positions: they only
  * grow, so "everything after position N" is a range scan.
  */
-import { sql } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import type { ComponentMigration } from '../../internal/sqlutil/index.js';
 import { addAutoIdColumn, bigintType, boolType } from '../../internal/sqlutil/index.js';
+import { backfillRelations } from './relations.js';
+import type { SyncapiDatabase } from './tables.js';
 
 export const syncapiMigrations: readonly ComponentMigration[] = [
   {
@@ -156,6 +158,38 @@ export const syncapiMigrations: readonly ComponentMigration[] = [
         .addPrimaryKeyConstraint('syncapi_peeks_pk', ['user_id', 'device_id', 'room_id'])
         .execute();
       await db.schema.createIndex('syncapi_peeks_room').on('syncapi_peeks').column('room_id').execute();
+    },
+  },
+  {
+    version: 6,
+    name: 'relations',
+    up: async (db) => {
+      // Event relationships (storage/relations.ts): one row per child, keyed by it.
+      await db.schema
+        .createTable('syncapi_relations')
+        .addColumn('child_event_id', 'text', (c) => c.primaryKey())
+        .addColumn('room_id', 'text', (c) => c.notNull())
+        .addColumn('event_id', 'text', (c) => c.notNull())
+        .addColumn('child_type', 'text', (c) => c.notNull())
+        .addColumn('rel_type', 'text', (c) => c.notNull())
+        .addColumn('sender', 'text', (c) => c.notNull())
+        .addColumn('origin_ts', bigintType, (c) => c.notNull())
+        .addColumn('pos', bigintType, (c) => c.notNull())
+        .execute();
+      // A parent's children in stream order (/relations, bundled aggregations). room_id makes
+      // (event_id, room_id) the planner's choice over the room index for the lookups of recursion.
+      await db.schema.createIndex('syncapi_relations_parent').on('syncapi_relations').columns(['event_id', 'room_id', 'pos']).execute();
+      // A room's threads by their latest child (/threads).
+      await db.schema.createIndex('syncapi_relations_room_rel').on('syncapi_relations').columns(['room_id', 'rel_type', 'event_id', 'pos']).execute();
+      await db.schema
+        .createTable('syncapi_redacted_events')
+        .addColumn('event_id', 'text', (c) => c.primaryKey())
+        .addColumn('room_id', 'text', (c) => c.notNull())
+        .addColumn('redaction_event_id', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('syncapi_redacted_events_room').on('syncapi_redacted_events').column('room_id').execute();
+      // Relations of the events stored before this table existed.
+      await backfillRelations(db as unknown as Kysely<SyncapiDatabase>);
     },
   },
 ];

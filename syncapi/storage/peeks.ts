@@ -33,9 +33,16 @@ export class PeekStore {
     return Number(r.numDeletedRows) > 0;
   }
 
-  /** Ends the peeks of every device of the user in the room (the user joined it). */
-  async removeUser(userId: string, roomId: string): Promise<void> {
-    await this.db.deleteFrom('syncapi_peeks').where('user_id', '=', userId).where('room_id', '=', roomId).execute();
+  /** Ends the peeks of every device of the user in the room (the user joined it); whether there were any. */
+  async removeUser(userId: string, roomId: string): Promise<boolean> {
+    const r = await this.db.deleteFrom('syncapi_peeks').where('user_id', '=', userId).where('room_id', '=', roomId).executeTakeFirst();
+    return Number(r.numDeletedRows) > 0;
+  }
+
+  /** Every peek: (room, user, device). */
+  async all(): Promise<Array<{ roomId: string; userId: string; deviceId: string }>> {
+    const rows = await this.db.selectFrom('syncapi_peeks').select(['room_id', 'user_id', 'device_id']).execute();
+    return rows.map((r) => ({ roomId: r.room_id, userId: r.user_id, deviceId: r.device_id }));
   }
 
   async forDevice(userId: string, deviceId: string): Promise<Peek[]> {

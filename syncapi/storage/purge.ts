@@ -1,6 +1,6 @@
 /**
  * A purged room (the roomserver's `purge_room`) leaves syncapi in one transaction: its events,
- * current state, invites, receipts, lazy-loading records and peeks. The room then appears in no
+ * current state, invites, receipts, lazy-loading records, peeks and relations. The room then appears in no
  * one's /sync; clients that held it keep what they had, as after any server-side deletion.
  * The full-text index is purged separately (it may live elsewhere, and is best effort).
  */
@@ -15,6 +15,8 @@ const ROOM_TABLES = [
   'syncapi_receipts',
   'syncapi_lazy_loaded_members',
   'syncapi_peeks',
+  'syncapi_relations',
+  'syncapi_redacted_events',
 ] as const satisfies ReadonlyArray<keyof SyncapiDatabase>;
 
 /** Deletes the room's rows; returns how many events went. */

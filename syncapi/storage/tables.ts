@@ -80,6 +80,26 @@ export interface SyncapiDatabase {
     key: string;
     pos: number;
   };
+  /** Event relationships (`m.relates_to` with a rel_type): one row per child event (storage/relations.ts). */
+  syncapi_relations: {
+    room_id: string;
+    /** The parent event. */
+    event_id: string;
+    child_event_id: string;
+    child_type: string;
+    rel_type: string;
+    /** The child's sender and origin_server_ts (edit validity and order, participation, ignored users). */
+    sender: string;
+    origin_ts: number;
+    /** The child's stream position. */
+    pos: number;
+  };
+  /** Events that were redacted, and by what (storage/relations.ts: a redacted original bundles no edit). */
+  syncapi_redacted_events: {
+    room_id: string;
+    event_id: string;
+    redaction_event_id: string;
+  };
   /** Local peeks (MSC2753), per device (storage/peeks.ts). */
   syncapi_peeks: {
     user_id: string;

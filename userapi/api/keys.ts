@@ -118,6 +118,11 @@ export interface OutputKeyChangeEvent {
   device_id?: string;
   /** Per-user device list version, for m.device_list_update's stream_id. */
   stream_id?: number;
+  /**
+   * The user's device list version before this change (m.device_list_update's prev_id);
+   * absent for the first. Versions count device changes only, one apart.
+   */
+  prev_stream_id?: number;
   display_name?: string | null;
   /** Absent when the device was deleted. */
   keys?: KeyObject;
@@ -137,16 +142,41 @@ export interface KeyServerAPI {
   performUploadDeviceSignatures(req: PerformUploadDeviceSignaturesRequest): Promise<PerformUploadDeviceSignaturesResponse>;
   /**
    * Another server told us (m.device_list_update, m.signing_key_update) that a user of theirs
-   * changed their keys: it counts as a key change, so that /sync and /keys/changes tell our
-   * users to query that user's keys again (queries of remote users always ask their server).
+   * changed their keys. With the EDU given, the copy of the user's device list we follow is
+   * updated (or marked stale and fetched again in the background when an update is missing);
+   * each change counts as a key change, so that /sync and /keys/changes tell our users.
    */
   performRemoteKeyChange(req: PerformRemoteKeyChangeRequest): Promise<PerformRemoteKeyChangeResponse>;
+  /**
+   * Dendrite's admin refreshDevices: marks another server's user's device list stale and
+   * fetches it again (waiting a few seconds for it; it goes on in the background after).
+   */
+  performRefreshRemoteDevices(req: PerformRefreshRemoteDevicesRequest): Promise<PerformRefreshRemoteDevicesResponse>;
+  /** The version of a local user's device list (GET /user/devices' stream_id). */
+  queryDeviceListVersion(req: QueryDeviceListVersionRequest): Promise<QueryDeviceListVersionResponse>;
+}
+
+export interface PerformRefreshRemoteDevicesRequest {
+  userId: string;
+}
+export interface PerformRefreshRemoteDevicesResponse {
+  error?: KeyError;
+}
+
+export interface QueryDeviceListVersionRequest {
+  userId: string;
+}
+export interface QueryDeviceListVersionResponse {
+  /** 0 when the user's devices never changed. */
+  streamId: number;
 }
 
 export interface PerformRemoteKeyChangeRequest {
   userId: string;
   /** The server that said so: it must be the user's. */
   origin: string;
+  /** The EDU itself; without it the change is only announced to our users. */
+  edu?: { type: 'm.device_list_update' | 'm.signing_key_update'; content: Record<string, unknown> };
 }
 export interface PerformRemoteKeyChangeResponse {
   error?: string;
@@ -162,11 +192,13 @@ export const keyServerAPIMethods = [
   'performUploadDeviceSigningKeys',
   'performUploadDeviceSignatures',
   'performRemoteKeyChange',
+  'performRefreshRemoteDevices',
+  'queryDeviceListVersion',
 ] as const satisfies ReadonlyArray<keyof KeyServerAPI>;
 
 /**
- * What the key server needs of federationapi for remote users. Until federationapi has its
- * client (issue 8) none is given, and remote users are reported in `failures`.
+ * What the key server needs of federationapi for remote users. Without it (federation
+ * disabled) remote users are reported in `failures`.
  */
 export interface FederationKeyClient {
   queryKeys(serverName: string, userToDevices: Record<string, string[]>, timeoutMs: number): Promise<{
@@ -175,4 +207,9 @@ export interface FederationKeyClient {
     selfSigningKeys: Record<string, KeyObject>;
   }>;
   claimKeys(serverName: string, oneTimeKeys: ByUserByKey<string>, timeoutMs: number): Promise<ByUserByKey<Record<string, unknown>>>;
+  /**
+   * GET /user/devices/{userId} on the user's server, unchecked. `unreachable`: no answer (or a
+   * 5xx or 429), worth trying later; otherwise the server refused.
+   */
+  userDevices?(userId: string, timeoutMs: number): Promise<{ body: Record<string, unknown> } | { error: string; unreachable: boolean }>;
 }

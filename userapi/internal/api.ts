@@ -88,7 +88,8 @@ function newRegistrationToken(length: number): string {
 export interface DeviceHooks {
   /** A new device (a login): the user's device list changed. */
   deviceCreated?(userId: string, deviceId: string, displayName: string | null): Promise<void>;
-  devicesRemoved(userId: string, remainingDeviceIds: readonly string[]): Promise<void>;
+  /** Devices went (logout, deletion, password change, deactivation): `removed` are those that did. */
+  devicesRemoved(userId: string, remainingDeviceIds: readonly string[], removedDeviceIds: readonly string[]): Promise<void>;
   deviceRenamed(userId: string, deviceId: string, displayName: string | null): Promise<void>;
 }
 const noDeviceHooks: DeviceHooks = { devicesRemoved: async () => {}, deviceRenamed: async () => {} };
@@ -114,10 +115,15 @@ export class UserInternalAPIImpl implements Omit<UserInternalAPI, keyof KeyServe
 
   private readonly registrationTokens: RegistrationTokenStore;
 
-  /** Tells the key server which devices remain after some were deleted. */
-  private async devicesRemoved(localpart: string): Promise<void> {
-    const remaining = (await this.store.devices(localpart)).map((d) => d.deviceId);
-    await this.deviceHooks.devicesRemoved(this.userId(localpart), remaining);
+  private async deviceIds(localpart: string): Promise<string[]> {
+    return (await this.store.devices(localpart)).map((d) => d.deviceId);
+  }
+
+  /** Tells the key server which devices went (of those there were `before`) and which remain. */
+  private async devicesRemoved(localpart: string, before: readonly string[]): Promise<void> {
+    const remaining = await this.deviceIds(localpart);
+    const left = new Set(remaining);
+    await this.deviceHooks.devicesRemoved(this.userId(localpart), remaining, before.filter((d) => !left.has(d)));
   }
 
   private userId(localpart: string): string {
@@ -278,13 +284,14 @@ export class UserInternalAPIImpl implements Omit<UserInternalAPI, keyof KeyServe
   async performDeviceDeletion(req: PerformDeviceDeletionRequest): Promise<PerformDeviceDeletionResponse> {
     const localpart = this.localpartOf(req.userId);
     if (!localpart) return { deleted: 0 };
+    const before = await this.deviceIds(localpart);
     if (req.deviceIds === undefined) {
       const deleted = await this.store.deleteAllDevices(localpart);
-      await this.devicesRemoved(localpart);
+      await this.devicesRemoved(localpart, before);
       return { deleted };
     }
     for (const id of req.deviceIds) await this.store.deleteDevice(localpart, id);
-    await this.devicesRemoved(localpart);
+    await this.devicesRemoved(localpart, before);
     return { deleted: req.deviceIds.length };
   }
 
@@ -341,8 +348,9 @@ export class UserInternalAPIImpl implements Omit<UserInternalAPI, keyof KeyServe
     if (!localpart) return { updated: false };
     const updated = await this.store.setPasswordHash(localpart, await bcrypt.hash(req.password, this.bcryptCost));
     if (updated && req.logoutDevices) {
+      const before = await this.deviceIds(localpart);
       await this.store.deleteDevicesExcept(localpart, req.exceptDeviceId);
-      await this.devicesRemoved(localpart);
+      await this.devicesRemoved(localpart, before);
     }
     return { updated };
   }
@@ -350,9 +358,10 @@ export class UserInternalAPIImpl implements Omit<UserInternalAPI, keyof KeyServe
   /** The account stays (its ID may never be reused) but can no longer log in. Leaving rooms is roomserver's part (#4). */
   async performAccountDeactivation(req: PerformAccountDeactivationRequest): Promise<PerformAccountDeactivationResponse> {
     const localpart = this.localpartOf(req.userId);
+    const before = localpart === undefined ? [] : await this.deviceIds(localpart);
     const deactivated = localpart !== undefined && (await this.store.deactivate(localpart));
     if (deactivated) {
-      await this.devicesRemoved(localpart!);
+      await this.devicesRemoved(localpart!, before);
       if (req.erase) await this.store.updateProfile(localpart!, { displayName: null, avatarUrl: null });
     }
     return { deactivated };

@@ -207,12 +207,52 @@ describeEachDatabase<UserapiDatabase>('key server', (ctx) => {
       expect(events.length).toBe(n);
     });
 
-    it('a renamed device with keys is a device list change', async () => {
+    it('the device list version moves by one per device change only, and each change names the one before', async () => {
+      await keys.performUploadKeys({ userId: ALICE, deviceId: 'A1', deviceKeys: deviceKeys(ALICE, 'A1') });
+      expect(events.at(-1)).toMatchObject({ stream_id: 1 });
+      expect(events.at(-1)!.prev_stream_id).toBeUndefined();
+      const m = generateSigningKey();
+      expect(await keys.performUploadDeviceSigningKeys({ userId: ALICE, masterKey: crossKey(ALICE, 'master', m) })).toEqual({});
+      expect(events.at(-1)).toMatchObject({ type: 'cross_signing' });
+      expect(events.at(-1)!.stream_id).toBeUndefined();
+      await keys.performUploadKeys({ userId: ALICE, deviceId: 'A2', deviceKeys: deviceKeys(ALICE, 'A2') });
+      expect(events.at(-1)).toMatchObject({ device_id: 'A2', stream_id: 2, prev_stream_id: 1 });
+      expect(await keys.queryDeviceListVersion({ userId: ALICE })).toEqual({ streamId: 2 });
+      expect(await keys.queryDeviceListVersion({ userId: BOB })).toEqual({ streamId: 0 });
+      // Another server's user's change is announced without touching version numbers of ours.
+      await keys.announceRemoteChange({ type: 'device_keys', user_id: '@carol:remote' });
+      expect(events.at(-1)).toEqual({ type: 'device_keys', user_id: '@carol:remote', offset: expect.any(Number) });
+      expect((await keys.queryKeyChanges({ fromOffset: 0 })).userIds).toContain('@carol:remote');
+    });
+
+    it('remote key changes: only the user\'s own server may announce them; refreshDevices needs a remote user and federation', async () => {
+      expect(await keys.performRemoteKeyChange({ userId: '@carol:remote', origin: 'evil' })).toEqual({ error: 'not a user of the sending server' });
+      expect(await keys.performRemoteKeyChange({ userId: ALICE, origin: 'hs' })).toEqual({ error: 'not a user of the sending server' });
+      expect(events).toEqual([]);
+      // Without followed lists, an EDU is announced as it is.
+      expect(await keys.performRemoteKeyChange({ userId: '@carol:remote', origin: 'remote', edu: { type: 'm.device_list_update', content: { user_id: '@carol:remote' } } })).toEqual({});
+      expect(events).toMatchObject([{ type: 'device_keys', user_id: '@carol:remote' }]);
+      expect((await keys.performRefreshRemoteDevices({ userId: ALICE })).error?.errcode).toBe('M_INVALID_PARAM');
+      expect((await keys.performRefreshRemoteDevices({ userId: 'nobody' })).error?.errcode).toBe('M_INVALID_PARAM');
+      expect((await keys.performRefreshRemoteDevices({ userId: '@carol:remote' })).error?.errcode).toBe('M_UNKNOWN');
+    });
+
+    it('a renamed device is a device list change, with or without keys', async () => {
       await keys.performUploadKeys({ userId: ALICE, deviceId: 'A1', deviceKeys: deviceKeys(ALICE, 'A1') });
       await keys.deviceRenamed(ALICE, 'A1', 'tablet');
       expect(events.at(-1)).toMatchObject({ device_id: 'A1', display_name: 'tablet', stream_id: 2 });
       await keys.deviceRenamed(ALICE, 'A2', 'no keys');
-      expect(events).toHaveLength(2);
+      expect(events).toHaveLength(3);
+      expect(events.at(-1)).toMatchObject({ device_id: 'A2', display_name: 'no keys', stream_id: 3, prev_stream_id: 2 });
+      expect(events.at(-1)!.keys).toBeUndefined();
+    });
+
+    it('a deleted device without keys is announced too', async () => {
+      await keys.removeKeysOfDeletedDevices(ALICE, ['A2'], ['A3']);
+      expect(events).toEqual([expect.objectContaining({ type: 'device_keys', user_id: ALICE, device_id: 'A3', deleted: true, stream_id: 1 })]);
+      // A device named as removed but still there is not.
+      await keys.removeKeysOfDeletedDevices(ALICE, ['A2'], ['A2']);
+      expect(events).toHaveLength(1);
     });
   });
 
@@ -294,6 +334,23 @@ describeEachDatabase<UserapiDatabase>('key server', (ctx) => {
       expect((mine.masterKeys[BOB]!['signatures'] as Record<string, unknown>)[ALICE]).toBeDefined();
       const carolView = await keys.queryKeys({ userId: '@carol:hs', userToDevices: { [BOB]: [] } });
       expect(carolView.masterKeys[BOB]!['signatures']).toBeUndefined();
+    });
+
+    it("shows the asker's signature on another server's user's master key in the answer of their server", async () => {
+      await setUp(ALICE);
+      const DAVE = '@dave:remote';
+      const daveMaster = generateSigningKey();
+      const theirs = crossKey(DAVE, 'master', daveMaster);
+      federation = {
+        queryKeys: async () => ({ deviceKeys: { [DAVE]: {} }, masterKeys: { [DAVE]: theirs }, selfSigningKeys: {} }),
+        claimKeys: async () => ({}),
+      };
+      const signed = signJson(theirs, ALICE, `ed25519:${userSigning.publicKeyBase64}`, userSigning);
+      expect((await keys.performUploadDeviceSignatures({ userId: ALICE, signatures: { [DAVE]: { [daveMaster.publicKeyBase64]: signed } } })).failures).toEqual({});
+      const mine = await keys.queryKeys({ userId: ALICE, userToDevices: { [DAVE]: [] } });
+      expect(mine.masterKeys[DAVE]).toEqual(signed);
+      const carolView = await keys.queryKeys({ userId: '@carol:hs', userToDevices: { [DAVE]: [] } });
+      expect(carolView.masterKeys[DAVE]).toEqual(theirs);
     });
 
     it('reports bad signatures, unknown devices and keys that are not the stored ones in failures', async () => {

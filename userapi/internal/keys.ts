@@ -1,13 +1,18 @@
 /**
  * The key server: end-to-end encryption keys of local devices, handed to clients that ask for
- * them. The server cannot check most of what a client uploads (device self-signatures are for
+ * them (other servers' users' keys come from the device lists we follow, devicelist.ts, or
+ * from their server). The server cannot check most of what a client uploads (device self-signatures are for
  * other clients to verify), but it does check the signatures that bind cross-signing keys
  * together, because a client trusts the server's answer about which keys belong to a user.
  */
 import { canonicalJson, decodeBase64, verifyJsonSignature } from '../../internal/matrix/index.js';
 import type {
+  PerformRefreshRemoteDevicesRequest,
+  PerformRefreshRemoteDevicesResponse,
   PerformRemoteKeyChangeRequest,
   PerformRemoteKeyChangeResponse,
+  QueryDeviceListVersionRequest,
+  QueryDeviceListVersionResponse,
   ByUserByKey,
   FederationKeyClient,
   KeyError,
@@ -32,10 +37,14 @@ import type {
   QueryOneTimeKeyCountsResponse,
 } from '../api/keys.js';
 import type { KeyStore, StoredSignature } from '../storage/keystore.js';
+import type { DeviceListUpdater } from './devicelist.js';
+import type { RemoteKeyCache } from './devicelistquery.js';
 
 type CrossSigningType = 'master' | 'self_signing' | 'user_signing';
 const KEY_ID = /^[A-Za-z0-9_.-]+:[^\s]+$/;
 const DEFAULT_FEDERATION_TIMEOUT_MS = 10_000;
+/** How long the admin refreshDevices waits for the list before answering (it goes on after). */
+const REFRESH_WAIT_MS = 10_000;
 
 export interface KeyServerDeps {
   serverName: string;
@@ -45,6 +54,15 @@ export interface KeyServerDeps {
   publish: (event: OutputKeyChangeEvent) => Promise<void>;
   /** Absent until federationapi has a client: remote users are then reported in `failures`. */
   federation?: FederationKeyClient;
+  /**
+   * The device lists of other servers' users we follow (devicelist.ts): keys/query answers
+   * from them and m.device_list_update EDUs update them. Without it every query of a remote
+   * user asks their server.
+   */
+  deviceLists?: {
+    updater: Pick<DeviceListUpdater, 'onDeviceListUpdate' | 'onSigningKeyUpdate' | 'refreshNow'>;
+    cache: Pick<RemoteKeyCache, 'answer'>;
+  };
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -73,7 +91,7 @@ function parseJson(text: string): KeyObject {
 }
 
 /** The single ed25519 public key of a cross-signing key, or undefined when it has not exactly one. */
-function crossSigningPublicKey(key: KeyObject): string | undefined {
+export function crossSigningPublicKey(key: KeyObject): string | undefined {
   const keys = key['keys'];
   if (!isObject(keys)) return undefined;
   const entries = Object.entries(keys);
@@ -112,15 +130,46 @@ export class KeyServerImpl implements KeyServerAPI {
     return serverOf(userId) === this.deps.serverName;
   }
 
-  private async changed(userId: string, fields: Omit<OutputKeyChangeEvent, 'offset' | 'user_id' | 'stream_id'>): Promise<void> {
-    const { offset, streamId } = await this.deps.store.recordKeyChange(userId);
-    await this.deps.publish({ ...fields, offset, user_id: userId, ...(fields.type === 'device_keys' ? { stream_id: streamId } : {}) });
+  private async changed(userId: string, fields: Omit<OutputKeyChangeEvent, 'offset' | 'user_id' | 'stream_id' | 'prev_stream_id'>): Promise<void> {
+    const deviceList = fields.type === 'device_keys';
+    const { offset, streamId, prevStreamId } = await this.deps.store.recordKeyChange(userId, deviceList);
+    await this.deps.publish({
+      ...fields,
+      offset,
+      user_id: userId,
+      ...(deviceList ? { stream_id: streamId, ...(prevStreamId > 0 ? { prev_stream_id: prevStreamId } : {}) } : {}),
+    });
+  }
+
+  /** A change of another server's user's keys, for our users' /sync and keys/changes. */
+  async announceRemoteChange(change: Omit<OutputKeyChangeEvent, 'offset'>): Promise<void> {
+    const { offset } = await this.deps.store.recordKeyChange(change.user_id, false);
+    await this.deps.publish({ ...change, offset });
   }
 
   async performRemoteKeyChange(req: PerformRemoteKeyChangeRequest): Promise<PerformRemoteKeyChangeResponse> {
     if (this.isLocal(req.userId) || serverOf(req.userId) !== req.origin) return { error: 'not a user of the sending server' };
-    await this.changed(req.userId, { type: 'device_keys' });
+    const lists = this.deps.deviceLists;
+    if (req.edu !== undefined && lists) {
+      if (req.edu.content['user_id'] !== req.userId) return { error: 'the EDU is about another user' };
+      return req.edu.type === 'm.device_list_update'
+        ? lists.updater.onDeviceListUpdate(req.origin, req.edu.content)
+        : lists.updater.onSigningKeyUpdate(req.origin, req.edu.content);
+    }
+    await this.announceRemoteChange({ type: 'device_keys', user_id: req.userId });
     return {};
+  }
+
+  async performRefreshRemoteDevices(req: PerformRefreshRemoteDevicesRequest): Promise<PerformRefreshRemoteDevicesResponse> {
+    if (!/^@[^:]+:.+$/.test(req.userId)) return fail('M_INVALID_PARAM', `${req.userId} is not a user ID`);
+    if (this.isLocal(req.userId)) return fail('M_INVALID_PARAM', 'Can not mark local device list as stale');
+    if (!this.deps.deviceLists) return fail('M_UNKNOWN', 'Remote device lists are not followed here (federation is off)');
+    await this.deps.deviceLists.updater.refreshNow(req.userId, REFRESH_WAIT_MS);
+    return {};
+  }
+
+  async queryDeviceListVersion(req: QueryDeviceListVersionRequest): Promise<QueryDeviceListVersionResponse> {
+    return { streamId: await this.deps.store.deviceStreamId(req.userId) };
   }
 
   // -------------------------------------------------------------------------------------------
@@ -259,14 +308,26 @@ export class KeyServerImpl implements KeyServerAPI {
       }
     }
 
+    const timeoutMs = req.timeoutMs ?? DEFAULT_FEDERATION_TIMEOUT_MS;
     await Promise.all(
-      [...remote].map(async ([server, userToDevices]) => {
+      [...remote].map(async ([server, wanted]) => {
         if (!this.deps.federation) {
           out.failures[server] = { status: 503, message: 'federation is not available' };
           return;
         }
+        let userToDevices = wanted;
+        if (this.deps.deviceLists) {
+          // The lists we follow answer first; the server is asked only about the rest.
+          const r = await this.deps.deviceLists.cache.answer(server, wanted, timeoutMs, out);
+          if (r.failure !== undefined) {
+            out.failures[server] = { status: 503, message: r.failure };
+            return;
+          }
+          userToDevices = r.ask;
+          if (Object.keys(userToDevices).length === 0) return;
+        }
         try {
-          const r = await this.deps.federation.queryKeys(server, userToDevices, req.timeoutMs ?? DEFAULT_FEDERATION_TIMEOUT_MS);
+          const r = await this.deps.federation.queryKeys(server, userToDevices, timeoutMs);
           // A server answers only for its own users.
           for (const [u, devices] of Object.entries(r.deviceKeys)) if (serverOf(u) === server && u in userToDevices) out.deviceKeys[u] = devices;
           for (const [u, k] of Object.entries(r.masterKeys)) if (serverOf(u) === server) out.masterKeys[u] = k;
@@ -276,7 +337,24 @@ export class KeyServerImpl implements KeyServerAPI {
         }
       }),
     );
+    if (remote.size > 0 && req.userId !== '') await this.addOwnSignaturesOnRemoteKeys(req.userId, out);
     return out;
+  }
+
+  /**
+   * Signatures the asker made on other servers' users' keys (with their user-signing key) are
+   * kept here, not there: they go into the answer, as for local users.
+   */
+  private async addOwnSignaturesOnRemoteKeys(asker: string, out: QueryKeysResponse): Promise<void> {
+    const targets = [...new Set([...Object.keys(out.deviceKeys), ...Object.keys(out.masterKeys)])].filter((u) => !this.isLocal(u));
+    if (targets.length === 0) return;
+    const sigs = (await this.deps.store.signaturesOn(targets)).filter((s) => s.originUserId === asker);
+    for (const s of sigs) {
+      const master = out.masterKeys[s.targetUserId];
+      if (master !== undefined && crossSigningPublicKey(master) === s.targetKeyId) out.masterKeys[s.targetUserId] = withSignatures(master, [s]);
+      const device = out.deviceKeys[s.targetUserId]?.[s.targetKeyId];
+      if (device !== undefined) out.deviceKeys[s.targetUserId]![s.targetKeyId] = withSignatures(device, [s]);
+    }
   }
 
   async performClaimKeys(req: PerformClaimKeysRequest): Promise<PerformClaimKeysResponse> {
@@ -321,23 +399,24 @@ export class KeyServerImpl implements KeyServerAPI {
    * Drops the keys of a user's devices that no longer exist and announces each one gone.
    * userapi calls this after deleting devices (logout, device deletion, password change).
    */
-  async removeKeysOfDeletedDevices(userId: string, remainingDeviceIds: readonly string[]): Promise<void> {
+  async removeKeysOfDeletedDevices(userId: string, remainingDeviceIds: readonly string[], removedDeviceIds: readonly string[] = []): Promise<void> {
     const keep = new Set(remainingDeviceIds);
     const gone = [...(await this.deps.store.deviceKeys(userId)).keys()].filter((d) => !keep.has(d));
     const deleted = await this.deps.store.deleteDeviceKeys(userId, gone);
-    for (const deviceId of deleted) await this.changed(userId, { type: 'device_keys', device_id: deviceId, deleted: true });
+    // A device is on the user's device list whether or not it ever uploaded keys: its going is a change either way.
+    const announce = new Set([...deleted, ...removedDeviceIds.filter((d) => !keep.has(d))]);
+    for (const deviceId of announce) await this.changed(userId, { type: 'device_keys', device_id: deviceId, deleted: true });
   }
 
-  /** A device's display name changed: others see it in keys/query, so it is a device list change. */
   /** A new device: the user's own other devices and room-mates learn that the list changed. */
   async deviceCreated(userId: string, deviceId: string, displayName: string | null): Promise<void> {
     await this.changed(userId, { type: 'device_keys', device_id: deviceId, display_name: displayName });
   }
 
+  /** A device's display name changed: it shows in keys/query and /user/devices, so it is a device list change. */
   async deviceRenamed(userId: string, deviceId: string, displayName: string | null): Promise<void> {
     const stored = (await this.deps.store.deviceKeys(userId)).get(deviceId);
-    if (stored === undefined) return;
-    await this.changed(userId, { type: 'device_keys', device_id: deviceId, keys: parseJson(stored), display_name: displayName });
+    await this.changed(userId, { type: 'device_keys', device_id: deviceId, ...(stored !== undefined ? { keys: parseJson(stored) } : {}), display_name: displayName });
   }
 
   // -------------------------------------------------------------------------------------------

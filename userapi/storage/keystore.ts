@@ -218,21 +218,24 @@ export class KeyStore {
   }
 
   /**
-   * Records a change of the user's keys: returns its position in the key change stream and
-   * the user's new device list version (m.device_list_update's stream_id).
+   * Records a change of the user's keys: returns its position in the key change stream, the
+   * user's device list version after it (m.device_list_update's stream_id) and before it.
+   * Only a change of the device list (`deviceListChanged`) moves the version, by one, so that
+   * each m.device_list_update can name the one before it (prev_id).
    */
-  async recordKeyChange(userId: string): Promise<{ offset: number; streamId: number }> {
+  async recordKeyChange(userId: string, deviceListChanged = true): Promise<{ offset: number; streamId: number; prevStreamId: number }> {
     return this.db.transaction().execute(async (tx) => {
       const prev = await tx
         .selectFrom('userapi_key_changes')
         .select((eb) => eb.fn.max('device_stream_id').as('s'))
         .where('user_id', '=', userId)
         .executeTakeFirst();
-      const streamId = Number(prev?.s ?? 0) + 1;
+      const prevStreamId = Number(prev?.s ?? 0);
+      const streamId = deviceListChanged ? prevStreamId + 1 : prevStreamId;
       const row = await tx.insertInto('userapi_key_changes').values({ user_id: userId, device_stream_id: streamId }).returning('change_id').executeTakeFirstOrThrow();
       const offset = Number(row.change_id);
       await tx.deleteFrom('userapi_key_changes').where('user_id', '=', userId).where('change_id', '<', offset).execute();
-      return { offset, streamId };
+      return { offset, streamId, prevStreamId };
     });
   }
 

@@ -256,4 +256,39 @@ export const userapiMigrations: readonly ComponentMigration[] = [
       await db.schema.createIndex('userapi_pushers_user').on('userapi_pushers').column('user_id').execute();
     },
   },
+  {
+    version: 11,
+    name: 'remote_device_lists',
+    up: async (db) => {
+      // Other servers' users whose device lists we follow (m.device_list_update): stream_id is
+      // the last update applied (or the version /user/devices gave), stale means the list may
+      // have missed an update and is to be fetched again; updated_ts is 0 until the first fetch.
+      await db.schema
+        .createTable('userapi_remote_device_lists')
+        .addColumn('user_id', 'text', (c) => c.primaryKey())
+        .addColumn('server_name', 'text', (c) => c.notNull())
+        .addColumn('stream_id', bigintType, (c) => c.notNull().defaultTo(0))
+        .addColumn('stale', boolType, (c) => c.notNull())
+        .addColumn('updated_ts', bigintType, (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('userapi_remote_device_lists_stale').on('userapi_remote_device_lists').columns(['stale', 'server_name']).execute();
+      // Their devices: key_json is NULL for a device that has uploaded no keys.
+      await db.schema
+        .createTable('userapi_remote_device_keys')
+        .addColumn('user_id', 'text', (c) => c.notNull())
+        .addColumn('device_id', 'text', (c) => c.notNull())
+        .addColumn('display_name', 'text')
+        .addColumn('key_json', 'text')
+        .addPrimaryKeyConstraint('userapi_remote_device_keys_pk', ['user_id', 'device_id'])
+        .execute();
+      // Their master and self-signing keys (a server never shares user-signing keys).
+      await db.schema
+        .createTable('userapi_remote_cross_signing_keys')
+        .addColumn('user_id', 'text', (c) => c.notNull())
+        .addColumn('key_type', 'text', (c) => c.notNull())
+        .addColumn('key_json', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('userapi_remote_cross_signing_keys_pk', ['user_id', 'key_type'])
+        .execute();
+    },
+  },
 ];

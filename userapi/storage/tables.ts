@@ -146,4 +146,22 @@ export interface UserapiDatabase {
     data: string;
     pushkey_ts: number;
   };
+  userapi_remote_device_lists: {
+    user_id: string;
+    server_name: string;
+    stream_id: WithDefault<number>;
+    stale: number;
+    updated_ts: number;
+  };
+  userapi_remote_device_keys: {
+    user_id: string;
+    device_id: string;
+    display_name: string | null;
+    key_json: string | null;
+  };
+  userapi_remote_cross_signing_keys: {
+    user_id: string;
+    key_type: string;
+    key_json: string;
+  };
 }

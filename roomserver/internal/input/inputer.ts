@@ -18,12 +18,20 @@
  * transaction; outputs go to an outbox first and are published after commit, so a crash in
  * between publishes them on restart (with the event ID as message ID, so JetStream drops a
  * repeat within its window and consumers can recognise one by the event ID after it).
+ *
+ * Batches: the events of one room in one request (a federation transaction, a room's creation,
+ * a join's state) share one transaction, up to MAX_BATCH at a time; a commit costs more than
+ * processing a message event, so this is what makes a busy room fast. Each event still gets
+ * its own verdict, and a rejected or soft-failed one is stored like any other. An event that
+ * fails (an error: nothing may be written for it) rolls the transaction back; the events
+ * before it are then processed again and committed, and the batch goes on after it (or, with
+ * `stopAtError`, stops there). Outputs are published after the commit, event by event, in order.
  */
 import type { Logger } from 'pino';
 import { authEventsFromList, checkEventAuth, checkEventAuthAgainstAuthEvents, redactionTakesEffect } from '../../../internal/matrix/auth/index.js';
 import { Event, MatrixProtocolError, redactEvent, roomVersion as lookupRoomVersion, type PDUJson } from '../../../internal/matrix/index.js';
 import type { HeaderedEvent, InputResult, InputRoomEvent, OutputRoomEvent } from '../../api/index.js';
-import type { EventStore, RoomInfo, StoredEvent } from '../../storage/eventstore.js';
+import type { EventStore, NewEvent, RoomInfo, StoredEvent } from '../../storage/eventstore.js';
 import type { StateSnapshotStore } from '../../storage/statesnapshots.js';
 import type { EventLoader } from '../eventloader.js';
 import { RoomState } from './roomstate.js';
@@ -45,7 +53,38 @@ interface TxContext {
   snapshots: StateSnapshotStore;
   loader: EventLoader;
   state: RoomState;
+  /** What earlier events of the transaction changed, not yet in the shared caches. */
+  batch: BatchState;
 }
+
+/** A transaction's view of the caches: applied once it commits, dropped if it rolls back. */
+interface BatchState {
+  rooms: Map<string, RoomCache>;
+  stateAfter: Map<number, number>;
+  /** Events stored or redacted: the loader must not keep them if the transaction rolls back. */
+  touched: number[];
+  /**
+   * Events looked up in the transaction, by ID (undefined: not stored), kept current as it
+   * stores events: the batch's events, their auth and prev events are read in one query.
+   */
+  known: Map<string, StoredEvent | undefined>;
+  /** Targets of pending redactions among the batch's events (and those the batch adds). */
+  redactionTargets: Set<string>;
+  /** Rooms whose forward extremities (and current state) the batch moved: written once, before commit. */
+  moved: Map<number, { latest: number[]; stateSnapshotNid: number; stateChanged: boolean }>;
+}
+
+/** One event of a batch: the request's input and the event parsed from it. */
+interface BatchItem {
+  input: InputRoomEvent;
+  event: Event;
+}
+
+/** Events of one room sharing one transaction, at most. */
+const MAX_BATCH = 100;
+
+/** The verdict of the events after a failed one, with `stopAtError`. */
+export const NOT_PROCESSED_AFTER_ERROR = 'not processed: an earlier event of its room in this request failed';
 
 /** Why processing stopped without a verdict on the event (not a rejection). */
 class InputError extends Error {}
@@ -57,11 +96,14 @@ interface RoomCache {
   latest: Array<{ eventNid: number; eventId: string }>;
 }
 
-/** What one event's transaction changes, applied to the caches once it commits. */
+/** What one event's processing changes, applied to the caches once its transaction commits. */
 interface Processed {
   verdict: InputResult;
   room?: RoomCache;
   stateAfter?: { eventNid: number; snapshotNid: number };
+  /** Its outputs, for the outbox of its room. */
+  outputs?: { roomNid: number; list: Array<{ msgId: string; output: OutputRoomEvent }> };
+  /** The same, once in the outbox. */
   outbox?: Array<{ outboxNid: number; msgId: string; output: OutputRoomEvent }>;
 }
 
@@ -75,23 +117,38 @@ export class Inputer {
 
   constructor(private readonly deps: InputerDeps) {}
 
-  /** Processes events (each after every earlier event of its room) and returns their verdicts, in order. */
-  async input(events: readonly InputRoomEvent[]): Promise<InputResult[]> {
-    return Promise.all(
-      events.map((input) => {
-        let event: Event;
-        try {
-          const rv = lookupRoomVersion(input.event.room_version);
-          if (!rv) throw new InputError(`unsupported room version ${input.event.room_version}`);
-          event = Event.fromPDU(input.event.pdu, rv);
-        } catch (e) {
-          const id = typeof input.event.pdu?.event_id === 'string' ? input.event.pdu.event_id : '';
-          return Promise.resolve<InputResult>({ event_id: id, status: 'error', error: e instanceof Error ? e.message : String(e) });
-        }
-        // Queued by the room the event itself names (a v12 create event's is derived from it).
-        return this.enqueue(event.roomId, () => this.processOne(input, event));
+  /**
+   * Processes events (each after every earlier event of its room) and returns their verdicts, in
+   * order. A room's events go through together (see Batches above). With `stopAtError`, a room's
+   * events after its first error are not processed (NOT_PROCESSED_AFTER_ERROR): for a submitter
+   * that mends the failure (fetches what was missing) and then goes on in order.
+   */
+  async input(events: readonly InputRoomEvent[], opts: { stopAtError?: boolean } = {}): Promise<InputResult[]> {
+    const results = new Array<InputResult>(events.length);
+    const byRoom = new Map<string, Array<BatchItem & { index: number }>>();
+    events.forEach((input, index) => {
+      let event: Event;
+      try {
+        const rv = lookupRoomVersion(input.event.room_version);
+        if (!rv) throw new InputError(`unsupported room version ${input.event.room_version}`);
+        event = Event.fromPDU(input.event.pdu, rv);
+      } catch (e) {
+        const id = typeof input.event.pdu?.event_id === 'string' ? input.event.pdu.event_id : '';
+        results[index] = { event_id: id, status: 'error', error: e instanceof Error ? e.message : String(e) };
+        return;
+      }
+      // Queued by the room the event itself names (a v12 create event's is derived from it).
+      let list = byRoom.get(event.roomId);
+      if (!list) byRoom.set(event.roomId, (list = []));
+      list.push({ input, event, index });
+    });
+    await Promise.all(
+      [...byRoom].map(async ([roomId, items]) => {
+        const verdicts = await this.enqueue(roomId, () => this.processRoomEvents(items, opts.stopAtError === true));
+        items.forEach((item, i) => (results[item.index] = verdicts[i]!));
       }),
     );
+    return results;
   }
 
   /**
@@ -110,7 +167,7 @@ export class Inputer {
       if ('status' in built) return built;
       const rv = lookupRoomVersion(built.event.room_version);
       if (!rv) return { event_id: '', status: 'error', error: `unsupported room version ${built.event.room_version}` };
-      return this.processOne(built, Event.fromPDU(built.event.pdu, rv));
+      return (await this.processBatch([{ input: built, event: Event.fromPDU(built.event.pdu, rv) }]))[0]!;
     });
   }
 
@@ -218,41 +275,124 @@ export class Inputer {
     return rows.length;
   }
 
-  private async processOne(input: InputRoomEvent, event: Event): Promise<InputResult> {
-    // SQLite work is synchronous: let waiting requests run between events, so that a long
-    // batch (a big room's state on a join) does not stall the whole server.
+  /** A room's events of one request, in batches; one verdict each, in order. */
+  private async processRoomEvents(items: readonly BatchItem[], stopAtError: boolean): Promise<InputResult[]> {
+    const results: InputResult[] = [];
+    while (results.length < items.length) {
+      const got = await this.processBatch(items.slice(results.length, results.length + MAX_BATCH));
+      results.push(...got);
+      if (stopAtError && got.at(-1)!.status === 'error') {
+        for (const item of items.slice(results.length)) results.push({ event_id: item.event.eventId, status: 'error', error: NOT_PROCESSED_AFTER_ERROR });
+      }
+    }
+    return results;
+  }
+
+  /**
+   * Processes events of one room in one transaction, in order, until one fails. Returns the
+   * verdicts of the events committed and, when one failed, that one's error last: never empty,
+   * possibly shorter than `items` (the caller goes on after the failed event).
+   */
+  private async processBatch(items: readonly BatchItem[]): Promise<InputResult[]> {
+    // SQLite work is synchronous: let waiting requests run between batches, so that a long
+    // input (a big room's state on a join) does not stall the whole server.
     await new Promise<void>((resolve) => setImmediate(resolve));
-    let done: Processed;
+    const batch: BatchState = { rooms: new Map(), stateAfter: new Map(), touched: [], known: new Map(), redactionTargets: new Set(), moved: new Map() };
+    let failed: { at: number; error: unknown } | undefined;
+    let txEvents: EventStore | undefined;
+    let done: Processed[];
     try {
       // One transaction for all of it, every query inside it (SQLite has one connection; a read
       // outside would wait for the transaction forever).
       done = await this.deps.events.db.transaction().execute(async (tx) => {
-        const events = this.deps.events.inTransaction(tx);
+        const events = (txEvents = this.deps.events.inTransaction(tx));
         const snapshots = this.deps.snapshots.inTransaction(tx);
         const loader = this.deps.loader.over(events);
-        return this.processIn({ events, snapshots, loader, state: new RoomState(events, snapshots, loader) }, input, event);
+        const ctx: TxContext = { events, snapshots, loader, state: new RoomState(events, snapshots, loader), batch };
+        // What the batch's events will ask for, in two queries instead of two per event.
+        await this.lookup(
+          ctx,
+          items.flatMap(({ event }) => [event.eventId, ...event.authEventIds, ...event.prevEventIds]),
+        );
+        batch.redactionTargets = await events.pendingRedactionTargets(items.map(({ event }) => event.eventId));
+        const out: Processed[] = [];
+        for (const [i, { input, event }] of items.entries()) {
+          let p: Processed;
+          try {
+            p = await this.processIn(ctx, input, event);
+          } catch (e) {
+            failed = { at: i, error: e };
+            throw e;
+          }
+          if (p.room) batch.rooms.set(p.room.info.roomId, p.room);
+          if (p.stateAfter) batch.stateAfter.set(p.stateAfter.eventNid, p.stateAfter.snapshotNid);
+          out.push(p);
+        }
+        for (const [roomNid, m] of batch.moved) {
+          await events.setForwardExtremities(roomNid, m.latest);
+          if (m.stateChanged) await events.setCurrentState(roomNid, m.stateSnapshotNid);
+        }
+        const outputs = out.flatMap((p) => p.outputs?.list ?? []);
+        const roomNid = out.find((p) => p.outputs)?.outputs?.roomNid;
+        if (roomNid !== undefined) {
+          const nids = await events.addToOutbox(
+            roomNid,
+            outputs.map((o) => ({ msgId: o.msgId, payload: JSON.stringify(o.output) })),
+          );
+          let next = 0;
+          for (const p of out) if (p.outputs) p.outbox = p.outputs.list.map((o) => ({ outboxNid: nids[next++]!, ...o }));
+        }
+        return out;
       });
     } catch (e) {
-      // Nothing was written; what this process believed about the room may be what failed.
-      this.rooms.delete(event.roomId);
-      if (!(e instanceof InputError) && !(e instanceof MatrixProtocolError)) {
-        this.deps.log.error({ err: e, event_id: event.eventId, room_id: event.roomId }, 'roomserver input failed');
+      // Nothing was written. The events it stored or redacted must leave the loader's cache
+      // (SQLite hands their NIDs out again), and what this process believed about the room may
+      // be what failed.
+      for (const nid of batch.touched) this.deps.loader.forget(nid);
+      const roomId = items[0]!.event.roomId;
+      this.rooms.delete(roomId);
+      const at = failed?.at ?? 0;
+      const error = failed?.error ?? e;
+      const item = items[at]!;
+      if (!(error instanceof InputError) && !(error instanceof MatrixProtocolError)) {
+        this.deps.log.error({ err: error, event_id: item.event.eventId, room_id: roomId }, 'roomserver input failed');
       }
-      return { event_id: event.eventId, status: 'error', error: e instanceof Error ? e.message : String(e) };
+      const verdict: InputResult = { event_id: item.event.eventId, status: 'error', error: error instanceof Error ? error.message : String(error) };
+      if (at === 0) return [verdict];
+      // The events before the failed one, again, without it.
+      const before = await this.processBatch(items.slice(0, at));
+      return before.length < at ? before : [...before, verdict];
     }
-    if (done.room) this.rooms.set(done.room.info.roomId, done.room);
-    if (done.stateAfter) this.rememberStateAfter(done.stateAfter.eventNid, done.stateAfter.snapshotNid);
-    // The event is stored: its verdict stands. An output that cannot be published now stays
-    // in the outbox for the next start.
+    txEvents?.keepCaches();
+    for (const [roomId, room] of batch.rooms) this.rooms.set(roomId, room);
+    for (const [eventNid, snapshotNid] of batch.stateAfter) this.rememberStateAfter(eventNid, snapshotNid);
+    await this.publishOutputs(items[0]!.event.roomId, done);
+    return done.map((d) => d.verdict);
+  }
+
+  /**
+   * Publishes the committed events' outputs, in order, then takes them out of the outbox. The
+   * events are stored: their verdicts stand. An output that cannot be published now stays in the
+   * outbox for the next start, and so do those after it (they must not overtake it).
+   */
+  private async publishOutputs(roomId: string, done: readonly Processed[]): Promise<void> {
+    const published: number[] = [];
     try {
-      for (const { outboxNid, msgId, output } of done.outbox ?? []) {
-        await this.deps.publish(event.roomId, msgId, output);
-        await this.deps.events.removeFromOutbox([outboxNid]);
+      for (const d of done) {
+        for (const { outboxNid, msgId, output } of d.outbox ?? []) {
+          await this.deps.publish(roomId, msgId, output);
+          published.push(outboxNid);
+        }
       }
     } catch (err) {
-      this.deps.log.warn({ err, room_id: event.roomId, event_id: event.eventId }, 'roomserver output not published yet');
+      this.deps.log.warn({ err, room_id: roomId }, 'roomserver output not published yet');
     }
-    return done.verdict;
+    try {
+      await this.deps.events.removeFromOutbox(published);
+    } catch (err) {
+      // Published twice at the next start, which consumers recognise (same message IDs).
+      this.deps.log.warn({ err, room_id: roomId }, 'roomserver outbox not cleared');
+    }
   }
 
   private rememberStateAfter(eventNid: number, snapshotNid: number): void {
@@ -266,8 +406,34 @@ export class Inputer {
     this.stateAfterCache.set(eventNid, snapshotNid);
   }
 
+  /** Stored events by ID, through the batch's record (a query only for IDs it has not seen). */
+  private async lookup(ctx: TxContext, ids: readonly string[]): Promise<Map<string, StoredEvent>> {
+    const { known } = ctx.batch;
+    const missing = [...new Set(ids)].filter((id) => !known.has(id));
+    if (missing.length > 0) {
+      for (const id of missing) known.set(id, undefined);
+      for (const s of await ctx.events.eventsByIds(missing)) known.set(s.eventId, s);
+    }
+    const out = new Map<string, StoredEvent>();
+    for (const id of ids) {
+      const s = known.get(id);
+      if (s) out.set(id, s);
+    }
+    return out;
+  }
+
+  /** Stores an event, keeping the batch's record of it current. */
+  private async store(ctx: TxContext, e: NewEvent): Promise<number> {
+    const res = await ctx.events.storeEvent(e);
+    // An outlier taken into the DAG was updated: read again when asked for.
+    if (res.stored) ctx.batch.known.set(e.eventId, res.stored);
+    else ctx.batch.known.delete(e.eventId);
+    ctx.batch.touched.push(res.eventNid);
+    return res.eventNid;
+  }
+
   private async stateAfter(ctx: TxContext, room: RoomInfo, e: StoredEvent): Promise<number> {
-    return this.stateAfterCache.get(e.eventNid) ?? ctx.state.stateAfter(room, e);
+    return ctx.batch.stateAfter.get(e.eventNid) ?? this.stateAfterCache.get(e.eventNid) ?? ctx.state.stateAfter(room, e);
   }
 
   private async processIn(ctx: TxContext, input: InputRoomEvent, event: Event): Promise<Processed> {
@@ -275,13 +441,13 @@ export class Inputer {
     const rv = event.roomVersion;
     const eventId = event.eventId;
 
-    // The event, its auth events and its prev events, in one query.
-    const known = new Map((await events.eventsByIds([eventId, ...event.authEventIds, ...event.prevEventIds])).map((e) => [e.eventId, e]));
+    // The event, its auth events and its prev events (read with the batch's).
+    const known = await this.lookup(ctx, [eventId, ...event.authEventIds, ...event.prevEventIds]);
     const existing = known.get(eventId);
     if (existing && (existing.stateSnapshotNid !== null || input.kind === 'outlier')) return { verdict: { event_id: eventId, status: 'duplicate' } };
 
     // The room: a create event makes it; anything else needs it known (fetching it is federation's part).
-    const cached = this.rooms.get(event.roomId);
+    const cached = ctx.batch.rooms.get(event.roomId) ?? this.rooms.get(event.roomId);
     let room = cached?.info ?? (await events.room(event.roomId));
     if (!room) {
       if (event.type !== 'm.room.create' || event.stateKey !== '') throw new InputError(`room ${event.roomId} is not known here`);
@@ -297,7 +463,7 @@ export class Inputer {
       rv.id,
     );
     const authEvents = event.authEventIds.map((id) => authLoaded.get(known.get(id)!.eventNid)!);
-    const create = rv.roomIdFromCreateEvent && event.type !== 'm.room.create' ? await this.createEventOf(loader, room) : undefined;
+    const create = rv.roomIdFromCreateEvent && event.type !== 'm.room.create' ? await this.createEventOf(ctx, room) : undefined;
     let rejection: string | null = null;
     try {
       checkEventAuthAgainstAuthEvents(
@@ -318,10 +484,11 @@ export class Inputer {
       depth: event.depth,
       json: JSON.stringify(event.json),
       authEventNids: authEvents.map((a) => a.stored.eventNid),
+      originServerTs: Number.isSafeInteger(event.originServerTs) ? event.originServerTs : null,
     };
 
     if (input.kind === 'outlier') {
-      await events.storeEvent({ ...base, stateSnapshotNid: null, rejectionReason: rejection });
+      await this.store(ctx, { ...base, stateSnapshotNid: null, rejectionReason: rejection });
       return { verdict: verdict(eventId, rejection, false) };
     }
 
@@ -375,7 +542,7 @@ export class Inputer {
       }
     }
 
-    const { eventNid } = await events.storeEvent({ ...base, stateSnapshotNid: stateBefore, rejectionReason: rejection, softFailed: softFail !== null });
+    const eventNid = await this.store(ctx, { ...base, stateSnapshotNid: stateBefore, rejectionReason: rejection, softFailed: softFail !== null });
     if (rejection !== null || softFail !== null) return { verdict: verdict(eventId, rejection, softFail !== null) };
 
     // The state after it, remembered for the events that will build on it.
@@ -414,16 +581,11 @@ export class Inputer {
         },
       };
     }
-    const outputs = [{ msgId, output }, ...extra, ...(await this.applyRedactions(ctx, room, event, stateBefore))];
-    const nids = await events.addToOutbox(
-      room.roomNid,
-      outputs.map((o) => ({ msgId: o.msgId, payload: JSON.stringify(o.output) })),
-    );
     return {
       verdict: verdict(eventId, null, false),
       ...(roomAfter ? { room: roomAfter } : {}),
       stateAfter: { eventNid, snapshotNid: stateAfter },
-      outbox: outputs.map((o, i) => ({ outboxNid: nids[i]!, ...o })),
+      outputs: { roomNid: room.roomNid, list: [{ msgId, output }, ...extra, ...(await this.applyRedactions(ctx, room, event, stateBefore))] },
     };
   }
 
@@ -445,10 +607,6 @@ export class Inputer {
     const prevNids = new Set(e.prevs.map((p) => p.eventNid));
     const others = before.filter((l) => !prevNids.has(l.eventNid));
     const latest = [...others, { eventNid: e.eventNid, eventId: e.eventId }].sort((a, b) => a.eventNid - b.eventNid);
-    await events.setForwardExtremities(
-      room.roomNid,
-      latest.map((l) => l.eventNid),
-    );
 
     let current = e.stateAfter;
     if (others.length > 0) {
@@ -456,7 +614,13 @@ export class Inputer {
       current = await state.resolve(room, [e.stateAfter, ...(await Promise.all(otherStored.map((o) => this.stateAfter(ctx, room, o))))]);
     }
     const diff = await snapshots.diff(room.stateSnapshotNid, current);
-    if (current !== room.stateSnapshotNid) await events.setCurrentState(room.roomNid, current);
+    // Written before the commit, once for the batch (its later events read the room from it).
+    const moved = ctx.batch.moved.get(room.roomNid);
+    ctx.batch.moved.set(room.roomNid, {
+      latest: latest.map((l) => l.eventNid),
+      stateSnapshotNid: current,
+      stateChanged: (moved?.stateChanged ?? false) || current !== room.stateSnapshotNid,
+    });
     const names = await loader.byNids(
       [...diff.added, ...diff.removed].map((d) => d.eventNid).filter((n) => n !== e.eventNid),
       room.roomVersion,
@@ -507,18 +671,22 @@ export class Inputer {
     const { events, loader, state } = ctx;
     const pairs: Array<{ redaction: Event; redactionState: number | null; target: Event; targetNid: number }> = [];
     if (event.type === 'm.room.redaction' && event.redacts !== undefined) {
-      const [target] = await events.eventsByIds([event.redacts]);
-      if (!target) await events.addPendingRedaction(event.eventId, event.redacts);
+      const target = (await this.lookup(ctx, [event.redacts])).get(event.redacts);
+      if (!target) {
+        await events.addPendingRedaction(event.eventId, event.redacts);
+        ctx.batch.redactionTargets.add(event.redacts);
+      }
       else if (target.roomNid === room.roomNid) {
         const loaded = (await loader.byNids([target.eventNid], room.roomVersion)).get(target.eventNid);
         if (loaded) pairs.push({ redaction: event, redactionState: stateBefore, target: loaded.event, targetNid: target.eventNid });
       }
     }
-    for (const redactionId of await events.takePendingRedactions(event.eventId)) {
-      const [stored] = await events.eventsByIds([redactionId]);
+    const pending = ctx.batch.redactionTargets.has(event.eventId) ? await events.takePendingRedactions(event.eventId) : [];
+    for (const redactionId of pending) {
+      const stored = (await this.lookup(ctx, [redactionId])).get(redactionId);
       if (!stored || stored.roomNid !== room.roomNid || stored.isRejected) continue;
       const loaded = (await loader.byNids([stored.eventNid], room.roomVersion)).get(stored.eventNid);
-      const [self] = await events.eventsByIds([event.eventId]);
+      const self = (await this.lookup(ctx, [event.eventId])).get(event.eventId);
       if (loaded && self) pairs.push({ redaction: loaded.event, redactionState: stored.stateSnapshotNid, target: event, targetNid: self.eventNid });
     }
     const outputs: Array<{ msgId: string; output: OutputRoomEvent }> = [];
@@ -531,6 +699,7 @@ export class Inputer {
       if (!redactionTakesEffect(p.redaction, p.target, authState)) continue;
       await events.redact(p.targetNid, JSON.stringify(redactEvent(p.target.json, p.target.roomVersion)));
       loader.forget(p.targetNid);
+      ctx.batch.touched.push(p.targetNid);
       outputs.push({
         msgId: `redacted:${p.target.eventId}:${p.redaction.eventId}`,
         output: { type: 'redacted_event', redacted_event: { redacted_event_id: p.target.eventId, redacted_because: { room_version: room.roomVersion, pdu: p.redaction.json as PDUJson } } },
@@ -539,10 +708,11 @@ export class Inputer {
     return outputs;
   }
 
-  private async createEventOf(loader: EventLoader, room: RoomInfo): Promise<Event | undefined> {
+  private async createEventOf(ctx: TxContext, room: RoomInfo): Promise<Event | undefined> {
     // In room version 12 the room ID is the create event's ID with "!" for "$".
-    const loaded = await loader.byIds([`$${room.roomId.slice(1)}`], room.roomVersion);
-    return [...loaded.values()][0]?.event;
+    const id = `$${room.roomId.slice(1)}`;
+    const stored = (await this.lookup(ctx, [id])).get(id);
+    return stored && (await ctx.loader.byNids([stored.eventNid], room.roomVersion)).get(stored.eventNid)?.event;
   }
 }
 
