@@ -107,6 +107,11 @@ export async function newInternalAPI(
       const text = localpart === undefined ? undefined : await store.accountData(localpart, '', 'm.push_rules');
       return text === undefined ? undefined : (JSON.parse(text) as unknown);
     },
+    ignoredUsersContent: async (userId) => {
+      const localpart = /^@([^:]+):/.exec(userId)?.[1];
+      const text = localpart === undefined ? undefined : await store.accountData(localpart, '', 'm.ignored_user_list');
+      return text === undefined ? undefined : (JSON.parse(text) as unknown);
+    },
     publish: async (msg) => {
       await bus.publish(subjectFor(prefix, 'OutputNotificationData', msg.user_id), encoder.encode(JSON.stringify(msg)));
     },
@@ -142,6 +147,7 @@ export async function newInternalAPI(
   composed['performAccountDataUpdate'] = async (req: PerformAccountDataUpdateRequest) => {
     const res = await users.performAccountDataUpdate(req);
     if (req.type === 'm.push_rules' && (req.roomId ?? '') === '') push.invalidateRules(req.userId);
+    if (req.type === 'm.ignored_user_list' && (req.roomId ?? '') === '') push.invalidateIgnored(req.userId);
     return res;
   };
   return composed as unknown as UserInternalAPI;

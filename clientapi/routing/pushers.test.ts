@@ -197,3 +197,23 @@ it('counts threads apart when the filter asks, and a receipt alone brings the ro
   expect(after.unread_notifications).toEqual({ notification_count: 1, highlight_count: 0 });
   expect(after.unread_thread_notifications).toEqual({});
 });
+
+it('does not notify a user of the messages of someone they ignore', async () => {
+  const fay = await register('fay');
+  const gus = await register('gus');
+  const hal = await register('hal');
+  const roomId = (await req(fay, 'POST', '/createRoom', { preset: 'public_chat' })).body.room_id as string;
+  const room = encodeURIComponent(roomId);
+  for (const t of [gus, hal]) expect((await req(t, 'POST', `/join/${room}`, {})).status).toBe(200);
+  expect((await req(fay, 'PUT', `/user/${encodeURIComponent('@fay:localhost:8008')}/account_data/m.ignored_user_list`, { ignored_users: { '@gus:localhost:8008': {} } })).status).toBe(200);
+  const send = async (token: string, body: string) => (await req(token, 'PUT', `/rooms/${room}/send/m.room.message/${Math.random()}`, { msgtype: 'm.text', body })).body.event_id as string;
+  const ignoredId = await send(gus, 'from gus');
+  const heardId = await send(hal, 'from hal');
+  const ids = async () => ((await req(fay, 'GET', '/notifications')).body.notifications as Array<{ event: { event_id: string } }>).map((n) => n.event.event_id);
+  await until('hal notified', async () => ((await ids()).includes(heardId) ? true : undefined));
+  expect(await ids()).not.toContain(ignoredId);
+  // Unignored, gus notifies again.
+  expect((await req(fay, 'PUT', `/user/${encodeURIComponent('@fay:localhost:8008')}/account_data/m.ignored_user_list`, { ignored_users: {} })).status).toBe(200);
+  const later = await send(gus, 'gus again');
+  await until('gus notified', async () => ((await ids()).includes(later) ? true : undefined));
+});

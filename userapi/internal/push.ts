@@ -40,6 +40,8 @@ export interface PushServiceDeps {
   rsAPI: PushRoomserverAPI;
   /** The user's stored m.push_rules content (undefined when never changed). */
   pushRulesContent: (userId: string) => Promise<unknown>;
+  /** The user's stored m.ignored_user_list content (undefined when never set). */
+  ignoredUsersContent?: (userId: string) => Promise<unknown>;
   publish: (msg: OutputNotificationData) => Promise<void>;
   gateway: PushGatewayClient;
   log: Logger;
@@ -57,6 +59,8 @@ interface RoomInfo {
 }
 
 const MAX_ROOMS_CACHED = 2_000;
+/** Users whose ignore lists are kept in memory (most recently used). */
+const MAX_IGNORE_LISTS_CACHED = 10_000;
 const MAX_NOTIFICATIONS_PAGE = 100;
 
 function clientEvent(e: Event): Record<string, unknown> {
@@ -95,6 +99,32 @@ export class PushService implements PushAPI {
   /** The user's push rules changed. */
   invalidateRules(userId: string): void {
     this.rules.invalidate(userId);
+  }
+
+  private readonly ignoreLists = new Map<string, Promise<Set<string>>>();
+
+  /** The user's m.ignored_user_list changed. */
+  invalidateIgnored(userId: string): void {
+    this.ignoreLists.delete(userId);
+  }
+
+  /** Whom the user ignores: events of theirs notify nobody who ignores them (the spec's rule). */
+  private ignoredBy(userId: string): Promise<Set<string>> {
+    let p = this.ignoreLists.get(userId);
+    if (p) {
+      this.ignoreLists.delete(userId);
+      this.ignoreLists.set(userId, p);
+      return p;
+    }
+    const read = this.d.ignoredUsersContent;
+    p = (read ? read(userId) : Promise.resolve(undefined)).then((content) => {
+      const list = (content as { ignored_users?: unknown } | undefined)?.ignored_users;
+      return new Set(typeof list === 'object' && list !== null && !Array.isArray(list) ? Object.keys(list) : []);
+    });
+    p.catch(() => this.ignoreLists.delete(userId));
+    this.ignoreLists.set(userId, p);
+    if (this.ignoreLists.size > MAX_IGNORE_LISTS_CACHED) this.ignoreLists.delete(this.ignoreLists.keys().next().value!);
+    return p;
   }
 
   private room(roomId: string): Promise<RoomInfo> {
@@ -202,6 +232,7 @@ export class PushService implements PushAPI {
     const notified: Array<{ userId: string; outcome: PushOutcome }> = [];
     const rows: NewNotification[] = [];
     for (const userId of users) {
+      if ((await this.ignoredBy(userId)).has(event.sender)) continue;
       const rules = await this.rules.get(userId);
       const outcome = rules.evaluate(json, this.context(info, event.sender, userId));
       if (!outcome?.notify) continue;
