@@ -11,6 +11,7 @@ import type { RoomserverInternalAPI } from '../../roomserver/api/index.js';
 import type { ClientUserAPI } from '../../userapi/api/index.js';
 import { requireDevice } from '../auth/device.js';
 import { clientRoute } from './paths.js';
+import { carryRoomUserData, predecessorOf } from './roomuserdata.js';
 
 const MAX_BODY = 16 * 1024;
 const USER_ID = /^@[^:]+:.+$/;
@@ -37,6 +38,16 @@ export function addMembershipRoutes(client: Hono, serverName: string, userAPI: C
     if (signed.error !== undefined) throw new MatrixError(502, 'M_UNKNOWN', `The invitee's server did not take the invite: ${signed.message}`);
     const [res] = (await rsAPI.inputRoomEvents({ events: [{ kind: 'new', event: signed.event, origin: serverName }] })).results;
     if (!res || (res.status !== 'accepted' && res.status !== 'duplicate')) throw forbidden(res?.error ?? 'The invite was refused');
+  };
+
+  /** Joining an upgraded room brings the user's tags and direct-chat entries of the room it replaced. Best effort. */
+  const carryFromPredecessor = async (userId: string, roomId: string): Promise<void> => {
+    try {
+      const old = await predecessorOf(rsAPI, roomId);
+      if (old !== undefined) await carryRoomUserData(userAPI, userId, old, roomId);
+    } catch {
+      // The join has happened; tags stay behind.
+    }
   };
 
   const sendMember = async (sender: string, roomId: string, target: string, content: JsonObject): Promise<string> => {
@@ -82,7 +93,10 @@ export function addMembershipRoutes(client: Hono, serverName: string, userAPI: C
         if (typeof sender === 'string' && sender.includes(':')) via.push(sender.slice(sender.indexOf(':') + 1));
       }
       const res = await fedAPI.performJoin({ room_id_or_alias: idOrAlias.startsWith('#') ? idOrAlias : roomId, user_id: me.userId, server_names: via, content });
-      if (res.error === undefined) return jsonResponse({ room_id: res.room_id });
+      if (res.error === undefined) {
+        await carryFromPredecessor(me.userId, res.room_id);
+        return jsonResponse({ room_id: res.room_id });
+      }
       if (res.error === 'forbidden') throw forbidden(res.message);
       if (res.error === 'not_found') throw notFound(res.message);
       if (res.error === 'incompatible_room_version') throw new MatrixError(400, 'M_INCOMPATIBLE_ROOM_VERSION', res.message, res.room_version !== undefined ? { room_version: res.room_version } : {});
@@ -90,6 +104,7 @@ export function addMembershipRoutes(client: Hono, serverName: string, userAPI: C
       throw new MatrixError(502, 'M_UNKNOWN', `Could not join the room over federation: ${res.message}`);
     }
     await sendMember(me.userId, roomId, me.userId, content);
+    await carryFromPredecessor(me.userId, roomId);
     return jsonResponse({ room_id: roomId });
   };
   clientRoute(client, 'post', '/join/:roomIdOrAlias', (c) => join(c, c.req.param('roomIdOrAlias') ?? ''));

@@ -121,6 +121,19 @@ it("carries the members' tags and direct-chat entries over to the new room", asy
   expect((await req('GET', `/user/${enc(BOB)}/rooms/${enc(roomId)}/tags`, bob)).body).toEqual({ tags: { 'u.work': { order: 0.5 } } });
 });
 
+it('gives a user who joins the new room later their tags of the old one', async () => {
+  const enc = encodeURIComponent;
+  const roomId = (await req('POST', '/createRoom', alice, { preset: 'public_chat' })).body.room_id as string;
+  expect((await req('POST', `/join/${enc(roomId)}`, carol, {})).status).toBe(200);
+  expect((await req('PUT', `/user/${enc(CAROL)}/rooms/${enc(roomId)}/tags/u.later`, carol, {})).status).toBe(200);
+  expect((await req('POST', `/rooms/${enc(roomId)}/leave`, carol, {})).status).toBe(200);
+  const replacement = (await upgrade(roomId, alice, { new_version: '10' })).body.replacement_room as string;
+  // Not a member at the upgrade: nothing copied yet.
+  expect((await req('GET', `/user/${enc(CAROL)}/rooms/${enc(replacement)}/tags`, carol)).body).toEqual({ tags: {} });
+  expect((await req('POST', `/join/${enc(replacement)}`, carol, {})).status).toBe(200);
+  expect((await req('GET', `/user/${enc(CAROL)}/rooms/${enc(replacement)}/tags`, carol)).body).toEqual({ tags: { 'u.later': {} } });
+});
+
 it('gives the upgrading user the power to set the state, then restores the old power levels', async () => {
   // Bob may send tombstones at 50 but cannot set the server ACL (100): the copy still works.
   const room = (await req('POST', '/createRoom', alice, {

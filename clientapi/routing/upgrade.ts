@@ -16,6 +16,7 @@ import type { HeaderedEvent, RoomserverInternalAPI } from '../../roomserver/api/
 import type { ClientUserAPI } from '../../userapi/api/index.js';
 import { requireDevice } from '../auth/device.js';
 import { clientRoute } from './paths.js';
+import { carryRoomUserData } from './roomuserdata.js';
 
 const MAX_BODY = 16 * 1024;
 const TOMBSTONE_BODY = 'This room has been replaced';
@@ -250,30 +251,12 @@ export function addUpgradeRoomRoute(client: Hono, serverName: string, userAPI: C
     return replacement;
   };
 
-  /**
-   * What the room's local members keep about it in their account data follows it: its tags, and
-   * its place among their direct chats (m.direct lists the new room beside the old one), as
-   * Synapse does. A failure for one user is no failure of the upgrade.
-   */
+  /** The local members' tags and direct-chat entries follow the room (roomuserdata.ts). */
   const carryUserData = async (oldRoomId: string, newRoomId: string): Promise<void> => {
     const { members } = await rsAPI.queryMembershipsForRoom({ room_id: oldRoomId, memberships: ['join'] });
     for (const userId of members.map((m) => m.user_id).filter(isLocal)) {
       try {
-        const tags = (await userAPI.queryAccountData({ userId, roomId: oldRoomId, type: 'm.tag' })).content;
-        if (tags !== undefined && isObject(tags['tags']) && Object.keys(tags['tags']).length > 0) {
-          await userAPI.performAccountDataUpdate({ userId, roomId: newRoomId, type: 'm.tag', content: tags });
-        }
-        const direct = (await userAPI.queryAccountData({ userId, type: 'm.direct' })).content;
-        if (direct === undefined) continue;
-        let changed = false;
-        const updated: Record<string, unknown> = {};
-        for (const [other, rooms] of Object.entries(direct)) {
-          if (Array.isArray(rooms) && rooms.includes(oldRoomId) && !rooms.includes(newRoomId)) {
-            updated[other] = [...rooms, newRoomId];
-            changed = true;
-          } else updated[other] = rooms;
-        }
-        if (changed) await userAPI.performAccountDataUpdate({ userId, type: 'm.direct', content: updated });
+        await carryRoomUserData(userAPI, userId, oldRoomId, newRoomId);
       } catch {
         // The upgrade has happened; this user's tags or direct chats stay as they were.
       }

@@ -49,8 +49,10 @@ export async function startRoomserverConsumer(d: {
     const destinations = new Set<string>();
     if (origin === d.serverName) {
       for (const s of [...servers, ...before]) destinations.add(s);
-      // A membership change reaches the target's server, in the room or not (an invite, a kick).
-      if (event.type === 'm.room.member' && event.stateKey !== undefined) {
+      // A membership change reaches the target's server when it is out of the room now (a kick,
+      // a ban). An invite is not sent this way: the invitee's server had it through /invite and
+      // holds no room to put it in (Synapse does the same).
+      if (event.type === 'm.room.member' && event.stateKey !== undefined && event.content['membership'] !== 'invite') {
         const target = domainOf(event.stateKey);
         if (target) destinations.add(target);
       }
