@@ -40,6 +40,11 @@ export function addMembershipRoutes(client: Hono, serverName: string, userAPI: C
     if (!res || (res.status !== 'accepted' && res.status !== 'duplicate')) throw forbidden(res?.error ?? 'The invite was refused');
   };
 
+  const guestsMayJoin = async (roomId: string): Promise<boolean> => {
+    const [ga] = (await rsAPI.queryLatestEventsAndState({ room_id: roomId, state_to_fetch: [{ type: 'm.room.guest_access', state_key: '' }] })).state_events;
+    return ga?.pdu.content?.['guest_access'] === 'can_join';
+  };
+
   /** Joining an upgraded room brings the user's tags and direct-chat entries of the room it replaced. Best effort. */
   const carryFromPredecessor = async (userId: string, roomId: string): Promise<void> => {
     try {
@@ -83,6 +88,10 @@ export function addMembershipRoutes(client: Hono, serverName: string, userAPI: C
     if (profile?.displayName && content['displayname'] === undefined) content['displayname'] = profile.displayName;
     if (profile?.avatarUrl && content['avatar_url'] === undefined) content['avatar_url'] = profile.avatarUrl;
     const m = remoteAlias ? undefined : await rsAPI.queryMembershipForUser({ room_id: roomId, user_id: me.userId });
+    // A guest may join only rooms that let guests in (m.room.guest_access can_join).
+    if (me.isGuest && m?.room_exists === true && m.membership !== 'join' && !(await guestsMayJoin(roomId))) {
+      throw new MatrixError(403, 'M_FORBIDDEN', 'Guest access is not allowed in this room');
+    }
     if (m === undefined || !m.room_exists) {
       // A room this server does not hold: join through the servers that do.
       const via = [...c.req.queries('server_name') ?? [], ...c.req.queries('via') ?? []];
@@ -94,6 +103,11 @@ export function addMembershipRoutes(client: Hono, serverName: string, userAPI: C
       }
       const res = await fedAPI.performJoin({ room_id_or_alias: idOrAlias.startsWith('#') ? idOrAlias : roomId, user_id: me.userId, server_names: via, content });
       if (res.error === undefined) {
+        // Only now is the room's state known here: a guest in a room closed to guests leaves again.
+        if (me.isGuest && !(await guestsMayJoin(res.room_id))) {
+          await rsAPI.performSendEvent({ user_id: me.userId, room_id: res.room_id, type: 'm.room.member', state_key: me.userId, content: { membership: 'leave' } });
+          throw new MatrixError(403, 'M_FORBIDDEN', 'Guest access is not allowed in this room');
+        }
         await carryFromPredecessor(me.userId, res.room_id);
         return jsonResponse({ room_id: res.room_id });
       }

@@ -211,10 +211,15 @@ describe('guests', () => {
     expect((await c.register({ password: 'pw', guest_access_token: full.body.access_token, auth: { type: 'm.login.dummy' } })).status).toBe(403);
   });
 
-  it('removes guests from a room when its guest access is revoked', async () => {
+  it('lets guests join only rooms open to guests, and removes them when guest access is revoked', async () => {
     const owner = await c.register({ username: 'roomowner', password: 'pw', auth: { type: 'm.login.dummy' } });
     const ownerToken = owner.body.access_token as string;
     const guest = await c.register({}, '?kind=guest');
+    // A room without guest access: a guest may not join it, even when it is public.
+    const closed = (await c.req('POST', '/_matrix/client/v3/createRoom', { preset: 'public_chat' }, ownerToken)).body.room_id as string;
+    const refused = await c.req('POST', `/_matrix/client/v3/rooms/${encodeURIComponent(closed)}/join`, {}, guest.body.access_token as string);
+    expect(refused.status).toBe(403);
+    expect(refused.body.errcode).toBe('M_FORBIDDEN');
     const created = await c.req('POST', '/_matrix/client/v3/createRoom', { preset: 'public_chat', initial_state: [{ type: 'm.room.guest_access', state_key: '', content: { guest_access: 'can_join' } }] }, ownerToken);
     const roomId = created.body.room_id as string;
     const room = encodeURIComponent(roomId);

@@ -27,8 +27,15 @@ describe('device list input from other servers', () => {
     ['too many prev', { user_id: BOB, device_id: 'D', stream_id: 1, prev_id: Array.from({ length: 101 }, (_, i) => i) }],
     ['keys of another user', { user_id: BOB, device_id: 'D', stream_id: 1, keys: keys('@eve:evil.test', 'D') }],
     ['keys of another device', { user_id: BOB, device_id: 'D', stream_id: 1, keys: keys(BOB, 'E') }],
+    ['keys not an object', { user_id: BOB, device_id: 'D', stream_id: 1, keys: 'k' }],
+    ['keys whose keys are not an object', { user_id: BOB, device_id: 'D', stream_id: 1, keys: { keys: 'k' } }],
   ])('refuses an update with %s', (_name, content) => {
     expect(parseDeviceListUpdate(content as Record<string, unknown>)).toHaveProperty('error');
+  });
+
+  it('keeps keys that name no user or device as they are (their signatures are for clients to check; Sytest sends such)', () => {
+    const u = parseDeviceListUpdate({ user_id: BOB, device_id: 'D', stream_id: 2, prev_id: [1], keys: { device_keys: {} } });
+    expect(u).toMatchObject({ keyJson: canonicalJson({ device_keys: {} }) });
   });
 
   it('parses /user/devices: devices with bad keys are listed without keys, duplicates once, at most MAX_DEVICES_PER_USER', () => {

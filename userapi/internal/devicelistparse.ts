@@ -51,9 +51,16 @@ function displayName(v: unknown): string | null {
   return typeof v === 'string' && v.length <= MAX_DISPLAY_NAME ? v : null;
 }
 
-/** Device keys as text when they are an object naming this user and device, else undefined. */
+/**
+ * Device keys as text when they are an object that names no other user or device, else
+ * undefined. Their signatures are the clients' to check (as in Synapse and Dendrite, which keep
+ * what the user's server sent): a server may answer for its own users only, and a key object
+ * naming someone else is refused outright.
+ */
 function deviceKeyJson(keys: unknown, userId: string, deviceId: string): string | undefined {
-  if (!isObject(keys) || keys['user_id'] !== userId || keys['device_id'] !== deviceId || !isObject(keys['keys'])) return undefined;
+  if (!isObject(keys)) return undefined;
+  if ((keys['user_id'] !== undefined && keys['user_id'] !== userId) || (keys['device_id'] !== undefined && keys['device_id'] !== deviceId)) return undefined;
+  if (keys['keys'] !== undefined && !isObject(keys['keys'])) return undefined;
   const signed = { ...keys };
   // `unsigned` is what a server adds for its own clients; we add ours when answering.
   delete signed['unsigned'];
