@@ -133,6 +133,15 @@ it('invites a user of another server, who can reject the invite or accept it by 
   await until(async () => ((await a.t.server.apis.roomserver.queryMembershipForUser({ room_id: first, user_id: BOB })).membership === 'leave' ? true : undefined));
   expect((await b.t.server.apis.roomserver.queryMembershipForUser({ room_id: first, user_id: BOB })).membership).toBe('leave');
 
+  // Rejected after the inviter left: the room is empty on A, which still answers make_leave/send_leave.
+  const emptied = (await req(a, 'POST', '/createRoom', alice, { preset: 'private_chat' })).body.room_id as string;
+  expect((await req(a, 'POST', `/rooms/${enc(emptied)}/invite`, alice, { user_id: BOB })).status).toBe(200);
+  await until(() => inviteOf(emptied));
+  expect((await req(a, 'POST', `/rooms/${enc(emptied)}/leave`, alice, {})).status).toBe(200);
+  const rejected = await req(b, 'POST', `/rooms/${enc(emptied)}/leave`, bob, {});
+  expect(rejected.status, JSON.stringify(rejected.body)).toBe(200);
+  await until(async () => ((await a.t.server.apis.roomserver.queryMembershipForUser({ room_id: emptied, user_id: BOB })).membership === 'leave' ? true : undefined));
+
   // Accepted: joining an invite-only room through the inviter's server.
   const second = (await req(a, 'POST', '/createRoom', alice, { preset: 'private_chat', name: 'Secret two' })).body.room_id as string;
   await req(a, 'POST', `/rooms/${enc(second)}/invite`, alice, { user_id: BOB });

@@ -35,8 +35,12 @@ export function addJoinRoutes(fed: Hono, auth: FederationAuth, reader: RoomReade
         return jsonResponse({ errcode: 'M_INCOMPATIBLE_ROOM_VERSION', error: `The room is version ${roomVersion}`, room_version: roomVersion }, 400);
       }
     }
-    // A room none of our users is in any more is not ours to let people into.
-    if (!(await rsAPI.queryServersInRoom({ room_id: roomId })).servers.includes(identity.serverName)) throw new MatrixError(404, 'M_NOT_FOUND', 'No user of this server is in the room');
+    // A room none of our users is in any more is not ours to let people into. Leaving (rejecting
+    // an invite we sent before our last user left) needs no one here: we still hold the room's
+    // state, and the invitee has no other server to ask (Synapse answers it too).
+    if (membership === 'join' && !(await rsAPI.queryServersInRoom({ room_id: roomId })).servers.includes(identity.serverName)) {
+      throw new MatrixError(404, 'M_NOT_FOUND', 'No user of this server is in the room');
+    }
     const content: JsonObject = { membership };
     const fields = { type: 'm.room.member', stateKey: userId, sender: userId, content };
     const room = await rsAPI.queryLatestEventsAndState({ room_id: roomId, state_to_fetch: [] });
