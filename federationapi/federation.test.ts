@@ -130,6 +130,15 @@ it('invites a user of another server, who can reject the invite or accept it by 
   const leaveEvents = (left.timeline as { events: Body[] }).events;
   expect(leaveEvents.some((e) => e.type === 'm.room.member' && e.state_key === BOB && (e.content as Body).membership === 'leave')).toBe(true);
   expect(((await req(b, 'GET', `/sync?timeout=0&since=${enc(beforeReject)}`, bob)).body.rooms as Body | undefined)?.invite ?? {}).toEqual({});
+  // Invited and rejecting again: the second rejection shows as well (Sytest's "several times").
+  expect((await req(a, 'POST', `/rooms/${enc(first)}/invite`, alice, { user_id: BOB })).status).toBe(200);
+  await until(() => inviteOf(first));
+  const beforeSecond = (await req(b, 'GET', '/sync', bob)).body.next_batch as string;
+  expect((await req(b, 'POST', `/rooms/${enc(first)}/leave`, bob, {})).status).toBe(200);
+  await until(async () => {
+    const s2 = (await req(b, 'GET', `/sync?timeout=0&since=${enc(beforeSecond)}`, bob)).body;
+    return ((s2.rooms as Body | undefined)?.leave as Record<string, Body> | undefined)?.[first];
+  });
   await until(async () => ((await a.t.server.apis.roomserver.queryMembershipForUser({ room_id: first, user_id: BOB })).membership === 'leave' ? true : undefined));
   expect((await b.t.server.apis.roomserver.queryMembershipForUser({ room_id: first, user_id: BOB })).membership).toBe('leave');
 

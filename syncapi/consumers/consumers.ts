@@ -51,7 +51,8 @@ async function storeOutOfBandLeave(d: ConsumerDeps, eventId: string, userId: str
   if (!headered) return;
   const leave = parse(headered);
   if (leave.type !== 'm.room.member' || leave.stateKey !== userId) return;
-  if ((await d.store.currentState(leave.roomId)).length > 0) return;
+  // Held rooms send their leave as a room event. (Not syncapi's own state: an earlier rejected invite into the same room left some.)
+  if ((await d.rsAPI.queryLatestEventsAndState({ room_id: leave.roomId, state_to_fetch: [] })).room_exists) return;
   const { pos, existed } = await d.store.insertEvent({
     roomId: leave.roomId,
     eventId: leave.eventId,
