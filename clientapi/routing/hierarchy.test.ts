@@ -4,28 +4,13 @@
  * order, filtered per user, with suggested_only, max_depth, paging and bad parameters. (Rooms
  * held by another server are covered by federationapi/routing/hierarchy.test.ts.)
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { formatMatrixKeyPem, generateSigningKey } from '../../internal/matrix/index.js';
 import { createTestDatabase, type TestDatabase } from '../../internal/sqlutil/testing.js';
-import { parseConfig } from '../../setup/config/config.js';
-import { generateConfigDocument } from '../../setup/config/generate.js';
 import { getJson, startTestServer, testConfig, type TestServer } from '../../test/harness.js';
 
 type Body = Record<string, unknown>;
 const enc = encodeURIComponent;
 const HS = 'localhost:8008';
-
-function postgresConfig(connectionString: string) {
-  const dir = mkdtempSync(path.join(tmpdir(), 'dendrite-test-'));
-  const doc = generateConfigDocument({ ci: true, dir, serverName: HS, db: connectionString }) as Record<string, Record<string, unknown>>;
-  doc.logging = [{ type: 'std', level: 'error' }] as unknown as Record<string, unknown>;
-  const { keyId, seed } = generateSigningKey();
-  writeFileSync(path.join(dir, 'matrix_key.pem'), formatMatrixKeyPem(keyId, seed));
-  return { cfg: parseConfig(doc, dir), dir };
-}
 
 for (const dialect of ['sqlite', 'postgres'] as const) {
   describe(`GET /hierarchy [${dialect}]`, () => {
@@ -66,7 +51,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
     beforeAll(async () => {
       if (dialect === 'postgres') {
         pg = await createTestDatabase('postgres');
-        const { cfg, dir } = postgresConfig(pg.connectionString);
+        const { cfg, dir } = testConfig(undefined, pg.connectionString);
         t = await startTestServer({ cfg, dir });
       } else {
         const { cfg, dir } = testConfig();

@@ -3,29 +3,13 @@
  * PostgreSQL: both directions, the edges, history visibility, who may ask, and bad parameters.
  * (Asking other servers is covered by federationapi/routing/timestamp.test.ts.)
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { formatMatrixKeyPem, generateSigningKey } from '../../internal/matrix/index.js';
 import { createTestDatabase, type TestDatabase } from '../../internal/sqlutil/testing.js';
-import { parseConfig } from '../../setup/config/config.js';
-import { generateConfigDocument } from '../../setup/config/generate.js';
 import { getJson, startTestServer, testConfig, type TestServer } from '../../test/harness.js';
 
 type Body = Record<string, unknown>;
 const enc = encodeURIComponent;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** A -ci configuration whose databases are all on one PostgreSQL database. */
-function postgresConfig(connectionString: string) {
-  const dir = mkdtempSync(path.join(tmpdir(), 'dendrite-test-'));
-  const doc = generateConfigDocument({ ci: true, dir, serverName: 'localhost:8008', db: connectionString }) as Record<string, Record<string, unknown>>;
-  doc.logging = [{ type: 'std', level: 'error' }] as unknown as Record<string, unknown>;
-  const { keyId, seed } = generateSigningKey();
-  writeFileSync(path.join(dir, 'matrix_key.pem'), formatMatrixKeyPem(keyId, seed));
-  return { cfg: parseConfig(doc, dir), dir };
-}
 
 for (const dialect of ['sqlite', 'postgres'] as const) {
   describe(`GET /timestamp_to_event [${dialect}]`, () => {
@@ -62,7 +46,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
     beforeAll(async () => {
       if (dialect === 'postgres') {
         pg = await createTestDatabase('postgres');
-        const { cfg, dir } = postgresConfig(pg.connectionString);
+        const { cfg, dir } = testConfig(undefined, pg.connectionString);
         t = await startTestServer({ cfg, dir });
       } else {
         const { cfg, dir } = testConfig();

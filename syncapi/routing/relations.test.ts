@@ -5,29 +5,14 @@
  * m.replace) in /event, /context, /messages, /relations, /threads and limited /sync timelines,
  * redactions, ignored users, history visibility and errors.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { formatMatrixKeyPem, generateSigningKey } from '../../internal/matrix/index.js';
 import { createTestDatabase, type TestDatabase } from '../../internal/sqlutil/testing.js';
-import { parseConfig } from '../../setup/config/config.js';
-import { generateConfigDocument } from '../../setup/config/generate.js';
-import { getJson, startTestServer, type TestServer } from '../../test/harness.js';
+import { getJson, startTestServer, testConfig, type TestServer } from '../../test/harness.js';
 
 type Body = Record<string, unknown>;
 const enc = encodeURIComponent;
 const HS = 'localhost:8008';
 const ALICE = `@alice:${HS}`;
-
-function pgConfig(connectionString: string) {
-  const dir = mkdtempSync(path.join(tmpdir(), 'dendrite-relations-test-'));
-  const doc = generateConfigDocument({ ci: true, dir, serverName: HS, db: connectionString }) as Record<string, Record<string, unknown>>;
-  doc.logging = [{ type: 'std', level: 'error' }] as unknown as Record<string, unknown>;
-  const { keyId, seed } = generateSigningKey();
-  writeFileSync(path.join(dir, 'matrix_key.pem'), formatMatrixKeyPem(keyId, seed));
-  return { cfg: parseConfig(doc, dir), dir };
-}
 
 /** The bundled aggregations of a served event. */
 const relationsOf = (e: Body | undefined): Body | undefined => ((e?.unsigned as Body | undefined)?.['m.relations'] as Body | undefined) ?? undefined;
@@ -89,7 +74,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
     beforeAll(async () => {
       if (dialect === 'postgres') {
         pg = await createTestDatabase('postgres');
-        t = await startTestServer(pgConfig(pg.connectionString));
+        t = await startTestServer(testConfig(undefined, pg.connectionString));
       } else {
         t = await startTestServer();
       }

@@ -5,27 +5,12 @@
  * history visibility, filters, context, state, groups, errors and the admin reindex.
  */
 import { createHmac } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { formatMatrixKeyPem, generateSigningKey } from '../../internal/matrix/index.js';
 import { createTestDatabase, type TestDatabase } from '../../internal/sqlutil/testing.js';
-import { parseConfig } from '../../setup/config/config.js';
-import { generateConfigDocument } from '../../setup/config/generate.js';
 import { getJson, startTestServer, testConfig, type TestServer } from '../../test/harness.js';
 
 type Body = Record<string, unknown>;
 const enc = encodeURIComponent;
-
-function pgConfig(connectionString: string) {
-  const dir = mkdtempSync(path.join(tmpdir(), 'dendrite-search-test-'));
-  const doc = generateConfigDocument({ ci: true, dir, serverName: 'localhost:8008', db: connectionString }) as Record<string, Record<string, unknown>>;
-  doc.logging = [{ type: 'std', level: 'error' }] as unknown as Record<string, unknown>;
-  const { keyId, seed } = generateSigningKey();
-  writeFileSync(path.join(dir, 'matrix_key.pem'), formatMatrixKeyPem(keyId, seed));
-  return { cfg: parseConfig(doc, dir), dir };
-}
 
 for (const dialect of ['sqlite', 'postgres'] as const) {
   describe(`POST /search [${dialect}]`, () => {
@@ -81,7 +66,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
     beforeAll(async () => {
       if (dialect === 'postgres') {
         pg = await createTestDatabase('postgres');
-        t = await startTestServer(pgConfig(pg.connectionString));
+        t = await startTestServer(testConfig(undefined, pg.connectionString));
       } else {
         t = await startTestServer();
       }
