@@ -11,7 +11,7 @@ import type { Kysely } from 'kysely';
 import { DEFAULT_PEEK_TIMING, peekTiming } from '../internal/peektiming.js';
 import { openDatabase, type OpenedDatabase } from '../internal/sqlutil/index.js';
 import { databaseFor } from '../setup/config/config.js';
-import { startFederatingNode, type FederatingNode } from '../test/federation.js';
+import { federationRequest, startFederatingNode, type FederatingNode } from '../test/federation.js';
 import { getJson, startTestServer, testConfig, type TestServer } from '../test/harness.js';
 import { FederationPeekStore, type FederationapiPeeksDatabase } from './storage/peeks.js';
 
@@ -70,24 +70,8 @@ const worldReadableRoom = async (): Promise<string> => {
 };
 
 /** An HTTPS request to A signed as B (or unsigned), as B's federation client would send it. */
-const asB = async (method: 'PUT' | 'DELETE', path: string, body: unknown, sign = true): Promise<{ status: number; body: Body }> => {
-  const { request, Agent } = await import('node:https');
-  const authorization = sign ? b.t.server.identity.signRequest({ method, uri: path, origin: b.name, destination: a.name, content: body as never }) : undefined;
-  const payload = JSON.stringify(body);
-  return new Promise((resolve, reject) => {
-    const r = request(
-      `${a.https}${path}`,
-      { method, agent: new Agent({ rejectUnauthorized: false }), headers: { 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(payload)), ...(authorization ? { Authorization: authorization } : {}) } },
-      (res) => {
-        let text = '';
-        res.on('data', (c: Buffer) => (text += c.toString()));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text ? (JSON.parse(text) as Body) : {} }));
-      },
-    );
-    r.on('error', reject);
-    r.end(payload);
-  });
-};
+const asB = (method: 'PUT' | 'DELETE', path: string, body: unknown, sign = true): Promise<{ status: number; body: Body }> =>
+  federationRequest(b, a, method, path, { body, ...(sign ? {} : { authorization: null }) });
 
 beforeAll(async () => {
   // Short clocks: A asks for renewal every 2 s; B renews at half of it; idle devices are not looked for yet.

@@ -45,3 +45,39 @@ export async function startFederatingNode(overrides: (doc: Record<string, Record
   const t = await startTestServer({ cfg, dir, tls: { certFile: path.join(dir, 'tls.crt'), keyFile: path.join(dir, 'tls.key') }, httpsPort: port });
   return { t, name, https: `https://127.0.0.1:${port}` };
 }
+
+/**
+ * A request to `to`'s federation API over HTTPS, as `from`'s federation client sends it: signed
+ * by `from` unless `authorization` says otherwise (a header of the caller's, or null for none).
+ * `path` starts at /_matrix. `raw` sends a body as it is (malformed JSON).
+ */
+export async function federationRequest(
+  from: FederatingNode,
+  to: FederatingNode,
+  method: string,
+  path: string,
+  opts: { body?: unknown; raw?: string; authorization?: string | null } = {},
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const { request, Agent } = await import('node:https');
+  const authorization =
+    opts.authorization === undefined
+      ? from.t.server.identity.signRequest({ method, uri: path, origin: from.name, destination: to.name, ...(opts.body !== undefined ? { content: opts.body as never } : {}) })
+      : opts.authorization;
+  const payload = opts.raw ?? (opts.body !== undefined ? JSON.stringify(opts.body) : undefined);
+  const headers: Record<string, string> = {};
+  if (authorization !== null) headers['Authorization'] = authorization;
+  if (payload !== undefined) Object.assign(headers, { 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(payload)) });
+  return new Promise((resolve, reject) => {
+    const r = request(`${to.https}${path}`, { method, agent: new Agent({ rejectUnauthorized: false }), headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (d: Buffer) => chunks.push(d));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        resolve({ status: res.statusCode ?? 0, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} });
+      });
+      res.on('error', reject);
+    });
+    r.on('error', reject);
+    r.end(payload);
+  });
+}

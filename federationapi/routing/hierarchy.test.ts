@@ -4,14 +4,12 @@
  * GET /_matrix/federation/v1/hierarchy/{roomId}, which is checked here too (signed requests
  * only, rooms the asking server may not see left out or refused).
  */
-import { Agent, request } from 'node:https';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { startFederatingNode, type FederatingNode } from '../../test/federation.js';
+import { federationRequest, startFederatingNode, type FederatingNode } from '../../test/federation.js';
 import { getJson } from '../../test/harness.js';
 
 type Body = Record<string, unknown>;
 const enc = encodeURIComponent;
-const agent = new Agent({ rejectUnauthorized: false });
 
 let a: FederatingNode;
 let b: FederatingNode;
@@ -46,21 +44,7 @@ const walk = async (token: string, query = ''): Promise<string[]> => {
 
 /** A request to B's federation API, signed by A unless `authorization` says otherwise (null: none). */
 function fedToB(p: string, authorization?: string | null): Promise<{ status: number; body: Body }> {
-  const uri = `/_matrix/federation${p}`;
-  const auth = authorization === undefined ? a.t.server.identity.signRequest({ method: 'GET', uri, origin: a.name, destination: b.name }) : authorization;
-  return new Promise((resolve, reject) => {
-    const r = request(`${b.https}${uri}`, { method: 'GET', agent, headers: auth === null ? {} : { Authorization: auth } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (d: Buffer) => chunks.push(d));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        resolve({ status: res.statusCode ?? 0, body: text ? (JSON.parse(text) as Body) : {} });
-      });
-      res.on('error', reject);
-    });
-    r.on('error', reject);
-    r.end();
-  });
+  return federationRequest(a, b, 'GET', `/_matrix/federation${p}`, { authorization });
 }
 
 beforeAll(async () => {

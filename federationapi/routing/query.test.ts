@@ -2,11 +2,10 @@
  * The federation query endpoints of one server (A), asked by another real server (B) over
  * HTTPS on loopback with requests signed by B's own key, which A fetches from B.
  */
-import { Agent, request } from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startFederatingNode, type FederatingNode } from '../../test/federation.js';
+import { federationRequest, startFederatingNode, type FederatingNode } from '../../test/federation.js';
 import { getJson } from '../../test/harness.js';
-import { generateSigningKey, signJson, type JsonValue } from '../../internal/matrix/index.js';
+import { generateSigningKey, signJson } from '../../internal/matrix/index.js';
 
 type Body = Record<string, unknown>;
 
@@ -20,7 +19,6 @@ let ALICE: string;
 let roomId: string;
 let alias: string;
 const enc = encodeURIComponent;
-const agent = new Agent({ rejectUnauthorized: false });
 
 const client = (n: FederatingNode, method: string, p: string, token: string, body?: unknown) =>
   getJson(`${n.t.baseUrl}/_matrix/client/v3${p}`, {
@@ -39,29 +37,7 @@ interface Answer {
 
 /** A request to A's federation API; signed by B unless an Authorization header (or none) is given. */
 function fed(method: string, p: string, opts: { body?: unknown; raw?: string; authorization?: string | null } = {}): Promise<Answer> {
-  const uri = `/_matrix/federation${p}`;
-  const authorization =
-    opts.authorization === undefined
-      ? b.t.server.identity.signRequest({ method, uri, origin: b.name, destination: a.name, ...(opts.body !== undefined ? { content: opts.body as JsonValue } : {}) })
-      : opts.authorization;
-  const payload = opts.raw ?? (opts.body !== undefined ? JSON.stringify(opts.body) : undefined);
-  return new Promise((resolve, reject) => {
-    const headers: Record<string, string> = {};
-    if (authorization !== null) headers['Authorization'] = authorization;
-    if (payload !== undefined) headers['Content-Type'] = 'application/json';
-    const r = request(`${a.https}${uri}`, { method, agent, headers }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (d: Buffer) => chunks.push(d));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        resolve({ status: res.statusCode ?? 0, body: text ? (JSON.parse(text) as Body) : {} });
-      });
-      res.on('error', reject);
-    });
-    r.on('error', reject);
-    if (payload !== undefined) r.write(payload);
-    r.end();
-  });
+  return federationRequest(b, a, method, `/_matrix/federation${p}`, opts);
 }
 
 const errcode = (res: Answer): [number, unknown] => [res.status, res.body.errcode];

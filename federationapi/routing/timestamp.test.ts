@@ -4,15 +4,13 @@
  * backfilled into B's roomserver); A's federation endpoint answers servers in the room, refuses
  * others (403) and unsigned requests (401).
  */
-import { Agent, request } from 'node:https';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { startFederatingNode, type FederatingNode } from '../../test/federation.js';
+import { federationRequest, startFederatingNode, type FederatingNode } from '../../test/federation.js';
 import { getJson } from '../../test/harness.js';
 
 type Body = Record<string, unknown>;
 const enc = encodeURIComponent;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const agent = new Agent({ rejectUnauthorized: false });
 
 let a: FederatingNode;
 let b: FederatingNode;
@@ -51,21 +49,7 @@ const until = async <T>(fn: () => Promise<T | undefined>, ms = 15_000): Promise<
 
 /** A request to A's federation API, signed by B unless `authorization` says otherwise (null: none). */
 function fedToA(p: string, authorization?: string | null): Promise<{ status: number; body: Body }> {
-  const uri = `/_matrix/federation${p}`;
-  const auth = authorization === undefined ? b.t.server.identity.signRequest({ method: 'GET', uri, origin: b.name, destination: a.name }) : authorization;
-  return new Promise((resolve, reject) => {
-    const r = request(`${a.https}${uri}`, { method: 'GET', agent, headers: auth === null ? {} : { Authorization: auth } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (d: Buffer) => chunks.push(d));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        resolve({ status: res.statusCode ?? 0, body: text ? (JSON.parse(text) as Body) : {} });
-      });
-      res.on('error', reject);
-    });
-    r.on('error', reject);
-    r.end();
-  });
+  return federationRequest(b, a, 'GET', `/_matrix/federation${p}`, { authorization });
 }
 
 beforeAll(async () => {
