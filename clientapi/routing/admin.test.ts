@@ -168,6 +168,10 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       expect((await adminCall('/admin/resetPassword/@pw1:localhost:8008', admin, { password: 7 })).body.errcode).toBe('M_BAD_JSON');
       expect((await adminCall('/admin/resetPassword/@pw1:elsewhere.example', admin, { password: 'x' })).body.errcode).toBe('M_INVALID_PARAM');
       expect((await getJson(`${t.baseUrl}/_dendrite/admin/resetPassword/@pw1:localhost:8008`, { method: 'POST', body: '{not json', headers: { Authorization: `Bearer ${admin}` } })).body.errcode).toBe('M_NOT_JSON');
+      const huge = await adminCall('/admin/resetPassword/@pw1:localhost:8008', admin, { password: 'x', pad: 'x'.repeat(32 * 1024) });
+      expect(huge.status).toBe(413);
+      expect(huge.body.errcode).toBe('M_TOO_LARGE');
+      expect((await adminCall('/admin/resetPassword/@pw1:localhost:8008', admin, { password: 'x'.repeat(513) })).body.errcode).toBe('M_INVALID_PARAM');
     });
   });
 }

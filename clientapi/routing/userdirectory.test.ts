@@ -95,4 +95,6 @@ it('answers bad requests with spec errors', async () => {
   expect((await search({ search_term: 5 })).body.errcode).toBe('M_BAD_JSON');
   expect((await search({ search_term: 'a', limit: -1 })).body.errcode).toBe('M_BAD_JSON');
   expect((await search({ search_term: 'a' }, '')).status).toBe(401);
+  const huge = await search({ search_term: 'x'.repeat(32 * 1024) });
+  expect([huge.status, huge.body.errcode]).toEqual([413, 'M_TOO_LARGE']);
 });
