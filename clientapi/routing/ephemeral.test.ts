@@ -62,6 +62,20 @@ it('shows typing in initial and incremental syncs, wakes a waiting sync, and end
   await until(async () => (ephemeralOf((await req('GET', '/sync', bob)).body, room, 'm.typing') === undefined ? true : undefined));
 });
 
+it('tells a sync from before the user joined that typing in the room stopped (Sytest "Typing can be explicitly stopped")', async () => {
+  // Bob's token predates the room: the room is new to that sync, and nobody types in it by then.
+  const before = (await req('GET', '/sync', bob)).body.next_batch as string;
+  const other = (await req('POST', '/createRoom', alice, { preset: 'public_chat' })).body.room_id as string;
+  expect((await req('POST', `/rooms/${enc(other)}/join`, bob, {})).status).toBe(200);
+  expect((await req('PUT', `/rooms/${enc(other)}/typing/${enc(ALICE)}`, alice, { typing: true, timeout: 30000 })).status).toBe(200);
+  expect((await req('PUT', `/rooms/${enc(other)}/typing/${enc(ALICE)}`, alice, { typing: false })).status).toBe(200);
+  const s = await until(async () => {
+    const body = (await req('GET', `/sync?since=${before}&timeout=0`, bob)).body;
+    return joinedRoom(body, other) ? body : undefined;
+  });
+  expect(ephemeralOf(s, other, 'm.typing')?.content).toEqual({ user_ids: [] });
+});
+
 it('refuses typing for someone else, outside the room, or with a bad body', async () => {
   expect((await req('PUT', `/rooms/${enc(room)}/typing/${enc(BOB)}`, alice, { typing: true })).status).toBe(403);
   const other = (await req('POST', '/createRoom', alice, {})).body.room_id as string;

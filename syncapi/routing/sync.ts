@@ -210,13 +210,22 @@ export function addSyncRoute(client: Hono, deps: SyncRouteDeps): void {
      * at the timeline's start and a timeline that counts as limited; otherwise a gap in the
      * timeline brings the state that changed in it.
      */
-    const roomSection = async (roomId: string, full: boolean, upTo: number, stateAfterOf: () => Promise<StreamEvent[]>, peeking = false): Promise<{ timeline: JsonObject; state: JsonObject; events: StreamEvent[] }> => {
+    const roomSection = async (
+      roomId: string,
+      full: boolean,
+      upTo: number,
+      stateAfterOf: () => Promise<StreamEvent[]>,
+      peeking = false,
+      wasAway = false,
+    ): Promise<{ timeline: JsonObject; state: JsonObject; events: StreamEvent[] }> => {
       // The room's state after `upTo` is read only when this section needs it (full, gapped or lazy-loading).
       let loaded: Promise<StreamEvent[]> | undefined;
       const stateAfter = (): Promise<StreamEvent[]> => (loaded ??= stateAfterOf());
-      // Current-state events always show in a full timeline (timeline() uses them only then).
-      const stateIds = full ? new Set((await stateAfter()).map((e) => e.eventId)) : new Set<string>();
-      const { events, limited } = await timeline(userId, roomId, full ? 0 : from.pdu, upTo, roomFilter.timeline, full, stateIds, ignored, peeking);
+      // History is checked for a full timeline, and for one where the user left and came back
+      // in the gap (what was sent while away may be hidden); current-state events always show then.
+      const checked = full || wasAway;
+      const stateIds = checked ? new Set((await stateAfter()).map((e) => e.eventId)) : new Set<string>();
+      const { events, limited } = await timeline(userId, roomId, full ? 0 : from.pdu, upTo, roomFilter.timeline, checked, stateIds, ignored, peeking);
       let state: StreamEvent[] = [];
       // A lazy-loading client may need member events even when nothing else changed.
       if (full || limited || (lazy && events.length > 0)) {
@@ -294,13 +303,17 @@ export function addSyncRoute(client: Hono, deps: SyncRouteDeps): void {
       const accountData = (await roomAccountData(userId, roomId, roomTypes.get(roomId) ?? [])).filter((a) => roomFilter.accountData.allowsType(String(a['type'])));
       const ephemeralEvents: JsonObject[] = [];
       const typers = typing.usersTyping(roomId);
-      if (roomFilter.ephemeral.allowsType('m.typing') && (since === undefined || newlyJoined ? typers.length > 0 : typing.changedSince(roomId, from.typing))) {
+      // A room joined since the token also reports a change it saw meanwhile (someone stopping typing).
+      const typingNews = since !== undefined && typing.changedSince(roomId, from.typing);
+      if (roomFilter.ephemeral.allowsType('m.typing') && (since === undefined || newlyJoined ? typers.length > 0 || typingNews : typingNews)) {
         ephemeralEvents.push({ type: 'm.typing', content: { user_ids: typers } });
       }
       const receipts = receiptsByRoom.get(roomId);
       if (receipts) ephemeralEvents.push(receiptEvent(receipts));
       if (!full && accountData.length === 0 && ephemeralEvents.length === 0 && !roomsWithNews.has(roomId) && !countsChanged.has(roomId)) continue;
-      const section = await roomSection(roomId, full, to.pdu, () => store.currentState(roomId));
+      // Joined at the token and now, but its membership changed between: it left and came back.
+      const wasAway = !full && lastOwn.has(roomId);
+      const section = await roomSection(roomId, full, to.pdu, () => store.currentState(roomId), false, wasAway);
       if (!full && section.events.length === 0 && accountData.length === 0 && ephemeralEvents.length === 0 && !countsChanged.has(roomId)) continue;
       join[roomId] = {
         summary: await roomSummary(store, roomId, userId),
