@@ -93,3 +93,30 @@ it('serves the deprecated /events stream from a token', async () => {
   expect(ev.start).toBe(start.end);
   expect((await req('GET', '/events?from=garbage', alice)).body.errcode).toBe('M_INVALID_PARAM');
 });
+
+it('lists the members of a room the user left as left, in /sync and /keys/changes (Sytest "Get left notifs for other users ... when user leaves")', async () => {
+  const frank = (await req('POST', '/register', '', { auth: { type: 'm.login.dummy' }, username: 'frank', password: 'pw', device_id: 'frankDEV' })).body.access_token as string;
+  const erin = (await req('POST', '/register', '', { auth: { type: 'm.login.dummy' }, username: 'erin', password: 'pw', device_id: 'erinDEV' })).body.access_token as string;
+  const ERIN = '@erin:localhost:8008';
+  const room = (await req('POST', '/createRoom', frank, { preset: 'public_chat' })).body.room_id as string;
+  expect((await req('POST', `/rooms/${encodeURIComponent(room)}/join`, erin, {})).status).toBe(200);
+  // Frank's token once he shares the room with erin.
+  let from = '';
+  const end = Date.now() + 5000;
+  for (;;) {
+    const s = (await req('GET', `/sync?timeout=0`, frank)).body;
+    from = s.next_batch as string;
+    const members = (((s.rooms as Record<string, Record<string, Record<string, unknown>>>).join[room]?.timeline as { events: Array<{ state_key?: string }> } | undefined)?.events ?? []).map((e) => e.state_key);
+    if (members.includes(ERIN) || Date.now() > end) break;
+  }
+  expect((await req('POST', `/rooms/${encodeURIComponent(room)}/leave`, frank, {})).status).toBe(200);
+  let left: string[] = [];
+  let to = from;
+  while (!left.includes(ERIN) && Date.now() < end + 5000) {
+    const s = (await req('GET', `/sync?since=${from}&timeout=500`, frank)).body;
+    to = s.next_batch as string;
+    left = (s.device_lists as { left?: string[] }).left ?? [];
+  }
+  expect(left).toEqual([ERIN]);
+  expect((await req('GET', `/keys/changes?from=${from}&to=${to}`, frank)).body).toEqual({ changed: [], left: [ERIN] });
+});

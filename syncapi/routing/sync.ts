@@ -18,6 +18,7 @@ import type { Notifier } from '../internal/notifier.js';
 import { PRESENCE_STATES, presenceContent, type PresenceService, type PresenceState } from '../internal/presence.js';
 import type { TypingCache } from '../internal/typing.js';
 import { joinedMembers, roomMates } from '../consumers/ephemeral.js';
+import { usersNoLongerShared } from './keychanges.js';
 import { knockRooms } from './knocks.js';
 import type { EphemeralStore, Receipt } from '../storage/ephemeral.js';
 import { formatToken, parseToken, ZERO, type StreamPositions } from '../internal/token.js';
@@ -409,7 +410,7 @@ export function addSyncRoute(client: Hono, deps: SyncRouteDeps): void {
       if (to.pdu > from.pdu) {
         for (const u of await store.joinsInRange(joinedRooms, from.pdu, to.pdu)) if (u !== userId) changedSet.add(u);
         for (const roomId of newlyJoinedRooms) for (const u of await joinedMembers(store, roomId)) if (u !== userId) changedSet.add(u);
-        for (const u of await store.membershipChangesInRoomsOf(userId, from.pdu, to.pdu)) if (!mates.has(u) && u !== userId) leftUsers.push(u);
+        leftUsers.push(...(await usersNoLongerShared(store, userId, from.pdu, to.pdu, mates)));
       }
     }
     const changedUsers = [...changedSet];
