@@ -104,7 +104,8 @@ export async function startEDUConsumers(d: EDUConsumerDeps): Promise<void> {
 
   await d.bus.consume({ stream: `${d.prefix}OutputKeyChangeEvent`, durable: 'FederationAPIKeyChangeConsumer' }, async (msg) => {
     const e = parse<OutputKeyChangeEvent>(msg.data);
-    if (!ours(e.user_id)) return;
+    // Changes only their owner may learn of (user-signing keys) never leave the server.
+    if (!ours(e.user_id) || e.visible_to !== undefined) return;
     if (e.type === 'cross_signing') {
       if (e.master_key === undefined && e.self_signing_key === undefined) return;
       await send(await serversSharingRoomsWith(e.user_id), 'm.signing_key_update', {

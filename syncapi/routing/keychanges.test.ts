@@ -106,7 +106,7 @@ it('lists the members of a room the user left as left, in /sync and /keys/change
   for (;;) {
     const s = (await req('GET', `/sync?timeout=0`, frank)).body;
     from = s.next_batch as string;
-    const members = (((s.rooms as Record<string, Record<string, Record<string, unknown>>>).join[room]?.timeline as { events: Array<{ state_key?: string }> } | undefined)?.events ?? []).map((e) => e.state_key);
+    const members = (((s.rooms as Record<string, Record<string, Record<string, unknown> | undefined>>).join?.[room]?.timeline as { events: Array<{ state_key?: string }> } | undefined)?.events ?? []).map((e) => e.state_key);
     if (members.includes(ERIN) || Date.now() > end) break;
   }
   expect((await req('POST', `/rooms/${encodeURIComponent(room)}/leave`, frank, {})).status).toBe(200);

@@ -38,8 +38,9 @@ export function addKeyChangesRoute(client: Hono, store: SyncStore, userAPI: Toke
     const mates = await roomMates(store, device.userId);
     const changed = new Set<string>();
     if (to.deviceList > from.deviceList) {
-      const { userIds } = await userAPI.queryKeyChanges({ fromOffset: from.deviceList, toOffset: to.deviceList });
+      const { userIds, privateChanges } = await userAPI.queryKeyChanges({ fromOffset: from.deviceList, toOffset: to.deviceList });
       for (const u of userIds) if (mates.has(u)) changed.add(u);
+      for (const p of privateChanges ?? []) if (p.visibleTo === device.userId) changed.add(p.userId);
     }
     // Users who came to share a room in the range: their devices are news too.
     const rooms = (await store.roomsWithMembership(device.userId, ['join'])).map((r) => r.roomId);

@@ -74,6 +74,8 @@ export interface QueryKeyChangesRequest {
 }
 export interface QueryKeyChangesResponse {
   userIds: string[];
+  /** Changes only `visibleTo` may learn of (user-signing keys and signatures made with them). */
+  privateChanges?: Array<{ userId: string; visibleTo: string }>;
   /** The position the answer is complete up to. */
   offset: number;
 }
@@ -129,6 +131,11 @@ export interface OutputKeyChangeEvent {
   deleted?: boolean;
   master_key?: KeyObject;
   self_signing_key?: KeyObject;
+  /**
+   * The only user who may learn of this change (a new user-signing key; a signature made with
+   * one, about its target): nothing goes to other users or servers.
+   */
+  visible_to?: string;
 }
 
 export interface KeyServerAPI {

@@ -377,6 +377,31 @@ describeEachDatabase<UserapiDatabase>('key server', (ctx) => {
       expect(await ctx.db().selectFrom('userapi_cross_signing_sigs').selectAll().execute()).toEqual([]);
     });
 
+    it('tells only the owner of a new user-signing key, and only the signer of a signature made with it (Sytest "Changing user-signing key notifies local users")', async () => {
+      await setUp(ALICE);
+      await setUp(BOB, generateSigningKey(), generateSigningKey(), generateSigningKey());
+      const before = (await keys.queryKeyChanges({ fromOffset: 0 })).offset;
+      const newUserSigning = generateSigningKey();
+      expect(await keys.performUploadDeviceSigningKeys({ userId: ALICE, userSigningKey: crossKey(ALICE, 'user_signing', newUserSigning, master) })).toEqual({});
+      const afterKey = await keys.queryKeyChanges({ fromOffset: before });
+      expect(afterKey.userIds).toEqual([]);
+      expect(afterKey.privateChanges).toEqual([{ userId: ALICE, visibleTo: ALICE }]);
+      expect(events.at(-1)).toMatchObject({ type: 'cross_signing', user_id: ALICE, visible_to: ALICE });
+      // Alice signs Bob's master key: Alice alone learns that Bob's keys changed.
+      const bobMaster = (await keys.queryKeys({ userId: BOB, userToDevices: { [BOB]: [] } })).masterKeys[BOB]!;
+      const bobMasterPub = Object.values(bobMaster['keys'] as Record<string, string>)[0]!;
+      const signed = signJson(bobMaster, ALICE, `ed25519:${newUserSigning.publicKeyBase64}`, newUserSigning);
+      expect((await keys.performUploadDeviceSignatures({ userId: ALICE, signatures: { [BOB]: { [bobMasterPub]: signed } } })).failures).toEqual({});
+      const afterSig = await keys.queryKeyChanges({ fromOffset: afterKey.offset });
+      expect(afterSig.userIds).toEqual([]);
+      expect(afterSig.privateChanges).toEqual([{ userId: BOB, visibleTo: ALICE }]);
+      // A public change later still reaches everyone, and the private one stays for its reader.
+      await keys.performUploadKeys({ userId: BOB, deviceId: 'B1', deviceKeys: deviceKeys(BOB, 'B1') });
+      const all = await keys.queryKeyChanges({ fromOffset: before });
+      expect(all.userIds).toEqual([BOB]);
+      expect(all.privateChanges).toEqual([{ userId: ALICE, visibleTo: ALICE }, { userId: BOB, visibleTo: ALICE }]);
+    });
+
     it('a new master key drops the signatures made with the old keys', async () => {
       const a1 = deviceKeys(ALICE, 'A1');
       await keys.performUploadKeys({ userId: ALICE, deviceId: 'A1', deviceKeys: a1 });

@@ -132,7 +132,7 @@ export class KeyServerImpl implements KeyServerAPI {
 
   private async changed(userId: string, fields: Omit<OutputKeyChangeEvent, 'offset' | 'user_id' | 'stream_id' | 'prev_stream_id'>): Promise<void> {
     const deviceList = fields.type === 'device_keys';
-    const { offset, streamId, prevStreamId } = await this.deps.store.recordKeyChange(userId, deviceList);
+    const { offset, streamId, prevStreamId } = await this.deps.store.recordKeyChange(userId, deviceList, fields.visible_to ?? null);
     await this.deps.publish({
       ...fields,
       offset,
@@ -480,10 +480,13 @@ export class KeyServerImpl implements KeyServerAPI {
     const after = (await this.deps.store.crossSigningKeys([userId])).get(userId);
     const master = after?.get('master');
     const self = after?.get('self_signing');
+    // A user-signing key is the user's own business: a change of it alone tells no one else.
+    const userSigningOnly = !changes.has('master') && !changes.has('self_signing');
     await this.changed(userId, {
       type: 'cross_signing',
       ...(master !== undefined ? { master_key: parseJson(master) } : {}),
       ...(self !== undefined ? { self_signing_key: parseJson(self) } : {}),
+      ...(userSigningOnly ? { visible_to: userId } : {}),
     });
     return {};
   }
@@ -504,6 +507,7 @@ export class KeyServerImpl implements KeyServerAPI {
     const userSigningPub = pubOf('user_signing');
     const myDevices = await this.deps.store.deviceKeys(userId);
     let changedMine = false;
+    const signedOthers = new Set<string>();
 
     for (const [target, byKey] of Object.entries(req.signatures)) {
       if (!isObject(byKey)) continue;
@@ -587,8 +591,8 @@ export class KeyServerImpl implements KeyServerAPI {
           continue;
         }
         await this.deps.store.putSignature({ originUserId: userId, originKeyId: sigKeyId, targetUserId: target, targetKeyId: keyId, signature: sig });
-        // User-signing signatures are private to the signer: only their own device list changes.
-        changedMine = true;
+        // User-signing signatures are private to the signer: only they learn that the target's keys changed.
+        signedOthers.add(target);
       }
     }
     if (changedMine) {
@@ -600,6 +604,7 @@ export class KeyServerImpl implements KeyServerAPI {
         ...(self !== undefined ? { self_signing_key: parseJson(self) } : {}),
       });
     }
+    for (const target of signedOthers) await this.changed(target, { type: 'cross_signing', visible_to: userId });
     return { failures };
   }
 }

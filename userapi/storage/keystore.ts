@@ -221,9 +221,11 @@ export class KeyStore {
    * Records a change of the user's keys: returns its position in the key change stream, the
    * user's device list version after it (m.device_list_update's stream_id) and before it.
    * Only a change of the device list (`deviceListChanged`) moves the version, by one, so that
-   * each m.device_list_update can name the one before it (prev_id).
+   * each m.device_list_update can name the one before it (prev_id). A change `visibleTo` one
+   * user only (a user-signing key, a signature made with it) is told to that user alone. A user
+   * keeps one row per audience: a newer change replaces older ones told to the same users.
    */
-  async recordKeyChange(userId: string, deviceListChanged = true): Promise<{ offset: number; streamId: number; prevStreamId: number }> {
+  async recordKeyChange(userId: string, deviceListChanged = true, visibleTo: string | null = null): Promise<{ offset: number; streamId: number; prevStreamId: number }> {
     return this.db.transaction().execute(async (tx) => {
       const prev = await tx
         .selectFrom('userapi_key_changes')
@@ -232,25 +234,39 @@ export class KeyStore {
         .executeTakeFirst();
       const prevStreamId = Number(prev?.s ?? 0);
       const streamId = deviceListChanged ? prevStreamId + 1 : prevStreamId;
-      const row = await tx.insertInto('userapi_key_changes').values({ user_id: userId, device_stream_id: streamId }).returning('change_id').executeTakeFirstOrThrow();
+      const row = await tx
+        .insertInto('userapi_key_changes')
+        .values({ user_id: userId, device_stream_id: streamId, visible_to: visibleTo })
+        .returning('change_id')
+        .executeTakeFirstOrThrow();
       const offset = Number(row.change_id);
-      await tx.deleteFrom('userapi_key_changes').where('user_id', '=', userId).where('change_id', '<', offset).execute();
+      await tx
+        .deleteFrom('userapi_key_changes')
+        .where('user_id', '=', userId)
+        .where('change_id', '<', offset)
+        .where((eb) => (visibleTo === null ? eb('visible_to', 'is', null) : eb('visible_to', '=', visibleTo)))
+        .execute();
       return { offset, streamId, prevStreamId };
     });
   }
 
-  /** The users whose keys changed after `from` up to and including `to`, and the latest position. */
-  async keyChanges(from: number, to: number | undefined): Promise<{ userIds: string[]; offset: number }> {
+  /**
+   * The users whose keys changed after `from` up to and including `to`, and the latest
+   * position; `privateChanges` are changes only `visibleTo` may learn of.
+   */
+  async keyChanges(from: number, to: number | undefined): Promise<{ userIds: string[]; privateChanges: Array<{ userId: string; visibleTo: string }>; offset: number }> {
     const latest = await this.db.selectFrom('userapi_key_changes').select((eb) => eb.fn.max('change_id').as('m')).executeTakeFirst();
     const offset = Math.min(to ?? Number.MAX_SAFE_INTEGER, Number(latest?.m ?? 0));
     const rows = await this.db
       .selectFrom('userapi_key_changes')
-      .select('user_id')
+      .select(['user_id', 'visible_to'])
       .where('change_id', '>', from)
       .where('change_id', '<=', offset)
       .orderBy('change_id')
       .execute();
-    return { userIds: rows.map((r) => r.user_id), offset };
+    const userIds = [...new Set(rows.filter((r) => r.visible_to === null).map((r) => r.user_id))];
+    const privateChanges = rows.filter((r) => r.visible_to !== null).map((r) => ({ userId: r.user_id, visibleTo: r.visible_to! }));
+    return { userIds, privateChanges, offset };
   }
 
   async deviceStreamId(userId: string): Promise<number> {

@@ -291,4 +291,13 @@ export const userapiMigrations: readonly ComponentMigration[] = [
         .execute();
     },
   },
+  {
+    version: 12,
+    name: 'private_key_changes',
+    up: async (db) => {
+      // A change only one user may learn of (a new user-signing key, a signature made with it):
+      // that user; NULL for changes everyone sharing a room with the user learns of.
+      await db.schema.alterTable('userapi_key_changes').addColumn('visible_to', 'text').execute();
+    },
+  },
 ];

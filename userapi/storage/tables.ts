@@ -112,6 +112,8 @@ export interface UserapiDatabase {
     change_id: Generated<number>;
     user_id: string;
     device_stream_id: number;
+    /** The only user who may learn of this change (user-signing keys and signatures); NULL: everyone sharing a room. */
+    visible_to: ColumnType<string | null, string | null | undefined, string | null>;
   };
   userapi_notifications: {
     id: Generated<number>;
