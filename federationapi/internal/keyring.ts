@@ -294,8 +294,13 @@ export class KeyRing {
       await this.refreshDirect(serverName);
       stored = await this.storedResponses(serverName);
     }
+    // Responses holding an asked-for key first, newest first; with none valid long enough, the
+    // best expired one is still an answer (the asker may only need to check old signatures).
+    const holdsAsked = (r: VerifiedKeyResponse): boolean => keyIds.some((id) => r.keys.some((k) => k.keyId === id));
+    const ranked = (rs: VerifiedKeyResponse[]): VerifiedKeyResponse[] =>
+      [...rs].sort((a, b) => Number(holdsAsked(b)) - Number(holdsAsked(a)) || b.validUntilTs - a.validUntilTs);
     const good = fitting();
-    return (good.length > 0 ? good : stored.slice(0, 1)).map((r) => r.json);
+    return (good.length > 0 ? ranked(good) : ranked(stored).slice(0, 1)).map((r) => r.json);
   }
 
   /** Our own /_matrix/key/v2/server response, signed. */
@@ -502,9 +507,14 @@ export class KeyRing {
     if (running) return running;
     const now = this.now();
     if ((this.refreshedUntil.get(serverName) ?? 0) > now || (this.failedUntil.get(serverName) ?? 0) > now) return;
-    this.refreshedUntil.set(serverName, now + NEGATIVE_CACHE_MS);
     return this.track([serverName], async () => {
-      if (!(await this.fetchDirect(serverName))) this.failedUntil.set(serverName, this.now() + NEGATIVE_CACHE_MS);
+      if (!(await this.fetchDirect(serverName))) {
+        this.failedUntil.set(serverName, this.now() + NEGATIVE_CACHE_MS);
+        return;
+      }
+      // Refetches wait only once the server has given keys valid now: one whose keys have all
+      // expired is asked again when someone needs newer ones (it may have rotated them).
+      if ((await this.storedResponses(serverName)).some((r) => r.validUntilTs > this.now())) this.refreshedUntil.set(serverName, this.now() + NEGATIVE_CACHE_MS);
     });
   }
 

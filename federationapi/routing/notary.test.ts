@@ -46,8 +46,16 @@ describeEachDatabase<FederationapiServerKeysDatabase>('notary routes', (ctx) => 
   let remoteValidUntil = T0 + DAY;
   let remoteUp = true;
   let directFetches = 0;
+  /** What old.test, a server whose keys have expired, answers next (an Error: it fails). */
+  let oldServerAnswer: JsonObject | Error = new Error('unreachable');
+  let oldServerFetches = 0;
   const fetcher: ServerKeyFetcher = {
     fetchServerKeys: async (server) => {
+      if (server === 'old.test') {
+        oldServerFetches++;
+        if (oldServerAnswer instanceof Error) throw oldServerAnswer;
+        return oldServerAnswer;
+      }
       directFetches++;
       if (!remoteUp || server !== 'remote.test') throw new Error('unreachable');
       return keyResponse('remote.test', remoteKey, remoteValidUntil);
@@ -127,6 +135,42 @@ describeEachDatabase<FederationapiServerKeysDatabase>('notary routes', (ctx) => 
     // A server we know nothing of and cannot reach.
     expect(await serverKeys(await app.request('/_matrix/key/v2/query/unknown.test'))).toEqual([]);
     remoteUp = true;
+  });
+
+  it('asks a server whose keys have all expired again each time newer ones are wanted, and serves the expired key meanwhile (Sytest "Key notary server should return an expired key if it can\'t find any others")', async () => {
+    const key0 = generateSigningKey();
+    const expiry = clock.t - DAY;
+    oldServerAnswer = keyResponse('old.test', key0, expiry);
+    const ask = async (minimum?: number) =>
+      serverKeys(await post({ server_keys: { 'old.test': { [key0.keyId]: minimum === undefined ? {} : { minimum_valid_until_ts: minimum } } } }));
+    expect((await ask()).map((k) => k.valid_until_ts)).toEqual([expiry]);
+    expect(oldServerFetches).toBe(1);
+    // Newer keys wanted: asked again at once (the same expired answer), and that answer served.
+    const second = await ask(expiry + 1000);
+    expect(oldServerFetches).toBe(2);
+    expect(second.map((k) => [k.valid_until_ts, Object.keys(k.verify_keys as JsonObject)])).toEqual([[expiry, [key0.keyId]]]);
+    // The server fails: the expired key is still the answer.
+    oldServerAnswer = new Error('400');
+    const third = await ask(expiry + 1000);
+    expect(oldServerFetches).toBe(3);
+    expect(third.map((k) => k.valid_until_ts)).toEqual([expiry]);
+  });
+
+  it('keeps a key the origin server forgot, and answers it first when asked for it (Sytest "Key notary server must not overwrite a valid key with a spurious result")', async () => {
+    const key1 = generateSigningKey();
+    const key2 = generateSigningKey();
+    const expiry = clock.t - DAY;
+    clock.t += 2 * NEGATIVE_CACHE_MS; // past the failure of the previous test
+    oldServerAnswer = keyResponse('old.test', key1, expiry + 2 * NEGATIVE_CACHE_MS);
+    const ask = async (minimum: number) => serverKeys(await post({ server_keys: { 'old.test': { [key1.keyId]: { minimum_valid_until_ts: minimum } } } }));
+    expect(Object.keys((await ask(expiry))[0]!.verify_keys as JsonObject)).toEqual([key1.keyId]);
+    // The origin now answers with another key only.
+    oldServerAnswer = keyResponse('old.test', key2, expiry + 2 * NEGATIVE_CACHE_MS + 1000);
+    const before = oldServerFetches;
+    await ask(clock.t);
+    expect(oldServerFetches).toBe(before + 1);
+    const third = await ask(expiry);
+    expect(Object.keys(third[0]!.verify_keys as JsonObject)).toEqual([key1.keyId]);
   });
 
   it('refuses bad requests', async () => {
