@@ -4,12 +4,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Context, Hono } from 'hono';
-import { MatrixError, badJson, invalidParam, jsonResponse, readJsonObject } from '../../internal/httputil/index.js';
-import { isSupportedRoomVersion, type JsonObject } from '../../internal/matrix/index.js';
+import { MatrixError, badJson, invalidParam, jsonResponse } from '../../internal/httputil/index.js';
+import { isSupportedRoomVersion, roomVersion as lookupRoomVersion, type JsonObject } from '../../internal/matrix/index.js';
 import type { RoomserverInternalAPI } from '../../roomserver/api/index.js';
 import type { Config } from '../../setup/config/config.js';
 import type { ClientUserAPI } from '../../userapi/api/index.js';
 import { requireDevice } from '../auth/device.js';
+import { checkNumbersForRoomVersion, readEventJson } from './eventcontent.js';
 import { clientRoute } from './paths.js';
 
 const MAX_BODY = 256 * 1024;
@@ -33,7 +34,8 @@ export function addCreateRoomRoute(client: Hono, cfg: Config, userAPI: ClientUse
 
   clientRoute(client, 'post', '/createRoom', async (c: Context) => {
     const me = await requireDevice(c, userAPI);
-    const body = await readJsonObject(c, { maxBytes: MAX_BODY, allowEmpty: true });
+    // Everything in the body that is a number ends up in the room's first events.
+    const { body, badNumber } = await readEventJson(c, MAX_BODY);
 
     const visibility = optionalString(body, 'visibility') ?? 'private';
     if (visibility !== 'public' && visibility !== 'private') throw badJson('visibility must be public or private');
@@ -42,6 +44,7 @@ export function addCreateRoomRoute(client: Hono, cfg: Config, userAPI: ClientUse
     const preset = presetRaw as Preset;
     const roomVersion = optionalString(body, 'room_version') ?? cfg.roomServer.defaultRoomVersion;
     if (!isSupportedRoomVersion(roomVersion)) throw new MatrixError(400, 'M_UNSUPPORTED_ROOM_VERSION', `room version ${roomVersion} is not supported`);
+    checkNumbersForRoomVersion(badNumber, lookupRoomVersion(roomVersion));
     const name = optionalString(body, 'name');
     const topic = optionalString(body, 'topic');
 

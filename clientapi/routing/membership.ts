@@ -5,11 +5,12 @@
  */
 import type { Context, Hono } from 'hono';
 import { MatrixError, badJson, forbidden, invalidParam, jsonResponse, missingParam, notFound, readJsonObject } from '../../internal/httputil/index.js';
-import type { JsonObject } from '../../internal/matrix/index.js';
+import { roomVersion as lookupRoomVersion, type JsonObject } from '../../internal/matrix/index.js';
 import type { FederationInternalAPI } from '../../federationapi/api/index.js';
 import type { RoomserverInternalAPI } from '../../roomserver/api/index.js';
 import type { ClientUserAPI } from '../../userapi/api/index.js';
 import { requireDevice } from '../auth/device.js';
+import { checkNumbersForRoomVersion, readEventJson } from './eventcontent.js';
 import { clientRoute } from './paths.js';
 import { carryRoomUserData, predecessorOf } from './roomuserdata.js';
 
@@ -35,6 +36,7 @@ export function addMembershipRoutes(client: Hono, serverName: string, userAPI: C
     if (built.event === undefined) return; // already invited: nothing changes
     const signed = await fedAPI.performInvite({ event: built.event, invite_room_state: await strippedState(roomId, sender) });
     if (signed.error === 'forbidden') throw forbidden(signed.message);
+    if (signed.error === 'bad_json') throw badJson(signed.message);
     if (signed.error !== undefined) throw new MatrixError(502, 'M_UNKNOWN', `The invitee's server did not take the invite: ${signed.message}`);
     const [res] = (await rsAPI.inputRoomEvents({ events: [{ kind: 'new', event: signed.event, origin: serverName }] })).results;
     if (!res || (res.status !== 'accepted' && res.status !== 'duplicate')) throw forbidden(res?.error ?? 'The invite was refused');
@@ -70,7 +72,8 @@ export function addMembershipRoutes(client: Hono, serverName: string, userAPI: C
 
   const join = async (c: Context, idOrAlias: string): Promise<Response> => {
     const me = await requireDevice(c, userAPI, { allowGuests: true });
-    const body = await readJsonObject(c, { maxBytes: MAX_BODY, allowEmpty: true });
+    // The body's extra fields become the join's content: numbers follow the room version's rules.
+    const { body, badNumber } = await readEventJson(c, MAX_BODY);
     let roomId = idOrAlias;
     const remoteAlias = idOrAlias.startsWith('#') && /^#[^:]+:.+$/.test(idOrAlias) && idOrAlias.slice(idOrAlias.indexOf(':') + 1) !== serverName;
     if (idOrAlias.startsWith('#') && !remoteAlias) {
@@ -88,6 +91,10 @@ export function addMembershipRoutes(client: Hono, serverName: string, userAPI: C
     if (profile?.displayName && content['displayname'] === undefined) content['displayname'] = profile.displayName;
     if (profile?.avatarUrl && content['avatar_url'] === undefined) content['avatar_url'] = profile.avatarUrl;
     const m = remoteAlias ? undefined : await rsAPI.queryMembershipForUser({ room_id: roomId, user_id: me.userId });
+    if (badNumber !== undefined && m?.room_exists === true) {
+      const { room_version } = await rsAPI.queryLatestEventsAndState({ room_id: roomId, state_to_fetch: [] });
+      checkNumbersForRoomVersion(badNumber, room_version === undefined ? undefined : lookupRoomVersion(room_version));
+    }
     // A guest may join only rooms that let guests in (m.room.guest_access can_join).
     if (me.isGuest && m?.room_exists === true && m.membership !== 'join' && !(await guestsMayJoin(roomId))) {
       throw new MatrixError(403, 'M_FORBIDDEN', 'Guest access is not allowed in this room');

@@ -10,6 +10,7 @@ import type { FederationInternalAPI } from '../../federationapi/api/index.js';
 import type { PerformSendEventRequest, RoomserverInternalAPI } from '../../roomserver/api/index.js';
 import type { ClientUserAPI } from '../../userapi/api/index.js';
 import { requireDevice } from '../auth/device.js';
+import { readEventContent } from './eventcontent.js';
 import { clientRoute } from './paths.js';
 
 /** An event's content cannot be bigger than the event (65,536 bytes). */
@@ -36,17 +37,25 @@ export function addSendEventRoutes(client: Hono, serverName: string, userAPI: Cl
     const key = `${me.deviceId}\n${roomId}\n${txnId}`;
     const seen = txns.get(key);
     if (seen && Date.now() - seen.ts < TXN_TTL_MS) return jsonResponse({ event_id: seen.eventId });
-    const content = await readJsonObject(c, { maxBytes: MAX_BODY, allowEmpty: true });
+    const content = await readEventContent(c, { maxBytes: MAX_BODY, roomId, rsAPI });
     const eventId = await send({
       user_id: me.userId,
       room_id: roomId,
       type: c.req.param('eventType') ?? '',
-      content: content as JsonObject,
+      content,
       transaction_id: { device_id: me.deviceId, transaction_id: txnId },
     });
     if (txns.size >= TXN_LIMIT) txns.delete(txns.keys().next().value!);
     txns.set(key, { eventId, ts: Date.now() });
     return jsonResponse({ event_id: eventId });
+  });
+
+  // The older form without a transaction ID (not idempotent), which Synapse and Dendrite still serve.
+  clientRoute(client, 'post', '/rooms/:roomId/send/:eventType', async (c: Context) => {
+    const me = await requireDevice(c, userAPI, { allowGuests: true });
+    const roomId = c.req.param('roomId') ?? '';
+    const content = await readEventContent(c, { maxBytes: MAX_BODY, roomId, rsAPI });
+    return jsonResponse({ event_id: await send({ user_id: me.userId, room_id: roomId, type: c.req.param('eventType') ?? '', content }) });
   });
 
   /** A canonical alias event may only name well-formed aliases, and those of this server must point at the room. */
@@ -65,11 +74,11 @@ export function addSendEventRoutes(client: Hono, serverName: string, userAPI: Cl
 
   const putState = async (c: Context, stateKey: string): Promise<Response> => {
     const me = await requireDevice(c, userAPI);
-    const content = await readJsonObject(c, { maxBytes: MAX_BODY, allowEmpty: true });
-    if ((c.req.param('eventType') ?? '') === 'm.room.canonical_alias' && stateKey === '') await checkCanonicalAlias(c.req.param('roomId') ?? '', content);
     const roomId = c.req.param('roomId') ?? '';
+    const content = await readEventContent(c, { maxBytes: MAX_BODY, roomId, rsAPI });
+    if ((c.req.param('eventType') ?? '') === 'm.room.canonical_alias' && stateKey === '') await checkCanonicalAlias(roomId, content);
     const type = c.req.param('eventType') ?? '';
-    const eventId = await send({ user_id: me.userId, room_id: roomId, type, state_key: stateKey, content: content as JsonObject });
+    const eventId = await send({ user_id: me.userId, room_id: roomId, type, state_key: stateKey, content });
     if (type === 'm.room.guest_access' && stateKey === '' && content['guest_access'] !== 'can_join') await removeGuests(roomId);
     return jsonResponse({ event_id: eventId });
   };

@@ -36,7 +36,8 @@ export interface PerformInviteRequest {
   /** Stripped state of the room for the invitee. */
   invite_room_state: JsonObject[];
 }
-export type PerformInviteResponse = { event: HeaderedEvent; error?: undefined } | { error: 'forbidden' | 'unreachable' | 'failed'; message: string; event?: undefined };
+/** `bad_json`: the invitee's server sent back an event with numbers its room version forbids (400 M_BAD_JSON). */
+export type PerformInviteResponse = { event: HeaderedEvent; error?: undefined } | { error: 'forbidden' | 'unreachable' | 'failed' | 'bad_json'; message: string; event?: undefined };
 
 export interface PerformLeaveRequest {
   room_id: string;

@@ -234,6 +234,12 @@ export function addSendRoute(fed: Hono, auth: FederationAuth, d: SendDeps): void
       items.forEach((item, i) => checkedAt.set(item.index, { version, checked: checked[i]! }));
     };
     await Promise.all([...byRoom].map(([roomId, items]) => checkRoom(roomId, items)));
+    // From room version 6 a float or an integer outside ±(2^53-1) makes a PDU invalid JSON. Such
+    // a PDU fails the whole transaction, before any of it goes in, as Dendrite answers (Sytest
+    // 'Server rejects invalid JSON in a version 6 room'): the sender's encoder is at fault.
+    for (const { checked } of checkedAt.values()) {
+      if (!checked.ok && checked.code === 'not_canonical') throw new MatrixError(400, 'M_BAD_JSON', `A PDU is not valid JSON for its room version: ${checked.error}`);
+    }
     const toInput = new Map<string, { version: string; events: Event[] }>();
     for (let index = 0; index < pdus.length; index++) {
       const at = checkedAt.get(index);

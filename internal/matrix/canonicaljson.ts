@@ -6,11 +6,14 @@
  * grammar, which are exactly those of `JSON.stringify` for well-formed strings; a string with a
  * lone surrogate has no UTF-8 encoding and is refused, as Synapse refuses it.
  *
- * Room versions 1-5 predate the number rules: their events may carry integers outside the safe
- * range, so `allowOutOfRangeIntegers` writes any integral number as its exact decimal digits
- * (Synapse's "relaxed" mode). Non-integers are refused in every mode, as Synapse does. Such huge
- * integers have already lost precision in JSON.parse, so an old event that relies on one will
- * not reproduce its hash here; we accept that rather than carry a bignum JSON parser.
+ * Room versions 1-5 predate the number rules (rooms/v1 "Canonical JSON": servers must not
+ * enforce them): their events may carry integers outside the safe range and fractions.
+ * `allowOutOfRangeIntegers` writes any integral number as its exact decimal digits;
+ * `allowFloats` writes a finite non-integer as Python's `repr` does, because Synapse's encoder
+ * (Python's json) is what signed nearly every such event in the wild: `1.1`, `0.0001`, `1e-05`.
+ * Both have already lost their original text in JSON.parse (`1.0` reads as 1, a 20-digit integer
+ * rounds), so an old event that relies on such a spelling will not reproduce its hash here; we
+ * accept that rather than carry a bignum JSON parser. From room version 6 both are refused.
  *
  * Parsing: `parseJson` is JSON.parse (native and fast) followed, in strict mode, by one linear
  * scan of the text that JSON.parse cannot do for us: duplicate keys, fractions and exponents,
@@ -26,11 +29,18 @@ const MAX_CANONICAL_INTEGER = Number.MAX_SAFE_INTEGER; // 2^53 - 1
 export interface CanonicalJsonOptions {
   /** Room versions 1-5: accept integral numbers outside ±(2^53-1). Default false. */
   allowOutOfRangeIntegers?: boolean;
+  /** Room versions 1-5: accept finite non-integers (NaN and infinities never). Default false. */
+  allowFloats?: boolean;
 }
+
+/** Which relaxations of the number rules an encoding applies (bit flags, to keep the hot path cheap). */
+const OUT_OF_RANGE = 1;
+const FLOATS = 2;
 
 /** The canonical JSON text of `value`. Throws MatrixProtocolError('not_canonical'). */
 export function canonicalJson(value: unknown, options?: CanonicalJsonOptions): string {
-  return encodeValue(value, 0, options?.allowOutOfRangeIntegers === true);
+  const relax = (options?.allowOutOfRangeIntegers === true ? OUT_OF_RANGE : 0) | (options?.allowFloats === true ? FLOATS : 0);
+  return encodeValue(value, 0, relax);
 }
 
 /** The canonical JSON of `value` as UTF-8 bytes. */
@@ -62,21 +72,46 @@ function encodeString(s: string): string {
   return NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : `"${s}"`;
 }
 
-function encodeNumber(n: number, allowOutOfRange: boolean): string {
+function encodeNumber(n: number, relax: number): string {
   if (Number.isInteger(n)) {
     if (n <= MAX_CANONICAL_INTEGER && n >= -MAX_CANONICAL_INTEGER) return n === 0 ? '0' : String(n);
-    if (allowOutOfRange) return BigInt(n).toString();
+    if ((relax & OUT_OF_RANGE) !== 0) return BigInt(n).toString();
     throw new MatrixProtocolError('not_canonical', `canonical JSON: integer ${n} outside ±(2^53-1)`);
   }
+  if ((relax & FLOATS) !== 0 && Number.isFinite(n)) return pythonFloatRepr(n);
   throw new MatrixProtocolError('not_canonical', `canonical JSON: ${n} is not an integer`);
 }
 
-function encodeValue(v: unknown, depth: number, allowOutOfRange: boolean): string {
+/**
+ * A finite non-integer as Python's `repr(float)` writes it: the shortest digits that read back
+ * as the same double (the digits JavaScript picks too), in fixed notation when the decimal
+ * exponent is in [-4, 16), otherwise as `d.ddde±XX` with at least two exponent digits.
+ */
+export function pythonFloatRepr(n: number): string {
+  // toExponential() without an argument gives the shortest round-trip digits, always as d.ddde±x.
+  const text = n.toExponential();
+  const e = text.indexOf('e');
+  const negative = text.charCodeAt(0) === 0x2d;
+  const digits = text.slice(negative ? 1 : 0, e).replace('.', '');
+  const exponent = Number(text.slice(e + 1));
+  const sign = negative ? '-' : '';
+  if (exponent < -4 || exponent >= 16) {
+    const mantissa = digits.length === 1 ? digits : `${digits[0]}.${digits.slice(1)}`;
+    const abs = Math.abs(exponent);
+    return `${sign}${mantissa}e${exponent < 0 ? '-' : '+'}${abs < 10 ? '0' : ''}${abs}`;
+  }
+  if (exponent < 0) return `${sign}0.${'0'.repeat(-exponent - 1)}${digits}`;
+  const whole = digits.slice(0, exponent + 1).padEnd(exponent + 1, '0');
+  const fraction = digits.slice(exponent + 1);
+  return `${sign}${whole}.${fraction === '' ? '0' : fraction}`;
+}
+
+function encodeValue(v: unknown, depth: number, relax: number): string {
   switch (typeof v) {
     case 'string':
       return encodeString(v);
     case 'number':
-      return encodeNumber(v, allowOutOfRange);
+      return encodeNumber(v, relax);
     case 'boolean':
       return v ? 'true' : 'false';
     case 'object':
@@ -84,25 +119,25 @@ function encodeValue(v: unknown, depth: number, allowOutOfRange: boolean): strin
       if (depth >= MAX_JSON_DEPTH) {
         throw new MatrixProtocolError('not_canonical', `canonical JSON: nested deeper than ${MAX_JSON_DEPTH}`);
       }
-      if (Array.isArray(v)) return encodeArray(v, depth, allowOutOfRange);
-      return encodeObject(v as Record<string, unknown>, depth, allowOutOfRange);
+      if (Array.isArray(v)) return encodeArray(v, depth, relax);
+      return encodeObject(v as Record<string, unknown>, depth, relax);
     default:
       throw new MatrixProtocolError('not_canonical', `canonical JSON: ${typeof v} is not a JSON value`);
   }
 }
 
-function encodeArray(a: readonly unknown[], depth: number, allowOutOfRange: boolean): string {
+function encodeArray(a: readonly unknown[], depth: number, relax: number): string {
   let s = '[';
   for (let i = 0; i < a.length; i++) {
     if (i > 0) s += ',';
     const item = a[i];
     if (item === undefined) throw new MatrixProtocolError('not_canonical', 'canonical JSON: undefined in array');
-    s += encodeValue(item, depth + 1, allowOutOfRange);
+    s += encodeValue(item, depth + 1, relax);
   }
   return s + ']';
 }
 
-function encodeObject(o: Record<string, unknown>, depth: number, allowOutOfRange: boolean): string {
+function encodeObject(o: Record<string, unknown>, depth: number, relax: number): string {
   const proto: unknown = Object.getPrototypeOf(o);
   if (proto !== Object.prototype && proto !== null) {
     throw new MatrixProtocolError('not_canonical', 'canonical JSON: not a plain object');
@@ -118,13 +153,13 @@ function encodeObject(o: Record<string, unknown>, depth: number, allowOutOfRange
     if (value === undefined) continue;
     let encodedKey = keyCache.get(k);
     if (encodedKey === undefined) {
-      if (HIGH_CODE_UNIT.test(k)) return encodeObjectByCodePoint(o, keys, depth, allowOutOfRange);
+      if (HIGH_CODE_UNIT.test(k)) return encodeObjectByCodePoint(o, keys, depth, relax);
       encodedKey = encodeString(k);
       if (keyCache.size < KEY_CACHE_LIMIT) keyCache.set(k, encodedKey);
     }
     if (!first) s += ',';
     first = false;
-    s += encodedKey + ':' + encodeValue(value, depth + 1, allowOutOfRange);
+    s += encodedKey + ':' + encodeValue(value, depth + 1, relax);
   }
   return s + '}';
 }
@@ -134,14 +169,14 @@ function encodeObjectByCodePoint(
   o: Record<string, unknown>,
   keys: string[],
   depth: number,
-  allowOutOfRange: boolean,
+  relax: number,
 ): string {
   keys.sort(compareByCodePoint);
   const parts: string[] = [];
   for (const k of keys) {
     const value = o[k];
     if (value === undefined) continue;
-    parts.push(encodeString(k) + ':' + encodeValue(value, depth + 1, allowOutOfRange));
+    parts.push(encodeString(k) + ':' + encodeValue(value, depth + 1, relax));
   }
   return '{' + parts.join(',') + '}';
 }
@@ -295,23 +330,80 @@ function endOfEscapedString(text: string, start: number): number {
 
 /** Validates the number token starting at `start` and returns the index after it. */
 function checkNumber(text: string, start: number): number {
+  const end = numberTokenEnd(text, start);
+  const reason = nonCanonicalNumberReason(text.slice(start, end));
+  if (reason !== undefined) throw new MatrixProtocolError('not_canonical', `JSON: ${reason}`);
+  return end;
+}
+
+/** The index after the number token starting at `start` (JSON.parse has checked its grammar). */
+function numberTokenEnd(text: string, start: number): number {
   let j = start;
-  let integral = true;
   for (;;) {
     const c = text.charCodeAt(j);
-    if (c >= 0x30 && c <= 0x39) j++;
-    else if (c === 0x2d || c === 0x2b) j++;
-    else if (c === 0x2e || c === 0x65 || c === 0x45) {
-      integral = false;
-      j++;
-    } else break;
+    if ((c >= 0x30 && c <= 0x39) || c === 0x2d || c === 0x2b || c === 0x2e || c === 0x65 || c === 0x45) j++;
+    else return j;
   }
-  const token = text.slice(start, j);
-  if (!integral) throw new MatrixProtocolError('not_canonical', `JSON: number ${token} is not an integer`);
+}
+
+/** Why canonical JSON forbids this number token, or undefined when it is an integer within ±(2^53-1). */
+function nonCanonicalNumberReason(token: string): string | undefined {
+  // Messages name the number, but not all of a number thousands of digits long.
+  const shown = (): string => (token.length > 40 ? `${token.slice(0, 40)}…` : token);
+  for (let k = 0; k < token.length; k++) {
+    const c = token.charCodeAt(k);
+    if (c === 0x2e || c === 0x65 || c === 0x45) return `number ${shown()} is not an integer`;
+  }
   // 2^53-1 has 16 digits; shorter numbers are always in range.
-  const digits = token.charCodeAt(0) === 0x2d ? j - start - 1 : j - start;
-  if (digits >= 16 && Math.abs(Number(token)) > MAX_CANONICAL_INTEGER) {
-    throw new MatrixProtocolError('not_canonical', `JSON: integer ${token} outside ±(2^53-1)`);
+  const digits = token.charCodeAt(0) === 0x2d ? token.length - 1 : token.length;
+  if (digits >= 16 && Math.abs(Number(token)) > MAX_CANONICAL_INTEGER) return `integer ${shown()} outside ±(2^53-1)`;
+  return undefined;
+}
+
+/** A number canonical JSON forbids, as the text spelled it. */
+export interface NonCanonicalNumber {
+  /** The number token as written (`1.1`, `1e3`, `9007199254740992`). */
+  token: string;
+  /** Why it is refused. */
+  reason: string;
+  /** false when the number has no JSON value at all here (`1e400` reads as Infinity). */
+  finite: boolean;
+}
+
+/**
+ * The first number in JSON text (that JSON.parse accepted) that canonical JSON forbids: a
+ * fraction or exponent (`1.0` too, which JSON.parse would turn into the integer 1) or an integer
+ * outside ±(2^53-1). Only the numbers are looked at, so text that is fine for room versions 1-5
+ * can be told apart from text that is not fine for room version 6 and later.
+ */
+export function firstNonCanonicalNumber(text: string): NonCanonicalNumber | undefined {
+  const n = text.length;
+  let i = 0;
+  while (i < n) {
+    const c = text.charCodeAt(i);
+    if (c === QUOTE) {
+      i = endOfString(text, i) + 1;
+    } else if (c === 0x2d || (c >= 0x30 && c <= 0x39)) {
+      const end = numberTokenEnd(text, i);
+      const token = text.slice(i, end);
+      const reason = nonCanonicalNumberReason(token);
+      if (reason !== undefined) return { token, reason, finite: Number.isFinite(Number(token)) };
+      i = end;
+    } else {
+      i++;
+    }
   }
-  return j;
+  return undefined;
+}
+
+/** Index of the closing quote of the string starting at `start` (the text length if unterminated). */
+function endOfString(text: string, start: number): number {
+  let j = text.indexOf('"', start + 1);
+  while (j !== -1) {
+    let backslashes = 0;
+    for (let k = j - 1; text.charCodeAt(k) === BACKSLASH; k--) backslashes++;
+    if (backslashes % 2 === 0) return j;
+    j = text.indexOf('"', j + 1);
+  }
+  return text.length;
 }

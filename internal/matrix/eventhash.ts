@@ -18,11 +18,14 @@ import type { RoomVersion } from './roomversion.js';
 import { MatrixProtocolError, type JsonObject } from './types.js';
 
 const STRICT: CanonicalJsonOptions = { allowOutOfRangeIntegers: false };
-const RELAXED: CanonicalJsonOptions = { allowOutOfRangeIntegers: true };
+const RELAXED: CanonicalJsonOptions = { allowOutOfRangeIntegers: true, allowFloats: true };
 
 /**
- * Canonical JSON rules for a room version's events: strict from v6; before, out-of-range
- * integers are tolerated (rooms/v1 "Canonical JSON": servers must not enforce the rules).
+ * Canonical JSON rules for a room version's events: strict from v6 (rooms/v6 "Canonical JSON":
+ * integers within ±(2^53-1) only, so an event with a float or a bigger integer is invalid);
+ * before, out-of-range integers and floats are tolerated (rooms/v1 "Canonical JSON": servers
+ * must not enforce the rules). This is the one place that decides it: Event.fromPDU, hashes and
+ * signatures all take their options from here.
  */
 export function canonicalOptionsFor(rv: RoomVersion): CanonicalJsonOptions {
   return rv.strictCanonicalJson ? STRICT : RELAXED;

@@ -50,10 +50,11 @@ export function requestJson(req: FederationRequest): JsonObject {
 }
 
 /**
- * Request bodies can carry events of room versions 1-5, whose integers may exceed the canonical
- * range; signing must still work for them.
+ * Request bodies can carry events of room versions 1-5, whose numbers may be floats or exceed
+ * the canonical range; signing must still work for them. A v6+ event with such a number must be
+ * answered M_BAD_JSON by the endpoint (which knows the room version), not 401 here.
  */
-const REQUEST_CANONICAL = { allowOutOfRangeIntegers: true } as const;
+const REQUEST_CANONICAL = { allowOutOfRangeIntegers: true, allowFloats: true } as const;
 
 /** The signature of a request, unpadded base64. */
 export function signRequestJson(req: FederationRequest, key: PrivateKeyInput): string {

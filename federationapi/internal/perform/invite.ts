@@ -36,6 +36,8 @@ export class Inviter {
       return Inviter.failure(err);
     }
     const [checked] = await checkPDUs([answer.event], req.event.room_version, this.deps.keys);
+    // A float (or too big an integer) in the signed copy of a v6+ invite: the invite fails as bad JSON, as in Synapse.
+    if (checked && !checked.ok && checked.code === 'not_canonical') return { error: 'bad_json', message: `${destination} sent back an invite that is not valid JSON for room version ${req.event.room_version}: ${checked.error}` };
     if (!checked || !checked.ok || checked.event.eventId !== event.eventId) {
       return { error: 'failed', message: `${destination} sent back ${checked && !checked.ok ? `an invalid invite: ${checked.error}` : 'another event'}` };
     }

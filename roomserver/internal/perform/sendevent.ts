@@ -4,7 +4,7 @@
  * this server, and put through the input pipeline within the room's queue.
  */
 import { authEventTypesNeeded, authEventsFromList, checkEventAuth } from '../../../internal/matrix/auth/index.js';
-import { canonicalJson, Event, MatrixProtocolError, roomVersion as lookupRoomVersion, type PDUJson } from '../../../internal/matrix/index.js';
+import { canonicalJson, canonicalOptionsFor, Event, MatrixProtocolError, roomVersion as lookupRoomVersion, type PDUJson } from '../../../internal/matrix/index.js';
 import type { SigningIdentity } from '../../../internal/signingidentity.js';
 import type { PerformSendEventRequest, PerformSendEventResponse, QueryLatestEventsAndStateResponse, QueryLatestEventsAndStateRequest } from '../../api/index.js';
 import type { Inputer } from '../input/inputer.js';
@@ -27,7 +27,7 @@ export class EventSender {
     if (req.state_key !== undefined) {
       // Setting a state event to what it already is, as the same sender, changes nothing: the existing event answers.
       const [current] = (await this.latest({ room_id: req.room_id, state_to_fetch: [{ type: req.type, state_key: req.state_key }] })).state_events;
-      if (current && current.pdu.sender === req.user_id && canonicalJson(current.pdu.content ?? {}) === canonicalJson(req.content)) {
+      if (current && current.pdu.sender === req.user_id && canonicalJson(current.pdu.content ?? {}, canonicalOptionsFor(rv)) === canonicalJson(req.content, canonicalOptionsFor(rv))) {
         return { existing: typeof current.pdu.event_id === 'string' ? current.pdu.event_id : eventIdOf(current.pdu, current.room_version) };
       }
     }
