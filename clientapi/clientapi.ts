@@ -32,6 +32,9 @@ import { addCreateRoomRoute } from './routing/createroom.js';
 import { addRoomStateRoutes } from './routing/roomstate.js';
 import { addSendEventRoutes } from './routing/sendevent.js';
 import { addMembershipRoutes } from './routing/membership.js';
+import { ThirdPartyInvites } from './routing/thirdpartyinvite.js';
+import { IdentityServerClient } from '../internal/identityserver/index.js';
+import { NetworkPolicy } from '../internal/netpolicy/index.js';
 import { addKnockRoute } from './routing/knock.js';
 import { addForgetRoute } from './routing/forget.js';
 import { addUpgradeRoomRoute } from './routing/upgrade.js';
@@ -69,10 +72,21 @@ export function addPublicRoutes(routers: PublicRouters, cfg: Config, userAPI: Cl
   addUserDirectoryRoute(routers.client, userAPI, rsAPI);
   addPushRulesRoutes(routers.client, userAPI);
   addPusherRoutes(routers.client, userAPI);
-  addCreateRoomRoute(routers.client, cfg, userAPI, rsAPI);
+  // Identity servers (3PID invites) are reached under federation's network rules.
+  const thirdParty = new ThirdPartyInvites({
+    rsAPI,
+    userAPI,
+    fedAPI,
+    identityServers: new IdentityServerClient({
+      policy: new NetworkPolicy({ denyNetworks: cfg.federationApi.denyNetworks, allowNetworks: cfg.federationApi.allowNetworks }),
+      rejectUnauthorized: !cfg.federationApi.disableTlsValidation,
+    }),
+    log,
+  });
+  addCreateRoomRoute(routers.client, cfg, userAPI, rsAPI, thirdParty);
   addRoomStateRoutes(routers.client, userAPI, rsAPI);
   addSendEventRoutes(routers.client, cfg.global.serverName, userAPI, rsAPI, fedAPI);
-  addMembershipRoutes(routers.client, cfg.global.serverName, userAPI, rsAPI, fedAPI);
+  addMembershipRoutes(routers.client, cfg.global.serverName, userAPI, rsAPI, fedAPI, thirdParty);
   addKnockRoute(routers.client, userAPI, rsAPI);
   addForgetRoute(routers.client, userAPI, rsAPI);
   addUpgradeRoomRoute(routers.client, cfg.global.serverName, userAPI, rsAPI);

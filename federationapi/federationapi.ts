@@ -20,6 +20,9 @@ import { FederationInternalAPIImpl } from './internal/api.js';
 import { KeyRing } from './internal/keyring.js';
 import { Joiner } from './internal/perform/join.js';
 import { Inviter } from './internal/perform/invite.js';
+import { ThirdPartyInviteExchanger } from './internal/perform/thirdpartyinvite.js';
+import { addThirdPartyInviteRoutes } from './routing/thirdparty.js';
+import { IdentityServerClient } from '../internal/identityserver/index.js';
 import { OutboundSender } from './internal/sender.js';
 import { addEventRoutes, RoomReader } from './routing/events.js';
 import { addHierarchyRoute } from './routing/hierarchy.js';
@@ -87,6 +90,15 @@ export async function newInternalAPI(cfg: Config, db: OpenedDatabase<unknown>, d
   const sender = new OutboundSender({ serverName: identity.serverName, queue: new OutboundQueueStore(db.db as unknown as Kysely<FederationapiQueueDatabase>), client, log });
   const joiner = new Joiner({ identity, client, keys: keyRing, rsAPI, log });
   const inviter = new Inviter({ identity, client, keys: keyRing, rsAPI });
+  // Identity servers are reached under the same network rules as other servers.
+  const thirdParty = new ThirdPartyInviteExchanger({
+    serverName: identity.serverName,
+    rsAPI,
+    invite: (req) => inviter.invite(req),
+    ...(cfg.global.disableFederation ? {} : { client }),
+    identityServers: new IdentityServerClient({ policy: new NetworkPolicy({ denyNetworks: fed.denyNetworks, allowNetworks: fed.allowNetworks }), rejectUnauthorized: !fed.disableTlsValidation }),
+    log,
+  });
   // Peeks over federation (MSC2444), both ways.
   const federatedPeeks = cfg.mscs.mscs.includes('msc2444') && !cfg.global.disableFederation;
   const peekStore = new FederationPeekStore(db.db as unknown as Kysely<FederationapiPeeksDatabase>);
@@ -118,6 +130,7 @@ export async function newInternalAPI(cfg: Config, db: OpenedDatabase<unknown>, d
       addTimestampRoute(routers.federation, auth, reader, rsAPI);
       addJoinRoutes(routers.federation, auth, reader, identity, keyRing);
       addInviteRoutes(routers.federation, auth, identity, keyRing, rsAPI);
+      addThirdPartyInviteRoutes(routers.federation, auth, { serverName: identity.serverName, exchanger: thirdParty, log });
       addPeekRoutes(routers.federation, auth, { enabled: federatedPeeks, reader, rsAPI, store: peekStore });
       addSendRoute(routers.federation, auth, {
         reader,
@@ -140,7 +153,7 @@ export async function newInternalAPI(cfg: Config, db: OpenedDatabase<unknown>, d
       });
     });
   }
-  return new FederationInternalAPIImpl(cfg.global.serverName, joiner, inviter, client, lookups, federatedPeeks ? outboundPeeker : undefined);
+  return new FederationInternalAPIImpl(cfg.global.serverName, joiner, inviter, client, lookups, federatedPeeks ? outboundPeeker : undefined, thirdParty);
 }
 
 export function addPublicRoutes(routers: PublicRouters, cfg: Config, identity: SigningIdentity, userAPI: FederationUserAPI): void {

@@ -12,6 +12,7 @@ import type { ClientUserAPI } from '../../userapi/api/index.js';
 import { requireDevice } from '../auth/device.js';
 import { checkNumbersForRoomVersion, readEventJson } from './eventcontent.js';
 import { clientRoute } from './paths.js';
+import { parseThreePidInvite, type ThirdPartyInvites, type ThreePidInvite } from './thirdpartyinvite.js';
 
 const MAX_BODY = 256 * 1024;
 const PRESETS = ['private_chat', 'public_chat', 'trusted_private_chat'] as const;
@@ -29,7 +30,7 @@ function optionalString(body: Record<string, unknown>, key: string): string | un
   return v;
 }
 
-export function addCreateRoomRoute(client: Hono, cfg: Config, userAPI: ClientUserAPI, rsAPI: RoomserverInternalAPI): void {
+export function addCreateRoomRoute(client: Hono, cfg: Config, userAPI: ClientUserAPI, rsAPI: RoomserverInternalAPI, thirdParty?: ThirdPartyInvites): void {
   const serverName = cfg.global.serverName;
 
   clientRoute(client, 'post', '/createRoom', async (c: Context) => {
@@ -50,6 +51,14 @@ export function addCreateRoomRoute(client: Hono, cfg: Config, userAPI: ClientUse
 
     const invite = body['invite'] ?? [];
     if (!Array.isArray(invite) || !invite.every((u) => typeof u === 'string' && USER_ID.test(u))) throw invalidParam('invite must be a list of user IDs');
+    // 3PID invites: bound ones become invites of their users; unbound ones are stored once the room exists.
+    const invite3pidRaw = body['invite_3pid'] ?? [];
+    if (!Array.isArray(invite3pidRaw)) throw badJson('invite_3pid must be a list');
+    const invites3pid = invite3pidRaw.map((v, i) => {
+      if (!isObject(v)) throw badJson(`invite_3pid[${i}] must be an object`);
+      return parseThreePidInvite(v, `invite_3pid[${i}].`);
+    });
+    if (invites3pid.length > 0 && !thirdParty) throw new MatrixError(400, 'M_UNRECOGNIZED', 'Third-party invites are not supported here');
     const creation = body['creation_content'];
     if (creation !== undefined && creation !== null && !isObject(creation)) throw badJson('creation_content must be an object');
     const override = body['power_level_content_override'];
@@ -72,6 +81,15 @@ export function addCreateRoomRoute(client: Hono, cfg: Config, userAPI: ClientUse
       alias = `#${aliasName}:${serverName}`;
       if (alias.length > 255) throw invalidParam('the alias is longer than 255 characters');
       if ((await rsAPI.queryRoomIdForAlias({ alias })).room_id !== undefined) throw new MatrixError(400, 'M_ROOM_IN_USE', `${alias} is taken`);
+    }
+
+    const unbound3pid: ThreePidInvite[] = [];
+    if (thirdParty) {
+      for (const inv of invites3pid) {
+        const bound = await thirdParty.lookup(inv);
+        if (bound === undefined) unbound3pid.push(inv);
+        else if (bound !== me.userId && !invite.includes(bound)) invite.push(bound);
+      }
     }
 
     const { profile } = await userAPI.queryProfile({ userId: me.userId });
@@ -103,6 +121,7 @@ export function addCreateRoomRoute(client: Hono, cfg: Config, userAPI: ClientUse
       if (set.error === 'alias_exists') throw new MatrixError(400, 'M_ROOM_IN_USE', `${alias} is taken`);
     }
     if (visibility === 'public') await rsAPI.performPublish({ room_id: res.room_id, visibility: 'public' });
+    if (thirdParty) for (const inv of unbound3pid) await thirdParty.storeAndAnnounce(me.userId, res.room_id, inv);
     return jsonResponse({ room_id: res.room_id });
   });
 }

@@ -13,11 +13,12 @@ import { requireDevice } from '../auth/device.js';
 import { checkNumbersForRoomVersion, readEventJson } from './eventcontent.js';
 import { clientRoute } from './paths.js';
 import { carryRoomUserData, predecessorOf } from './roomuserdata.js';
+import { isThreePidInviteBody, parseThreePidInvite, type ThirdPartyInvites } from './thirdpartyinvite.js';
 
 const MAX_BODY = 16 * 1024;
 const USER_ID = /^@[^:]+:.+$/;
 
-export function addMembershipRoutes(client: Hono, serverName: string, userAPI: ClientUserAPI, rsAPI: RoomserverInternalAPI, fedAPI: Pick<FederationInternalAPI, 'performJoin' | 'performInvite'>): void {
+export function addMembershipRoutes(client: Hono, serverName: string, userAPI: ClientUserAPI, rsAPI: RoomserverInternalAPI, fedAPI: Pick<FederationInternalAPI, 'performJoin' | 'performInvite'>, thirdParty?: ThirdPartyInvites): void {
   /** Stripped state an invitee on another server sees of the room. */
   const strippedState = async (roomId: string, sender: string): Promise<JsonObject[]> => {
     const types = ['m.room.create', 'm.room.join_rules', 'm.room.name', 'm.room.avatar', 'm.room.canonical_alias', 'm.room.encryption', 'm.room.topic'];
@@ -83,6 +84,11 @@ export function addMembershipRoutes(client: Hono, serverName: string, userAPI: C
     } else if (!remoteAlias && !/^![^:]+(:.+)?$/.test(idOrAlias)) {
       throw invalidParam(`${idOrAlias} is neither a room ID nor an alias`);
     }
+    // A third-party invite the user proves: the invite is made first, then they join as invited.
+    if (body['third_party_signed'] !== undefined && !remoteAlias) {
+      if (!thirdParty) throw new MatrixError(400, 'M_UNRECOGNIZED', 'Third-party invites are not supported here');
+      await thirdParty.redeemOnJoin(me.userId, roomId, body['third_party_signed']);
+    }
     const { profile } = await userAPI.queryProfile({ userId: me.userId });
     // Extra fields of the body go into the event (clients use this for custom member data);
     // the membership and the third-party proof are not the client's to set that way.
@@ -135,7 +141,13 @@ export function addMembershipRoutes(client: Hono, serverName: string, userAPI: C
     clientRoute(client, 'post', `/rooms/:roomId/${path}`, async (c: Context) => {
       const me = await requireDevice(c, userAPI);
       const body = await readJsonObject(c, { maxBytes: MAX_BODY });
-      const target = body['user_id'];
+      let target = body['user_id'];
+      // An invite by 3PID: a bound one invites its user as usual; an unbound one is stored by the identity server.
+      if (membership === 'invite' && thirdParty && isThreePidInviteBody(body)) {
+        const bound = await thirdParty.invite(me.userId, c.req.param('roomId') ?? '', parseThreePidInvite(body));
+        if (bound === undefined) return jsonResponse({});
+        target = bound;
+      }
       if (target === undefined) throw missingParam('user_id is required');
       if (typeof target !== 'string' || !USER_ID.test(target)) throw invalidParam('user_id must be a user ID');
       const roomId = c.req.param('roomId') ?? '';

@@ -39,6 +39,25 @@ export interface PerformInviteRequest {
 /** `bad_json`: the invitee's server sent back an event with numbers its room version forbids (400 M_BAD_JSON). */
 export type PerformInviteResponse = { event: HeaderedEvent; error?: undefined } | { error: 'forbidden' | 'unreachable' | 'failed' | 'bad_json'; message: string; event?: undefined };
 
+/**
+ * Turns a third-party invite that an identity server has signed for a user (onbind, or a
+ * client's /join with `third_party_signed`) into an m.room.member invite of that user. In a
+ * room this server holds, the invite is built here (the identity server's key checked for
+ * revocation); otherwise the room's servers are asked through /exchange_third_party_invite.
+ */
+export interface PerformThirdPartyInviteRequest {
+  room_id: string;
+  /** The inviter: the sender of the m.room.third_party_invite. */
+  sender: string;
+  /** The invited user; must be the signed object's mxid. */
+  user_id: string;
+  /** The identity server's signed object: mxid, token, signatures. */
+  signed: JsonObject;
+  /** The invitee's display name, when the identity server gave one (the room's invite has its own). */
+  display_name?: string;
+}
+export type PerformThirdPartyInviteResponse = { error?: undefined } | { error: 'forbidden' | 'not_found' | 'unreachable' | 'failed'; message: string };
+
 export interface PerformLeaveRequest {
   room_id: string;
   user_id: string;
@@ -179,8 +198,10 @@ export interface FederationInternalAPI extends StatusAPI {
   performInvite(req: PerformInviteRequest): Promise<PerformInviteResponse>;
   /** Rejects an invite into a room this server does not hold (make_leave, send_leave to the inviting server). */
   performLeave(req: PerformLeaveRequest): Promise<PerformLeaveResponse>;
+  /** Makes a signed third-party invite an invite of the user it names (here or through the room's servers). */
+  performThirdPartyInvite(req: PerformThirdPartyInviteRequest): Promise<PerformThirdPartyInviteResponse>;
   performOutboundPeek(req: PerformOutboundPeekRequest): Promise<PerformOutboundPeekResponse>;
   performOutboundUnpeek(req: PerformOutboundUnpeekRequest): Promise<PerformOutboundUnpeekResponse>;
 }
 
-export const federationapiInternalAPIMethods = ['queryComponentStatus', 'queryRemoteSpaceHierarchy', 'performRemoteTimestampToEvent', 'performJoin', 'performInvite', 'performLeave', 'queryRemoteProfile', 'queryRemoteDirectory', 'queryRemotePublicRooms', 'queryRemoteKeys', 'claimRemoteKeys', 'queryRemoteDeviceList', 'performOutboundPeek', 'performOutboundUnpeek'] as const satisfies ReadonlyArray<keyof FederationInternalAPI>;
+export const federationapiInternalAPIMethods = ['queryComponentStatus', 'queryRemoteSpaceHierarchy', 'performRemoteTimestampToEvent', 'performJoin', 'performInvite', 'performLeave', 'performThirdPartyInvite', 'queryRemoteProfile', 'queryRemoteDirectory', 'queryRemotePublicRooms', 'queryRemoteKeys', 'claimRemoteKeys', 'queryRemoteDeviceList', 'performOutboundPeek', 'performOutboundUnpeek'] as const satisfies ReadonlyArray<keyof FederationInternalAPI>;

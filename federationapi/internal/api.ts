@@ -18,6 +18,8 @@ import type {
 import type { Inviter } from './perform/invite.js';
 import { FederationHttpError, type FederationClient } from '../client/index.js';
 import type { Joiner } from './perform/join.js';
+import type { ThirdPartyInviteExchanger } from './perform/thirdpartyinvite.js';
+import type { PerformThirdPartyInviteRequest, PerformThirdPartyInviteResponse } from '../api/index.js';
 import type { OutboundPeeker } from './peekoutbound.js';
 import type { PerformOutboundPeekRequest, PerformOutboundPeekResponse, PerformOutboundUnpeekRequest, PerformOutboundUnpeekResponse } from '../api/index.js';
 import type { SpaceHierarchyFetcher } from './perform/hierarchy.js';
@@ -41,6 +43,8 @@ export class FederationInternalAPIImpl implements FederationInternalAPI {
     private readonly lookups: { hierarchy?: SpaceHierarchyFetcher; timestamps?: TimestampFetcher } = {},
     /** Peeks into other servers' rooms (MSC2444); absent when they are off. */
     private readonly peeker?: Pick<OutboundPeeker, 'peek' | 'unpeek'>,
+    /** Redeems third-party invites signed by identity servers. */
+    private readonly thirdParty?: Pick<ThirdPartyInviteExchanger, 'perform'>,
   ) {}
 
   async performOutboundPeek(req: PerformOutboundPeekRequest): Promise<PerformOutboundPeekResponse> {
@@ -197,5 +201,10 @@ export class FederationInternalAPIImpl implements FederationInternalAPI {
   async performLeave(req: PerformLeaveRequest): Promise<PerformLeaveResponse> {
     if (!this.inviter) return { error: 'failed', message: 'federation is disabled' };
     return this.inviter.leave(req);
+  }
+
+  async performThirdPartyInvite(req: PerformThirdPartyInviteRequest): Promise<PerformThirdPartyInviteResponse> {
+    if (!this.thirdParty) return { error: 'failed', message: 'third-party invites are not set up' };
+    return this.thirdParty.perform(req);
   }
 }

@@ -381,7 +381,8 @@ export function addSyncRoute(client: Hono, deps: SyncRouteDeps): void {
       const stripped = Array.isArray(sent)
         ? sent.filter((x): x is JsonObject => typeof x === 'object' && x !== null && !Array.isArray(x))
         : (await store.currentState(i.roomId))
-            .filter((s) => ['m.room.create', 'm.room.join_rules', 'm.room.name', 'm.room.avatar', 'm.room.canonical_alias', 'm.room.encryption'].includes(s.type))
+            // The inviter's own membership too, as Synapse gives it (clients show who invited them).
+            .filter((s) => ['m.room.create', 'm.room.join_rules', 'm.room.name', 'm.room.avatar', 'm.room.canonical_alias', 'm.room.encryption'].includes(s.type) || (s.type === 'm.room.member' && s.stateKey === inviteEvent.sender))
             .map((s) => ({ type: s.type, state_key: s.stateKey ?? '', sender: s.sender, content: contentOf(s) as JsonObject }));
       invite[i.roomId] = { invite_state: { events: [...stripped, { type: inviteEvent.type, state_key: inviteEvent.stateKey ?? '', sender: inviteEvent.sender, content: inviteEvent.content }] } };
     }

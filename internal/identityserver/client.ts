@@ -1,0 +1,237 @@
+/**
+ * Calls to identity servers (Identity Service API v2): looking a 3PID up, storing an invite for
+ * an unbound 3PID, and asking whether a public key is still valid.
+ *
+ * The identity server is named by a client (`id_server`) or by an event
+ * (`key_validity_url`), so we treat it like any other address someone else chose: every
+ * connection is checked against a NetworkPolicy (IP literals before connecting, host names in
+ * the DNS lookup itself), answers are capped in size and each exchange has a short deadline.
+ * Identity servers speak HTTPS (the spec's `id_server` is a host with an optional port).
+ */
+import { createHash } from 'node:crypto';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { isValidServerName } from '../matrix/index.js';
+import { checkLiteral, policyLookup, type NetworkPolicy } from '../netpolicy/index.js';
+import { serverSoftware } from '../version.js';
+
+const DEFAULT_TIMEOUT_MS = 10_000;
+const MAX_RESPONSE_BYTES = 64 * 1024;
+
+/**
+ * Why a call failed: `unreachable` (no connection, a timeout, an address the policy refuses),
+ * `refused` (an HTTP error answer: `status` and, when given, the server's `errcode`) or
+ * `bad_response` (a 2xx answer that is not the JSON the API promises).
+ */
+export type IdentityServerFailure = 'unreachable' | 'refused' | 'bad_response';
+
+export class IdentityServerError extends Error {
+  override readonly name = 'IdentityServerError';
+  constructor(
+    readonly kind: IdentityServerFailure,
+    message: string,
+    readonly status?: number,
+    readonly errcode?: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface IdentityServerClientOptions {
+  policy: NetworkPolicy;
+  /** Check the identity server's certificate (off only for test set-ups with self-signed ones). */
+  rejectUnauthorized: boolean;
+  /** Deadline of each exchange, connect to last byte. */
+  timeoutMs?: number;
+  /** Host name resolution (the system resolver by default). */
+  resolve?: (host: string) => Promise<string[]>;
+}
+
+/** A public key the identity server signs invites with, and where to ask whether it is still valid. */
+export interface InvitePublicKey {
+  public_key: string;
+  key_validity_url?: string;
+}
+
+/** The answer of POST /store-invite. */
+export interface StoredInvite {
+  token: string;
+  /** The obfuscated name to show for the invitee. */
+  display_name: string;
+  public_keys: InvitePublicKey[];
+  /** The older single-key form, when the server gives it. */
+  public_key?: string;
+}
+
+/** The fields of POST /store-invite (all strings; the optional ones only when known). */
+export interface StoreInviteRequest {
+  medium: string;
+  address: string;
+  room_id: string;
+  sender: string;
+  room_alias?: string;
+  room_avatar_url?: string;
+  room_join_rules?: string;
+  room_name?: string;
+  room_type?: string;
+  sender_display_name?: string;
+  sender_avatar_url?: string;
+}
+
+type Json = Record<string, unknown>;
+const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Whether `name` can name an identity server: a host with an optional port, as server names are. */
+export function isIdentityServerName(name: string): boolean {
+  return isValidServerName(name);
+}
+
+export class IdentityServerClient {
+  private readonly timeoutMs: number;
+
+  constructor(private readonly opts: IdentityServerClientOptions) {
+    this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  }
+
+  /** The Matrix user a 3PID is bound to, or undefined when it is bound to no one. */
+  async lookup(idServer: string, accessToken: string, medium: string, address: string): Promise<string | undefined> {
+    const details = await this.call(this.url(idServer, '/_matrix/identity/v2/hash_details'), 'GET', accessToken);
+    const algorithms = Array.isArray(details['algorithms']) ? details['algorithms'] : [];
+    const pepper = details['lookup_pepper'];
+    let query: string;
+    let algorithm: string;
+    // Hashed lookups keep the address from the identity server's logs; plain ones are the fallback it may offer.
+    if (algorithms.includes('sha256') && typeof pepper === 'string') {
+      algorithm = 'sha256';
+      query = createHash('sha256').update(`${address} ${medium} ${pepper}`, 'utf8').digest('base64url');
+    } else if (algorithms.includes('none')) {
+      algorithm = 'none';
+      query = `${address} ${medium}`;
+    } else {
+      throw new IdentityServerError('bad_response', `${idServer} offers no lookup algorithm this server knows (sha256, none)`);
+    }
+    const found = await this.call(this.url(idServer, '/_matrix/identity/v2/lookup'), 'POST', accessToken, {
+      addresses: [query],
+      algorithm,
+      pepper: typeof pepper === 'string' ? pepper : '',
+    });
+    const mappings = found['mappings'];
+    if (!isObject(mappings)) throw new IdentityServerError('bad_response', `${idServer} answered a lookup without mappings`);
+    const mxid = mappings[query];
+    return typeof mxid === 'string' ? mxid : undefined;
+  }
+
+  /** Has the identity server keep an invite for the 3PID until someone binds it. */
+  async storeInvite(idServer: string, accessToken: string, req: StoreInviteRequest): Promise<StoredInvite> {
+    const res = await this.call(this.url(idServer, '/_matrix/identity/v2/store-invite'), 'POST', accessToken, req as unknown as Json);
+    const token = res['token'];
+    if (typeof token !== 'string' || token === '') throw new IdentityServerError('bad_response', `${idServer} stored the invite but gave no token`);
+    const keys: InvitePublicKey[] = [];
+    if (Array.isArray(res['public_keys'])) {
+      for (const k of res['public_keys']) {
+        if (!isObject(k) || typeof k['public_key'] !== 'string') continue;
+        keys.push({ public_key: k['public_key'], ...(typeof k['key_validity_url'] === 'string' ? { key_validity_url: k['key_validity_url'] } : {}) });
+      }
+    }
+    const single = typeof res['public_key'] === 'string' ? res['public_key'] : undefined;
+    if (keys.length === 0 && single === undefined) throw new IdentityServerError('bad_response', `${idServer} stored the invite but gave no public key`);
+    return {
+      token,
+      display_name: typeof res['display_name'] === 'string' ? res['display_name'] : '',
+      public_keys: keys,
+      ...(single !== undefined ? { public_key: single } : {}),
+    };
+  }
+
+  /** GET key_validity_url?public_key=...: whether the identity server still vouches for the key. */
+  async isKeyValid(keyValidityUrl: string, publicKey: string): Promise<boolean> {
+    let url: URL;
+    try {
+      url = new URL(keyValidityUrl);
+    } catch {
+      throw new IdentityServerError('bad_response', `key_validity_url ${JSON.stringify(keyValidityUrl)} is not a URL`);
+    }
+    if ((url.protocol !== 'https:' && url.protocol !== 'http:') || url.username || url.password) {
+      throw new IdentityServerError('bad_response', `key_validity_url ${JSON.stringify(keyValidityUrl)} is not an http(s) URL`);
+    }
+    url.searchParams.set('public_key', publicKey);
+    const res = await this.call(url, 'GET');
+    if (typeof res['valid'] !== 'boolean') throw new IdentityServerError('bad_response', `${url.host} answered without "valid"`);
+    return res['valid'];
+  }
+
+  /** The base URL of an identity server named by a client: https://<id_server>. */
+  baseUrl(idServer: string): string {
+    if (!isIdentityServerName(idServer)) throw new IdentityServerError('bad_response', `${JSON.stringify(idServer)} is not an identity server name`);
+    return `https://${idServer}`;
+  }
+
+  private url(idServer: string, path: string): URL {
+    return new URL(`${this.baseUrl(idServer)}${path}`);
+  }
+
+  /** One JSON exchange; a 2xx JSON object, or IdentityServerError. */
+  private async call(url: URL, method: 'GET' | 'POST', accessToken?: string, body?: Json): Promise<Json> {
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body), 'utf8');
+    const headers: Record<string, string> = { Accept: 'application/json', 'User-Agent': `${serverSoftware.name}/${serverSoftware.version}` };
+    if (accessToken !== undefined) headers['Authorization'] = `Bearer ${accessToken}`;
+    if (payload) Object.assign(headers, { 'Content-Type': 'application/json', 'Content-Length': String(payload.length) });
+    let status: number;
+    let raw: Buffer;
+    try {
+      checkLiteral(this.opts.policy, url.hostname);
+      ({ status, raw } = await this.send(url, method, headers, payload));
+    } catch (e) {
+      if (e instanceof IdentityServerError) throw e;
+      throw new IdentityServerError('unreachable', `identity server ${url.host} could not be reached: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    let parsed: unknown;
+    try {
+      parsed = raw.length === 0 ? undefined : JSON.parse(raw.toString('utf8'));
+    } catch {
+      parsed = undefined;
+    }
+    if (status < 200 || status >= 300) {
+      const errcode = isObject(parsed) && typeof parsed['errcode'] === 'string' ? parsed['errcode'] : undefined;
+      const error = isObject(parsed) && typeof parsed['error'] === 'string' ? `: ${parsed['error']}` : '';
+      throw new IdentityServerError('refused', `identity server ${url.host} answered ${status}${errcode ? ` ${errcode}` : ''}${error}`, status, errcode);
+    }
+    if (!isObject(parsed)) throw new IdentityServerError('bad_response', `identity server ${url.host} answered ${status} without a JSON object`);
+    return parsed;
+  }
+
+  private send(url: URL, method: string, headers: Record<string, string>, payload: Buffer | undefined): Promise<{ status: number; raw: Buffer }> {
+    const request = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    const signal = AbortSignal.timeout(this.timeoutMs);
+    return new Promise((resolve, reject) => {
+      const req = request(
+        url,
+        {
+          method,
+          headers,
+          signal,
+          lookup: policyLookup(this.opts.policy, this.opts.resolve),
+          // Identity servers are few and rarely called: nothing worth pooling.
+          agent: false,
+          ...(url.protocol === 'https:' ? { rejectUnauthorized: this.opts.rejectUnauthorized } : {}),
+        },
+        (res: IncomingMessage) => {
+          const chunks: Buffer[] = [];
+          let size = 0;
+          res.on('data', (d: Buffer) => {
+            size += d.length;
+            if (size > MAX_RESPONSE_BYTES) {
+              res.destroy(new Error(`the answer is larger than ${MAX_RESPONSE_BYTES} bytes`));
+              return;
+            }
+            chunks.push(d);
+          });
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, raw: Buffer.concat(chunks) }));
+          res.on('error', reject);
+        },
+      );
+      req.on('error', reject);
+      req.end(payload);
+    });
+  }
+}
