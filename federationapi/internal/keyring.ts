@@ -291,8 +291,13 @@ export class KeyRing {
     const covers = (rs: VerifiedKeyResponse[]): boolean =>
       rs.length > 0 && keyIds.every((id) => rs.some((r) => r.keys.some((k) => k.keyId === id)));
     if (!covers(fitting())) {
-      await this.refreshDirect(serverName);
+      // A key ID never seen from the server is worth a fetch even soon after another one
+      // (once per key ID per NEGATIVE_CACHE_MS): the server may have just rotated to it.
+      const now = this.now();
+      const unseen = keyIds.filter((id) => !stored.some((r) => r.keys.some((k) => k.keyId === id)) && (this.missingUntil.get(missingKey(serverName, id)) ?? 0) <= now);
+      await this.refreshDirect(serverName, unseen.length > 0);
       stored = await this.storedResponses(serverName);
+      for (const id of unseen) if (!stored.some((r) => r.keys.some((k) => k.keyId === id))) this.missingUntil.set(missingKey(serverName, id), now + NEGATIVE_CACHE_MS);
     }
     // Responses holding an asked-for key first, newest first; with none valid long enough, the
     // best expired one is still an answer (the asker may only need to check old signatures).
@@ -501,17 +506,18 @@ export class KeyRing {
     return out;
   }
 
-  /** A direct fetch for the notary endpoints, at most once per NEGATIVE_CACHE_MS per server. */
-  private async refreshDirect(serverName: string): Promise<void> {
+  /** A direct fetch for the notary endpoints, at most once per NEGATIVE_CACHE_MS per server unless `force`d. */
+  private async refreshDirect(serverName: string, force = false): Promise<void> {
     const running = this.inflight.get(serverName);
     if (running) return running;
     const now = this.now();
-    if ((this.refreshedUntil.get(serverName) ?? 0) > now || (this.failedUntil.get(serverName) ?? 0) > now) return;
+    if (!force && ((this.refreshedUntil.get(serverName) ?? 0) > now || (this.failedUntil.get(serverName) ?? 0) > now)) return;
     return this.track([serverName], async () => {
       if (!(await this.fetchDirect(serverName))) {
         this.failedUntil.set(serverName, this.now() + NEGATIVE_CACHE_MS);
         return;
       }
+      this.failedUntil.delete(serverName);
       // Refetches wait only once the server has given keys valid now: one whose keys have all
       // expired is asked again when someone needs newer ones (it may have rotated them).
       if ((await this.storedResponses(serverName)).some((r) => r.validUntilTs > this.now())) this.refreshedUntil.set(serverName, this.now() + NEGATIVE_CACHE_MS);

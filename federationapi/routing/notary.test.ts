@@ -160,7 +160,7 @@ describeEachDatabase<FederationapiServerKeysDatabase>('notary routes', (ctx) => 
     const key1 = generateSigningKey();
     const key2 = generateSigningKey();
     const expiry = clock.t - DAY;
-    clock.t += 2 * NEGATIVE_CACHE_MS; // past the failure of the previous test
+    // The previous test's server failed just now: a key ID never seen is still fetched at once.
     oldServerAnswer = keyResponse('old.test', key1, expiry + 2 * NEGATIVE_CACHE_MS);
     const ask = async (minimum: number) => serverKeys(await post({ server_keys: { 'old.test': { [key1.keyId]: { minimum_valid_until_ts: minimum } } } }));
     expect(Object.keys((await ask(expiry))[0]!.verify_keys as JsonObject)).toEqual([key1.keyId]);
@@ -171,6 +171,13 @@ describeEachDatabase<FederationapiServerKeysDatabase>('notary routes', (ctx) => 
     expect(oldServerFetches).toBe(before + 1);
     const third = await ask(expiry);
     expect(Object.keys(third[0]!.verify_keys as JsonObject)).toEqual([key1.keyId]);
+    // An unknown key ID of a failing server is fetched once a minute, not on every request.
+    oldServerAnswer = new Error('down');
+    const fetches = oldServerFetches;
+    const ghost = 'ed25519:ghost';
+    await post({ server_keys: { 'old.test': { [ghost]: {} } } });
+    await post({ server_keys: { 'old.test': { [ghost]: {} } } });
+    expect(oldServerFetches).toBe(fetches + 1);
   });
 
   it('refuses bad requests', async () => {
