@@ -304,8 +304,9 @@ export function addSyncRoute(client: Hono, deps: SyncRouteDeps): void {
       const accountData = (await roomAccountData(userId, roomId, roomTypes.get(roomId) ?? [])).filter((a) => roomFilter.accountData.allowsType(String(a['type'])));
       const ephemeralEvents: JsonObject[] = [];
       const typers = typing.usersTyping(roomId);
-      // A room joined since the token also reports a change it saw meanwhile (someone stopping typing).
-      const typingNews = since !== undefined && typing.changedSince(roomId, from.typing);
+      // A room new to this sync also reports a change it saw since the token (someone stopping
+      // typing), or on an initial sync any typing since the server started, as Synapse does.
+      const typingNews = typing.changedSince(roomId, from.typing);
       if (roomFilter.ephemeral.allowsType('m.typing') && (since === undefined || newlyJoined ? typers.length > 0 || typingNews : typingNews)) {
         ephemeralEvents.push({ type: 'm.typing', content: { user_ids: typers } });
       }
