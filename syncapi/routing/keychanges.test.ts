@@ -87,6 +87,10 @@ it('serves the deprecated /events stream from a token', async () => {
   const room = (await req('POST', '/createRoom', alice, { preset: 'public_chat' })).body.room_id as string;
   const start = (await req('GET', '/events?timeout=0', alice)).body;
   expect(typeof start.end).toBe('string');
+  // An empty `from` is no token: it starts from now too.
+  const empty = await req('GET', '/events?from=&timeout=0', alice);
+  expect(empty.status).toBe(200);
+  expect(typeof empty.body.end).toBe('string');
   await req('PUT', `/rooms/${encodeURIComponent(room)}/typing/${encodeURIComponent('@alice:localhost:8008')}`, alice, { typing: true, timeout: 5000 });
   const ev = (await req('GET', `/events?from=${start.end as string}&timeout=5000`, alice)).body;
   expect((ev.chunk as Array<Record<string, unknown>>).some((e) => e.type === 'm.typing' && e.room_id === room)).toBe(true);

@@ -509,7 +509,8 @@ export function addSyncRoute(client: Hono, deps: SyncRouteDeps): void {
    */
   clientRoute(client, 'get', '/events', async (c: Context) => {
     const device = await authenticate(c, userAPI, { allowGuests: true });
-    const fromRaw = c.req.query('from');
+    // An empty `from` (Sytest sends one before it has a token) means now, as an absent one.
+    const fromRaw = c.req.query('from') || undefined;
     const parsed = fromRaw === undefined ? undefined : parseToken(fromRaw);
     if (fromRaw !== undefined && parsed === undefined) throw new MatrixError(400, 'M_INVALID_PARAM', 'from is not a token from this server');
     const from = parsed ?? { ...notifier.current };
