@@ -122,7 +122,8 @@ export function addEventRoutes(fed: Hono, auth: FederationAuth, reader: RoomRead
     const ids = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
     const earliest = ids(req['earliest_events']);
     const latest = ids(req['latest_events']);
-    if (latest.length === 0) throw invalidParam('latest_events is required');
+    // Nothing to walk back from: nothing is missing (Synapse answers so too).
+    if (latest.length === 0) return jsonResponse({ events: [] });
     const limit = typeof req['limit'] === 'number' && Number.isInteger(req['limit']) && req['limit'] > 0 ? Math.min(req['limit'], MAX_MISSING) : 10;
     const minDepth = typeof req['min_depth'] === 'number' ? req['min_depth'] : 0;
     const found = await walkBack(reader.rsAPI, latest, { limit, stopAt: new Set(earliest), minDepth });

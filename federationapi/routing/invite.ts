@@ -10,6 +10,7 @@ import { domainOf, isSupportedRoomVersion, type JsonObject, type PDUJson } from 
 import type { SigningIdentity } from '../../internal/signingidentity.js';
 import type { RoomserverInternalAPI } from '../../roomserver/api/index.js';
 import { checkPDUs, type PDUKeys } from '../internal/pdus.js';
+import { serverAllowedByAcl } from '../internal/acl.js';
 import type { FederationAuth } from './fedauth.js';
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -38,9 +39,13 @@ export function addInviteRoutes(fed: Hono, auth: FederationAuth, identity: Signi
     const signed = identity.signEvent(event.json as unknown as JsonObject, roomVersion);
     const stored = { ...signed, unsigned: { ...(isObject(signed['unsigned']) ? signed['unsigned'] : {}), invite_room_state: stripped } } as JsonObject;
 
-    // An invite into a room we hold goes through the room like any event; otherwise it is kept on its own.
-    const held = (await rsAPI.queryLatestEventsAndState({ room_id: event.roomId, state_to_fetch: [] })).room_exists;
-    if (held) {
+    // An invite into a room we hold goes through the room like any event (from a server its ACL
+    // allows); otherwise it is kept on its own.
+    const room = await rsAPI.queryLatestEventsAndState({ room_id: event.roomId, state_to_fetch: [{ type: 'm.room.server_acl', state_key: '' }] });
+    if (room.room_exists && !serverAllowedByAcl(room.state_events[0]?.pdu.content as Record<string, unknown> | undefined, origin)) {
+      throw forbidden('Server is banned from this room by its ACL');
+    }
+    if (room.room_exists) {
       const [res] = (await rsAPI.inputRoomEvents({ events: [{ kind: 'new', event: { room_version: roomVersion, pdu: stored as unknown as PDUJson }, origin }] })).results;
       if (!res || (res.status !== 'accepted' && res.status !== 'duplicate')) throw forbidden(`The invite was refused: ${res?.error ?? res?.status ?? 'no answer'}`);
     } else {

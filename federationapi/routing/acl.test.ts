@@ -1,0 +1,84 @@
+/**
+ * Server ACLs on the federation routes Sytest's 50server-acl-endpoints.pl found open: an invite
+ * (PUT /v2/invite) and get_missing_events from a server the room's m.room.server_acl denies
+ * are refused with 403; before the ban, get_missing_events with nothing to walk back from
+ * answers an empty list.
+ */
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { federationRequest, startFederatingNode, type FederatingNode } from '../../test/federation.js';
+import { getJson } from '../../test/harness.js';
+import { Event } from '../../internal/matrix/index.js';
+
+type Body = Record<string, unknown>;
+const enc = encodeURIComponent;
+
+let a: FederatingNode;
+let b: FederatingNode;
+let alice: string;
+let bob: string;
+let roomId: string;
+
+const client = (n: FederatingNode, method: string, p: string, token: string, body?: unknown) =>
+  getJson(`${n.t.baseUrl}/_matrix/client/v3${p}`, {
+    method,
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: `Bearer ${token}` } : {}) },
+  });
+const register = async (n: FederatingNode, user: string) => (await client(n, 'POST', '/register', '', { auth: { type: 'm.login.dummy' }, username: user, password: 'pw' })).body.access_token as string;
+
+/** An invite of one of A's users by bob, built and signed by B (auth and prev events are A's latest). */
+async function inviteFromB(invitee: string): Promise<{ eventId: string; body: Body }> {
+  const rs = a.t.server.apis.roomserver;
+  const latest = await rs.queryLatestEventsAndState({ room_id: roomId, state_to_fetch: [{ type: 'm.room.create', state_key: '' }, { type: 'm.room.power_levels', state_key: '' }, { type: 'm.room.member', state_key: `@bob:${b.name}` }] });
+  const version = latest.room_version!;
+  const event = b.t.server.identity.buildEvent(
+    {
+      type: 'm.room.member',
+      state_key: invitee,
+      sender: `@bob:${b.name}`,
+      room_id: roomId,
+      content: { membership: 'invite' },
+      prev_events: latest.latest_event_ids,
+      auth_events: latest.state_events.map((e) => Event.fromPDU(e.pdu, e.room_version).eventId),
+      depth: latest.depth + 1,
+    },
+    version,
+  );
+  return { eventId: event.eventId, body: { event: event.json, room_version: version, invite_room_state: [] } };
+}
+
+beforeAll(async () => {
+  [a, b] = await Promise.all([startFederatingNode(), startFederatingNode()]);
+  alice = await register(a, 'alice');
+  bob = await register(b, 'bob');
+  await register(a, 'carol');
+  // Invites need no power here, so bob's invite passes the room's auth rules before the ban.
+  roomId = (await client(a, 'POST', '/createRoom', alice, { preset: 'public_chat', power_level_content_override: { invite: 0 } })).body.room_id as string;
+  expect((await client(b, 'POST', `/join/${enc(roomId)}`, bob, {})).status).toBe(200);
+}, 90_000);
+afterAll(async () => {
+  await Promise.all([a?.t.stop(), b?.t.stop()]);
+});
+
+it('answers get_missing_events with nothing to walk back from, then refuses it once the ACL bans the server', async () => {
+  const missing = () => federationRequest(b, a, 'POST', `/_matrix/federation/v1/get_missing_events/${enc(roomId)}`, { body: {} });
+  const before = await missing();
+  expect(before.status).toBe(200);
+  expect(before.body).toEqual({ events: [] });
+
+  const invite = await inviteFromB('@carol:' + a.name);
+  const allowed = await federationRequest(b, a, 'PUT', `/_matrix/federation/v2/invite/${enc(roomId)}/${enc(invite.eventId)}`, { body: invite.body });
+  expect(allowed.status, JSON.stringify(allowed.body)).toBe(200);
+
+  // Ban B (ACLs match names without their port).
+  expect((await client(a, 'PUT', `/rooms/${enc(roomId)}/state/m.room.server_acl`, alice, { deny: ['127.0.0.1'], allow: ['*'], allow_ip_literals: true })).status).toBe(200);
+  const after = await missing();
+  expect(after.status).toBe(403);
+  expect(after.body.errcode).toBe('M_FORBIDDEN');
+
+  await register(a, 'dave');
+  const second = await inviteFromB('@dave:' + a.name);
+  const refused = await federationRequest(b, a, 'PUT', `/_matrix/federation/v2/invite/${enc(roomId)}/${enc(second.eventId)}`, { body: second.body });
+  expect(refused.status).toBe(403);
+  expect(refused.body).toMatchObject({ errcode: 'M_FORBIDDEN', error: expect.stringMatching(/ACL/) });
+});
