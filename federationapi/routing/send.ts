@@ -6,8 +6,10 @@
  *   have or whose ACL bars the origin, and put through the roomserver in order: each room's
  *   PDUs in one request (one transaction there; rooms side by side), which stops at the first
  *   event the roomserver cannot take for want of events we lack. That event then makes us ask
- *   the origin for them (get_missing_events, bounded) and goes in alone; the rest follow it.
- *   Each PDU's outcome is in the answer.
+ *   the origin for them (get_missing_events, bounded; a gap before the events pulled so is
+ *   bridged with the state there, from /state_ids) and goes in alone; the rest follow it. A
+ *   pushed event whose prev events are still missing is refused. Each PDU's outcome is in the
+ *   answer.
  * - EDUs become the ephemeral messages syncapi consumes: typing, receipts, presence and
  *   to-device messages, each only for users of the origin.
  */
@@ -41,6 +43,8 @@ export interface MissingEventsFetcher {
 
 /** Events fetched one by one are capped: a gap this big is not bridged event by event. */
 const MAX_FETCHED_EVENTS = 500;
+/** Prev events of one pulled event whose state is fetched (each costs a /state_ids). */
+const MAX_GAP_PREVS = 5;
 
 export interface SendDeps {
   reader: RoomReader;
@@ -85,20 +89,40 @@ export function addSendRoute(fed: Hono, auth: FederationAuth, d: SendDeps): void
   };
 
   /**
-   * Inputs one checked event, fetching what it needs from `origin` (auth events, prev events, or
-   * the state before it) when the roomserver lacks it. `first`: the roomserver's answer to the
-   * event already submitted (in a batch), to go on from.
+   * Gives the roomserver the prev events of `event` it lacks, each with the state before it
+   * taken from `origin` (GET /state_ids, the events fetched as outliers): the roomserver then
+   * resolves the state before `event` from all its prev events. For events pulled from the
+   * origin (get_missing_events), whose earliest ones always border a gap.
    */
-  const inputPDU = async (origin: string, roomVersion: string, event: Event, fetchMissing: boolean, first?: InputResult): Promise<string | undefined> => {
+  const fillGapBefore = async (origin: string, roomVersion: string, roomId: string, missingPrevs: readonly string[]): Promise<void> => {
+    for (const prev of missingPrevs.slice(0, MAX_GAP_PREVS)) {
+      const ids = await d.fetcher.stateIds(origin, roomId, prev);
+      await fetchOutliers(origin, roomVersion, roomId, [...ids.auth_chain_ids, ...ids.pdu_ids, prev]);
+      const [held] = (await rsAPI.queryEventsById({ event_ids: [prev] })).events;
+      if (!held) continue;
+      await rsAPI.inputRoomEvents({ events: [{ kind: 'new', event: held, origin, state_event_ids: ids.pdu_ids }] });
+    }
+  };
+
+  /**
+   * Inputs one checked event, fetching what it needs from `origin` when the roomserver lacks
+   * it: auth events; for an event `pushed` to us (in /send), its missing prev events through
+   * get_missing_events, those pulled events taken in first, oldest first, each with the state
+   * at any gap before it. A pushed event whose prev events are still missing then is refused
+   * (it must not become the room's only extremity on the origin's word, as Synapse reasons),
+   * without asking for the state at the gap. `first`: the roomserver's answer to the event
+   * already submitted (in a batch), to go on from.
+   */
+  const inputPDU = async (origin: string, roomVersion: string, event: Event, mode: 'pushed' | 'pulled', first?: InputResult): Promise<string | undefined> => {
     const roomId = event.roomId;
     const pdu = event.json as PDUJson;
-    const input = async (stateIds?: string[]): Promise<{ status: string; error?: string }> =>
-      (await rsAPI.inputRoomEvents({ events: [{ kind: 'new', event: { room_version: roomVersion, pdu }, origin, ...(stateIds ? { state_event_ids: stateIds } : {}) }] })).results[0] ?? {
+    const input = async (): Promise<{ status: string; error?: string }> =>
+      (await rsAPI.inputRoomEvents({ events: [{ kind: 'new', event: { room_version: roomVersion, pdu }, origin }] })).results[0] ?? {
         status: 'error',
         error: 'no result',
       };
     let res: { status: string; error?: string } = first ?? (await input());
-    if (res.status === 'error' && fetchMissing && /missing auth events/.test(res.error ?? '')) {
+    if (res.status === 'error' && /missing auth events/.test(res.error ?? '')) {
       try {
         await inputOutliers(origin, roomVersion, roomId, (await d.fetcher.eventAuth(origin, roomId, event.eventId)).auth_chain);
       } catch (err) {
@@ -120,7 +144,18 @@ export function addSendRoute(fed: Hono, auth: FederationAuth, d: SendDeps): void
       }
       res = await input();
     }
-    if (res.status === 'error' && fetchMissing && /missing prev events/.test(res.error ?? '')) {
+    const missingPrevs = (): string[] => {
+      const m = /missing prev events \(or their state\): (.*)$/.exec(res.status === 'error' ? (res.error ?? '') : '');
+      return m ? m[1]!.split(', ').filter((id) => id !== '') : [];
+    };
+    if (missingPrevs().length > 0 && mode === 'pulled') {
+      try {
+        await fillGapBefore(origin, roomVersion, roomId, missingPrevs());
+      } catch (err) {
+        d.log.info({ err, origin, roomId, eventId: event.eventId }, 'federation: could not fetch the state before a pulled event');
+      }
+      res = await input();
+    } else if (missingPrevs().length > 0) {
       try {
         const { latest_event_ids } = await rsAPI.queryLatestEventsAndState({ room_id: roomId, state_to_fetch: [] });
         const missing = await d.fetcher.getMissingEvents(origin, roomId, {
@@ -131,34 +166,11 @@ export function addSendRoute(fed: Hono, auth: FederationAuth, d: SendDeps): void
         });
         const checked = await checkPDUs(Array.isArray(missing.events) ? missing.events : [], roomVersion, d.keys);
         const good = checked.flatMap((c) => (c.ok && c.event.roomId === roomId && c.event.eventId !== event.eventId ? [c.event] : [])).sort((a, b) => a.depth - b.depth);
-        for (const e of good) await inputPDU(origin, roomVersion, e, false);
+        for (const e of good) await inputPDU(origin, roomVersion, e, 'pulled');
       } catch (err) {
         d.log.info({ err, origin, roomId }, 'federation: could not fetch missing events');
       }
       res = await input();
-      if (res.status === 'error' && /missing prev events/.test(res.error ?? '')) {
-        // The gap is too wide: take the state before the event from the origin (state before its
-        // first prev event, plus that event when it is state), as outliers, and go on from there.
-        try {
-          const prev = event.prevEventIds[0]!;
-          const ids = await d.fetcher.stateIds(origin, roomId, prev);
-          await fetchOutliers(origin, roomVersion, roomId, [...ids.auth_chain_ids, ...ids.pdu_ids, prev]);
-          const [prevEvent] = (await rsAPI.queryEventsById({ event_ids: [prev] })).events;
-          const stateIds = [...ids.pdu_ids];
-          if (prevEvent && prevEvent.pdu.state_key !== undefined) {
-            const pe = Event.fromPDU(prevEvent.pdu, prevEvent.room_version);
-            const byKey = new Map<string, string>();
-            const known = (await rsAPI.queryEventsById({ event_ids: stateIds })).events.map((h) => Event.fromPDU(h.pdu, h.room_version));
-            for (const k of known) byKey.set(`${k.type}\u0000${k.stateKey ?? ''}`, k.eventId);
-            byKey.set(`${pe.type}\u0000${pe.stateKey ?? ''}`, pe.eventId);
-            res = await input([...byKey.values()]);
-          } else {
-            res = await input(stateIds);
-          }
-        } catch (err) {
-          d.log.info({ err, origin, roomId }, 'federation: could not fetch the state before an event');
-        }
-      }
     }
     return pduError(res);
   };
@@ -189,7 +201,7 @@ export function addSendRoute(fed: Hono, auth: FederationAuth, d: SendDeps): void
           results[e.eventId] = {};
           continue;
         }
-        const error = await inputPDU(origin, roomVersion, e, true, r);
+        const error = await inputPDU(origin, roomVersion, e, 'pushed', r);
         results[e.eventId] = error === undefined ? {} : { error };
         break;
       }
