@@ -29,6 +29,7 @@ import { addHierarchyRoute } from './routing/hierarchy.js';
 import { addTimestampRoute } from './routing/timestamp.js';
 import { SpaceHierarchyFetcher } from './internal/perform/hierarchy.js';
 import { TimestampFetcher } from './internal/perform/timestamp.js';
+import { Backfiller } from './internal/perform/backfill.js';
 import { FederationAuth } from './routing/fedauth.js';
 import { addJoinRoutes } from './routing/join.js';
 import { addInviteRoutes } from './routing/invite.js';
@@ -114,6 +115,7 @@ export async function newInternalAPI(cfg: Config, db: OpenedDatabase<unknown>, d
     : {
         hierarchy: new SpaceHierarchyFetcher({ serverName: identity.serverName, client, log }),
         timestamps: new TimestampFetcher({ serverName: identity.serverName, client, keys: keyRing, rsAPI, log }),
+        backfill: new Backfiller({ serverName: identity.serverName, client, keys: keyRing, rsAPI, log }),
       };
 
   if (!cfg.global.disableFederation) {

@@ -10,6 +10,7 @@ import { EventLoader } from './internal/eventloader.js';
 import { Inputer } from './internal/input/inputer.js';
 import { RoomCreator } from './internal/perform/createroom.js';
 import type { PeekFederationAPI } from './internal/perform/peek.js';
+import type { BackfillFederationAPI } from './internal/perform/backfill.js';
 import type { SigningIdentity } from '../internal/signingidentity.js';
 import { DirectoryStore } from './storage/directory.js';
 import { EventStore } from './storage/eventstore.js';
@@ -19,7 +20,7 @@ import type { RoomserverDatabase } from './storage/tables.js';
 
 /**
  * `federation`: federationapi's API once it is built (after the roomserver), for peeks into
- * rooms of other servers; absent or undefined without it.
+ * rooms of other servers and backfill; absent or undefined without it.
  */
 export async function newInternalAPI(
   cfg: Config,
@@ -27,7 +28,7 @@ export async function newInternalAPI(
   bus: Bus,
   log: Logger,
   identity: SigningIdentity,
-  federation: () => PeekFederationAPI | undefined = () => undefined,
+  federation: () => (PeekFederationAPI & BackfillFederationAPI) | undefined = () => undefined,
 ): Promise<RoomserverInternalAPI> {
   await runMigrations(db.db, db.dialect, 'roomserver', roomserverMigrations);
   const kysely = db.db as unknown as Kysely<RoomserverDatabase>;
@@ -84,5 +85,6 @@ export async function newInternalAPI(
       log: log.child({ component: 'roomserver' }),
     },
     { federatedPeeks: cfg.mscs.mscs.includes('msc2444'), federation, publish, log: log.child({ component: 'roomserver' }) },
+    { federation, log: log.child({ component: 'roomserver' }) },
   );
 }

@@ -18,6 +18,7 @@ import { SyncInternalAPIImpl } from './internal/api.js';
 import { Notifier } from './internal/notifier.js';
 import { ZERO } from './internal/token.js';
 import { addMessagesRoutes } from './routing/messages.js';
+import { HistoryFiller } from './internal/backfill.js';
 import { addRelationsRoutes } from './routing/relations.js';
 import { Aggregations } from './internal/aggregations.js';
 import { RelationsStore } from './storage/relations.js';
@@ -86,7 +87,7 @@ export async function newInternalAPI(cfg: Config, db: OpenedDatabase<unknown>, d
     await startEphemeralConsumers({ bus: deps.bus, serverName: cfg.global.serverName, prefix, store, ephemeral, typing, notifier, log });
     deps.onRoutes((routers) => {
       addSyncRoute(routers.client, { store, ephemeral, typing, presence, notifier, userAPI: deps.userAPI, rsAPI: deps.rsAPI, peeks, peekActivity, aggregations });
-      addMessagesRoutes(routers.client, store, deps.userAPI, deps.rsAPI, aggregations);
+      addMessagesRoutes(routers.client, store, deps.userAPI, deps.rsAPI, aggregations, new HistoryFiller({ store, rsAPI: deps.rsAPI, log }));
       addRelationsRoutes(routers.client, { store, relations, aggregations, userAPI: deps.userAPI, rsAPI: deps.rsAPI });
       addPresenceRoutes(routers.client, presence, deps.userAPI);
       addKeyChangesRoute(routers.client, store, deps.userAPI);

@@ -162,6 +162,27 @@ export interface PerformRemoteTimestampToEventRequest {
 }
 export type PerformRemoteTimestampToEventResponse = { event_id: string; origin_server_ts: number; error?: undefined } | { error: 'not_found' | 'unreachable'; message: string };
 
+/**
+ * History of a room asked of its other servers (GET /backfill), for the roomserver when syncapi
+ * pages back into a gap. Servers are asked in turn (ours never; a few at most, within a time
+ * bound) until one gives events not held here. Those are checked (format, signatures, hashes;
+ * others of the room dropped), their missing auth events fetched, the state before each fetched
+ * (GET /state_ids) where its prev events are not at hand, and they are input as `old` events
+ * (the roomserver checks auth), oldest first.
+ */
+export interface PerformRemoteBackfillRequest {
+  room_id: string;
+  /** The events to walk back from (the `v` of GET /backfill): prev events this server lacks. */
+  event_ids: string[];
+  /** At most this many events are asked for and taken (at most 100). */
+  limit: number;
+  /** The servers to ask, in order of preference. */
+  server_names: string[];
+}
+export type PerformRemoteBackfillResponse =
+  | { /** The events the roomserver took in (accepted or held already), in input order. */ event_ids: string[]; /** The server that gave them. */ server?: string; error?: undefined }
+  | { error: 'not_found' | 'unreachable'; message: string };
+
 /** Another server's room directory (the client's `/publicRooms?server=`). */
 export interface QueryRemotePublicRoomsRequest {
   server_name: string;
@@ -180,6 +201,8 @@ export interface FederationInternalAPI extends StatusAPI {
   queryRemoteSpaceHierarchy(req: QueryRemoteSpaceHierarchyRequest): Promise<QueryRemoteSpaceHierarchyResponse>;
   /** A closer event from other servers of the room (GET /timestamp_to_event), backfilled here. */
   performRemoteTimestampToEvent(req: PerformRemoteTimestampToEventRequest): Promise<PerformRemoteTimestampToEventResponse>;
+  /** A room's history behind some events, from its other servers (GET /backfill), checked and input here. */
+  performRemoteBackfill(req: PerformRemoteBackfillRequest): Promise<PerformRemoteBackfillResponse>;
   /** Device and cross-signing keys of another server's users (POST /user/keys/query). */
   queryRemoteKeys(req: QueryRemoteKeysRequest): Promise<QueryRemoteKeysResponse>;
   /** One-time keys of another server's users' devices (POST /user/keys/claim). */
@@ -204,4 +227,4 @@ export interface FederationInternalAPI extends StatusAPI {
   performOutboundUnpeek(req: PerformOutboundUnpeekRequest): Promise<PerformOutboundUnpeekResponse>;
 }
 
-export const federationapiInternalAPIMethods = ['queryComponentStatus', 'queryRemoteSpaceHierarchy', 'performRemoteTimestampToEvent', 'performJoin', 'performInvite', 'performLeave', 'performThirdPartyInvite', 'queryRemoteProfile', 'queryRemoteDirectory', 'queryRemotePublicRooms', 'queryRemoteKeys', 'claimRemoteKeys', 'queryRemoteDeviceList', 'performOutboundPeek', 'performOutboundUnpeek'] as const satisfies ReadonlyArray<keyof FederationInternalAPI>;
+export const federationapiInternalAPIMethods = ['queryComponentStatus', 'queryRemoteSpaceHierarchy', 'performRemoteTimestampToEvent', 'performRemoteBackfill', 'performJoin', 'performInvite', 'performLeave', 'performThirdPartyInvite', 'queryRemoteProfile', 'queryRemoteDirectory', 'queryRemotePublicRooms', 'queryRemoteKeys', 'claimRemoteKeys', 'queryRemoteDeviceList', 'performOutboundPeek', 'performOutboundUnpeek'] as const satisfies ReadonlyArray<keyof FederationInternalAPI>;

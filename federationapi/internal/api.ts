@@ -24,7 +24,10 @@ import type { OutboundPeeker } from './peekoutbound.js';
 import type { PerformOutboundPeekRequest, PerformOutboundPeekResponse, PerformOutboundUnpeekRequest, PerformOutboundUnpeekResponse } from '../api/index.js';
 import type { SpaceHierarchyFetcher } from './perform/hierarchy.js';
 import type { TimestampFetcher } from './perform/timestamp.js';
+import type { Backfiller } from './perform/backfill.js';
 import type {
+  PerformRemoteBackfillRequest,
+  PerformRemoteBackfillResponse,
   PerformRemoteTimestampToEventRequest,
   PerformRemoteTimestampToEventResponse,
   QueryRemoteSpaceHierarchyRequest,
@@ -40,7 +43,7 @@ export class FederationInternalAPIImpl implements FederationInternalAPI {
     private readonly inviter?: Inviter,
     private readonly client?: Pick<FederationClient, 'queryProfile' | 'queryDirectory' | 'publicRooms' | 'request'>,
     /** Lookups in other servers' rooms (spaces, timestamps); absent with federation disabled. */
-    private readonly lookups: { hierarchy?: SpaceHierarchyFetcher; timestamps?: TimestampFetcher } = {},
+    private readonly lookups: { hierarchy?: SpaceHierarchyFetcher; timestamps?: TimestampFetcher; backfill?: Backfiller } = {},
     /** Peeks into other servers' rooms (MSC2444); absent when they are off. */
     private readonly peeker?: Pick<OutboundPeeker, 'peek' | 'unpeek'>,
     /** Redeems third-party invites signed by identity servers. */
@@ -65,6 +68,11 @@ export class FederationInternalAPIImpl implements FederationInternalAPI {
   async performRemoteTimestampToEvent(req: PerformRemoteTimestampToEventRequest): Promise<PerformRemoteTimestampToEventResponse> {
     if (!this.lookups.timestamps) return { error: 'unreachable', message: 'federation is disabled' };
     return this.lookups.timestamps.lookup(req);
+  }
+
+  async performRemoteBackfill(req: PerformRemoteBackfillRequest): Promise<PerformRemoteBackfillResponse> {
+    if (!this.lookups.backfill) return { error: 'unreachable', message: 'federation is disabled' };
+    return this.lookups.backfill.backfill(req);
   }
 
   private static remoteFailure(err: unknown): { error: 'not_found' | 'unreachable'; message: string } {

@@ -56,11 +56,16 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
     const rs = () => ours.t.server.apis.roomserver;
     const stored = async (e: Event) => (await rs().queryEventsById({ event_ids: [e.eventId] })).events[0];
     const latest = async () => (await rs().queryLatestEventsAndState({ room_id: roomId, state_to_fetch: [] })).latest_event_ids;
-    /** The message bodies alice reads, in order, once syncapi has `upTo`. */
+    /**
+     * The message bodies alice's /sync shows, in the order her server took them in (stream order:
+     * /messages orders by depth, where a fork's events interleave), once syncapi has `upTo`.
+     */
     const timeline = async (upTo: string): Promise<string[]> => {
       const end = Date.now() + 15_000;
+      const filter = enc(JSON.stringify({ room: { timeline: { limit: 100 } } }));
       for (;;) {
-        const chunk = ((await req('GET', `/rooms/${enc(roomId)}/messages?dir=f&limit=1000`, alice)).body.chunk as Body[] | undefined) ?? [];
+        const s = (await req('GET', `/sync?timeout=0&filter=${filter}`, alice)).body;
+        const chunk = ((((s.rooms as Body | undefined)?.join as Record<string, Body> | undefined)?.[roomId]?.timeline as Body | undefined)?.events as Body[] | undefined) ?? [];
         if (chunk.some((e) => e.event_id === upTo)) return chunk.filter((e) => e.type === 'm.room.message').map((e) => (e.content as Body).body as string);
         if (Date.now() > end) throw new Error(`syncapi never showed ${upTo}`);
         await new Promise((r) => setTimeout(r, 50));

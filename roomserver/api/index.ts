@@ -484,6 +484,35 @@ export interface PerformPeekersGoneResponse {
   ended_remote_peek: boolean;
 }
 
+/**
+ * syncapi, paging back through a room (/messages), reached a gap: events whose prev events it
+ * lacks (backward extremities). The prev events and what lies behind them are fetched from other
+ * servers of the room (federationapi: GET /backfill, checked, then input as `old` events), or
+ * taken from what the roomserver holds already.
+ */
+export interface PerformBackfillRequest {
+  room_id: string;
+  /** The events whose prev events are missing (held here with their state). */
+  event_ids: string[];
+  /** How many events to ask other servers for (at most 100). */
+  limit: number;
+}
+export interface PerformBackfillResponse {
+  /**
+   * Accepted events of the room's history behind `event_ids`, each held with its state, oldest
+   * first; by ID (queryEventsById reads them), so that the answer stays small over NATS.
+   */
+  event_ids: string[];
+  /**
+   * Prev events of `event_ids` that the room's history will never show: held here but rejected
+   * or soft-failed, or of another room. Not gaps to fill.
+   */
+  not_shown_event_ids: string[];
+  /** unknown_room: no such room held here; unreachable: no other server gave anything. */
+  error?: 'unknown_room' | 'unreachable';
+  message?: string;
+}
+
 /** The user directory: users joined to a room the searcher is in, or to a public room, that match a term. */
 export interface QueryKnownUsersRequest {
   user_id: string;
@@ -536,6 +565,8 @@ export interface RoomserverInternalAPI extends StatusAPI {
   performUnpeek(req: PerformUnpeekRequest): Promise<PerformUnpeekResponse>;
   performInboundPeek(req: PerformInboundPeekRequest): Promise<PerformInboundPeekResponse>;
   performPeekersGone(req: PerformPeekersGoneRequest): Promise<PerformPeekersGoneResponse>;
+  /** History behind a gap in a room, from other servers of the room when it is not held here (/messages). */
+  performBackfill(req: PerformBackfillRequest): Promise<PerformBackfillResponse>;
 }
 
 export const roomserverInternalAPIMethods = [
@@ -571,4 +602,5 @@ export const roomserverInternalAPIMethods = [
   'performUnpeek',
   'performInboundPeek',
   'performPeekersGone',
+  'performBackfill',
 ] as const satisfies ReadonlyArray<keyof RoomserverInternalAPI>;

@@ -82,6 +82,8 @@ import { KnownUsers } from './query/knownusers.js';
 import type { QueryKnownUsersRequest, QueryKnownUsersResponse } from '../api/index.js';
 import { RoomAdmin, type RoomAdminDeps } from './perform/admin.js';
 import { Peeker, type PeekerDeps } from './perform/peek.js';
+import { RoomBackfiller, type BackfillFederationAPI } from './perform/backfill.js';
+import type { PerformBackfillRequest, PerformBackfillResponse } from '../api/index.js';
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { RoomserverDatabase } from '../storage/tables.js';
@@ -106,7 +108,10 @@ export class RoomserverInternalAPIImpl implements RoomserverInternalAPI {
     adminDeps?: { db: Kysely<RoomserverDatabase>; publish: RoomAdminDeps['publish']; log: Logger },
     /** What peeks (MSC2753, MSC2444) need besides the stores: absent in tests that build the API bare. */
     peekDeps?: Pick<PeekerDeps, 'federatedPeeks' | 'federation' | 'publish' | 'log'>,
+    /** What backfill needs besides the stores (federationapi, once built): absent in tests that build the API bare. */
+    backfillDeps?: { federation: () => BackfillFederationAPI | undefined; log: Logger },
   ) {
+    this.backfiller = backfillDeps ? new RoomBackfiller({ serverName, events, snapshots, loader, ...backfillDeps }) : undefined;
     this.peeker = peekDeps
       ? new Peeker({ serverName, events, loader, query: this, exclusive: (roomId, fn) => inputer.enqueue(roomId, fn), ...peekDeps })
       : undefined;
@@ -142,6 +147,7 @@ export class RoomserverInternalAPIImpl implements RoomserverInternalAPI {
   private readonly byTimestamp: EventByTimestamp;
   private readonly admin: RoomAdmin | undefined;
   private readonly peeker: Peeker | undefined;
+  private readonly backfiller: RoomBackfiller | undefined;
   private readonly sender: EventSender | undefined;
 
   async queryComponentStatus(_req: EmptyRequest): Promise<ComponentStatus> {
@@ -371,6 +377,11 @@ export class RoomserverInternalAPIImpl implements RoomserverInternalAPI {
 
   async performPeekersGone(req: PerformPeekersGoneRequest): Promise<PerformPeekersGoneResponse> {
     return this.requirePeeker().performPeekersGone(req);
+  }
+
+  async performBackfill(req: PerformBackfillRequest): Promise<PerformBackfillResponse> {
+    if (!this.backfiller) return { event_ids: [], not_shown_event_ids: [], error: 'unreachable', message: 'this roomserver was built without backfill' };
+    return this.backfiller.performBackfill(req);
   }
 
   private requirePeeker(): Peeker {

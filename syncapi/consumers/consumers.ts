@@ -12,6 +12,7 @@ import type { Notifier } from '../internal/notifier.js';
 import type { PeekStore } from '../storage/peeks.js';
 import type { PeekActivity } from '../internal/peekactivity.js';
 import { purgeRoomRows } from '../storage/purge.js';
+import { storeHistorical } from '../internal/backfill.js';
 import { parseRelation, type RelationsStore } from '../storage/relations.js';
 import type { SearchIndex } from '../storage/search.js';
 import type { SyncStore } from '../storage/syncstore.js';
@@ -78,12 +79,26 @@ export async function startConsumers(d: ConsumerDeps): Promise<void> {
 
   await d.bus.consume({ stream: `${d.prefix}OutputRoomEvent`, durable: 'SyncAPIRoomServerConsumer' }, async (msg) => {
     const out = JSON.parse(decoder.decode(msg.data)) as OutputRoomEvent;
-    if (out.type === 'new_room_event' || out.type === 'old_room_event') {
-      const headered = out.type === 'new_room_event' ? out.new_room_event.event : out.old_room_event.event;
+    if (out.type === 'old_room_event') {
+      // History (backfilled): stored below the stream (never new to /sync, wakes no one),
+      // changing no current state; /messages finds it by its depth. A backfill that /messages
+      // waited for stored it already.
+      const headered = out.old_room_event.event;
       const event = parse(headered);
-      const adds = out.type === 'new_room_event' ? out.new_room_event.adds_state_event_ids : [];
-      const removes = out.type === 'new_room_event' ? out.new_room_event.removes_state_event_ids : [];
-      const txn = out.type === 'new_room_event' ? out.new_room_event.transaction_id : undefined;
+      const { pos } = await storeHistorical(d.store, headered, event);
+      await d.search
+        ?.indexEvent({ eventId: event.eventId, roomId: event.roomId, sender: event.sender, type: event.type, stateKey: event.stateKey, content: event.content, pos })
+        .catch((err: unknown) => d.log.error({ err, eventId: event.eventId }, 'search: cannot index the event'));
+      const rel = parseRelation(event.content);
+      if (rel) await d.relations.add({ roomId: event.roomId, eventId: rel.eventId, childEventId: event.eventId, childType: event.type, relType: rel.relType, sender: event.sender, originTs: event.originServerTs, pos });
+      return;
+    }
+    if (out.type === 'new_room_event') {
+      const headered = out.new_room_event.event;
+      const event = parse(headered);
+      const adds = out.new_room_event.adds_state_event_ids;
+      const removes = out.new_room_event.removes_state_event_ids;
+      const txn = out.new_room_event.transaction_id;
       const before = await audience(d.store, event.roomId);
       // State the roomserver added that this component has not seen (the state a remote join or
       // a peek over federation brought, or state resolution picked) is fetched and goes into the
@@ -98,7 +113,19 @@ export async function startConsumers(d: ConsumerDeps): Promise<void> {
           const { events } = await d.rsAPI.queryEventsById({ event_ids: missing });
           for (const h of events) {
             const e = parse(h);
-            await d.store.insertEvent({ roomId: e.roomId, eventId: e.eventId, type: e.type, sender: e.sender, stateKey: e.stateKey ?? null, json: JSON.stringify(e.json), roomVersion: h.room_version, addsState: [e.eventId], removesState: [] });
+            await d.store.insertEvent({
+              roomId: e.roomId,
+              eventId: e.eventId,
+              type: e.type,
+              sender: e.sender,
+              stateKey: e.stateKey ?? null,
+              json: JSON.stringify(e.json),
+              roomVersion: h.room_version,
+              addsState: [e.eventId],
+              removesState: [],
+              depth: e.depth,
+              prevEventIds: e.prevEventIds,
+            });
             fetched.add(e.eventId);
           }
         }
@@ -114,6 +141,8 @@ export async function startConsumers(d: ConsumerDeps): Promise<void> {
         addsState: adds.filter((id) => !fetched.has(id)),
         removesState: removes,
         ...(txn ? { txn: { deviceId: txn.device_id, txnId: txn.transaction_id } } : {}),
+        depth: event.depth,
+        prevEventIds: event.prevEventIds,
       });
       // Search is best effort: a failure is logged (POST /_dendrite/admin/fulltext/reindex repairs it), /sync goes on.
       await d.search

@@ -166,3 +166,19 @@ it('pages a departed room back from the leave, without what came after', async (
   expect(bodies(page.body.chunk)).toEqual(['carol before leaving']);
   expect((page.body.chunk as Body[])[0]!.type).toBe('m.room.member');
 });
+
+it('gives topological tokens, taken back by /messages, /context and /members, and refuses malformed ones', async () => {
+  const first = await req('GET', `/rooms/${enc(room)}/messages?dir=b&limit=3`, alice);
+  expect(first.body.start).toMatch(/^t\d+_\d+$/);
+  expect(first.body.end).toMatch(/^t\d+_-?\d+$/);
+  const again = await req('GET', `/rooms/${enc(room)}/messages?dir=b&limit=3&from=${first.body.start as string}`, alice);
+  expect(again.body.chunk).toEqual(first.body.chunk);
+  const members = await req('GET', `/rooms/${enc(room)}/members?at=${first.body.end as string}`, alice);
+  expect(members.status).toBe(200);
+  expect((members.body.chunk as Body[]).map((e) => e.state_key)).toEqual([ALICE]);
+  for (const bad of ['t1_x', 't_1', 's', 'tt1_1']) {
+    const r = await req('GET', `/rooms/${enc(room)}/messages?dir=b&from=${bad}`, alice);
+    expect([bad, r.status, r.body.errcode]).toEqual([bad, 400, 'M_INVALID_PARAM']);
+  }
+  expect((await req('GET', `/rooms/${enc(room)}/members?at=nope`, alice)).body.errcode).toBe('M_INVALID_PARAM');
+});

@@ -4,10 +4,19 @@
  * /rooms/{roomId}/members. History visibility is the roomserver's decision, from the state at
  * each event; filters come from syncapi's filter reader.
  *
- * Pagination tokens are sync tokens whose PDU position marks a gap in the room's stream: a
- * token at N sits just after the event at position N, so backwards paging from it returns
- * events at or before N and forwards paging returns those after N. A /sync `prev_batch` is
- * such a token, so a client can page back from its timeline.
+ * /messages and /context go through a room in topological order: by depth, then by stream
+ * position (as Dendrite and Synapse do), so that history backfilled after the fact comes in its
+ * place. Their tokens are topological (`t<depth>_<pos>`, internal/topotoken.ts), a place just
+ * after the event at (depth, pos): backwards paging from it returns events at or before it and
+ * forwards paging those after it. A /sync `prev_batch` (a stream token) is accepted too and
+ * placed just before the room's first event after it, so a client pages back from its timeline.
+ *
+ * Paging backwards into a gap in the room's history here (an event whose prev events syncapi
+ * lacks: a room joined over federation starts with one before the join), the history behind it
+ * is backfilled (internal/backfill.ts: the roomserver asks other servers of the room) before the
+ * page goes past it. A gap above the page's start is filled first: what is missing there may
+ * belong in the page. At most MAX_FILLS gaps per request; one that could not be filled is left
+ * alone for a while and the page goes on past it.
  */
 import type { Context, Hono } from 'hono';
 import { authenticate, clientRoute, forbidden, invalidParam, jsonResponse, notFound, type TokenResolver } from '../../internal/httputil/index.js';
@@ -16,8 +25,11 @@ import type { RoomserverInternalAPI } from '../../roomserver/api/index.js';
 import type { AuthenticatedDevice } from '../../userapi/api/index.js';
 import { clientEvent, contentOf } from '../internal/clientevent.js';
 import { eventFilter, type EventFilter } from '../internal/filter.js';
-import { formatToken, parseToken, ZERO } from '../internal/token.js';
+import type { Gap, HistoryFiller } from '../internal/backfill.js';
+import { parseToken } from '../internal/token.js';
+import { formatTopoToken, parseTopoToken } from '../internal/topotoken.js';
 import type { StreamEvent, SyncStore } from '../storage/syncstore.js';
+import { compareTopo, type TopoKey } from '../storage/topology.js';
 import type { Aggregations, BundleTarget } from '../internal/aggregations.js';
 import { readAccess } from './access.js';
 
@@ -26,6 +38,10 @@ const MAX_LIMIT = 1000;
 /** Rows read per round while filling a page; rounds are capped so a sparse filter cannot scan a whole room. */
 const SCAN_BATCH = 100;
 const MAX_SCAN_ROUNDS = 20;
+/** Gaps filled (backfilled) per /messages request at most. */
+const MAX_FILLS = 3;
+/** Before every event (depths are never negative). */
+const START: TopoKey = { depth: -1, pos: 0 };
 
 export type MessagesRoomserverAPI = Pick<RoomserverInternalAPI, 'queryVisibleEvents' | 'queryMembershipForUser' | 'queryStateAfterEvents' | 'queryEventsById' | 'queryLatestEventsAndState'>;
 
@@ -53,15 +69,11 @@ function parseLimit(raw: string | undefined): number {
   return Math.min(n, MAX_LIMIT);
 }
 
-function tokenPos(raw: string, name: string): number {
-  const t = parseToken(raw);
-  if (!t) throw invalidParam(`${name} is not a pagination token from this server`);
-  return t.pdu;
-}
+const keyOfEvent = (e: StreamEvent): TopoKey => ({ depth: e.depth, pos: e.pos });
+/** Just before the event: where backwards paging past it goes on. */
+const justBefore = (k: TopoKey): TopoKey => ({ depth: k.depth, pos: k.pos - 1 });
 
-const pageToken = (pos: number): string => formatToken({ ...ZERO, pdu: Math.max(0, pos) });
-
-export function addMessagesRoutes(client: Hono, store: SyncStore, userAPI: TokenResolver<AuthenticatedDevice>, rsAPI: MessagesRoomserverAPI, aggregations?: Aggregations): void {
+export function addMessagesRoutes(client: Hono, store: SyncStore, userAPI: TokenResolver<AuthenticatedDevice>, rsAPI: MessagesRoomserverAPI, aggregations?: Aggregations, filler?: HistoryFiller): void {
   // Whether the user may read the room at all (a member now or before, or a world_readable room), and each event.
   const { requireReader, visible } = readAccess(rsAPI);
   /** Adds bundled aggregations (when syncapi serves them) to the events of a response. */
@@ -71,26 +83,68 @@ export function addMessagesRoutes(client: Hono, store: SyncStore, userAPI: Token
 
   const passes = (filter: EventFilter, e: StreamEvent): boolean => filter.allows({ type: e.type, sender: e.sender, roomId: e.roomId, content: contentOf(e) });
 
+  /** The place a `from`/`to` token names in the room: topological as it is, a stream token placed in the room's order. */
+  const tokenKey = async (roomId: string, raw: string, name: string): Promise<TopoKey> => {
+    const topo = parseTopoToken(raw);
+    if (topo) return topo;
+    const stream = parseToken(raw);
+    if (!stream) throw invalidParam(`${name} is not a pagination token from this server`);
+    return store.topoKeyAtStreamPos(roomId, stream.pdu);
+  };
+
   /**
-   * Up to `limit` events the user may see and the filter passes, from `pos` in a direction,
-   * stopping at `bound` (exclusive of the gap it names). `next` is where the following page
-   * starts.
+   * Up to `limit` events the user may see and the filter passes, from `from` in a direction,
+   * stopping at `bound` (exclusive of the place it names). `next` is where the following page
+   * starts. With `fillGaps` (backwards only), gaps met on the way are backfilled first.
    */
   const page = async (
     userId: string,
     roomId: string,
-    pos: number,
+    from: TopoKey,
     backwards: boolean,
     limit: number,
     filter: EventFilter,
-    bound?: number,
-  ): Promise<{ events: StreamEvent[]; next: number }> => {
+    bound?: TopoKey,
+    fillGaps = false,
+  ): Promise<{ events: StreamEvent[]; next: TopoKey }> => {
     const out: StreamEvent[] = [];
-    let cursor = pos;
+    let cursor = from;
+    const tried = new Set<string>();
+    let fills = 0;
+    const fill = async (gap: Gap): Promise<void> => {
+      tried.add(gap.eventId);
+      fills++;
+      await filler!.fill(roomId, gap);
+    };
     for (let round = 0; round < MAX_SCAN_ROUNDS && out.length < limit; round++) {
-      const raw = await store.roomEventsFrom(roomId, cursor, backwards, SCAN_BATCH);
-      const rows = bound === undefined ? raw : raw.filter((r) => (backwards ? r.pos > bound : r.pos <= bound));
-      if (rows.length === 0) break;
+      let gap: Gap | undefined;
+      if (backwards && fillGaps && filler && fills < MAX_FILLS) {
+        gap = await filler.nextGap(roomId, tried);
+        // A gap below `to` is not this page's.
+        if (gap && bound !== undefined && compareTopo(gap, bound) <= 0) gap = undefined;
+        // Above the page: what is missing behind it may belong in the page; it comes first.
+        if (gap && compareTopo(gap, cursor) > 0) {
+          await fill(gap);
+          continue;
+        }
+      }
+      const raw = await store.roomEventsTopo(roomId, cursor, backwards, SCAN_BATCH);
+      const exhausted = raw.length < SCAN_BATCH;
+      // Rows up to `to`, and (backwards) down to the gap: events below it wait for its history.
+      const beyondBound = bound === undefined ? -1 : raw.findIndex((r) => (backwards ? compareTopo(keyOfEvent(r), bound) <= 0 : compareTopo(keyOfEvent(r), bound) > 0));
+      const belowGap = gap === undefined ? -1 : raw.findIndex((r) => compareTopo(keyOfEvent(r), gap) < 0);
+      let rows = raw;
+      let stop: 'bound' | 'gap' | undefined;
+      if (belowGap >= 0 && (beyondBound < 0 || belowGap <= beyondBound)) {
+        rows = raw.slice(0, belowGap);
+        stop = 'gap';
+      } else if (beyondBound >= 0) {
+        rows = raw.slice(0, beyondBound);
+        stop = 'bound';
+      } else if (gap !== undefined && exhausted) {
+        // Nothing here below the gap at all: the room's history here starts at it.
+        stop = 'gap';
+      }
       let taken = rows.length;
       const seen = await visible(userId, rows.filter((r) => passes(filter, r)));
       for (const e of seen) {
@@ -100,10 +154,17 @@ export function addMessagesRoutes(client: Hono, store: SyncStore, userAPI: Token
         }
         out.push(e);
       }
-      const last = rows[taken - 1]!;
-      cursor = backwards ? last.pos - 1 : last.pos;
-      // The room (or the `to` bound) ran out this way.
-      if (raw.length < SCAN_BATCH || rows.length < raw.length) break;
+      if (taken > 0) {
+        const last = rows[taken - 1]!;
+        cursor = backwards ? justBefore(keyOfEvent(last)) : keyOfEvent(last);
+      }
+      if (out.length >= limit || stop === 'bound') break;
+      if (stop === 'gap') {
+        await fill(gap!);
+        continue;
+      }
+      // The room ran out this way.
+      if (exhausted) break;
     }
     return { events: out, next: cursor };
   };
@@ -122,24 +183,28 @@ export function addMessagesRoutes(client: Hono, store: SyncStore, userAPI: Token
     const backwards = dir === 'b';
     const limit = parseLimit(c.req.query('limit'));
     const filter = eventFilter(parseFilterParam(c.req.query('filter')));
-    if (!filter.allowsRoom(roomId)) return jsonResponse({ chunk: [], start: c.req.query('from') ?? pageToken(0) });
     const fromRaw = c.req.query('from');
     const toRaw = c.req.query('to');
+    if (fromRaw !== undefined && !parseTopoToken(fromRaw) && !parseToken(fromRaw)) throw invalidParam('from is not a pagination token from this server');
+    if (!filter.allowsRoom(roomId)) return jsonResponse({ chunk: [], start: fromRaw ?? formatTopoToken(START) });
     await requireReader(device.userId, roomId);
-    // Without `from`, backwards starts at the newest event the user may see (for one who left,
-    // their leave) and forwards at the oldest.
-    let from = fromRaw !== undefined ? tokenPos(fromRaw, 'from') : backwards ? await store.maxEventPos() : 0;
+    // Without `from`, backwards starts at the room's last event (for one who left, at their
+    // leave) and forwards at its first.
+    let from = fromRaw !== undefined ? await tokenKey(roomId, fromRaw, 'from') : backwards ? ((await store.maxTopoKey(roomId)) ?? START) : START;
     if (fromRaw === undefined && backwards) {
       const m = await rsAPI.queryMembershipForUser({ room_id: roomId, user_id: device.userId });
-      if ((m.membership === 'leave' || m.membership === 'ban') && m.event_id !== undefined) from = Math.min(from, (await store.eventPos(m.event_id)) ?? from);
+      if ((m.membership === 'leave' || m.membership === 'ban') && m.event_id !== undefined) {
+        const left = await store.eventKey(m.event_id);
+        if (left && compareTopo(left, from) < 0) from = { depth: left.depth, pos: left.pos };
+      }
     }
-    const to = toRaw !== undefined ? tokenPos(toRaw, 'to') : undefined;
-    const { events, next } = await page(device.userId, roomId, from, backwards, limit, filter, to);
+    const to = toRaw !== undefined ? await tokenKey(roomId, toRaw, 'to') : undefined;
+    const { events, next } = await page(device.userId, roomId, from, backwards, limit, filter, to, true);
     const chunk = events.map((e) => ({ event: e, json: clientEvent(e, { deviceId: device.deviceId }) }));
     await bundle(device.userId, chunk);
-    const body: JsonObject = { chunk: chunk.map((t) => t.json), start: pageToken(from) };
+    const body: JsonObject = { chunk: chunk.map((t) => t.json), start: fromRaw ?? formatTopoToken(from) };
     // As Synapse and Dendrite do, `end` is left out exactly when the chunk is empty.
-    if (events.length > 0) body['end'] = pageToken(next);
+    if (events.length > 0) body['end'] = formatTopoToken(next);
     if (filter.lazyLoadMembers && events.length > 0) {
       body['state'] = membersOfSenders(await store.currentState(roomId), events).map((e) => clientEvent(e));
     }
@@ -156,8 +221,9 @@ export function addMessagesRoutes(client: Hono, store: SyncStore, userAPI: Token
     const [target] = await store.events([eventId]);
     if (!target || target.roomId !== roomId || (await visible(device.userId, [target])).length === 0) throw notFound('Event not found');
     const beforeLimit = Math.floor(limit / 2);
-    const before = await page(device.userId, roomId, target.pos - 1, true, beforeLimit, filter);
-    const after = await page(device.userId, roomId, target.pos, false, limit - beforeLimit, filter);
+    const at = keyOfEvent(target);
+    const before = await page(device.userId, roomId, justBefore(at), true, beforeLimit, filter);
+    const after = await page(device.userId, roomId, at, false, limit - beforeLimit, filter);
     const last = after.events[after.events.length - 1] ?? target;
     const { state_events } = await rsAPI.queryStateAfterEvents({ room_id: roomId, prev_event_ids: [last.eventId] });
     let state = state_events.map((h) => Event.fromPDU(h.pdu, h.room_version));
@@ -173,8 +239,8 @@ export function addMessagesRoutes(client: Hono, store: SyncStore, userAPI: Token
       event: event.json,
       events_before: eventsBefore.map((t) => t.json),
       events_after: eventsAfter.map((t) => t.json),
-      start: pageToken(before.events.length > 0 ? before.events[before.events.length - 1]!.pos - 1 : target.pos - 1),
-      end: pageToken(last.pos),
+      start: formatTopoToken(before.events.length > 0 ? justBefore(keyOfEvent(before.events[before.events.length - 1]!)) : justBefore(at)),
+      end: formatTopoToken(keyOfEvent(last)),
       state: state.map((s) => s.toClientEvent('client')),
     });
   });
@@ -200,23 +266,41 @@ export function addMessagesRoutes(client: Hono, store: SyncStore, userAPI: Token
     const notMembership = c.req.query('not_membership');
     const atRaw = c.req.query('at');
     const m = await rsAPI.queryMembershipForUser({ room_id: roomId, user_id: device.userId });
-    let at = atRaw !== undefined ? tokenPos(atRaw, 'at') : undefined;
+    // `at` as a stream position; a topological token in backfilled history names the event instead (no stream position holds its state).
+    let at: number | undefined;
+    let atHistory: string | undefined;
+    if (atRaw !== undefined) {
+      const topo = parseTopoToken(atRaw);
+      const stream = topo ? undefined : parseToken(atRaw);
+      if (!topo && !stream) throw invalidParam('at is not a pagination token from this server');
+      if (topo) {
+        const [e] = await store.roomEventsTopo(roomId, topo, true, 1);
+        if (e && e.pos <= 0) atHistory = e.eventId;
+        else at = e?.pos ?? 0;
+      } else at = stream!.pdu;
+    }
     if (m.membership !== 'join') {
       // A former member sees the members as they were when they left, and no later.
       if ((m.membership === 'leave' || m.membership === 'ban') && m.event_id !== undefined) {
         const leftAt = await store.eventPos(m.event_id);
         if (leftAt === undefined) throw forbidden('You are not in this room');
-        at = at === undefined ? leftAt : Math.min(at, leftAt);
+        if (atHistory === undefined) at = at === undefined ? leftAt : Math.min(at, leftAt);
       } else {
         await requireReader(device.userId, roomId);
       }
     }
-    const state = at === undefined ? await store.currentState(roomId) : await store.stateAt(roomId, at);
-    const members = state.filter((s) => {
-      if (s.type !== 'm.room.member') return false;
-      const mem = contentOf(s)['membership'];
+    const wanted = (type: string, content: Record<string, unknown>): boolean => {
+      if (type !== 'm.room.member') return false;
+      const mem = content['membership'];
       return (membership === undefined || mem === membership) && (notMembership === undefined || mem !== notMembership);
-    });
+    };
+    if (atHistory !== undefined) {
+      const { state_events } = await rsAPI.queryStateAfterEvents({ room_id: roomId, prev_event_ids: [atHistory] });
+      const then = state_events.map((h) => Event.fromPDU(h.pdu, h.room_version)).filter((e) => wanted(e.type, e.content));
+      return jsonResponse({ chunk: then.map((e) => e.toClientEvent('client')) });
+    }
+    const state = at === undefined ? await store.currentState(roomId) : await store.stateAt(roomId, at);
+    const members = state.filter((s) => wanted(s.type, contentOf(s)));
     return jsonResponse({ chunk: members.map((e) => clientEvent(e)) });
   });
 }

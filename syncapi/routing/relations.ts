@@ -21,7 +21,8 @@ import { Event, type JsonObject, type PDUJson } from '../../internal/matrix/inde
 import type { AuthenticatedDevice } from '../../userapi/api/index.js';
 import type { Aggregations } from '../internal/aggregations.js';
 import { clientEvent } from '../internal/clientevent.js';
-import { formatToken, parseToken, ZERO } from '../internal/token.js';
+import { formatToken, ZERO } from '../internal/token.js';
+import { streamPosOfToken } from '../internal/topotoken.js';
 import type { RelationsStore } from '../storage/relations.js';
 import type { StreamEvent, SyncStore } from '../storage/syncstore.js';
 import { readAccess, type ReadAccessRoomserverAPI } from './access.js';
@@ -60,9 +61,9 @@ function parseLimit(raw: string | undefined, fallback: number, max: number): num
 
 function tokenPos(raw: string | undefined, name: string): number | undefined {
   if (raw === undefined) return undefined;
-  const t = parseToken(raw);
-  if (!t) throw invalidParam(`${name} is not a pagination token from this server`);
-  return t.pdu;
+  const pos = streamPosOfToken(raw);
+  if (pos === undefined) throw invalidParam(`${name} is not a pagination token from this server`);
+  return pos;
 }
 
 /** `recurse` (or MSC3981's unstable name): undefined when absent. */

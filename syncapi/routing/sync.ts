@@ -233,10 +233,7 @@ export function addSyncRoute(client: Hono, deps: SyncRouteDeps): void {
         const timelineIds = new Set(events.map((e) => e.eventId));
         const atStart = (await stateAtStart(await stateAfter(), events)).filter((e) => !timelineIds.has(e.eventId));
         if (full) state = atStart;
-        else if (limited) {
-          const known = new Set((await store.stateAt(roomId, from.pdu)).map((e) => e.eventId));
-          state = atStart.filter((e) => !known.has(e.eventId));
-        }
+        else if (limited) state = await changedSince(roomId, from.pdu, atStart);
         if (lazy) state = await lazyMembers(roomId, full, state, atStart, events);
         state = stateFilter(state);
       }
@@ -260,22 +257,46 @@ export function addSyncRoute(client: Hono, deps: SyncRouteDeps): void {
      * member events only for the timeline's senders (at the timeline's start, whether or not
      * they changed since the token), the room's heroes, the user when the whole state is
      * given, and, past a full sync, every member whose membership changed in a gap. Without
-     * include_redundant_members, a member event this device was sent already stays out.
+     * include_redundant_members, a member event this device was sent already stays out; a
+     * hero's stays out then in any case (the spec wants heroes "unless they are redundant";
+     * include_redundant_members is about the timeline's senders, as Synapse reads it).
      */
     const lazyMembers = async (roomId: string, full: boolean, state: StreamEvent[], atStart: StreamEvent[], events: StreamEvent[]): Promise<StreamEvent[]> => {
       const needed = timelineSenders(events);
       if (full) needed.add(userId);
-      for (const hero of ((await roomSummary(store, roomId, userId))['m.heroes'] as string[] | undefined) ?? []) needed.add(hero);
+      const heroes = new Set((((await summaryOf(roomId))['m.heroes'] as string[] | undefined) ?? []).filter((h) => !needed.has(h)));
       const out = new Map<string, StreamEvent>();
       for (const e of state) if (e.type !== 'm.room.member' || !full) out.set(e.eventId, e);
-      for (const e of atStart) if (e.type === 'm.room.member' && e.stateKey !== null && needed.has(e.stateKey)) out.set(e.eventId, e);
+      for (const e of atStart) if (e.type === 'm.room.member' && e.stateKey !== null && (needed.has(e.stateKey) || heroes.has(e.stateKey))) out.set(e.eventId, e);
       let picked = [...out.values()];
-      if (!roomFilter.state.includeRedundantMembers) {
-        const targets = picked.filter((e) => e.type === 'm.room.member' && e.stateKey !== null).map((e) => e.stateKey!);
-        const sent = await lazyLoad.sentMembers(userId, device.deviceId, roomId, targets);
-        picked = picked.filter((e) => e.type !== 'm.room.member' || e.stateKey === null || sent.get(e.stateKey) !== e.eventId);
-      }
+      const targets = picked.filter((e) => e.type === 'm.room.member' && e.stateKey !== null).map((e) => e.stateKey!);
+      const sent = await lazyLoad.sentMembers(userId, device.deviceId, roomId, targets);
+      const redundantOk = roomFilter.state.includeRedundantMembers;
+      picked = picked.filter((e) => e.type !== 'm.room.member' || e.stateKey === null || sent.get(e.stateKey) !== e.eventId || (redundantOk && !heroes.has(e.stateKey)));
       return picked;
+    };
+
+    /**
+     * The entries of `atStart` that the holder of a token at `pos` does not have: those whose
+     * first change after `pos` is their addition (an entry no change touched, or one first
+     * removed, was state at `pos`). Read from the room's state changes since `pos` alone, so
+     * the cost is the changes in the gap, not the events (nor the room's whole state at `pos`).
+     */
+    const changedSince = async (roomId: string, pos: number, atStart: StreamEvent[]): Promise<StreamEvent[]> => {
+      const firstChange = new Map<string, 'add' | 'remove'>();
+      for (const c of await store.stateChangesAfter(roomId, pos)) {
+        for (const id of c.removes) if (!firstChange.has(id)) firstChange.set(id, 'remove');
+        for (const id of c.adds) if (!firstChange.has(id)) firstChange.set(id, 'add');
+      }
+      return atStart.filter((e) => firstChange.get(e.eventId) === 'add');
+    };
+
+    /** Each room's summary, read once per response (lazy-loading wants its heroes too). */
+    const summaries = new Map<string, Promise<JsonObject>>();
+    const summaryOf = (roomId: string): Promise<JsonObject> => {
+      let s = summaries.get(roomId);
+      if (!s) summaries.set(roomId, (s = roomSummary(store, roomId, userId)));
+      return s;
     };
 
     /** Whether the user came into the room (was not joined) after the since token. */
@@ -318,7 +339,7 @@ export function addSyncRoute(client: Hono, deps: SyncRouteDeps): void {
       const section = await roomSection(roomId, full, to.pdu, () => store.currentState(roomId), false, wasAway);
       if (!full && section.events.length === 0 && accountData.length === 0 && ephemeralEvents.length === 0 && !countsChanged.has(roomId)) continue;
       join[roomId] = {
-        summary: await roomSummary(store, roomId, userId),
+        summary: await summaryOf(roomId),
         timeline: section.timeline,
         state: section.state,
         account_data: { events: accountData },
@@ -342,7 +363,7 @@ export function addSyncRoute(client: Hono, deps: SyncRouteDeps): void {
         const section = await roomSection(p.roomId, full, to.pdu, () => store.currentState(p.roomId), true);
         if (!p.sent) sent.push(p.roomId);
         if (!full && section.events.length === 0) continue;
-        peek[p.roomId] = { summary: await roomSummary(store, p.roomId, userId), timeline: section.timeline, state: section.state, account_data: { events: [] }, ephemeral: { events: [] } };
+        peek[p.roomId] = { summary: await summaryOf(p.roomId), timeline: section.timeline, state: section.state, account_data: { events: [] }, ephemeral: { events: [] } };
       }
       await peeks.markSent(userId, device.deviceId, sent);
     }
@@ -557,25 +578,19 @@ const MAX_HEROES = 5;
 
 /**
  * The room summary: joined and invited counts, and, for a room with neither a name nor a
- * canonical alias, up to five other members (by user ID) for clients to name it after:
- * joined and invited ones, or else those who left. Read from the membership column and the
- * two naming events, not the whole state: it is asked for each room of every sync.
+ * canonical alias, up to five other members for clients to name it after: the first joined,
+ * then invited, ones in the order they came (the spec's "ordered by stream ordering"), or
+ * else those who left. Read from the membership column and the two naming events, not the whole
+ * state: it is asked for each room of every sync.
  */
 async function roomSummary(store: SyncStore, roomId: string, userId: string): Promise<JsonObject> {
-  const members = await store.memberships(roomId);
-  const joined = members.filter((m) => m.membership === 'join').length;
-  const invited = members.filter((m) => m.membership === 'invite').length;
-  const summary: JsonObject = { 'm.joined_member_count': joined, 'm.invited_member_count': invited };
   const named = (await store.currentStateOfTypes(roomId, ['m.room.name', 'm.room.canonical_alias'])).some((e) => {
     const c = contentOf(e);
     return e.type === 'm.room.name' ? typeof c['name'] === 'string' && c['name'] !== '' : typeof c['alias'] === 'string';
   });
-  if (!named) {
-    const others = members.filter((m) => m.userId !== userId);
-    const present = others.filter((m) => m.membership === 'join' || m.membership === 'invite');
-    const pool = present.length > 0 ? present : others.filter((m) => m.membership === 'leave' || m.membership === 'ban');
-    summary['m.heroes'] = pool.map((m) => m.userId).sort().slice(0, MAX_HEROES);
-  }
+  const { joined, invited, heroes } = await store.memberSummary(roomId, userId, named ? 0 : MAX_HEROES);
+  const summary: JsonObject = { 'm.joined_member_count': joined, 'm.invited_member_count': invited };
+  if (!named) summary['m.heroes'] = heroes;
   return summary;
 }
 

@@ -8,6 +8,8 @@ import type { ComponentMigration } from '../../internal/sqlutil/index.js';
 import { addAutoIdColumn, bigintType, boolType } from '../../internal/sqlutil/index.js';
 import { backfillRelations } from './relations.js';
 import type { SyncapiDatabase } from './tables.js';
+import { backfillTopology } from './topology.js';
+import { STATE_CHANGED } from './syncstore.js';
 
 export const syncapiMigrations: readonly ComponentMigration[] = [
   {
@@ -190,6 +192,40 @@ export const syncapiMigrations: readonly ComponentMigration[] = [
       await db.schema.createIndex('syncapi_redacted_events_room').on('syncapi_redacted_events').column('room_id').execute();
       // Relations of the events stored before this table existed.
       await backfillRelations(db as unknown as Kysely<SyncapiDatabase>);
+    },
+  },
+  {
+    version: 7,
+    name: 'topological_order',
+    up: async (db, dialect) => {
+      // Each event's depth: /messages pages a room by (depth, position), so that history
+      // backfilled later (stored at negative positions: never new to /sync) lands in its place.
+      await db.schema.alterTable('syncapi_output_room_events').addColumn('depth', bigintType, (c) => c.notNull().defaultTo(0)).execute();
+      await db.schema.createIndex('syncapi_output_room_events_topo').on('syncapi_output_room_events').columns(['room_id', 'depth', 'id']).execute();
+      // Gaps in rooms' history here (storage/topology.ts): an event and each prev event syncapi lacks.
+      await db.schema
+        .createTable('syncapi_backward_extremities')
+        .addColumn('room_id', 'text', (c) => c.notNull())
+        .addColumn('event_id', 'text', (c) => c.notNull())
+        .addColumn('prev_event_id', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('syncapi_backward_extremities_pk', ['event_id', 'prev_event_id'])
+        .execute();
+      await db.schema.createIndex('syncapi_backward_extremities_room').on('syncapi_backward_extremities').column('room_id').execute();
+      // A stored event closes the gaps that lacked it.
+      await db.schema.createIndex('syncapi_backward_extremities_prev').on('syncapi_backward_extremities').column('prev_event_id').execute();
+      await backfillTopology(db as unknown as Kysely<SyncapiDatabase>, dialect);
+    },
+  },
+  {
+    version: 8,
+    name: 'state_change_indexes',
+    up: async (db) => {
+      // A user's own member events by position (their joins and leaves since a sync token),
+      // without walking the events of every room in between.
+      await sql`CREATE INDEX syncapi_output_room_events_state_key ON syncapi_output_room_events (state_key, id) WHERE state_key IS NOT NULL`.execute(db);
+      // Each room's state changes by position: what changed in a /sync gap costs the changes,
+      // not the events in it. Queries repeat the predicate word for word (STATE_CHANGED).
+      await sql`CREATE INDEX syncapi_output_room_events_state_changes ON syncapi_output_room_events (room_id, id) WHERE ${sql.raw(STATE_CHANGED)}`.execute(db);
     },
   },
 ];

@@ -17,6 +17,7 @@ const ROOM_TABLES = [
   'syncapi_peeks',
   'syncapi_relations',
   'syncapi_redacted_events',
+  'syncapi_backward_extremities',
 ] as const satisfies ReadonlyArray<keyof SyncapiDatabase>;
 
 /** Deletes the room's rows; returns how many events went. */

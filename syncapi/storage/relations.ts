@@ -61,7 +61,7 @@ export interface ThreadSummary {
   participated: boolean;
 }
 
-const EVENT_COLUMNS = ['e.id', 'e.room_id', 'e.event_id', 'e.type', 'e.sender', 'e.state_key', 'e.event_json', 'e.room_version', 'e.device_id', 'e.txn_id'] as const;
+const EVENT_COLUMNS = ['e.id', 'e.room_id', 'e.event_id', 'e.type', 'e.sender', 'e.state_key', 'e.event_json', 'e.room_version', 'e.device_id', 'e.txn_id', 'e.depth'] as const;
 
 interface EventRow {
   id: number;
@@ -74,6 +74,7 @@ interface EventRow {
   room_version: string;
   device_id: string | null;
   txn_id: string | null;
+  depth: number;
 }
 
 function toEvent(r: EventRow): StreamEvent {
@@ -88,6 +89,7 @@ function toEvent(r: EventRow): StreamEvent {
     roomVersion: r.room_version,
     deviceId: r.device_id,
     txnId: r.txn_id,
+    depth: Number(r.depth),
   };
 }
 

@@ -2,9 +2,10 @@
  * syncapi's copy of the rooms: events by stream position, each room's current state (only
  * event IDs: the JSON is kept once, in the events table), account data positions and invites.
  */
-import type { Kysely } from 'kysely';
+import { sql, type Kysely, type Transaction } from 'kysely';
 import { dbBool, fromDbBool, inChunks } from '../../internal/sqlutil/index.js';
 import type { SyncapiDatabase } from './tables.js';
+import { dagFieldsOf, type TopoKey } from './topology.js';
 
 export interface StreamEvent {
   pos: number;
@@ -17,6 +18,8 @@ export interface StreamEvent {
   roomVersion: string;
   deviceId: string | null;
   txnId: string | null;
+  /** The event's depth: with `pos`, its place in the room's topological order. */
+  depth: number;
 }
 
 export interface NewStreamEvent {
@@ -30,6 +33,9 @@ export interface NewStreamEvent {
   addsState: string[];
   removesState: string[];
   txn?: { deviceId: string; txnId: string };
+  /** From the PDU; read from `json` when not given. */
+  depth?: number;
+  prevEventIds?: readonly string[];
 }
 
 interface EventRow {
@@ -43,6 +49,7 @@ interface EventRow {
   room_version: string;
   device_id: string | null;
   txn_id: string | null;
+  depth: number;
 }
 
 function toEvent(r: EventRow): StreamEvent {
@@ -57,17 +64,53 @@ function toEvent(r: EventRow): StreamEvent {
     roomVersion: r.room_version,
     deviceId: r.device_id,
     txnId: r.txn_id,
+    depth: Number(r.depth),
   };
 }
 
-const EVENT_COLUMNS = ['id', 'room_id', 'event_id', 'type', 'sender', 'state_key', 'event_json', 'room_version', 'device_id', 'txn_id'] as const;
+/** Prev events looked at per event: far more than servers send (Synapse sends at most 10); the rest of a hostile list opens no gaps. */
+const MAX_PREV_EVENTS = 50;
+
+const EVENT_COLUMNS = ['id', 'room_id', 'event_id', 'type', 'sender', 'state_key', 'event_json', 'room_version', 'device_id', 'txn_id', 'depth'] as const;
+
+/**
+ * The events that changed their room's current state: the predicate of the partial index
+ * syncapi_output_room_events_state_changes (migration 8). Queries that want that index say it
+ * word for word, as SQL text rather than bound values: SQLite matches a partial index only so.
+ */
+export const STATE_CHANGED = "(adds_state <> '[]' OR removes_state <> '[]')";
+const stateChanged = () => sql<boolean>`${sql.raw(STATE_CHANGED)}`;
 
 export class SyncStore {
   constructor(readonly db: Kysely<SyncapiDatabase>) {}
 
   /** Stores an event at the next position (or finds it: a repeat keeps its first position). */
   async insertEvent(e: NewStreamEvent): Promise<{ pos: number; existed: boolean }> {
-    const rows = await this.db
+    return this.db.transaction().execute((tx) => this.insertIn(tx, e, false));
+  }
+
+  /**
+   * Stores an event of the room's past (backfilled, `old_room_event`) at a negative position,
+   * counting down: it is never new to a /sync since-token (those only look forward from
+   * positions >= 0) and wakes no one, while /messages finds it by its depth. A repeat keeps its
+   * first position.
+   */
+  async insertHistoricalEvent(e: NewStreamEvent): Promise<{ pos: number; existed: boolean }> {
+    return this.db.transaction().execute((tx) => this.insertIn(tx, e, true));
+  }
+
+  private async insertIn(tx: Transaction<SyncapiDatabase>, e: NewStreamEvent, historical: boolean): Promise<{ pos: number; existed: boolean }> {
+    let dag = e.depth !== undefined && e.prevEventIds !== undefined ? { depth: e.depth, prevEventIds: [...e.prevEventIds] } : undefined;
+    if (!dag) {
+      let pdu: unknown;
+      try {
+        pdu = JSON.parse(e.json);
+      } catch {
+        pdu = undefined;
+      }
+      dag = dagFieldsOf(pdu);
+    }
+    const rows = await tx
       .insertInto('syncapi_output_room_events')
       .values({
         room_id: e.roomId,
@@ -81,13 +124,40 @@ export class SyncStore {
         removes_state: JSON.stringify(e.removesState),
         device_id: e.txn?.deviceId ?? null,
         txn_id: e.txn?.txnId ?? null,
+        depth: e.depth ?? dag.depth,
       })
       .onConflict((oc) => oc.column('event_id').doNothing())
       .returning('id')
       .execute();
-    if (rows.length === 1) return { pos: Number(rows[0]!.id), existed: false };
-    const r = await this.db.selectFrom('syncapi_output_room_events').select('id').where('event_id', '=', e.eventId).executeTakeFirstOrThrow();
+    // The event closes the gaps that lacked it (also when it was here already: a gap recorded
+    // by a transaction that ran alongside the one storing it heals on the next sight of it).
+    await tx.deleteFrom('syncapi_backward_extremities').where('prev_event_id', '=', e.eventId).where('room_id', '=', e.roomId).execute();
+    if (rows.length === 1) {
+      let pos = Number(rows[0]!.id);
+      if (historical) {
+        // Mirrored below zero in the same transaction: no reader ever sees it at the positive position.
+        await tx.updateTable('syncapi_output_room_events').set({ id: -pos }).where('id', '=', pos).execute();
+        pos = -pos;
+      }
+      await this.recordGaps(tx, e.roomId, e.eventId, dag.prevEventIds);
+      return { pos, existed: false };
+    }
+    const r = await tx.selectFrom('syncapi_output_room_events').select('id').where('event_id', '=', e.eventId).executeTakeFirstOrThrow();
     return { pos: Number(r.id), existed: true };
+  }
+
+  /** Records the prev events of a new event that this room's history here lacks (one statement: it runs for every event). */
+  private async recordGaps(tx: Transaction<SyncapiDatabase>, roomId: string, eventId: string, prevEventIds: readonly string[]): Promise<void> {
+    const prevs = [...new Set(prevEventIds)].slice(0, MAX_PREV_EVENTS);
+    if (prevs.length === 0) return;
+    const candidates = sql.join(
+      prevs.map((p) => sql`SELECT ${p} AS prev`),
+      sql` UNION ALL `,
+    );
+    await sql`INSERT INTO syncapi_backward_extremities (room_id, event_id, prev_event_id)
+      SELECT ${roomId}, ${eventId}, c.prev FROM (${candidates}) AS c
+      WHERE NOT EXISTS (SELECT 1 FROM syncapi_output_room_events e WHERE e.event_id = c.prev AND e.room_id = ${roomId})
+      ON CONFLICT (event_id, prev_event_id) DO NOTHING`.execute(tx);
   }
 
   async events(eventIds: readonly string[]): Promise<StreamEvent[]> {
@@ -163,6 +233,41 @@ export class SyncStore {
     return rows.map((r) => ({ userId: r.state_key, membership: r.membership ?? 'leave' }));
   }
 
+  /**
+   * A room's summary for /sync: its joined and invited member counts, and the first `heroes`
+   * members other than `userId` in the order they came (the position of their current member
+   * event: the spec's "ordered by stream ordering"), joined ones before invited ones as Synapse
+   * has it, or else, when there are none, those who left or were banned. Counted in the
+   * database: a big room's members are not read one by one.
+   */
+  async memberSummary(roomId: string, userId: string, heroes: number): Promise<{ joined: number; invited: number; heroes: string[] }> {
+    const counts = await this.db
+      .selectFrom('syncapi_current_room_state')
+      .select((eb) => ['membership', eb.fn.countAll().as('n')])
+      .where('room_id', '=', roomId)
+      .where('type', '=', 'm.room.member')
+      .where('membership', 'in', ['join', 'invite'])
+      .groupBy('membership')
+      .execute();
+    const count = (m: string) => Number(counts.find((c) => c.membership === m)?.n ?? 0);
+    const first = (memberships: string[]) =>
+      this.db
+        .selectFrom('syncapi_current_room_state')
+        .select('state_key')
+        .where('room_id', '=', roomId)
+        .where('type', '=', 'm.room.member')
+        .where('membership', 'in', memberships)
+        .where('state_key', '!=', userId)
+        .orderBy(sql`CASE membership WHEN 'join' THEN 0 ELSE 1 END`)
+        .orderBy('added_at')
+        .orderBy('state_key')
+        .limit(heroes)
+        .execute();
+    let picked = heroes > 0 ? await first(['join', 'invite']) : [];
+    if (heroes > 0 && picked.length === 0) picked = await first(['leave', 'ban']);
+    return { joined: count('join'), invited: count('invite'), heroes: picked.map((r) => r.state_key) };
+  }
+
   /** The room's current state events of these types (state key ""). */
   async currentStateOfTypes(roomId: string, types: readonly string[]): Promise<StreamEvent[]> {
     const ids = await this.db
@@ -221,6 +326,91 @@ export class SyncStore {
     return rows.map(toEvent);
   }
 
+  // -------------------------------------------------------------------------------------------
+  // Topological order (/messages, /context): by depth, then stream position
+
+  /** An event's place in its room's topological order; undefined when syncapi lacks it. */
+  async eventKey(eventId: string): Promise<(TopoKey & { roomId: string }) | undefined> {
+    const r = await this.db.selectFrom('syncapi_output_room_events').select(['id', 'depth', 'room_id']).where('event_id', '=', eventId).executeTakeFirst();
+    return r ? { depth: Number(r.depth), pos: Number(r.id), roomId: r.room_id } : undefined;
+  }
+
+  /**
+   * A page of a room's events in topological order from `key`: backwards gives those at or
+   * before it, newest first; forwards gives those after it, oldest first.
+   */
+  async roomEventsTopo(roomId: string, key: TopoKey, backwards: boolean, limit: number): Promise<StreamEvent[]> {
+    const dir = backwards ? 'desc' : 'asc';
+    const rows = await this.db
+      .selectFrom('syncapi_output_room_events')
+      .select([...EVENT_COLUMNS])
+      .where('room_id', '=', roomId)
+      .where(sql<boolean>`(depth, id) ${sql.raw(backwards ? '<=' : '>')} (${key.depth}, ${key.pos})`)
+      .orderBy('depth', dir)
+      .orderBy('id', dir)
+      .limit(limit)
+      .execute();
+    return rows.map(toEvent);
+  }
+
+  /**
+   * Where a stream position (a /sync token) falls in a room's topological order: just before
+   * the room's first event after it (history backfilled later, which belongs before that event,
+   * is then behind the token too), or after the room's last event when none came after.
+   */
+  async topoKeyAtStreamPos(roomId: string, pos: number): Promise<TopoKey> {
+    const next = await this.db
+      .selectFrom('syncapi_output_room_events')
+      .select(['id', 'depth'])
+      .where('room_id', '=', roomId)
+      .where('id', '>', pos)
+      .orderBy('id')
+      .limit(1)
+      .executeTakeFirst();
+    if (next) return { depth: Number(next.depth), pos: Number(next.id) - 1 };
+    return (await this.maxTopoKey(roomId)) ?? { depth: 0, pos };
+  }
+
+  /** The place of the room's last event in topological order; undefined for a room without events here. */
+  async maxTopoKey(roomId: string): Promise<TopoKey | undefined> {
+    const r = await this.db
+      .selectFrom('syncapi_output_room_events')
+      .select(['id', 'depth'])
+      .where('room_id', '=', roomId)
+      .orderBy('depth', 'desc')
+      .orderBy('id', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    return r ? { depth: Number(r.depth), pos: Number(r.id) } : undefined;
+  }
+
+  /** The room's gaps: events whose prev events syncapi lacks, the highest in topological order first. */
+  async backwardExtremities(roomId: string, limit: number): Promise<Array<TopoKey & { eventId: string }>> {
+    const rows = await this.db
+      .selectFrom('syncapi_backward_extremities as x')
+      .innerJoin('syncapi_output_room_events as e', 'e.event_id', 'x.event_id')
+      .select(['x.event_id', 'e.depth', 'e.id'])
+      .distinct()
+      .where('x.room_id', '=', roomId)
+      .orderBy('e.depth', 'desc')
+      .orderBy('e.id', 'desc')
+      .limit(limit)
+      .execute();
+    return rows.map((r) => ({ eventId: r.event_id, depth: Number(r.depth), pos: Number(r.id) }));
+  }
+
+  /** Whether the event still lacks some of its prev events here. */
+  async isBackwardExtremity(eventId: string): Promise<boolean> {
+    return (await this.db.selectFrom('syncapi_backward_extremities').select('event_id').where('event_id', '=', eventId).limit(1).executeTakeFirst()) !== undefined;
+  }
+
+  /** Closes the room's gaps made by these prev events: ones its history here will never show (rejected, of another room). */
+  async closeGaps(roomId: string, prevEventIds: readonly string[]): Promise<void> {
+    await inChunks([...new Set(prevEventIds)], (chunk) =>
+      this.db.deleteFrom('syncapi_backward_extremities').where('room_id', '=', roomId).where('prev_event_id', 'in', chunk).execute().then(() => []),
+    );
+  }
+
   /** The current-state event IDs each event added and removed, by event ID. */
   async stateDeltas(eventIds: readonly string[]): Promise<Map<string, { adds: string[]; removes: string[] }>> {
     const rows = await inChunks([...new Set(eventIds)], (chunk) =>
@@ -234,30 +424,51 @@ export class SyncStore {
    * changes of every later event undone, newest first (from the roomserver's adds/removes).
    */
   async stateAt(roomId: string, pos: number): Promise<StreamEvent[]> {
-    const later = await this.db
-      .selectFrom('syncapi_output_room_events')
-      .select(['event_id', 'adds_state', 'removes_state'])
-      .where('room_id', '=', roomId)
-      .where('id', '>', pos)
-      .where((eb) => eb.or([eb('adds_state', '!=', '[]'), eb('removes_state', '!=', '[]')]))
-      .orderBy('id', 'desc')
-      .execute();
+    const later = (await this.stateChangesAfter(roomId, pos)).reverse();
     const current = await this.currentState(roomId);
     if (later.length === 0) return current;
     const byId = new Map(current.map((e) => [e.eventId, e]));
-    for (const row of later) {
-      for (const id of JSON.parse(row.adds_state) as string[]) byId.delete(id);
-      for (const e of await this.events(JSON.parse(row.removes_state) as string[])) byId.set(e.eventId, e);
+    for (const change of later) {
+      for (const id of change.adds) byId.delete(id);
+      for (const e of await this.events(change.removes)) byId.set(e.eventId, e);
     }
     return [...byId.values()];
   }
 
+  /**
+   * The changes to a room's current state after stream position `pos`, oldest first: the
+   * state event IDs each event added and removed. Read through the index of state changes, so
+   * the cost is the number of changes, however many other events came after `pos`.
+   */
+  async stateChangesAfter(roomId: string, pos: number): Promise<Array<{ eventId: string; adds: string[]; removes: string[] }>> {
+    const rows = await this.db
+      .selectFrom('syncapi_output_room_events')
+      .select(['event_id', 'adds_state', 'removes_state'])
+      .where('room_id', '=', roomId)
+      .where('id', '>', pos)
+      .where(stateChanged())
+      .orderBy('id')
+      .execute();
+    return rows.map((r) => ({ eventId: r.event_id, adds: JSON.parse(r.adds_state) as string[], removes: JSON.parse(r.removes_state) as string[] }));
+  }
+
   /** Rooms with events after `from` up to `to`. */
   async roomsWithEvents(from: number, to: number, roomIds: readonly string[]): Promise<Set<string>> {
-    const rows = await inChunks([...roomIds], (chunk) =>
-      this.db.selectFrom('syncapi_output_room_events').select('room_id').distinct().where('id', '>', from).where('id', '<=', to).where('room_id', 'in', chunk).execute(),
+    if (to <= from) return new Set();
+    // Each room's latest event up to `to`, one probe of the room index per room, never a walk
+    // over the range: a since-token 100,000 events old costs what one 10 events old does.
+    // - A scalar subquery with LIMIT: PostgreSQL cannot make it a join that reads the range.
+    // - room_id between X and X rather than = X, so that the order (room_id, id) is one only the
+    //   room index gives: with = X, PostgreSQL may walk the primary key back from `to` instead,
+    //   filtering on the room, which reads every event since the room's last one.
+    const rows = await inChunks([...new Set(roomIds)], (chunk) =>
+      sql<{ room_id: string; latest: number | string | null }>`SELECT v.column1 AS room_id,
+          (SELECT e.id FROM syncapi_output_room_events e WHERE e.room_id >= v.column1 AND e.room_id <= v.column1 AND e.id <= ${to} ORDER BY e.room_id DESC, e.id DESC LIMIT 1) AS latest
+        FROM (VALUES ${sql.join(chunk.map((r) => sql`(${r})`))}) AS v`
+        .execute(this.db)
+        .then((r) => r.rows),
     );
-    return new Set(rows.map((r) => r.room_id));
+    return new Set(rows.filter((r) => r.latest !== null && Number(r.latest) > from).map((r) => r.room_id));
   }
 
   /** The content of the user's member event in a room as of stream position `pos` (their latest one up to it). */
@@ -287,6 +498,7 @@ export class SyncStore {
   async membershipChangesInRoomsOf(userId: string, from: number, to: number): Promise<string[]> {
     if (to <= from) return [];
     const rooms = (await this.roomsWithMembership(userId, ['join', 'leave', 'ban'])).map((r) => r.roomId);
+    // Member events that changed the state (through the index of state changes: the range's other events cost nothing).
     const rows = await inChunks(rooms, (chunk) =>
       this.db
         .selectFrom('syncapi_output_room_events')
@@ -296,6 +508,7 @@ export class SyncStore {
         .where('room_id', 'in', chunk)
         .where('id', '>', from)
         .where('id', '<=', to)
+        .where(stateChanged())
         .execute(),
     );
     return [...new Set(rows.map((r) => r.state_key).filter((s): s is string => s !== null))];
@@ -304,6 +517,7 @@ export class SyncStore {
   /** Users whose member event in these rooms in (from, to] made them joined. */
   async joinsInRange(roomIds: readonly string[], from: number, to: number): Promise<Set<string>> {
     if (to <= from) return new Set();
+    // Through the index of state changes, as membershipChangesInRoomsOf.
     const rows = await inChunks([...roomIds], (chunk) =>
       this.db
         .selectFrom('syncapi_output_room_events')
@@ -312,6 +526,7 @@ export class SyncStore {
         .where('room_id', 'in', chunk)
         .where('id', '>', from)
         .where('id', '<=', to)
+        .where(stateChanged())
         .execute(),
     );
     const out = new Set<string>();

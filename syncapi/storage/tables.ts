@@ -16,6 +16,17 @@ export interface SyncapiDatabase {
     removes_state: string;
     device_id: string | null;
     txn_id: string | null;
+    /** The event's depth (from its PDU): with `id`, its place in the room's topological order (/messages). */
+    depth: WithDefault<number>;
+  };
+  /**
+   * Gaps in a room's history here: an event whose prev event syncapi does not hold, one row per
+   * missing prev event. /messages backfills across them (storage/syncstore.ts).
+   */
+  syncapi_backward_extremities: {
+    room_id: string;
+    event_id: string;
+    prev_event_id: string;
   };
   syncapi_current_room_state: {
     room_id: string;

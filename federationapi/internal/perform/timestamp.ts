@@ -14,18 +14,15 @@
  * 4. Otherwise (not closer, bad answer, failure) the next server is asked.
  */
 import type { Logger } from 'pino';
-import { Event, type PDUJson } from '../../../internal/matrix/index.js';
+import type { Event, PDUJson } from '../../../internal/matrix/index.js';
 import type { RoomserverInternalAPI } from '../../../roomserver/api/index.js';
 import type { PerformRemoteTimestampToEventRequest, PerformRemoteTimestampToEventResponse } from '../../api/index.js';
 import { encodePathSegment, type FederationClient } from '../../client/index.js';
-import { authOrder } from '../authorder.js';
 import { checkPDUs, type PDUKeys } from '../pdus.js';
+import { fetchOutliers } from './outliers.js';
 
 const TIMEOUT_MS = 10_000;
 const MAX_SERVERS = 5;
-/** Events fetched one by one for the state before the answer; a bigger gap is not bridged here. */
-const MAX_FETCHED = 500;
-const FETCH_PARALLEL = 20;
 
 export type TimestampClient = Pick<FederationClient, 'request' | 'getEvent' | 'stateIds'>;
 export type TimestampRoomserverAPI = Pick<RoomserverInternalAPI, 'queryLatestEventsAndState' | 'queryEventsById' | 'inputRoomEvents'>;
@@ -96,17 +93,7 @@ export class TimestampFetcher {
 
   /** Fetches the events the roomserver lacks from `server`, checks them and stores them as outliers (auth events first). */
   private async fetchOutliers(server: string, roomVersion: string, roomId: string, ids: readonly string[]): Promise<void> {
-    const have = new Set((await this.deps.rsAPI.queryEventsById({ event_ids: [...ids] })).events.map((h) => Event.fromPDU(h.pdu, h.room_version).eventId));
-    const wanted = ids.filter((id) => !have.has(id)).slice(0, MAX_FETCHED);
-    const raws: unknown[] = [];
-    for (let i = 0; i < wanted.length; i += FETCH_PARALLEL) {
-      const got = await Promise.all(wanted.slice(i, i + FETCH_PARALLEL).map((id) => this.deps.client.getEvent(server, id).then((t) => t.pdus[0], () => undefined)));
-      raws.push(...got.filter((x) => x !== undefined));
-    }
-    const checked = await checkPDUs(raws, roomVersion, this.deps.keys);
-    const asked = new Set(wanted);
-    const good = checked.flatMap((c) => (c.ok && c.event.roomId === roomId && asked.has(c.event.eventId) ? [c.event] : []));
-    if (good.length === 0) return;
-    await this.deps.rsAPI.inputRoomEvents({ events: authOrder(good).map((e) => ({ kind: 'outlier', event: { room_version: roomVersion, pdu: e.json as PDUJson }, origin: server })) });
+    const { rsAPI, keys, client } = this.deps;
+    await fetchOutliers({ rsAPI, keys, fetchEvent: async (dest, id) => (await client.getEvent(dest, id)).pdus[0] }, server, roomVersion, roomId, ids);
   }
 }
