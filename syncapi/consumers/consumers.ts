@@ -101,9 +101,11 @@ export async function startConsumers(d: ConsumerDeps): Promise<void> {
       const txn = out.new_room_event.transaction_id;
       const before = await audience(d.store, event.roomId);
       // State the roomserver added that this component has not seen (the state a remote join or
-      // a peek over federation brought, or state resolution picked) is fetched and goes into the
-      // stream first, each event adding itself: it was state before this event, and a timeline
-      // that starts here shows it in its state section (or in the timeline, for a whole room).
+      // a peek over federation brought, or state resolution picked) is stored as history, below
+      // the stream, as Synapse keeps it as outliers: it goes into the current state with this
+      // event, and was state before it (a timeline starting here has it in its state section),
+      // but it is never timeline (Sytest "State from remote users is included in the state in
+      // the initial sync"); /messages finds it by depth, and backfill fills around it.
       const fetched = new Set<string>();
       const others = adds.filter((id) => id !== event.eventId);
       if (others.length > 0) {
@@ -112,21 +114,8 @@ export async function startConsumers(d: ConsumerDeps): Promise<void> {
         if (missing.length > 0) {
           const { events } = await d.rsAPI.queryEventsById({ event_ids: missing });
           for (const h of events) {
-            const e = parse(h);
-            await d.store.insertEvent({
-              roomId: e.roomId,
-              eventId: e.eventId,
-              type: e.type,
-              sender: e.sender,
-              stateKey: e.stateKey ?? null,
-              json: JSON.stringify(e.json),
-              roomVersion: h.room_version,
-              addsState: [e.eventId],
-              removesState: [],
-              depth: e.depth,
-              prevEventIds: e.prevEventIds,
-            });
-            fetched.add(e.eventId);
+            const { pos } = await storeHistorical(d.store, h);
+            if (pos < 0) fetched.add(parse(h).eventId);
           }
         }
       }
