@@ -48,13 +48,19 @@ export function addMembershipRoutes(client: Hono, serverName: string, userAPI: C
     return ga?.pdu.content?.['guest_access'] === 'can_join';
   };
 
-  /** Joining an upgraded room brings the user's tags and direct-chat entries of the room it replaced. Best effort. */
+  /**
+   * Joining an upgraded room brings the user's tags and direct-chat entries of the room it
+   * replaced, and (once the old room's tombstone names it) this server's aliases and public
+   * listing of the old room, which another server's upgrade could not move. Best effort.
+   */
   const carryFromPredecessor = async (userId: string, roomId: string): Promise<void> => {
     try {
       const old = await predecessorOf(rsAPI, roomId);
-      if (old !== undefined) await carryRoomUserData(userAPI, userId, old, roomId);
+      if (old === undefined) return;
+      await carryRoomUserData(userAPI, userId, old, roomId);
+      await rsAPI.performUpgradeDirectoryMove({ old_room_id: old, new_room_id: roomId });
     } catch {
-      // The join has happened; tags stay behind.
+      // The join has happened; tags and aliases stay behind.
     }
   };
 

@@ -211,6 +211,23 @@ export interface PerformPublishRequest {
 export interface PerformPublishResponse {
   error?: 'unknown_room';
 }
+/**
+ * After a room upgrade this server did not make (the room lives on another server), moves this
+ * server's directory entries of the old room to its successor, as Synapse does when a local
+ * user first joins the new room: the aliases (their creators kept) and the public listing.
+ * Only when the old room's current state has a tombstone naming the new room.
+ */
+export interface PerformUpgradeDirectoryMoveRequest {
+  old_room_id: string;
+  new_room_id: string;
+}
+export interface PerformUpgradeDirectoryMoveResponse {
+  /** no_tombstone: the old room was not replaced by the new one (nothing moved). */
+  error?: 'no_tombstone' | 'unknown_room';
+  moved_aliases?: string[];
+  /** Whether the listing moved (the old room was public here). */
+  moved_listing?: boolean;
+}
 export interface QueryPublishedRoomsRequest {
   /** Only this room's visibility, when given. */
   room_id?: string;
@@ -544,6 +561,7 @@ export interface RoomserverInternalAPI extends StatusAPI {
   queryAliasesForRoom(req: QueryAliasesForRoomRequest): Promise<QueryAliasesForRoomResponse>;
   performRemoveRoomAlias(req: PerformRemoveRoomAliasRequest): Promise<PerformRemoveRoomAliasResponse>;
   performPublish(req: PerformPublishRequest): Promise<PerformPublishResponse>;
+  performUpgradeDirectoryMove(req: PerformUpgradeDirectoryMoveRequest): Promise<PerformUpgradeDirectoryMoveResponse>;
   queryPublishedRooms(req: QueryPublishedRoomsRequest): Promise<QueryPublishedRoomsResponse>;
   /** The room directory: published rooms described, filtered, ordered and paged. */
   queryPublicRooms(req: QueryPublicRoomsRequest): Promise<QueryPublicRoomsResponse>;
@@ -584,6 +602,7 @@ export const roomserverInternalAPIMethods = [
   'queryAliasesForRoom',
   'performRemoveRoomAlias',
   'performPublish',
+  'performUpgradeDirectoryMove',
   'queryPublishedRooms',
   'queryPublicRooms',
   'queryRoomSummary',

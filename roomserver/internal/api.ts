@@ -22,6 +22,8 @@ import type {
   PerformSendEventResponse,
   PerformPublishRequest,
   PerformPublishResponse,
+  PerformUpgradeDirectoryMoveRequest,
+  PerformUpgradeDirectoryMoveResponse,
   PerformRemoveRoomAliasRequest,
   PerformRemoveRoomAliasResponse,
   PerformSetRoomAliasRequest,
@@ -284,6 +286,25 @@ export class RoomserverInternalAPIImpl implements RoomserverInternalAPI {
     if (!(await this.events.room(req.room_id))) return { error: 'unknown_room' };
     await this.directory.setPublished(req.room_id, req.visibility === 'public');
     return {};
+  }
+
+  async performUpgradeDirectoryMove(req: PerformUpgradeDirectoryMoveRequest): Promise<PerformUpgradeDirectoryMoveResponse> {
+    if (!(await this.events.room(req.new_room_id))) return { error: 'unknown_room' };
+    const { state_events: tombstones } = await this.queryLatestEventsAndState({ room_id: req.old_room_id, state_to_fetch: [{ type: 'm.room.tombstone', state_key: '' }] });
+    // Anyone can make a room naming ours as its predecessor: only the old room's own tombstone counts.
+    if (tombstones[0]?.pdu.content?.['replacement_room'] !== req.new_room_id) return { error: 'no_tombstone' };
+    const moved: string[] = [];
+    for (const alias of await this.directory.aliasesOf(req.old_room_id)) {
+      const a = await this.directory.alias(alias);
+      if (!a || !(await this.directory.removeAlias(alias))) continue;
+      if (await this.directory.setAlias(alias, req.new_room_id, a.creatorId)) moved.push(alias);
+    }
+    const listed = await this.directory.isPublished(req.old_room_id);
+    if (listed) {
+      await this.directory.setPublished(req.new_room_id, true);
+      await this.directory.setPublished(req.old_room_id, false);
+    }
+    return { moved_aliases: moved, moved_listing: listed };
   }
 
   async queryPublishedRooms(req: QueryPublishedRoomsRequest): Promise<QueryPublishedRoomsResponse> {
