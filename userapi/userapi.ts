@@ -9,6 +9,7 @@ import type { FederationKeyClient } from './api/keys.js';
 import { keyBackupAPIMethods, keyServerAPIMethods, pushAPIMethods, type PerformAccountDataUpdateRequest, type UserInternalAPI } from './api/index.js';
 import pino, { type Logger } from 'pino';
 import { startPushConsumers } from './consumers/push.js';
+import { startGuestAccessConsumer, type GuestAccessRoomserverAPI } from './consumers/guestaccess.js';
 import { PushService, type PushRoomserverAPI } from './internal/push.js';
 import { PushGatewayClient } from './internal/pushgateway.js';
 import { PushStore } from './storage/push.js';
@@ -37,7 +38,7 @@ export async function newInternalAPI(
    * `push`: evaluate push rules for room events and receipts (consumers need the roomserver);
    * its roomserver also tells which remote users share a room with ours (device list tracking).
    */
-  opts: { federation?: () => FederationInternalAPI | undefined; push?: { rsAPI: PushRoomserverAPI & DeviceListRoomserverAPI; log: Logger } } = {},
+  opts: { federation?: () => FederationInternalAPI | undefined; push?: { rsAPI: PushRoomserverAPI & DeviceListRoomserverAPI & GuestAccessRoomserverAPI; log: Logger } } = {},
 ): Promise<UserInternalAPI> {
   await runMigrations(db.db, db.dialect, 'userapi', userapiMigrations);
   const kysely = db.db as unknown as Kysely<UserapiDatabase>;
@@ -119,6 +120,19 @@ export async function newInternalAPI(
     log: pushLog,
   });
   if (opts.push) await startPushConsumers({ bus, prefix, push, log: pushLog });
+  if (opts.push) {
+    await startGuestAccessConsumer({
+      bus,
+      prefix,
+      serverName,
+      rsAPI: opts.push.rsAPI,
+      guestsAmong: async (userIds) => {
+        const byLocalpart = new Map(userIds.map((u) => [/^@([^:]+):/.exec(u)?.[1] ?? '', u]));
+        return (await store.guests([...byLocalpart.keys()].filter((l) => l !== ''))).map((l) => byLocalpart.get(l)!);
+      },
+      log: (opts.push.log ?? pino({ level: 'silent' })).child({ component: 'userapi.guestaccess' }),
+    });
+  }
   const users = new UserInternalAPIImpl(
     serverName,
     store,
