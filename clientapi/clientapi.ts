@@ -48,7 +48,8 @@ import { addHierarchyRoute } from './routing/hierarchy.js';
 import { addTimestampToEventRoute } from './routing/timestamp.js';
 import { addCapabilitiesRoute } from './routing/capabilities.js';
 import { addVoipRoute } from './routing/voip.js';
-import { addPeekRoutes, type PeekSyncAPI } from './routing/peek.js';
+import { addPeekRoutes } from './routing/peek.js';
+import type { SyncInternalAPI } from '../syncapi/api/index.js';
 import type { Logger } from 'pino';
 
 /** clientapi owns no tables, so it takes no database. */
@@ -56,7 +57,7 @@ export async function newInternalAPI(cfg: Config): Promise<ClientInternalAPI> {
   return new ClientInternalAPIImpl(cfg.global.serverName);
 }
 
-export function addPublicRoutes(routers: PublicRouters, cfg: Config, userAPI: ClientUserAPI, rsAPI: RoomserverInternalAPI, fedAPI: FederationInternalAPI, producer: EphemeralProducer, log: Logger, syncAPI: PeekSyncAPI): void {
+export function addPublicRoutes(routers: PublicRouters, cfg: Config, userAPI: ClientUserAPI, rsAPI: RoomserverInternalAPI, fedAPI: FederationInternalAPI, producer: EphemeralProducer, log: Logger, syncAPI: Pick<SyncInternalAPI, 'queryAnnotationExists'>): void {
   new RegistrationRoutes(cfg, userAPI).add(routers.client, routers.synapseAdmin);
   const uia = new PasswordUIA(userAPI, cfg.global.serverName);
   addLoginRoutes(routers.client, cfg, userAPI, uia);
@@ -85,7 +86,7 @@ export function addPublicRoutes(routers: PublicRouters, cfg: Config, userAPI: Cl
   });
   addCreateRoomRoute(routers.client, cfg, userAPI, rsAPI, thirdParty);
   addRoomStateRoutes(routers.client, userAPI, rsAPI);
-  addSendEventRoutes(routers.client, cfg.global.serverName, userAPI, rsAPI, fedAPI);
+  addSendEventRoutes(routers.client, cfg.global.serverName, userAPI, rsAPI, fedAPI, syncAPI);
   addMembershipRoutes(routers.client, cfg.global.serverName, userAPI, rsAPI, fedAPI, thirdParty);
   addKnockRoute(routers.client, userAPI, rsAPI);
   addForgetRoute(routers.client, userAPI, rsAPI);
@@ -99,7 +100,7 @@ export function addPublicRoutes(routers: PublicRouters, cfg: Config, userAPI: Cl
   addCapabilitiesRoute(routers.client, cfg, userAPI);
   addVoipRoute(routers.client, cfg, userAPI);
   addRegistrationTokenValidityRoute(routers.client, userAPI);
-  if (cfg.mscs.mscs.includes('msc2753')) addPeekRoutes(routers.client, userAPI, rsAPI, syncAPI);
+  if (cfg.mscs.mscs.includes('msc2753')) addPeekRoutes(routers.client, userAPI, rsAPI);
   addRegistrationTokenAdminRoutes(routers.dendriteAdmin, userAPI);
   addAdminRoutes(routers.dendriteAdmin, userAPI, rsAPI, cfg.global.serverName);
   addAdminDeviceRoutes(routers.dendriteAdmin, userAPI);

@@ -12,7 +12,6 @@
 import type { Context, Hono } from 'hono';
 import { MatrixError, forbidden, invalidParam, jsonResponse, notFound } from '../../internal/httputil/index.js';
 import type { PerformPeekResponse, RoomserverInternalAPI } from '../../roomserver/api/index.js';
-import type { SyncInternalAPI } from '../../syncapi/api/index.js';
 import type { ClientUserAPI } from '../../userapi/api/index.js';
 import { requireDevice } from '../auth/device.js';
 import { clientRoute } from './paths.js';
@@ -22,8 +21,6 @@ const ALIAS = /^#[^:]+:.+$/;
 const UNSTABLE = '/unstable/org.matrix.msc2753';
 
 export type PeekRoomserverAPI = Pick<RoomserverInternalAPI, 'performPeek' | 'performUnpeek'>;
-/** Peeks no longer go through syncapi (the roomserver tells it); the parameter stays for clientapi.ts's call. */
-export type PeekSyncAPI = Pick<SyncInternalAPI, 'queryComponentStatus'>;
 
 function refusal(res: Exclude<PerformPeekResponse, { room_id: string }>): MatrixError {
   switch (res.error) {
@@ -42,7 +39,7 @@ function refusal(res: Exclude<PerformPeekResponse, { room_id: string }>): Matrix
   }
 }
 
-export function addPeekRoutes(client: Hono, userAPI: ClientUserAPI, rsAPI: PeekRoomserverAPI, _syncAPI?: PeekSyncAPI): void {
+export function addPeekRoutes(client: Hono, userAPI: ClientUserAPI, rsAPI: PeekRoomserverAPI): void {
   const peek = async (c: Context): Promise<Response> => {
     const me = await requireDevice(c, userAPI, { allowGuests: true });
     const idOrAlias = c.req.param('roomIdOrAlias') ?? '';

@@ -9,6 +9,7 @@ import type { JsonObject } from '../../internal/matrix/index.js';
 import type { FederationInternalAPI } from '../../federationapi/api/index.js';
 import type { PerformSendEventRequest, RoomserverInternalAPI } from '../../roomserver/api/index.js';
 import type { ClientUserAPI } from '../../userapi/api/index.js';
+import type { SyncInternalAPI } from '../../syncapi/api/index.js';
 import { requireDevice } from '../auth/device.js';
 import { readEventContent } from './eventcontent.js';
 import { clientRoute } from './paths.js';
@@ -18,12 +19,43 @@ const MAX_BODY = 65_536;
 const TXN_TTL_MS = 30 * 60_000;
 const TXN_LIMIT = 100_000;
 
-export function addSendEventRoutes(client: Hono, serverName: string, userAPI: ClientUserAPI, rsAPI: RoomserverInternalAPI, fedAPI: Pick<FederationInternalAPI, 'performLeave'>): void {
+export function addSendEventRoutes(
+  client: Hono,
+  serverName: string,
+  userAPI: ClientUserAPI,
+  rsAPI: RoomserverInternalAPI,
+  fedAPI: Pick<FederationInternalAPI, 'performLeave'>,
+  syncAPI?: Pick<SyncInternalAPI, 'queryAnnotationExists'>,
+): void {
   /** device + room + transaction ID -> the event it produced (the answer to a retry). */
   const txns = new Map<string, { eventId: string; ts: number }>();
 
+  /**
+   * The spec's checks on a relation a client sends ("Threading", "Event annotations"): a thread
+   * cannot start from an event that is itself a relation (400 M_UNKNOWN), and a user may not
+   * annotate an event twice the same way (400 M_DUPLICATE_ANNOTATION; syncapi keeps the index).
+   */
+  const checkRelation = async (roomId: string, sender: string, type: string, content: JsonObject): Promise<void> => {
+    const rel = content['m.relates_to'];
+    if (typeof rel !== 'object' || rel === null || Array.isArray(rel)) return;
+    const { rel_type: relType, event_id: target, key } = rel as Record<string, unknown>;
+    if (typeof target !== 'string') return;
+    if (relType === 'm.thread') {
+      const [parent] = (await rsAPI.queryEventsById({ event_ids: [target] })).events;
+      const parentRel = parent?.pdu.content?.['m.relates_to'];
+      if (typeof parentRel === 'object' && parentRel !== null && typeof (parentRel as Record<string, unknown>)['rel_type'] === 'string') {
+        throw new MatrixError(400, 'M_UNKNOWN', 'Cannot start a thread from an event that is itself a relation');
+      }
+    }
+    if (relType === 'm.annotation' && typeof key === 'string' && syncAPI) {
+      const { exists } = await syncAPI.queryAnnotationExists({ room_id: roomId, event_id: target, sender, type, key });
+      if (exists) throw new MatrixError(400, 'M_DUPLICATE_ANNOTATION', 'You have already sent this annotation for this event');
+    }
+  };
+
   const send = async (req: PerformSendEventRequest): Promise<string> => {
     if (!/^![^:]+(:.+)?$/.test(req.room_id)) throw invalidParam(`${req.room_id} is not a room ID`);
+    if (req.state_key === undefined) await checkRelation(req.room_id, req.user_id, req.type, req.content);
     const res = await rsAPI.performSendEvent(req);
     if (res.error === 'forbidden') throw forbidden(res.message);
     if (res.error !== undefined) throw new MatrixError(400, 'M_UNKNOWN', res.message);

@@ -9,13 +9,30 @@
 import type { StatusAPI } from '../../internal/componentapi.js';
 import type { JsonObject } from '../../internal/matrix/index.js';
 
+/** Whether a user already annotated an event this way (the relations syncapi indexes). */
+export interface QueryAnnotationExistsRequest {
+  room_id: string;
+  /** The annotated event. */
+  event_id: string;
+  sender: string;
+  /** The annotation's event type (m.reaction, usually). */
+  type: string;
+  key: string;
+}
+export interface QueryAnnotationExistsResponse {
+  exists: boolean;
+}
+
 /**
  * syncapi's internal API. Peeks (MSC2753) come to syncapi from the roomserver, as `new_peek` and
  * `retire_peek` on OutputRoomEvent, not through this API.
  */
-export type SyncInternalAPI = StatusAPI;
+export interface SyncInternalAPI extends StatusAPI {
+  /** For clientapi's check against duplicate annotations (M_DUPLICATE_ANNOTATION). */
+  queryAnnotationExists(req: QueryAnnotationExistsRequest): Promise<QueryAnnotationExistsResponse>;
+}
 
-export const syncapiInternalAPIMethods = ['queryComponentStatus'] as const satisfies ReadonlyArray<keyof SyncInternalAPI>;
+export const syncapiInternalAPIMethods = ['queryComponentStatus', 'queryAnnotationExists'] as const satisfies ReadonlyArray<keyof SyncInternalAPI>;
 
 /** OutputTypingEvent (subject per room): a user started or stopped typing in a room. */
 export interface OutputTypingEvent {

@@ -127,6 +127,27 @@ export class RelationsStore {
   }
 
   /**
+   * Whether `sender` has an annotation of type `type` with key `key` on `eventId` (one not
+   * redacted: a redacted child leaves the relations table).
+   */
+  async hasAnnotation(q: { roomId: string; eventId: string; sender: string; type: string; key: string }): Promise<boolean> {
+    const rows = await this.db
+      .selectFrom('syncapi_relations as rel')
+      .innerJoin('syncapi_output_room_events as e', 'e.event_id', 'rel.child_event_id')
+      .select('e.event_json')
+      .where('rel.event_id', '=', q.eventId)
+      .where('rel.room_id', '=', q.roomId)
+      .where('rel.rel_type', '=', 'm.annotation')
+      .where('rel.child_type', '=', q.type)
+      .where('rel.sender', '=', q.sender)
+      .execute();
+    return rows.some((r) => {
+      const content = (JSON.parse(r.event_json) as { content?: { 'm.relates_to'?: { key?: unknown } } }).content;
+      return content?.['m.relates_to']?.key === q.key;
+    });
+  }
+
+  /**
    * A page of an event's children (and, with depth > 1, their children in turn), as stored
    * events, in the order the query asks. Children must be in the parent's room.
    */
