@@ -91,7 +91,7 @@ export async function newInternalAPI(cfg: Config, db: OpenedDatabase<unknown>, d
       addRelationsRoutes(routers.client, { store, relations, aggregations, userAPI: deps.userAPI, rsAPI: deps.rsAPI });
       addPresenceRoutes(routers.client, presence, deps.userAPI);
       addKeyChangesRoute(routers.client, store, deps.userAPI);
-      addSearchRoutes(routers.client, { store, index: search, userAPI: deps.userAPI, rsAPI: deps.rsAPI });
+      addSearchRoutes(routers.client, { store, index: search, userAPI: deps.userAPI, rsAPI: deps.rsAPI, aggregations });
       addSearchAdminRoutes(routers.dendriteAdmin, { store, index: search, userAPI: deps.userAPI });
     });
     return new SyncInternalAPIImpl(cfg.global.serverName, relations);

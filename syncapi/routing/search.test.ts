@@ -245,6 +245,25 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       expect(((r0.body.search_categories as Body).room_events as Body).count).toBe(1);
     });
 
+    it('bundles aggregations into the results: a thread root shows its thread, an edited message its edit', async () => {
+      const roomId = await createRoom(alice);
+      const root = await send(alice, roomId, 'axolotl root');
+      const reply = (await req('PUT', `/rooms/${enc(roomId)}/send/m.room.message/s${++txn}`, alice, { msgtype: 'm.text', body: 'in thread', 'm.relates_to': { rel_type: 'm.thread', event_id: root } })).body.event_id as string;
+      const edit = (await req('PUT', `/rooms/${enc(roomId)}/send/m.room.message/s${++txn}`, alice, {
+        msgtype: 'm.text',
+        body: '* axolotl root edited',
+        'm.new_content': { msgtype: 'm.text', body: 'axolotl root edited' },
+        'm.relates_to': { rel_type: 'm.replace', event_id: root },
+      })).body.event_id as string;
+      await synced(alice, roomId, edit);
+      const re = await search(alice, { search_term: 'axolotl', filter: { rooms: [roomId] } });
+      const found = re.results.find((r) => r.result.event_id === root)!.result;
+      const relations = (found.unsigned as Body)['m.relations'] as Body;
+      expect((relations['m.thread'] as Body).count).toBe(1);
+      expect(((relations['m.thread'] as Body).latest_event as Body).event_id).toBe(reply);
+      expect((relations['m.replace'] as Body).event_id).toBe(edit);
+    });
+
     it('pages in rank order', async () => {
       const roomId = await createRoom(alice);
       for (let i = 0; i < 5; i++) await send(alice, roomId, `otter ${'otter '.repeat(i)}`);

@@ -61,6 +61,7 @@ import {
   type SearchQuery,
 } from '../storage/search.js';
 import type { StreamEvent, SyncStore } from '../storage/syncstore.js';
+import type { Aggregations, BundleTarget } from '../internal/aggregations.js';
 
 const MAX_BODY = 64 * 1024;
 const DEFAULT_LIMIT = 10;
@@ -83,6 +84,8 @@ export interface SearchRouteDeps {
   index: SearchIndex | undefined;
   userAPI: TokenResolver<AuthenticatedDevice>;
   rsAPI: SearchRoomserverAPI;
+  /** Bundled aggregations of the results (edits, threads, references), as /messages has them. */
+  aggregations?: Aggregations;
 }
 
 type Order = 'rank' | 'recent';
@@ -328,8 +331,11 @@ export function addSearchRoutes(client: Hono, deps: SearchRouteDeps): void {
 
     const opts = { deviceId: device.deviceId };
     const results: JsonObject[] = [];
+    const bundled: BundleTarget[] = [];
     for (const { hit, event } of picked) {
-      const result: JsonObject = { rank: hit.rank, result: clientEvent(event, opts) };
+      const json = clientEvent(event, opts);
+      bundled.push({ event, json });
+      const result: JsonObject = { rank: hit.rank, result: json };
       if (req.context) {
         const before = await contextPage(userId, event.roomId, event.pos - 1, true, req.context.before);
         const after = await contextPage(userId, event.roomId, event.pos, false, req.context.after);
@@ -355,6 +361,7 @@ export function addSearchRoutes(client: Hono, deps: SearchRouteDeps): void {
       }
       results.push(result);
     }
+    if (deps.aggregations) await deps.aggregations.bundle(userId, bundled);
 
     const texts = picked.map(({ event, hit }) => {
       const v = contentOf(event)[hit.key.slice('content.'.length)];
