@@ -6,8 +6,9 @@
  *   invite of the user (see perform/thirdpartyinvite.ts). The call is not signed by a server
  *   (identity servers have no X-Matrix keys); what makes an invite count is the identity
  *   server's signature, which the room's auth rules check. One invite failing does not stop
- *   the others, and the identity server learns nothing from it: it is answered 200 as the
- *   binding itself succeeded. Sytest's identity server calls it with POST, so both are served.
+ *   the others; the answer is then the first failure's error (as Synapse answers: the
+ *   identity server learns that an invite was not redeemed), else 200. Invites too malformed to
+ *   try are skipped. Sytest's identity server calls it with POST, so both are served.
  * - PUT /v1/exchange_third_party_invite/{roomId}: the invitee's server asks us, a server of the
  *   room, to build that invite, since it cannot.
  */
@@ -35,6 +36,7 @@ export function addThirdPartyInviteRoutes(fed: Hono, auth: FederationAuth, d: { 
     const invites = body['invites'];
     if (invites === undefined || invites === null) return jsonResponse({});
     if (!Array.isArray(invites)) throw badJson('invites must be a list');
+    let failure: MatrixError | undefined;
     for (const inv of invites) {
       if (!isObject(inv) || !isObject(inv['signed'])) {
         d.log.info('onbind: skipping an invite without a signed object');
@@ -60,11 +62,16 @@ export function addThirdPartyInviteRoutes(fed: Hono, auth: FederationAuth, d: { 
           signed,
           ...(typeof inv['display_name'] === 'string' ? { display_name: inv['display_name'] } : {}),
         });
-        if (res.error !== undefined) d.log.warn({ room_id: roomId, user_id: userId, error: res.error, reason: res.message }, 'onbind: third-party invite not redeemed');
+        if (res.error !== undefined) {
+          d.log.warn({ room_id: roomId, user_id: userId, error: res.error, reason: res.message }, 'onbind: third-party invite not redeemed');
+          failure ??= failureError(res);
+        }
       } catch (e) {
         d.log.error({ room_id: roomId, user_id: userId, err: e }, 'onbind: third-party invite failed');
+        failure ??= new MatrixError(502, 'M_UNKNOWN', 'The third-party invite could not be redeemed');
       }
     }
+    if (failure) throw failure;
     return jsonResponse({});
   };
   fed.put('/v1/3pid/onbind', onbind);
