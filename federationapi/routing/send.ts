@@ -89,19 +89,27 @@ export function addSendRoute(fed: Hono, auth: FederationAuth, d: SendDeps): void
   };
 
   /**
-   * Gives the roomserver the prev events of `event` it lacks, each with the state before it
-   * taken from `origin` (GET /state_ids, the events fetched as outliers): the roomserver then
-   * resolves the state before `event` from all its prev events. For events pulled from the
-   * origin (get_missing_events), whose earliest ones always border a gap.
+   * The state after each prev event of a pulled event that the roomserver lacks, as `origin`
+   * tells it: the state before it (GET /state_ids, the events fetched as outliers) with the
+   * prev event itself when it is state. The roomserver resolves the state before the pulled
+   * event from these and its other prev events; the prev events stay outliers (as in Synapse,
+   * whose /state of them then answers 404). For events pulled by get_missing_events, whose
+   * earliest ones always border a gap.
    */
-  const fillGapBefore = async (origin: string, roomVersion: string, roomId: string, missingPrevs: readonly string[]): Promise<void> => {
+  const statesAfterGap = async (origin: string, roomVersion: string, roomId: string, missingPrevs: readonly string[]): Promise<Record<string, string[]>> => {
+    const out: Record<string, string[]> = {};
     for (const prev of missingPrevs.slice(0, MAX_GAP_PREVS)) {
       const ids = await d.fetcher.stateIds(origin, roomId, prev);
       await fetchOutliers(origin, roomVersion, roomId, [...ids.auth_chain_ids, ...ids.pdu_ids, prev]);
-      const [held] = (await rsAPI.queryEventsById({ event_ids: [prev] })).events;
-      if (!held) continue;
-      await rsAPI.inputRoomEvents({ events: [{ kind: 'new', event: held, origin, state_event_ids: ids.pdu_ids }] });
+      const held = (await rsAPI.queryEventsById({ event_ids: [...ids.pdu_ids, prev] })).events.map((h) => Event.fromPDU(h.pdu, h.room_version));
+      const prevEvent = held.find((e) => e.eventId === prev);
+      if (!prevEvent) continue;
+      const byKey = new Map<string, string>();
+      for (const e of held) if (e.eventId !== prev && e.stateKey !== undefined) byKey.set(`${e.type}\u0000${e.stateKey}`, e.eventId);
+      if (prevEvent.stateKey !== undefined) byKey.set(`${prevEvent.type}\u0000${prevEvent.stateKey}`, prevEvent.eventId);
+      out[prev] = [...byKey.values()];
     }
+    return out;
   };
 
   /**
@@ -116,8 +124,8 @@ export function addSendRoute(fed: Hono, auth: FederationAuth, d: SendDeps): void
   const inputPDU = async (origin: string, roomVersion: string, event: Event, mode: 'pushed' | 'pulled', first?: InputResult): Promise<string | undefined> => {
     const roomId = event.roomId;
     const pdu = event.json as PDUJson;
-    const input = async (): Promise<{ status: string; error?: string }> =>
-      (await rsAPI.inputRoomEvents({ events: [{ kind: 'new', event: { room_version: roomVersion, pdu }, origin }] })).results[0] ?? {
+    const input = async (prevStates?: Record<string, string[]>): Promise<{ status: string; error?: string }> =>
+      (await rsAPI.inputRoomEvents({ events: [{ kind: 'new', event: { room_version: roomVersion, pdu }, origin, ...(prevStates ? { prev_states: prevStates } : {}) }] })).results[0] ?? {
         status: 'error',
         error: 'no result',
       };
@@ -150,11 +158,10 @@ export function addSendRoute(fed: Hono, auth: FederationAuth, d: SendDeps): void
     };
     if (missingPrevs().length > 0 && mode === 'pulled') {
       try {
-        await fillGapBefore(origin, roomVersion, roomId, missingPrevs());
+        res = await input(await statesAfterGap(origin, roomVersion, roomId, missingPrevs()));
       } catch (err) {
         d.log.info({ err, origin, roomId, eventId: event.eventId }, 'federation: could not fetch the state before a pulled event');
       }
-      res = await input();
     } else if (missingPrevs().length > 0) {
       try {
         const { latest_event_ids } = await rsAPI.queryLatestEventsAndState({ room_id: roomId, state_to_fetch: [] });

@@ -4,7 +4,8 @@
  * the state", "Federation rejects inbound events where the prev_events cannot be found"):
  * - a pushed event C whose prev X we lack: X comes from get_missing_events; X's own prev Y is
  *   missing too, so the state before Y is asked of the origin (/state_ids at Y, Y by /event),
- *   Y goes in with it, and X and C follow, with the state resolved across B's and Y's branches;
+ *   X goes in with the state after Y given (resolved with B's branch) and C follows; Y stays
+ *   an outlier, with no state of its own here;
  * - a pushed event whose missing prev the origin does not give is refused, and the state at
  *   the gap is never asked for.
  */
@@ -111,6 +112,12 @@ it('takes a pulled event whose prev is missing with the state at that prev from 
   const current = await rs().queryLatestEventsAndState({ room_id: roomId, state_to_fetch: [{ type: 'test_state', state_key: 'B' }, { type: 'test_state', state_key: 'Y' }, { type: 'test_state', state_key: 'T' }] });
   const stateKeys = current.state_events.map((h) => `${h.pdu.state_key}=${Event.fromPDU(h.pdu, h.room_version).eventId}`).sort();
   expect(stateKeys).toEqual([`B=${b.eventId}`, `T=${t.eventId}`, `Y=${y.eventId}`].sort());
+  // Y itself stays an outlier: there is no state at it here (Sytest "/state_ids returns M_NOT_FOUND for an outlier").
+  for (const endpoint of ['state', 'state_ids']) {
+    const r = await remote.request(dest(), 'GET', `/_matrix/federation/v1/${endpoint}/${enc(roomId)}?event_id=${enc(y.eventId)}`);
+    expect(r.status, `${endpoint}: ${JSON.stringify(r.body)}`).toBe(404);
+    expect((r.body as { errcode?: string }).errcode).toBe('M_NOT_FOUND');
+  }
   last = c;
   missing = [];
 });

@@ -34,6 +34,14 @@ export interface InputRoomEvent {
    * (as outliers); rejected ones are left out.
    */
   state_event_ids?: string[];
+  /**
+   * For a `new` event whose prev events this server holds only as outliers (or not at all): the
+   * state after each such prev event (event IDs, stored already), as the server that sent the
+   * event gave it (a gap it bridged with /state_ids). The state before the event is then
+   * resolved from these and the state after its other prev events; the prev events themselves
+   * stay outliers.
+   */
+  prev_states?: Record<string, string[]>;
 }
 
 export interface InputRoomEventsRequest {

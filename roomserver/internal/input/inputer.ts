@@ -495,8 +495,10 @@ export class Inputer {
     // The state before the event: given with it, or from its prev events.
     let stateBefore = 0;
     const prevs = event.prevEventIds.map((id) => known.get(id)).filter((p): p is StoredEvent => p !== undefined && p.stateSnapshotNid !== null);
-    if (input.state_event_ids !== undefined && event.type !== 'm.room.create') {
-      const wanted = [...new Set(input.state_event_ids)];
+    const roomNid = room.roomNid;
+    /** A snapshot of the state events `ids` (stored already; rejected ones and other rooms' left out). */
+    const snapshotOf = async (ids: readonly string[]): Promise<number> => {
+      const wanted = [...new Set(ids)];
       const given = await events.eventsByIds(wanted);
       if (given.length !== wanted.length) {
         const have = new Set(given.map((g) => g.eventId));
@@ -505,17 +507,23 @@ export class Inputer {
       // One event per (type, state key): a state list naming two is not one the room ever had; the first stands.
       const entries = new Map<string, { typeNid: number; stateKeyNid: number; eventNid: number }>();
       for (const g of given) {
-        if (g.isRejected || g.stateKeyNid === null || g.roomNid !== room.roomNid) continue;
+        if (g.isRejected || g.stateKeyNid === null || g.roomNid !== roomNid) continue;
         const key = `${g.typeNid}/${g.stateKeyNid}`;
         if (!entries.has(key)) entries.set(key, { typeNid: g.typeNid, stateKeyNid: g.stateKeyNid, eventNid: g.eventNid });
       }
-      stateBefore = await ctx.snapshots.apply(room.roomNid, 0, [...entries.values()]);
+      return ctx.snapshots.apply(roomNid, 0, [...entries.values()]);
+    };
+    if (input.state_event_ids !== undefined && event.type !== 'm.room.create') {
+      stateBefore = await snapshotOf(input.state_event_ids);
     } else if (event.type !== 'm.room.create') {
-      if (prevs.length !== new Set(event.prevEventIds).size) {
-        const missing = event.prevEventIds.filter((id) => !prevs.some((p) => p.eventId === id));
-        throw new InputError(`missing prev events (or their state): ${missing.join(', ')}`);
-      }
-      stateBefore = await state.resolve(room, await Promise.all(prevs.map((p) => this.stateAfter(ctx, room!, p))));
+      // Prev events without state here count with the state after them the sender gave, if it did.
+      const bridged = input.prev_states ?? {};
+      const missing = [...new Set(event.prevEventIds.filter((id) => !prevs.some((p) => p.eventId === id)))];
+      const unbridged = missing.filter((id) => !Array.isArray(bridged[id]));
+      if (unbridged.length > 0) throw new InputError(`missing prev events (or their state): ${unbridged.join(', ')}`);
+      const sets = await Promise.all(prevs.map((p) => this.stateAfter(ctx, room!, p)));
+      for (const id of missing) sets.push(await snapshotOf(bridged[id]!));
+      stateBefore = await state.resolve(room, sets);
     }
 
     // Step 5: the state before the event.
