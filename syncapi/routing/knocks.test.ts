@@ -1,10 +1,10 @@
-/** The /sync knock section: from syncapi's store directly, and after a knock over HTTP. */
+/** The /sync knock section: from syncapi's store directly, and after a knock over HTTP, on SQLite and PostgreSQL. */
 import type { Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase, runMigrations, type OpenedDatabase } from '../../internal/sqlutil/index.js';
-import { describeEachDatabase } from '../../internal/sqlutil/testing.js';
+import { createTestDatabase, describeEachDatabase, type TestDatabase } from '../../internal/sqlutil/testing.js';
 import { databaseFor } from '../../setup/config/config.js';
-import { getJson, startTestServer, type TestServer } from '../../test/harness.js';
+import { getJson, startTestServer, testConfig, type TestServer } from '../../test/harness.js';
 import { syncapiMigrations } from '../storage/migrations.js';
 import { SyncStore } from '../storage/syncstore.js';
 import type { SyncapiDatabase } from '../storage/tables.js';
@@ -82,59 +82,68 @@ describeEachDatabase<SyncapiDatabase>('syncapi knock section', (ctx) => {
   });
 });
 
-describe('knock section after a knock over HTTP', () => {
-  let t: TestServer;
-  let syncDb: OpenedDatabase<SyncapiDatabase>;
-  const req = (method: string, path: string, token: string, body?: unknown) =>
-    getJson(`${t.baseUrl}/_matrix/client/v3${path}`, {
-      method,
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-      headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: `Bearer ${token}` } : {}) },
-    });
-  const reg = async (u: string) => (await req('POST', '/register', '', { auth: { type: 'm.login.dummy' }, username: u, password: 'pw' })).body.access_token as string;
-  beforeAll(async () => {
-    t = await startTestServer();
-    // A second connection to syncapi's database (SQLite in WAL mode: reading alongside the server is fine).
-    syncDb = openDatabase<SyncapiDatabase>(databaseFor(t.cfg, 'syncapi').connectionString, { baseDir: t.cfg.baseDir });
-  });
-  afterAll(async () => {
-    await syncDb.close();
-    await t.stop();
-  });
-
-  it('shows the knocker the room once syncapi has the knock, and not after it is accepted', async () => {
-    const alice = await reg('alice');
-    const bob = await reg('bob');
-    const BOB = '@bob:localhost:8008';
-    const roomId = (
-      await req('POST', '/createRoom', alice, {
-        room_version: '11',
-        name: 'Door',
-        initial_state: [{ type: 'm.room.join_rules', state_key: '', content: { join_rule: 'knock' } }],
-      })
-    ).body.room_id as string;
-    const store = new SyncStore(syncDb.db);
-    const from = await store.maxEventPos();
-    expect((await req('POST', `/knock/${encodeURIComponent(roomId)}`, bob, { reason: 'please' })).status).toBe(200);
-
-    const until = async <T>(f: () => Promise<T>, ok: (v: T) => boolean): Promise<T> => {
-      for (let i = 0; i < 100; i++) {
-        const v = await f();
-        if (ok(v)) return v;
-        await new Promise((r) => setTimeout(r, 20));
+for (const dialect of ['sqlite', 'postgres'] as const) {
+  describe(`knock section after a knock over HTTP [${dialect}]`, () => {
+    let t: TestServer;
+    let pg: TestDatabase | undefined;
+    let syncDb: OpenedDatabase<SyncapiDatabase>;
+    const req = (method: string, path: string, token: string, body?: unknown) =>
+      getJson(`${t.baseUrl}/_matrix/client/v3${path}`, {
+        method,
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: `Bearer ${token}` } : {}) },
+      });
+    const reg = async (u: string) => (await req('POST', '/register', '', { auth: { type: 'm.login.dummy' }, username: u, password: 'pw' })).body.access_token as string;
+    beforeAll(async () => {
+      if (dialect === 'postgres') {
+        pg = await createTestDatabase('postgres');
+        t = await startTestServer(testConfig(undefined, pg.connectionString));
+      } else {
+        t = await startTestServer();
       }
-      return f();
-    };
-    const knocks = await until(
-      async () => knockRooms(store, BOB, 0, await store.maxEventPos()),
-      (k) => roomId in k,
-    );
-    const events = (knocks[roomId]?.['knock_state'] as { events: Array<{ type: string; state_key: string; content: Record<string, unknown> }> }).events;
-    expect(events.map((e) => e.type)).toEqual(['m.room.create', 'm.room.join_rules', 'm.room.name', 'm.room.member']);
-    expect(events[3]).toMatchObject({ state_key: BOB, content: { membership: 'knock', reason: 'please' } });
-    expect(Object.keys(await knockRooms(store, BOB, from, await store.maxEventPos()))).toEqual([roomId]);
+      // A second connection to syncapi's database (SQLite in WAL mode, or PostgreSQL: reading alongside the server is fine).
+      syncDb = openDatabase<SyncapiDatabase>(databaseFor(t.cfg, 'syncapi').connectionString, { baseDir: t.cfg.baseDir });
+    }, 60_000);
+    afterAll(async () => {
+      await syncDb?.close();
+      await t?.stop();
+      await pg?.drop();
+    });
 
-    expect((await req('POST', `/rooms/${encodeURIComponent(roomId)}/invite`, alice, { user_id: BOB })).status).toBe(200);
-    expect(await until(async () => knockRooms(store, BOB, 0, await store.maxEventPos()), (k) => !(roomId in k))).toEqual({});
+    it('shows the knocker the room once syncapi has the knock, and not after it is accepted', async () => {
+      const alice = await reg('alice');
+      const bob = await reg('bob');
+      const BOB = '@bob:localhost:8008';
+      const roomId = (
+        await req('POST', '/createRoom', alice, {
+          room_version: '11',
+          name: 'Door',
+          initial_state: [{ type: 'm.room.join_rules', state_key: '', content: { join_rule: 'knock' } }],
+        })
+      ).body.room_id as string;
+      const store = new SyncStore(syncDb.db);
+      const from = await store.maxEventPos();
+      expect((await req('POST', `/knock/${encodeURIComponent(roomId)}`, bob, { reason: 'please' })).status).toBe(200);
+
+      const until = async <T>(f: () => Promise<T>, ok: (v: T) => boolean): Promise<T> => {
+        for (let i = 0; i < 100; i++) {
+          const v = await f();
+          if (ok(v)) return v;
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        return f();
+      };
+      const knocks = await until(
+        async () => knockRooms(store, BOB, 0, await store.maxEventPos()),
+        (k) => roomId in k,
+      );
+      const events = (knocks[roomId]?.['knock_state'] as { events: Array<{ type: string; state_key: string; content: Record<string, unknown> }> }).events;
+      expect(events.map((e) => e.type)).toEqual(['m.room.create', 'm.room.join_rules', 'm.room.name', 'm.room.member']);
+      expect(events[3]).toMatchObject({ state_key: BOB, content: { membership: 'knock', reason: 'please' } });
+      expect(Object.keys(await knockRooms(store, BOB, from, await store.maxEventPos()))).toEqual([roomId]);
+
+      expect((await req('POST', `/rooms/${encodeURIComponent(roomId)}/invite`, alice, { user_id: BOB })).status).toBe(200);
+      expect(await until(async () => knockRooms(store, BOB, 0, await store.maxEventPos()), (k) => !(roomId in k))).toEqual({});
+    });
   });
-});
+}
