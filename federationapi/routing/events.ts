@@ -14,7 +14,7 @@ import type { FederationAuth } from './fedauth.js';
 
 export type FederationRoomserverAPI = Pick<
   RoomserverInternalAPI,
-  'queryEventsById' | 'queryVisibleEvents' | 'queryLatestEventsAndState' | 'queryStateAfterEvents' | 'queryMembershipForUser' | 'queryServersInRoom' | 'inputRoomEvents'
+  'queryEventsById' | 'queryVisibleEvents' | 'queryLatestEventsAndState' | 'queryStateAfterEvents' | 'queryStateBeforeEvent' | 'queryMembershipForUser' | 'queryServersInRoom' | 'inputRoomEvents'
 >;
 
 const MAX_BACKFILL = 100;
@@ -55,7 +55,8 @@ export class RoomReader {
 
   /** The state before `event` and the auth chain of that state (and of the event). */
   async stateBefore(event: Event): Promise<{ state: HeaderedEvent[]; authChain: HeaderedEvent[] }> {
-    const { state_events } = await this.rsAPI.queryStateAfterEvents({ room_id: event.roomId, prev_event_ids: [...event.prevEventIds] });
+    // The event's own snapshot: its prev events may be outliers here (a gap bridged with given state).
+    const { state_events } = await this.rsAPI.queryStateBeforeEvent({ room_id: event.roomId, event_id: event.eventId });
     const stateEvents = state_events.map((h) => Event.fromPDU(h.pdu, h.room_version));
     return { state: state_events, authChain: await authChain(this.rsAPI, [...stateEvents, event]) };
   }

@@ -112,6 +112,10 @@ it('takes a pulled event whose prev is missing with the state at that prev from 
   const current = await rs().queryLatestEventsAndState({ room_id: roomId, state_to_fetch: [{ type: 'test_state', state_key: 'B' }, { type: 'test_state', state_key: 'Y' }, { type: 'test_state', state_key: 'T' }] });
   const stateKeys = current.state_events.map((h) => `${h.pdu.state_key}=${Event.fromPDU(h.pdu, h.room_version).eventId}`).sort();
   expect(stateKeys).toEqual([`B=${b.eventId}`, `T=${t.eventId}`, `Y=${y.eventId}`].sort());
+  // The state at X, served to others, is the resolved one (Sytest checks it after the current state).
+  const atX = await remote.request(dest(), 'GET', `/_matrix/federation/v1/state_ids/${enc(roomId)}?event_id=${enc(x.eventId)}`);
+  expect(atX.status).toBe(200);
+  expect((atX.body as { pdu_ids: string[] }).pdu_ids).toEqual(expect.arrayContaining([b.eventId, t.eventId, y.eventId]));
   // Y itself stays an outlier: there is no state at it here (Sytest "/state_ids returns M_NOT_FOUND for an outlier").
   for (const endpoint of ['state', 'state_ids']) {
     const r = await remote.request(dest(), 'GET', `/_matrix/federation/v1/${endpoint}/${enc(roomId)}?event_id=${enc(y.eventId)}`);

@@ -143,6 +143,22 @@ export interface QueryStateAfterEventsResponse {
   state_events: HeaderedEvent[];
 }
 
+/**
+ * The state before an event, as this server keeps it for the event (its own snapshot: for an
+ * event whose prev events are outliers, the state it was taken in with).
+ */
+export interface QueryStateBeforeEventRequest {
+  room_id: string;
+  event_id: string;
+  state_to_fetch?: Array<{ type: string; state_key: string }>;
+}
+export interface QueryStateBeforeEventResponse {
+  room_exists: boolean;
+  /** False when the event is unknown, of another room, or has no state here (an outlier). */
+  event_exists: boolean;
+  state_events: HeaderedEvent[];
+}
+
 export interface QueryMembershipForUserRequest {
   room_id: string;
   user_id: string;
@@ -559,6 +575,7 @@ export interface RoomserverInternalAPI extends StatusAPI {
   inputRoomEvents(req: InputRoomEventsRequest): Promise<InputRoomEventsResponse>;
   queryLatestEventsAndState(req: QueryLatestEventsAndStateRequest): Promise<QueryLatestEventsAndStateResponse>;
   queryStateAfterEvents(req: QueryStateAfterEventsRequest): Promise<QueryStateAfterEventsResponse>;
+  queryStateBeforeEvent(req: QueryStateBeforeEventRequest): Promise<QueryStateBeforeEventResponse>;
   queryEventsById(req: QueryEventsByIdRequest): Promise<QueryEventsByIdResponse>;
   queryMembershipForUser(req: QueryMembershipForUserRequest): Promise<QueryMembershipForUserResponse>;
   queryMembershipsForRoom(req: QueryMembershipsForRoomRequest): Promise<QueryMembershipsForRoomResponse>;
@@ -600,6 +617,7 @@ export const roomserverInternalAPIMethods = [
   'inputRoomEvents',
   'queryLatestEventsAndState',
   'queryStateAfterEvents',
+  'queryStateBeforeEvent',
   'queryEventsById',
   'queryMembershipForUser',
   'queryMembershipsForRoom',

@@ -68,6 +68,8 @@ import type {
   QueryLatestEventsAndStateResponse,
   QueryStateAfterEventsRequest,
   QueryStateAfterEventsResponse,
+  QueryStateBeforeEventRequest,
+  QueryStateBeforeEventResponse,
   RoomserverInternalAPI,
 } from '../api/index.js';
 import type { EventStore, RoomInfo } from '../storage/eventstore.js';
@@ -200,6 +202,14 @@ export class RoomserverInternalAPIImpl implements RoomserverInternalAPI {
     }
     const snapshot = await this.state.resolve(room, await Promise.all(prevs.map((p) => this.state.stateAfter(room, p))));
     return { room_exists: true, prev_events_exist: true, state_events: await this.stateEvents(room, snapshot, req.state_to_fetch) };
+  }
+
+  async queryStateBeforeEvent(req: QueryStateBeforeEventRequest): Promise<QueryStateBeforeEventResponse> {
+    const room = await this.heldRoom(req.room_id);
+    if (!room) return { room_exists: false, event_exists: false, state_events: [] };
+    const [event] = await this.events.eventsByIds([req.event_id]);
+    if (!event || event.stateSnapshotNid === null || event.roomNid !== room.roomNid) return { room_exists: true, event_exists: false, state_events: [] };
+    return { room_exists: true, event_exists: true, state_events: await this.stateEvents(room, event.stateSnapshotNid, req.state_to_fetch) };
   }
 
   async queryMembershipForUser(req: QueryMembershipForUserRequest): Promise<QueryMembershipForUserResponse> {
