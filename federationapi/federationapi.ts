@@ -90,7 +90,7 @@ export async function newInternalAPI(cfg: Config, db: OpenedDatabase<unknown>, d
   const prefix = cfg.global.jetstream.topicPrefix;
   const sender = new OutboundSender({ serverName: identity.serverName, queue: new OutboundQueueStore(db.db as unknown as Kysely<FederationapiQueueDatabase>), client, log });
   const joiner = new Joiner({ identity, client, keys: keyRing, rsAPI, log });
-  const inviter = new Inviter({ identity, client, keys: keyRing, rsAPI });
+  const inviter = new Inviter({ identity, client, keys: keyRing, rsAPI, log });
   // Identity servers are reached under the same network rules as other servers.
   const thirdParty = new ThirdPartyInviteExchanger({
     serverName: identity.serverName,

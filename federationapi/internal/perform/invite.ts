@@ -5,7 +5,8 @@
  */
 import { Event, domainOf, type JsonObject, type PDUJson } from '../../../internal/matrix/index.js';
 import type { SigningIdentity } from '../../../internal/signingidentity.js';
-import type { RoomserverInternalAPI } from '../../../roomserver/api/index.js';
+import type { HeaderedEvent, RoomserverInternalAPI } from '../../../roomserver/api/index.js';
+import type { Logger } from 'pino';
 import type { PerformInviteRequest, PerformInviteResponse, PerformLeaveRequest, PerformLeaveResponse } from '../../api/index.js';
 import { FederationHttpError, type FederationClient } from '../../client/index.js';
 import { checkPDUs, type PDUKeys } from '../pdus.js';
@@ -17,6 +18,7 @@ export class Inviter {
       client: Pick<FederationClient, 'invite' | 'makeLeave' | 'sendLeave'>;
       keys: PDUKeys;
       rsAPI: Pick<RoomserverInternalAPI, 'queryMembershipForUser' | 'queryEventsById' | 'performStubMembership'>;
+      log?: Logger;
     },
   ) {}
 
@@ -76,7 +78,31 @@ export class Inviter {
       if (res.error !== undefined) return { error: 'failed', message: res.error };
       return {};
     } catch (err) {
-      return Inviter.failure(err);
+      // The inviting server cannot take the rejection (down, or refusing): the invite is
+      // rejected here alone, with a leave of ours that only follows the invite (an out-of-band
+      // leave, as Synapse makes), so the user is rid of it and it shows as left.
+      this.deps.log?.info({ roomId: req.room_id, userId: req.user_id, inviter, err: err instanceof Error ? err.message : String(err) }, 'federation: the invite is rejected locally, its server did not take the rejection');
+      return this.rejectLocally(req, invite);
     }
+  }
+
+  private async rejectLocally(req: PerformLeaveRequest, invite: HeaderedEvent): Promise<PerformLeaveResponse> {
+    const inviteEvent = Event.fromPDU(invite.pdu, invite.room_version);
+    const leave = this.deps.identity.buildEvent(
+      {
+        type: 'm.room.member',
+        state_key: req.user_id,
+        sender: req.user_id,
+        room_id: req.room_id,
+        content: { membership: 'leave' },
+        prev_events: [inviteEvent.eventId],
+        auth_events: [inviteEvent.eventId],
+        depth: inviteEvent.depth + 1,
+      },
+      invite.room_version,
+    );
+    const res = await this.deps.rsAPI.performStubMembership({ event: { room_version: invite.room_version, pdu: leave.json as PDUJson } });
+    if (res.error !== undefined) return { error: 'failed', message: res.error };
+    return {};
   }
 }
