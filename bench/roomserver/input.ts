@@ -3,7 +3,7 @@
  * (a) one busy room, events submitted one by one (a client's sends), (b) the same with 50 events
  * per request (a federation transaction: one database transaction per request), (c) 100 rooms at
  * once, on SQLite and PostgreSQL. Events are built and signed before timing; outputs go to a
- * no-op publisher.
+ * no-op publisher. Also: the SQL statements (round trips) per event of (a), counted apart.
  * Run: npm run build && node dist/bench/roomserver/input.js
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -12,7 +12,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { sql, type Kysely } from 'kysely';
 import pino from 'pino';
-import { connectDatabase, runMigrations, type OpenedDatabase } from '../../internal/sqlutil/index.js';
+import { connectDatabase, runMigrations, type OpenedDatabase, type QueryLogger } from '../../internal/sqlutil/index.js';
 import type { InputRoomEvent } from '../../roomserver/api/index.js';
 import { EventLoader } from '../../roomserver/internal/eventloader.js';
 import { Inputer } from '../../roomserver/internal/input/inputer.js';
@@ -38,11 +38,42 @@ function roomEvents(n: number): InputRoomEvent[] {
   return events.map((e) => room.input(e));
 }
 
-async function measure(opened: OpenedDatabase<unknown>, label: string, out: Record<string, number>): Promise<void> {
-  await runMigrations(opened.db, opened.dialect, 'roomserver', roomserverMigrations);
+function inputerOver(opened: OpenedDatabase<unknown>): Inputer {
   const db = opened.db as unknown as Kysely<RoomserverDatabase>;
   const events = new EventStore(db);
-  const inputer = new Inputer({ serverName: 'hs.test', events, snapshots: new StateSnapshotStore(db), loader: new EventLoader(events), log: pino({ level: 'silent' }), publish: async () => {} });
+  return new Inputer({ serverName: 'hs.test', events, snapshots: new StateSnapshotStore(db), loader: new EventLoader(events), log: pino({ level: 'silent' }), publish: async () => {} });
+}
+
+/**
+ * SQL statements per event (BEGIN and COMMIT included) in a busy room, one event per request,
+ * counted on a second handle with a query log: a separate room, so the timings above are not
+ * disturbed by the counting.
+ */
+async function statementsPerEvent(open: (logger: QueryLogger) => Promise<OpenedDatabase<unknown>>): Promise<number> {
+  let count = 0;
+  const counting = await open({ trace: () => void count++, debug: () => {}, warn: () => {} });
+  try {
+    const inputer = inputerOver(counting);
+    const all = roomEvents(500);
+    // The room's start (its create event, first names and so on) is not counted.
+    for (const e of all.slice(0, 10)) await inputer.input([e]);
+    const counted = all.slice(10);
+    count = 0;
+    for (const e of counted) {
+      const [r] = await inputer.input([e]);
+      if (r!.status !== 'accepted') throw new Error(`${r!.status}: ${r!.error}`);
+    }
+    // Published outputs leave the outbox with the next request or a flush shortly after: count that too.
+    await inputer.flushOutbox();
+    return Math.round((count / counted.length) * 100) / 100;
+  } finally {
+    await counting.close();
+  }
+}
+
+async function measure(opened: OpenedDatabase<unknown>, label: string, out: Record<string, number>, open: (logger: QueryLogger) => Promise<OpenedDatabase<unknown>>): Promise<void> {
+  await runMigrations(opened.db, opened.dialect, 'roomserver', roomserverMigrations);
+  const inputer = inputerOver(opened);
 
   const busy = roomEvents(2000);
   let t = performance.now();
@@ -100,14 +131,16 @@ async function measure(opened: OpenedDatabase<unknown>, label: string, out: Reco
   const [merged] = await inputer.input([room.input(merge)]);
   if (merged!.status !== 'accepted') throw new Error(`${merged!.status}: ${merged!.error}`);
   out[`${label}: merge of a fork over 500 conflicting state events, ms`] = Math.round(performance.now() - t);
+  out[`${label}: one room, SQL statements per event`] = await statementsPerEvent(open);
 }
 
 export async function inputBenches(): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
   const dir = mkdtempSync(path.join(tmpdir(), 'bench-input-'));
-  const sqlite = await connectDatabase(`file:${path.join(dir, 'rs.db')}`, { baseDir: dir });
+  const sqliteConn = `file:${path.join(dir, 'rs.db')}`;
+  const sqlite = await connectDatabase(sqliteConn, { baseDir: dir });
   try {
-    await measure(sqlite, 'SQLite', out);
+    await measure(sqlite, 'SQLite', out, (logger) => connectDatabase(sqliteConn, { baseDir: dir, logger }));
   } finally {
     await sqlite.close();
     rmSync(dir, { recursive: true, force: true });
@@ -116,9 +149,10 @@ export async function inputBenches(): Promise<Record<string, number>> {
   const admin = await connectDatabase('postgresql://postgres@127.0.0.1:5432/postgres?sslmode=disable', { baseDir: '.' });
   await sql.raw(`create database ${name}`).execute(admin.db);
   try {
-    const pgdb = await connectDatabase(`postgresql://postgres@127.0.0.1:5432/${name}?sslmode=disable`, { baseDir: '.' });
+    const pgConn = `postgresql://postgres@127.0.0.1:5432/${name}?sslmode=disable`;
+    const pgdb = await connectDatabase(pgConn, { baseDir: '.' });
     try {
-      await measure(pgdb, 'PostgreSQL', out);
+      await measure(pgdb, 'PostgreSQL', out, (logger) => connectDatabase(pgConn, { baseDir: '.', logger }));
     } finally {
       await pgdb.close();
     }

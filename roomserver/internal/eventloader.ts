@@ -28,6 +28,14 @@ export class EventLoader {
     return new EventLoader(store, this.cache);
   }
 
+  /**
+   * Keeps an event just stored, as loading it would give it (its JSON as stored), so that the
+   * events that cite it next need not read it. Only once its transaction has committed.
+   */
+  prime(e: LoadedEvent): void {
+    this.remember(e.stored.eventNid, e);
+  }
+
   /** Forgets an event whose JSON changed (redaction). */
   forget(eventNid: number): void {
     this.cache.delete(eventNid);
@@ -42,11 +50,8 @@ export class EventLoader {
       else missing.push(nid);
     }
     if (missing.length > 0) {
-      const [rows, json] = await Promise.all([this.store.eventsByNids(missing), this.store.eventJson(missing)]);
-      for (const stored of rows) {
-        const text = json.get(stored.eventNid);
-        if (text === undefined) continue;
-        const loaded = { stored, event: Event.fromStored(JSON.parse(text) as PDUJson, roomVersion, stored.eventId) };
+      for (const { stored, json } of await this.store.eventsWithJson(missing)) {
+        const loaded = { stored, event: Event.fromStored(JSON.parse(json) as PDUJson, roomVersion, stored.eventId) };
         this.remember(stored.eventNid, loaded);
         out.set(stored.eventNid, loaded);
       }

@@ -27,6 +27,7 @@
 import { createHash } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { inChunks } from '../../internal/sqlutil/index.js';
+import { NotPlannable } from './plan.js';
 import type { RoomserverDatabase } from './tables.js';
 
 export interface StateEntry {
@@ -123,6 +124,8 @@ export class StateSnapshotStore {
   constructor(
     private readonly db: Kysely<RoomserverDatabase>,
     cache?: Map<number, Node>,
+    /** A read-only view refuses to write nodes (NotPlannable): see EventStore.planned. */
+    private readonly readOnlyView = false,
   ) {
     this.cache = cache ?? new Map();
   }
@@ -130,6 +133,11 @@ export class StateSnapshotStore {
   /** A store whose queries run in `tx`, sharing this store's node cache. */
   inTransaction(tx: Kysely<RoomserverDatabase>): StateSnapshotStore {
     return new StateSnapshotStore(tx, this.cache);
+  }
+
+  /** A store that reads (sharing this store's node cache) and refuses to write nodes. */
+  readOnly(): StateSnapshotStore {
+    return new StateSnapshotStore(this.db, this.cache, true);
   }
 
   private remember(nid: number, node: Node): void {
@@ -165,6 +173,7 @@ export class StateSnapshotStore {
   /** Writes nodes (deduplicated per room) and returns their NIDs, in order. */
   private async put(roomNid: number, encoded: Buffer[]): Promise<number[]> {
     if (encoded.length === 0) return [];
+    if (this.readOnlyView) throw new NotPlannable('a read-only snapshot store writes no nodes');
     const hashes = encoded.map((b) => createHash('sha256').update(b).digest());
     const byHex = new Map<string, number>();
     const unique = new Map<string, { hash: Buffer; node: Buffer }>();

@@ -31,9 +31,10 @@ import type { Logger } from 'pino';
 import { authEventsFromList, checkEventAuth, checkEventAuthAgainstAuthEvents, redactionTakesEffect } from '../../../internal/matrix/auth/index.js';
 import { Event, MatrixProtocolError, redactEvent, roomVersion as lookupRoomVersion, type PDUJson } from '../../../internal/matrix/index.js';
 import type { HeaderedEvent, InputResult, InputRoomEvent, OutputRoomEvent } from '../../api/index.js';
-import type { EventStore, NewEvent, RoomInfo, StoredEvent } from '../../storage/eventstore.js';
+import { PLANNED_EVENT_NID, type BatchWrites, type EventStore, type NewEvent, type RoomInfo, type StoredEvent } from '../../storage/eventstore.js';
+import { NotPlannable } from '../../storage/plan.js';
 import type { StateSnapshotStore } from '../../storage/statesnapshots.js';
-import type { EventLoader } from '../eventloader.js';
+import type { EventLoader, LoadedEvent } from '../eventloader.js';
 import { RoomState } from './roomstate.js';
 
 export interface InputerDeps {
@@ -63,6 +64,10 @@ interface BatchState {
   stateAfter: Map<number, number>;
   /** Events stored or redacted: the loader must not keep them if the transaction rolls back. */
   touched: number[];
+  /** Events stored with state, for the loader once the transaction commits. */
+  loaded: LoadedEvent[];
+  /** Events redacted: their stored JSON is no longer the one they came with. */
+  redacted: Set<number>;
   /**
    * Events looked up in the transaction, by ID (undefined: not stored), kept current as it
    * stores events: the batch's events, their auth and prev events are read in one query.
@@ -72,7 +77,15 @@ interface BatchState {
   redactionTargets: Set<string>;
   /** Rooms whose forward extremities (and current state) the batch moved: written once, before commit. */
   moved: Map<number, { latest: number[]; stateSnapshotNid: number; stateChanged: boolean }>;
+  /**
+   * The batch skipped its first query (see shortcut()): it took the event for new, and asks for
+   * redactions waiting for it when storing it. Finding it stored already undoes the batch.
+   */
+  shortcut: boolean;
 }
+
+/** A shortcut batch found its event stored already: it is done again the long way. */
+class StoredAlready extends Error {}
 
 /** One event of a batch: the request's input and the event parsed from it. */
 interface BatchItem {
@@ -108,12 +121,25 @@ interface Processed {
 }
 
 const STATE_AFTER_CACHE_LIMIT = 100_000;
+const STORED_CACHE_LIMIT = 50_000;
+
+/** How long published outputs wait in the outbox for an input transaction to delete them. */
+const OUTBOX_FLUSH_DELAY_MS = 20;
 
 export class Inputer {
   private readonly queues = new Map<string, Promise<unknown>>();
   private readonly rooms = new Map<string, RoomCache>();
   /** The state after recent events, so the next event's state before costs nothing. */
   private readonly stateAfterCache = new Map<number, number>();
+  /**
+   * Committed events with state, by ID: recent auth and prev events, read again by the next
+   * events. Such a row never changes (only an outlier's does, when it gets its state), until an
+   * admin purge deletes the room (forgetRoom).
+   */
+  private readonly storedById = new Map<string, StoredEvent>();
+  /** Outbox NIDs of published outputs, deleted by the next input transaction or flushOutbox. */
+  private readonly published: number[] = [];
+  private flushTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(private readonly deps: InputerDeps) {}
 
@@ -187,6 +213,7 @@ export class Inputer {
   forgetRoom(roomId: string): void {
     this.rooms.delete(roomId);
     this.stateAfterCache.clear();
+    this.storedById.clear();
   }
 
   /**
@@ -293,13 +320,21 @@ export class Inputer {
    * verdicts of the events committed and, when one failed, that one's error last: never empty,
    * possibly shorter than `items` (the caller goes on after the failed event).
    */
-  private async processBatch(items: readonly BatchItem[]): Promise<InputResult[]> {
+  private async processBatch(items: readonly BatchItem[], longWay = false): Promise<InputResult[]> {
     // SQLite work is synchronous: let waiting requests run between batches, so that a long
     // input (a big room's state on a join) does not stall the whole server.
     await new Promise<void>((resolve) => setImmediate(resolve));
-    const batch: BatchState = { rooms: new Map(), stateAfter: new Map(), touched: [], known: new Map(), redactionTargets: new Set(), moved: new Map() };
+    const shortcut = longWay ? undefined : this.shortcut(items);
+    if (shortcut && this.plannable(items[0]!, shortcut)) {
+      const planned = await this.processPlanned(items[0]!, shortcut);
+      if (planned === 'long way') return this.processBatch(items, true);
+      if (planned !== 'in a transaction') return planned;
+    }
+    const batch = newBatch(shortcut !== undefined);
     let failed: { at: number; error: unknown } | undefined;
     let txEvents: EventStore | undefined;
+    /** Published outputs whose outbox rows this transaction deletes (taken now: the flush leaves them be). */
+    const removing = this.published.splice(0);
     let done: Processed[];
     try {
       // One transaction for all of it, every query inside it (SQLite has one connection; a read
@@ -309,12 +344,17 @@ export class Inputer {
         const snapshots = this.deps.snapshots.inTransaction(tx);
         const loader = this.deps.loader.over(events);
         const ctx: TxContext = { events, snapshots, loader, state: new RoomState(events, snapshots, loader), batch };
-        // What the batch's events will ask for, in two queries instead of two per event.
-        await this.lookup(
-          ctx,
-          items.flatMap(({ event }) => [event.eventId, ...event.authEventIds, ...event.prevEventIds]),
-        );
-        batch.redactionTargets = await events.pendingRedactionTargets(items.map(({ event }) => event.eventId));
+        if (shortcut) {
+          for (const [id, e] of shortcut) batch.known.set(id, e);
+        } else {
+          // What the batch's events will ask for (themselves, their auth and prev events, and the
+          // redactions waiting for them), in one query instead of two per event.
+          const ids = [...new Set(items.flatMap(({ event }) => [event.eventId, ...event.authEventIds, ...event.prevEventIds]))];
+          const first = await events.eventsAndRedactionTargets(ids, items.map(({ event }) => event.eventId));
+          for (const id of ids) batch.known.set(id, undefined);
+          for (const e of first.events) batch.known.set(e.eventId, e);
+          batch.redactionTargets = first.redactionTargets;
+        }
         const out: Processed[] = [];
         for (const [i, { input, event }] of items.entries()) {
           let p: Processed;
@@ -328,29 +368,23 @@ export class Inputer {
           if (p.stateAfter) batch.stateAfter.set(p.stateAfter.eventNid, p.stateAfter.snapshotNid);
           out.push(p);
         }
-        for (const [roomNid, m] of batch.moved) {
-          await events.setForwardExtremities(roomNid, m.latest);
-          if (m.stateChanged) await events.setCurrentState(roomNid, m.stateSnapshotNid);
-        }
-        const outputs = out.flatMap((p) => p.outputs?.list ?? []);
-        const roomNid = out.find((p) => p.outputs)?.outputs?.roomNid;
-        if (roomNid !== undefined) {
-          const nids = await events.addToOutbox(
-            roomNid,
-            outputs.map((o) => ({ msgId: o.msgId, payload: JSON.stringify(o.output) })),
-          );
-          let next = 0;
-          for (const p of out) if (p.outputs) p.outbox = p.outputs.list.map((o) => ({ outboxNid: nids[next++]!, ...o }));
-        }
+        // The room's new extremities and state, the outputs, and the removal of outputs published
+        // earlier: together (on PostgreSQL one statement).
+        withOutbox(out, await events.finishBatch(batchWrites(batch, out, removing)));
         return out;
       });
     } catch (e) {
       // Nothing was written. The events it stored or redacted must leave the loader's cache
       // (SQLite hands their NIDs out again), and what this process believed about the room may
-      // be what failed.
+      // be what failed. Published outputs it was to take out of the outbox are still there.
+      this.published.push(...removing);
       for (const nid of batch.touched) this.deps.loader.forget(nid);
       const roomId = items[0]!.event.roomId;
+      // A shortcut's failure, whatever it is, is the long way's to judge: a stored event is a
+      // duplicate before anything else could be wrong with it.
+      if (batch.shortcut && (failed?.error ?? e) instanceof StoredAlready) return this.processBatch(items, true);
       this.rooms.delete(roomId);
+      if (batch.shortcut) return this.processBatch(items, true);
       const at = failed?.at ?? 0;
       const error = failed?.error ?? e;
       const item = items[at]!;
@@ -363,36 +397,172 @@ export class Inputer {
       const before = await this.processBatch(items.slice(0, at));
       return before.length < at ? before : [...before, verdict];
     }
-    txEvents?.keepCaches();
-    for (const [roomId, room] of batch.rooms) this.rooms.set(roomId, room);
+    return this.committed(items[0]!.event.roomId, batch, txEvents, done);
+  }
+
+  /** Once a batch's writes are committed: the caches learn what it did, and its outputs go out. */
+  private async committed(roomId: string, batch: BatchState, store: EventStore | undefined, done: Processed[]): Promise<InputResult[]> {
+    store?.keepCaches();
+    for (const [id, e] of batch.known) if (e && e.stateSnapshotNid !== null) this.rememberStored(id, e);
+    for (const l of batch.loaded) if (!batch.redacted.has(l.stored.eventNid)) this.deps.loader.prime(l);
+    for (const [id, room] of batch.rooms) this.rooms.set(id, room);
     for (const [eventNid, snapshotNid] of batch.stateAfter) this.rememberStateAfter(eventNid, snapshotNid);
-    await this.publishOutputs(items[0]!.event.roomId, done);
+    await this.publishOutputs(roomId, done);
     return done.map((d) => d.verdict);
   }
 
   /**
-   * Publishes the committed events' outputs, in order, then takes them out of the outbox. The
+   * Whether a shortcut event can go as one statement without a transaction (PostgreSQL): a
+   * message-like event (no state key, not a redaction) on the room's only forward extremities,
+   * whose state after is known and the same for all of them. Such an event writes only itself, the room's extremities and
+   * its output; anything else it turns out to need makes the planned store refuse (NotPlannable).
+   */
+  private plannable(item: BatchItem, shortcut: Map<string, StoredEvent | undefined>): boolean {
+    const { event } = item;
+    if (this.deps.events.dialect !== 'postgres' || event.stateKey !== undefined || event.type === 'm.room.redaction') return false;
+    const room = this.rooms.get(event.roomId);
+    if (!room) return false;
+    const prevNids = new Set<number>();
+    // One state after all its prev events: states that differ would be resolved into a new
+    // snapshot (a write), and resolving twice is what a merge must not cost.
+    const states = new Set<number>();
+    for (const id of event.prevEventIds) {
+      const p = shortcut.get(id);
+      const after = p && p.stateSnapshotNid !== null ? this.stateAfterCache.get(p.eventNid) : undefined;
+      if (!p || after === undefined) return false;
+      prevNids.add(p.eventNid);
+      states.add(after);
+    }
+    return states.size === 1 && room.latest.every((l) => prevNids.has(l.eventNid));
+  }
+
+  /**
+   * One event processed against the committed database with its writes held back, then written
+   * as one statement (EventStore.finishPlanned): no BEGIN and COMMIT round trips. The statement
+   * stores nothing if the event turns out to be stored already or awaited by a redaction: then
+   * the long way decides ('long way'). A write the plan cannot hold back leaves it to an ordinary
+   * transaction ('in a transaction'). Nothing is written in either case.
+   */
+  private async processPlanned(item: BatchItem, shortcut: Map<string, StoredEvent | undefined>): Promise<InputResult[] | 'long way' | 'in a transaction'> {
+    const batch = newBatch(true);
+    for (const [id, e] of shortcut) batch.known.set(id, e);
+    const events = this.deps.events.planned();
+    const snapshots = this.deps.snapshots.readOnly();
+    const loader = this.deps.loader.over(events);
+    const ctx: TxContext = { events, snapshots, loader, state: new RoomState(events, snapshots, loader), batch };
+    const removing = this.published.splice(0);
+    let done: Processed[] | undefined;
+    let refused = false;
+    try {
+      const p = await this.processIn(ctx, item.input, item.event);
+      const written = await events.finishPlanned(batchWrites(batch, [p], removing));
+      if (written) {
+        // The event went by a stand-in NID until the statement gave it its own.
+        const nid = written.eventNid;
+        const stored = batch.known.get(item.event.eventId);
+        if (stored?.eventNid === PLANNED_EVENT_NID) stored.eventNid = nid;
+        if (p.room) {
+          for (const l of p.room.latest) if (l.eventNid === PLANNED_EVENT_NID) l.eventNid = nid;
+          p.room.latest.sort((a, b) => a.eventNid - b.eventNid);
+          batch.rooms.set(p.room.info.roomId, p.room);
+        }
+        if (p.stateAfter) batch.stateAfter.set(p.stateAfter.eventNid === PLANNED_EVENT_NID ? nid : p.stateAfter.eventNid, p.stateAfter.snapshotNid);
+        done = withOutbox([p], written.outbox);
+      }
+    } catch (e) {
+      // Anything else (an error, a verdict that depends on whether the event is stored) is the
+      // long way's to judge.
+      refused = e instanceof NotPlannable;
+      if (!refused && !(e instanceof InputError) && !(e instanceof MatrixProtocolError)) {
+        this.deps.log.warn({ err: e, event_id: item.event.eventId }, 'roomserver planned input failed; going the long way');
+      }
+    }
+    if (!done) {
+      this.published.push(...removing);
+      for (const nid of batch.touched) this.deps.loader.forget(nid);
+      return refused ? 'in a transaction' : 'long way';
+    }
+    return this.committed(item.event.roomId, batch, events, done);
+  }
+
+  /**
+   * Publishes the committed events' outputs, in order, then has them taken out of the outbox. The
    * events are stored: their verdicts stand. An output that cannot be published now stays in the
    * outbox for the next start, and so do those after it (they must not overtake it).
+   *
+   * Taking them out is left to the next input transaction, which deletes them with its own writes
+   * (a commit, and on PostgreSQL a flush to disk, fewer per event), or to a flush shortly after
+   * when no input comes. A crash before that publishes them again at the next start, which
+   * consumers recognise (same message IDs), as they do a crash between publishing and deleting.
    */
   private async publishOutputs(roomId: string, done: readonly Processed[]): Promise<void> {
-    const published: number[] = [];
+    let published = 0;
     try {
       for (const d of done) {
         for (const { outboxNid, msgId, output } of d.outbox ?? []) {
           await this.deps.publish(roomId, msgId, output);
-          published.push(outboxNid);
+          this.published.push(outboxNid);
+          published++;
         }
       }
     } catch (err) {
       this.deps.log.warn({ err, room_id: roomId }, 'roomserver output not published yet');
     }
+    if (published > 0) this.scheduleOutboxFlush();
+  }
+
+  private scheduleOutboxFlush(): void {
+    if (this.flushTimer !== undefined) return;
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = undefined;
+      void this.flushOutbox();
+    }, OUTBOX_FLUSH_DELAY_MS);
+    this.flushTimer.unref();
+  }
+
+  /** Deletes the outbox rows of published outputs that no input transaction has taken yet. */
+  async flushOutbox(): Promise<void> {
+    const nids = this.published.splice(0);
+    if (nids.length === 0) return;
     try {
-      await this.deps.events.removeFromOutbox(published);
+      await this.deps.events.removeFromOutbox(nids);
     } catch (err) {
       // Published twice at the next start, which consumers recognise (same message IDs).
-      this.deps.log.warn({ err, room_id: roomId }, 'roomserver outbox not cleared');
+      this.deps.log.warn({ err }, 'roomserver outbox not cleared');
     }
+  }
+
+  /**
+   * For a request of one new event whose room, auth and prev events this process knows (the
+   * common case: a client's send), what the batch's first query would return, and undefined
+   * otherwise. Whether the event itself is stored is not known: storing it tells (StoredAlready).
+   */
+  private shortcut(items: readonly BatchItem[]): Map<string, StoredEvent | undefined> | undefined {
+    if (items.length !== 1) return undefined;
+    const { input, event } = items[0]!;
+    if (input.kind !== 'new' || input.state_event_ids !== undefined || !this.rooms.has(event.roomId)) return undefined;
+    if (this.storedById.has(event.eventId)) return undefined;
+    const known = new Map<string, StoredEvent | undefined>();
+    // In room version 12 the create event is not among the auth events but is read all the same.
+    const create = event.roomVersion.roomIdFromCreateEvent ? [`$${event.roomId.slice(1)}`] : [];
+    for (const id of [...event.authEventIds, ...event.prevEventIds, ...create]) {
+      const e = this.storedById.get(id);
+      if (!e) return undefined;
+      known.set(id, e);
+    }
+    known.set(event.eventId, undefined);
+    return known;
+  }
+
+  private rememberStored(eventId: string, e: StoredEvent): void {
+    if (this.storedById.size >= STORED_CACHE_LIMIT && !this.storedById.has(eventId)) {
+      let drop = STORED_CACHE_LIMIT / 4;
+      for (const k of this.storedById.keys()) {
+        this.storedById.delete(k);
+        if (--drop <= 0) break;
+      }
+    }
+    this.storedById.set(eventId, e);
   }
 
   private rememberStateAfter(eventNid: number, snapshotNid: number): void {
@@ -423,11 +593,17 @@ export class Inputer {
   }
 
   /** Stores an event, keeping the batch's record of it current. */
-  private async store(ctx: TxContext, e: NewEvent): Promise<number> {
-    const res = await ctx.events.storeEvent(e);
+  private async store(ctx: TxContext, e: NewEvent, event: Event): Promise<number> {
+    const res = await ctx.events.storeEvent(e, undefined, { askRedactions: ctx.batch.shortcut });
+    if (ctx.batch.shortcut) {
+      if (res.existed) throw new StoredAlready(`event ${e.eventId} is stored already`);
+      if (res.redactionPending) ctx.batch.redactionTargets.add(e.eventId);
+    }
     // An outlier taken into the DAG was updated: read again when asked for.
     if (res.stored) ctx.batch.known.set(e.eventId, res.stored);
     else ctx.batch.known.delete(e.eventId);
+    // Its JSON as stored is the event's own: the loader can have it without reading it back.
+    if (res.stored && res.stored.stateSnapshotNid !== null) ctx.batch.loaded.push({ stored: res.stored, event });
     ctx.batch.touched.push(res.eventNid);
     return res.eventNid;
   }
@@ -488,7 +664,7 @@ export class Inputer {
     };
 
     if (input.kind === 'outlier') {
-      await this.store(ctx, { ...base, stateSnapshotNid: null, rejectionReason: rejection });
+      await this.store(ctx, { ...base, stateSnapshotNid: null, rejectionReason: rejection }, event);
       return { verdict: verdict(eventId, rejection, false) };
     }
 
@@ -550,7 +726,7 @@ export class Inputer {
       }
     }
 
-    const eventNid = await this.store(ctx, { ...base, stateSnapshotNid: stateBefore, rejectionReason: rejection, softFailed: softFail !== null });
+    const eventNid = await this.store(ctx, { ...base, stateSnapshotNid: stateBefore, rejectionReason: rejection, softFailed: softFail !== null }, event);
     if (rejection !== null || softFail !== null) return { verdict: verdict(eventId, rejection, softFail !== null) };
 
     // The state after it, remembered for the events that will build on it.
@@ -708,6 +884,7 @@ export class Inputer {
       await events.redact(p.targetNid, JSON.stringify(redactEvent(p.target.json, p.target.roomVersion)));
       loader.forget(p.targetNid);
       ctx.batch.touched.push(p.targetNid);
+      ctx.batch.redacted.add(p.targetNid);
       outputs.push({
         msgId: `redacted:${p.target.eventId}:${p.redaction.eventId}`,
         output: { type: 'redacted_event', redacted_event: { redacted_event_id: p.target.eventId, redacted_because: { room_version: room.roomVersion, pdu: p.redaction.json as PDUJson } } },
@@ -722,6 +899,28 @@ export class Inputer {
     const stored = (await this.lookup(ctx, [id])).get(id);
     return stored && (await ctx.loader.byNids([stored.eventNid], room.roomVersion)).get(stored.eventNid)?.event;
   }
+}
+
+function newBatch(shortcut: boolean): BatchState {
+  return { rooms: new Map(), stateAfter: new Map(), touched: [], loaded: [], redacted: new Set(), known: new Map(), redactionTargets: new Set(), moved: new Map(), shortcut };
+}
+
+/** The writes that end a batch: extremities and state of the rooms it moved, its outputs, and `removing` out of the outbox. */
+function batchWrites(batch: BatchState, out: readonly Processed[], removing: readonly number[]): BatchWrites {
+  const outputs = out.flatMap((p) => p.outputs?.list ?? []);
+  const roomNid = out.find((p) => p.outputs)?.outputs?.roomNid;
+  return {
+    rooms: [...batch.moved].map(([nid, m]) => ({ roomNid: nid, latest: m.latest, ...(m.stateChanged ? { stateSnapshotNid: m.stateSnapshotNid } : {}) })),
+    ...(roomNid !== undefined ? { outbox: { roomNid, items: outputs.map((o) => ({ msgId: o.msgId, payload: JSON.stringify(o.output) })) } } : {}),
+    removeFromOutbox: removing,
+  };
+}
+
+/** Gives each processed event's outputs their outbox NIDs (in order, as batchWrites listed them). */
+function withOutbox(out: Processed[], nids: readonly number[]): Processed[] {
+  let next = 0;
+  for (const p of out) if (p.outputs) p.outbox = p.outputs.list.map((o) => ({ outboxNid: nids[next++]!, ...o }));
+  return out;
 }
 
 function verdict(eventId: string, rejection: string | null, softFailed: boolean): InputResult {
