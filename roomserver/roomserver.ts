@@ -20,7 +20,8 @@ import type { RoomserverDatabase } from './storage/tables.js';
 
 /**
  * `federation`: federationapi's API once it is built (after the roomserver), for peeks into
- * rooms of other servers and backfill; absent or undefined without it.
+ * rooms of other servers and backfill; absent or undefined without it. `onShutdown` registers
+ * what to do at a clean stop.
  */
 export async function newInternalAPI(
   cfg: Config,
@@ -29,6 +30,7 @@ export async function newInternalAPI(
   log: Logger,
   identity: SigningIdentity,
   federation: () => (PeekFederationAPI & BackfillFederationAPI) | undefined = () => undefined,
+  onShutdown?: (name: string, run: () => Promise<void> | void) => void,
 ): Promise<RoomserverInternalAPI> {
   await runMigrations(db.db, db.dialect, 'roomserver', roomserverMigrations);
   const kysely = db.db as unknown as Kysely<RoomserverDatabase>;
@@ -50,6 +52,8 @@ export async function newInternalAPI(
   });
   // Outputs a crash left unpublished go out before anything new.
   await inputer.recover();
+  // Published outputs still in the outbox are cleared at a clean stop (else they go out again, deduplicated, at the next start).
+  onShutdown?.('roomserver outbox', () => inputer.flushOutbox());
   // Asynchronous submitters (backfill, federation catch-up) publish InputRoomEvent, one subject
   // per room: the bus keeps each room in order and the inputer queues by room as well.
   const decoder = new TextDecoder();

@@ -66,7 +66,7 @@ async function localAPI<C extends ComponentName>(name: C, cfg: Config, dbs: Data
     return dbs.get(opts.connectionString, { maxOpenConns: opts.maxOpenConns, baseDir: cfg.baseDir });
   };
   const factories: { [K in ComponentName]: () => Promise<ComponentAPIs[K]> } = {
-    roomserver: async () => roomserver.newInternalAPI(cfg, await db('roomserver'), bus, logger, identity, () => ctx.apis.federationapi),
+    roomserver: async () => roomserver.newInternalAPI(cfg, await db('roomserver'), bus, logger, identity, () => ctx.apis.federationapi, ctx.onShutdown),
     userapi: async () => userapi.newInternalAPI(cfg, await db('userapi'), bus, { federation: () => ctx.apis.federationapi, push: { rsAPI: ctx.apis.roomserver!, log: logger } }),
     syncapi: async () =>
       syncapi.newInternalAPI(cfg, await db('syncapi'), {
