@@ -55,3 +55,46 @@ describe('SQLite transactions', () => {
       });
   });
 });
+
+describe('SQLite connection queue', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'sqlutil-fifo-'));
+  let opened: OpenedDatabase<unknown>;
+  beforeAll(async () => {
+    opened = openDatabase(`file:${path.join(dir, 'q.db')}`);
+    await sql`CREATE TABLE q (n integer)`.execute(opened.db);
+  });
+  afterAll(async () => {
+    await opened?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('serves waiting queries in arrival order, and keeps a transaction to itself until it ends', async () => {
+    const db = opened.db;
+    const order: string[] = [];
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    // A transaction holds the connection across an await: queries arriving meanwhile wait.
+    const tx = db.transaction().execute(async (t) => {
+      await sql`INSERT INTO q (n) VALUES (0)`.execute(t);
+      order.push('tx-start');
+      await gate;
+      await sql`INSERT INTO q (n) VALUES (1)`.execute(t);
+      order.push('tx-end');
+    });
+    await new Promise((r) => setTimeout(r, 10));
+    const waiting = Array.from({ length: 50 }, (_, i) =>
+      sql<{ c: number }>`SELECT count(*) AS c FROM q`.execute(db).then((r) => {
+        order.push(`q${i}`);
+        return r.rows[0]!.c;
+      }),
+    );
+    await new Promise((r) => setTimeout(r, 10));
+    expect(order).toEqual(['tx-start']);
+    release();
+    await tx;
+    const counts = await Promise.all(waiting);
+    // Every waiting query ran after the transaction committed, in the order they came.
+    expect(order).toEqual(['tx-start', 'tx-end', ...Array.from({ length: 50 }, (_, i) => `q${i}`)]);
+    expect(new Set(counts)).toEqual(new Set([2]));
+  });
+});
