@@ -35,14 +35,19 @@ export class PresenceService {
     return this.deps.enabled;
   }
 
-  async set(userId: string, presence: PresenceState, statusMsg: string | null | undefined): Promise<void> {
+  /**
+   * `wake`: whether room-mates' waiting syncs are woken for it. A refresh that changes only the
+   * last-active time wakes no one: it goes out with their next sync (with 1,000 long-polling
+   * devices, waking them for every user's refresh each minute was most of the server's work).
+   */
+  async set(userId: string, presence: PresenceState, statusMsg: string | null | undefined, wake = true): Promise<void> {
     if (!this.deps.enabled) return;
     const known = await this.deps.ephemeral.presence(userId);
     // An absent status message keeps the one set before.
     const msg = statusMsg === undefined ? (known?.statusMsg ?? null) : statusMsg;
     const now = Date.now();
     const pos = await this.deps.ephemeral.setPresence({ userId, presence, statusMsg: msg, lastActiveTs: now });
-    this.deps.notifier.advance('presence', pos, await roomMates(this.deps.store, userId));
+    this.deps.notifier.advance('presence', pos, wake ? await roomMates(this.deps.store, userId) : []);
     await this.deps.publish({ user_id: userId, presence, ...(msg !== null ? { status_msg: msg } : {}), last_active_ts: now });
   }
 
@@ -51,7 +56,7 @@ export class PresenceService {
     if (!this.deps.enabled || presence === 'offline') return;
     const known = await this.deps.ephemeral.presence(userId);
     if (known && known.presence === presence && Date.now() - known.lastActiveTs < SYNC_REFRESH_MS) return;
-    await this.set(userId, presence, undefined);
+    await this.set(userId, presence, undefined, !(known && known.presence === presence));
   }
 
   /** The content of a user's m.presence event, or the GET /presence answer. */
