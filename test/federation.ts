@@ -81,3 +81,14 @@ export async function federationRequest(
     r.end(payload);
   });
 }
+
+/**
+ * Starts `node` again after `node.t.stop()`: the same configuration, databases, signing key,
+ * TLS files and HTTPS port (so the same server name), as a restarted process would have.
+ */
+export async function restartFederatingNode(node: FederatingNode): Promise<FederatingNode> {
+  const port = Number(node.name.slice(node.name.lastIndexOf(':') + 1));
+  const dir = node.t.dir;
+  const t = await startTestServer({ cfg: node.t.cfg, dir, tls: { certFile: path.join(dir, 'tls.crt'), keyFile: path.join(dir, 'tls.key') }, httpsPort: port });
+  return { t, name: node.name, https: node.https };
+}
