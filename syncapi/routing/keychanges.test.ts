@@ -135,5 +135,24 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       expect(left).toEqual([ERIN]);
       expect((await req('GET', `/keys/changes?from=${from}&to=${to}`, frank)).body).toEqual({ changed: [], left: [ERIN] });
     });
+
+    it('counts a user invited into a room of ours as changed, not left (Sytest 08-cross-signing waits for it)', async () => {
+      const gina = (await req('POST', '/register', '', { auth: { type: 'm.login.dummy' }, username: 'gina', password: 'pw', device_id: 'ginaDEV' })).body.access_token as string;
+      await req('POST', '/register', '', { auth: { type: 'm.login.dummy' }, username: 'hugo', password: 'pw', device_id: 'hugoDEV' });
+      const HUGO = '@hugo:localhost:8008';
+      const room = (await req('POST', '/createRoom', gina, { preset: 'private_chat' })).body.room_id as string;
+      const from = (await req('GET', '/sync?timeout=0', gina)).body.next_batch as string;
+      expect((await req('POST', `/rooms/${encodeURIComponent(room)}/invite`, gina, { user_id: HUGO })).status).toBe(200);
+      let lists: { changed?: string[]; left?: string[] } = {};
+      let to = from;
+      const end = Date.now() + 5000;
+      while (!(lists.changed ?? []).includes(HUGO) && Date.now() < end) {
+        const s = (await req('GET', `/sync?since=${from}&timeout=500`, gina)).body;
+        to = s.next_batch as string;
+        lists = s.device_lists as typeof lists;
+      }
+      expect(lists).toEqual({ changed: [HUGO], left: [] });
+      expect((await req('GET', `/keys/changes?from=${from}&to=${to}`, gina)).body).toEqual({ changed: [HUGO], left: [] });
+    });
   });
 }

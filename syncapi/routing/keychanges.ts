@@ -44,9 +44,9 @@ export function addKeyChangesRoute(client: Hono, store: SyncStore, userAPI: Toke
     }
     // Users who came to share a room in the range: their devices are news too.
     const rooms = (await store.roomsWithMembership(device.userId, ['join'])).map((r) => r.roomId);
-    for (const u of await store.joinsInRange(rooms, from.pdu, to.pdu)) if (u !== device.userId) changed.add(u);
+    for (const u of await store.joinsInRange(rooms, from.pdu, to.pdu, ['join', 'invite', 'knock'])) if (u !== device.userId) changed.add(u);
     // Users whose membership changed in the range and who share no room now have left.
-    const left = await usersNoLongerShared(store, device.userId, from.pdu, to.pdu, mates);
+    const left = (await usersNoLongerShared(store, device.userId, from.pdu, to.pdu, mates)).filter((u) => !changed.has(u));
     return jsonResponse({ changed: [...changed], left });
   });
 }

@@ -432,9 +432,11 @@ export function addSyncRoute(client: Hono, deps: SyncRouteDeps): void {
         for (const p of privateChanges ?? []) if (p.visibleTo === userId) changedSet.add(p.userId);
       }
       if (to.pdu > from.pdu) {
-        for (const u of await store.joinsInRange(joinedRooms, from.pdu, to.pdu)) if (u !== userId) changedSet.add(u);
+        // Users who came into a room of ours (joined, invited or knocking): their devices are news, as Synapse counts them.
+        for (const u of await store.joinsInRange(joinedRooms, from.pdu, to.pdu, ['join', 'invite', 'knock'])) if (u !== userId) changedSet.add(u);
         for (const roomId of newlyJoinedRooms) for (const u of await joinedMembers(store, roomId)) if (u !== userId) changedSet.add(u);
-        leftUsers.push(...(await usersNoLongerShared(store, userId, from.pdu, to.pdu, mates)));
+        // One who came in (an invite) is changed, not left.
+        leftUsers.push(...(await usersNoLongerShared(store, userId, from.pdu, to.pdu, mates)).filter((u) => !changedSet.has(u)));
       }
     }
     const changedUsers = [...changedSet];

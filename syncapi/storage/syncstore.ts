@@ -514,8 +514,8 @@ export class SyncStore {
     return [...new Set(rows.map((r) => r.state_key).filter((s): s is string => s !== null))];
   }
 
-  /** Users whose member event in these rooms in (from, to] made them joined. */
-  async joinsInRange(roomIds: readonly string[], from: number, to: number): Promise<Set<string>> {
+  /** Users whose member event in these rooms in (from, to] made them joined (or one of `memberships`). */
+  async joinsInRange(roomIds: readonly string[], from: number, to: number, memberships: readonly string[] = ['join']): Promise<Set<string>> {
     if (to <= from) return new Set();
     // Through the index of state changes, as membershipChangesInRoomsOf.
     const rows = await inChunks([...roomIds], (chunk) =>
@@ -530,7 +530,10 @@ export class SyncStore {
         .execute(),
     );
     const out = new Set<string>();
-    for (const r of rows) if (r.state_key !== null && (JSON.parse(r.event_json) as { content?: { membership?: unknown } }).content?.membership === 'join') out.add(r.state_key);
+    for (const r of rows) {
+      const membership = (JSON.parse(r.event_json) as { content?: { membership?: unknown } }).content?.membership;
+      if (r.state_key !== null && typeof membership === 'string' && memberships.includes(membership)) out.add(r.state_key);
+    }
     return out;
   }
 
