@@ -3,7 +3,8 @@
  * (a) one busy room, events submitted one by one (a client's sends), (b) the same with 50 events
  * per request (a federation transaction: one database transaction per request), (c) 100 rooms at
  * once, on SQLite and PostgreSQL. Events are built and signed before timing; outputs go to a
- * no-op publisher. Also: the SQL statements (round trips) per event of (a), counted apart.
+ * no-op publisher. Also: the SQL statements (round trips) per event of (a), counted apart, and
+ * the disk bytes per stored message and per state change (a join) in a room of 1,000 members.
  * Run: npm run build && node dist/bench/roomserver/input.js
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -132,6 +133,53 @@ async function measure(opened: OpenedDatabase<unknown>, label: string, out: Reco
   if (merged!.status !== 'accepted') throw new Error(`${merged!.status}: ${merged!.error}`);
   out[`${label}: merge of a fork over 500 conflicting state events, ms`] = Math.round(performance.now() - t);
   out[`${label}: one room, SQL statements per event`] = await statementsPerEvent(open);
+  await diskBytes(opened, inputer, label, out);
+}
+
+/** The database's size on disk, in bytes (SQLite: after folding the WAL into the file). */
+async function dbSize(opened: OpenedDatabase<unknown>): Promise<number> {
+  if (opened.dialect === 'postgres') {
+    return Number((await sql<{ s: string }>`SELECT pg_database_size(current_database()) AS s`.execute(opened.db)).rows[0]!.s);
+  }
+  await sql`PRAGMA wal_checkpoint(TRUNCATE)`.execute(opened.db);
+  const pages = Number((await sql<{ page_count: number }>`PRAGMA page_count`.execute(opened.db)).rows[0]!.page_count);
+  const size = Number((await sql<{ page_size: number }>`PRAGMA page_size`.execute(opened.db)).rows[0]!.page_size);
+  return pages * size;
+}
+
+/**
+ * Disk bytes per stored event and per state change in a room of 1,000 members: the room is
+ * built (1,000 joins, 50 events per request), then 1,000 more messages and 200 more joins go
+ * in one by one, and the database's growth is divided by their number.
+ */
+async function diskBytes(opened: OpenedDatabase<unknown>, inputer: Inputer, label: string, out: Record<string, number>): Promise<void> {
+  const room = new TestRoom('10');
+  const setup = room.start();
+  let last = setup.at(-1)!.eventId;
+  const join = (i: number) => {
+    const e = room.build({ type: 'm.room.member', state_key: `@m${i}:hs.test`, sender: `@m${i}:hs.test`, content: { membership: 'join' } }, [last]);
+    last = e.eventId;
+    return e;
+  };
+  for (let i = 0; i < 1000; i++) setup.push(join(i));
+  const inputs = setup.map((e) => room.input(e));
+  for (let i = 0; i < inputs.length; i += 50) {
+    for (const r of await inputer.input(inputs.slice(i, i + 50))) if (r.status !== 'accepted') throw new Error(`${r.status}: ${r.error}`);
+  }
+  const one = async (e: ReturnType<typeof room.build>) => {
+    const [r] = await inputer.input([room.input(e)]);
+    if (r!.status !== 'accepted') throw new Error(`${r!.status}: ${r!.error}`);
+  };
+  let before = await dbSize(opened);
+  for (let i = 0; i < 1000; i++) {
+    const e = room.build({ type: 'm.room.message', sender: room.creator, content: { msgtype: 'm.text', body: `message ${i} of a busy room with a thousand members` } }, [last]);
+    last = e.eventId;
+    await one(e);
+  }
+  out[`${label}: 1,000-member room, disk bytes per stored message`] = Math.round(((await dbSize(opened)) - before) / 1000);
+  before = await dbSize(opened);
+  for (let i = 1000; i < 1200; i++) await one(join(i));
+  out[`${label}: 1,000-member room, disk bytes per state change (a join)`] = Math.round(((await dbSize(opened)) - before) / 200);
 }
 
 export async function inputBenches(): Promise<Record<string, number>> {
