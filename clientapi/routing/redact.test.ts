@@ -77,8 +77,13 @@ describe.each(['10', '11'])('in a room of version %s', (roomVersion) => {
     expect((await redact(alice, room, target, 'r1', { reason: 'typo' }, 'r0')).body).toEqual({ event_id: redactionId });
 
     await redacted(bob, room, target);
+    await synced(bob, room, redactionId);
     const seen = await getEvent(bob, room, target);
     expect(seen.body).toMatchObject({ event_id: target, type: 'm.room.message', sender: '@alice:localhost:8008', content: {} });
+    // The served event names its redaction (Sytest "Inbound federation ignores redactions from invalid servers room > v3").
+    const unsigned = seen.body.unsigned as Body;
+    expect(unsigned.redacted_by).toBe(redactionId);
+    expect(unsigned.redacted_because).toMatchObject({ event_id: redactionId, type: 'm.room.redaction', sender: '@alice:localhost:8008' });
 
     // `redacts` where the room version puts it: top level before 11, in content from 11 on.
     const raw = await pdu(redactionId);

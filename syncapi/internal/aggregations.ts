@@ -52,6 +52,11 @@ function fieldsKeepRelations(fields: readonly string[] | undefined): boolean {
   return fields === undefined || fields.some((f) => f === 'unsigned' || f.startsWith('unsigned.m\\.relations'));
 }
 
+/** Whether an `event_fields` filter keeps `unsigned` (where a redaction is named). */
+function fieldsKeepUnsigned(fields: readonly string[] | undefined): boolean {
+  return fields === undefined || fields.includes('unsigned');
+}
+
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
@@ -69,12 +74,32 @@ export class Aggregations {
     return new Set(isObject(content?.ignored_users) ? Object.keys(content.ignored_users) : []);
   }
 
-  /** Adds `unsigned["m.relations"]` to the targets that have aggregatable children. */
+  /**
+   * Adds `unsigned["m.relations"]` to the targets that have aggregatable children, and to
+   * redacted targets `unsigned.redacted_because` (the redaction, served like them; spec
+   * "Redactions") and `redacted_by` (its ID, as Synapse serves it).
+   */
   async bundle(userId: string, targets: readonly BundleTarget[], opts: BundleOptions = {}): Promise<void> {
     const eventOptions = opts.eventOptions ?? {};
+    if (targets.length > 0 && fieldsKeepUnsigned(eventOptions.eventFields)) await this.markRedacted(targets, eventOptions);
     if (targets.length === 0 || !fieldsKeepRelations(eventOptions.eventFields)) return;
     const ignored = opts.ignored ?? (await this.ignoredUsers(userId));
     await this.level(userId, targets, ignored, eventOptions, true);
+  }
+
+  /** Marks the redacted targets with their redaction (one query, and one more when any is redacted). */
+  private async markRedacted(targets: readonly BundleTarget[], eo: ClientEventOptions): Promise<void> {
+    const by = await this.relations.redactionsOf(targets.map((t) => t.event.eventId));
+    if (by.size === 0) return;
+    const redactions = new Map((await this.relations.eventsByPosOrId([], [...new Set(by.values())])).map((e) => [e.eventId, e]));
+    for (const t of targets) {
+      const redactionId = by.get(t.event.eventId);
+      if (redactionId === undefined) continue;
+      const unsigned: JsonObject = { ...(isObject(t.json['unsigned']) ? (t.json['unsigned'] as JsonObject) : {}), redacted_by: redactionId };
+      const redaction = redactions.get(redactionId);
+      if (redaction) unsigned['redacted_because'] = clientEvent(redaction, eo);
+      t.json['unsigned'] = unsigned;
+    }
   }
 
   private async visibleIds(userId: string, events: readonly StreamEvent[]): Promise<Set<string>> {

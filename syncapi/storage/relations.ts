@@ -126,6 +126,14 @@ export class RelationsStore {
     return new Set(rows.map((r) => r.event_id));
   }
 
+  /** The redaction of each of these events that was redacted, by event ID. */
+  async redactionsOf(eventIds: readonly string[]): Promise<Map<string, string>> {
+    const rows = await inChunks([...new Set(eventIds)], (chunk) =>
+      this.db.selectFrom('syncapi_redacted_events').select(['event_id', 'redaction_event_id']).where('event_id', 'in', chunk).execute(),
+    );
+    return new Map(rows.map((r) => [r.event_id, r.redaction_event_id]));
+  }
+
   /**
    * Whether `sender` has an annotation of type `type` with key `key` on `eventId` (one not
    * redacted: a redacted child leaves the relations table).

@@ -77,10 +77,10 @@ export class Joiner {
 
   private async joinVia(server: string, roomId: string, req: PerformJoinRequest): Promise<PerformJoinResponse> {
     const made = await this.deps.client.makeJoin(server, roomId, req.user_id, allRoomVersions().map((v) => v.id));
-    const version = made.room_version ?? '1';
+    const t = made.event;
+    const version = typeof made.room_version === 'string' ? made.room_version : versionOfTemplate(t);
     const rv = lookupRoomVersion(version);
     if (!rv) return { error: 'incompatible_room_version', message: `${server} offered room version ${version}`, room_version: version };
-    const t = made.event;
     if (t['type'] !== 'm.room.member' || t['state_key'] !== req.user_id || t['sender'] !== req.user_id) return { error: 'failed', message: `${server} sent a template for another event` };
     const prev = Array.isArray(t['prev_events']) ? (t['prev_events'] as string[]) : [];
     const auth = Array.isArray(t['auth_events']) ? (t['auth_events'] as string[]) : [];
@@ -110,7 +110,18 @@ export class Joiner {
     if (dropped > 0) this.deps.log.warn({ server, roomId, dropped }, 'federation: send_join answer held events that failed their checks');
     const stateIds = new Set<string>();
     for (const c of checked.slice(0, stateRaw.length)) if (c.ok && c.event.roomId === roomId && c.event.stateKey !== undefined) stateIds.add(c.event.eventId);
-    if (![...good.values()].some((e) => e.type === 'm.room.create')) return { error: 'failed', message: `${server} sent no create event` };
+    const create = [...good.values()].find((e) => e.type === 'm.room.create' && e.stateKey === '');
+    if (!create) return { error: 'failed', message: `${server} sent no create event` };
+    // The create event fixes the room's version; one other than the version we joined with (or
+    // one we do not know) means the room is not what make_join said, and nothing of it is kept.
+    const createVersion = create.content['room_version'] ?? '1';
+    if (createVersion !== rv.id) {
+      const named = typeof createVersion === 'string' ? createVersion : JSON.stringify(createVersion);
+      if (typeof createVersion !== 'string' || !lookupRoomVersion(createVersion)) {
+        return { error: 'incompatible_room_version', message: `${server}: the room's create event names room version ${named}, which this server does not support`, room_version: named };
+      }
+      return { error: 'failed', message: `${server}: the room's create event names room version ${named}, not ${rv.id} as make_join said` };
+    }
 
     const outliers: InputRoomEvent[] = authOrder([...good.values()]).map((e) => ({ kind: 'outlier', event: { room_version: rv.id, pdu: e.json as PDUJson }, origin: server }));
     const stored = await this.deps.rsAPI.inputRoomEvents({ events: outliers });
@@ -126,4 +137,18 @@ export class Joiner {
     }
     return { room_id: roomId };
   }
+}
+
+/**
+ * The room version of a make_join answer that names none. The spec says to assume "1" or "2"
+ * then, whose templates cite events as [event ID, hashes] pairs; a template citing plain event
+ * IDs cannot be of those versions, so the ID format says which family it is (v3: standard
+ * base64 IDs; v4 and later: URL-safe ones). The create event in the send_join answer then
+ * confirms the version, or the join fails (see joinVia).
+ */
+function versionOfTemplate(template: JsonObject): string {
+  const refs = [template['prev_events'], template['auth_events']].flatMap((r) => (Array.isArray(r) ? r : []));
+  const ids = refs.filter((r): r is string => typeof r === 'string');
+  if (ids.length === 0) return '1';
+  return ids.some((id) => /[+/]/.test(id)) ? '3' : '4';
 }

@@ -79,13 +79,30 @@ describe('the required power level', () => {
     expectAllowed(() => room.send('m.room.topic', '', BOB, { topic: 'mine' }));
   });
 
-  it.each(ALL_VERSIONS)('v%s: without power levels, any member sets state (state_default 0)', (v) => {
+  it.each(ALL_VERSIONS)('v%s: without power levels, state needs 50 (MSC1304): only the creator sets it', (v) => {
     const room = new TestRoom(v);
     room.member(room.creator, 'join');
     room.send('m.room.join_rules', '', room.creator, { join_rule: 'public' });
     room.member(BOB, 'join');
-    expectAllowed(() => room.send('m.room.topic', '', BOB, { topic: 'anyone may' }));
-    expectAllowed(() => room.send('m.room.join_rules', '', BOB, { join_rule: 'invite' }));
+    expectDenied(() => room.send('m.room.topic', '', BOB, { topic: 'anyone may' }), /^power level: m\.room\.topic needs level 50/);
+    expectDenied(() => room.send('m.room.join_rules', '', BOB, { join_rule: 'invite' }), /needs level 50/);
+    expectAllowed(() => room.send('m.room.topic', '', room.creator, { topic: 'mine' }));
+    // Messages still need only events_default 0.
+    expectAllowed(() => room.send('m.room.message', undefined, BOB, { body: 'hi' }));
+  });
+
+  // Sytest "Remote servers cannot set power levels in rooms without existing powerlevels" and
+  // "... should reject attempts by non-creators to set the power levels": the first power levels
+  // event must not let any member take the room.
+  it.each(ALL_VERSIONS)('v%s: without power levels, a non-creator cannot send the first power levels event', (v) => {
+    const room = new TestRoom(v);
+    room.member(room.creator, 'join');
+    room.send('m.room.join_rules', '', room.creator, { join_rule: 'public' });
+    room.member(BOB, 'join');
+    expectDenied(() => room.send('m.room.power_levels', '', BOB, { users: { [BOB]: 100 } }), /^power level: m\.room\.power_levels needs level 50/);
+    expectDenied(() => room.send('m.room.power_levels', '', BOB, { ban: 50, users: { [BOB]: 1000 } }), /needs level 50/);
+    const creatorEntry: JsonObject = room.version.privilegedCreators ? {} : { [room.creator]: 100 };
+    expectAllowed(() => room.send('m.room.power_levels', '', room.creator, { users: { ...creatorEntry, [BOB]: 50 } }));
   });
 
   it.each(ALL_VERSIONS)('v%s: join rules, history visibility, ACLs, encryption follow the ordinary state rule', (v) => {

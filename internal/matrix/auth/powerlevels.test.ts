@@ -54,9 +54,9 @@ describe('parseLevel per room version', () => {
 });
 
 describe('powerLevelsOf', () => {
-  it('without an event: state_default 0, ban/kick/redact 50, invite 0, notifications.room 50', () => {
+  it('without an event: state_default 50 (MSC1304), ban/kick/redact 50, invite 0, notifications.room 50', () => {
     const pl = powerLevelsOf(undefined);
-    expect(pl).toMatchObject({ usersDefault: 0, eventsDefault: 0, stateDefault: 0, ban: 50, kick: 50, redact: 50, invite: 0, fromEvent: false });
+    expect(pl).toMatchObject({ usersDefault: 0, eventsDefault: 0, stateDefault: 50, ban: 50, kick: 50, redact: 50, invite: 0, fromEvent: false });
     expect(pl.notifications.get('room')).toBe(50);
     expect(pl.users.size).toBe(0);
   });

@@ -3,8 +3,10 @@
  *
  * - Defaults (server-server spec, "Definitions", and m.room.power_levels): with a power levels
  *   event, a missing key takes its default (users_default 0, events_default 0, state_default 50,
- *   ban/kick/redact 50, invite 0, notifications.room 50); with no event at all, state_default
- *   is 0 too and the creator has 100 (before room version 12).
+ *   ban/kick/redact 50, invite 0, notifications.room 50); with no event at all the same
+ *   defaults hold and the creator has 100 (before room version 12). state_default stays 50 then
+ *   too: the old "0 without an event" let any member seize the room by sending the first power
+ *   levels event (MSC1304; m.room.power_levels schema, matrix-spec#1479).
  * - Value encodings: integers everywhere; before room version 10 also strings holding an
  *   integer (v1 "stringy power levels": optional sign, leading zeros, surrounding whitespace);
  *   before room version 6 (no canonical JSON yet) also floats, truncated ("floaty power levels").
@@ -98,7 +100,7 @@ function levelMap(value: JsonValue | undefined, encoding: LevelEncoding): Map<st
 const NO_EVENT: PowerLevels = Object.freeze({
   usersDefault: 0,
   eventsDefault: 0,
-  stateDefault: 0,
+  stateDefault: 50,
   ban: 50,
   kick: 50,
   redact: 50,

@@ -75,12 +75,12 @@ describe('well-formed power levels', () => {
     expectAllowed(() => room.send('m.room.power_levels', '', room.creator, room.powerLevels({ [BOB]: 100 }, { ban: 1000, events: { x: 1000 } })));
   });
 
-  it.each(ALL_VERSIONS)('v%s: without power levels any member may send the first one (state_default is 0)', (v) => {
+  it.each(ALL_VERSIONS)('v%s: without power levels only the creator may send the first one (state_default is 50, MSC1304)', (v) => {
     const room = new TestRoom(v);
     room.member(room.creator, 'join');
     room.send('m.room.join_rules', '', room.creator, { join_rule: 'public' });
     room.member(BOB, 'join');
-    expectAllowed(() => room.send('m.room.power_levels', '', BOB, room.powerLevels({ [BOB]: 100 })));
+    expectDenied(() => room.send('m.room.power_levels', '', BOB, room.powerLevels({ [BOB]: 100 })), /needs level 50; @bob:b\.test has 0/);
   });
 });
 

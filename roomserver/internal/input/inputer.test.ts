@@ -209,6 +209,30 @@ describeEachDatabase<RoomserverDatabase>('roomserver input', (ctx) => {
     expect((await api.queryServersInRoom({ room_id: room.roomId })).servers).toEqual(['evil.test', 'hs.test']);
   });
 
+  // Sytest "An event which redacts an event in a different room should be ignored".
+  it('rejects a redaction naming a known event of another room, and leaves that event alone', async () => {
+    const a = new TestRoom('10');
+    const b = new TestRoom('10');
+    const startA = a.start();
+    const startB = b.start();
+    const msg = a.build({ type: 'm.room.message', sender: a.creator, content: { body: 'hi' } }, [startA[3]!.eventId]);
+    await api.inputRoomEvents({ events: [...startA, msg].map((e) => a.input(e)) });
+    await api.inputRoomEvents({ events: startB.map((e) => b.input(e)) });
+    // Room B's creator holds every power in B: only the room mismatch can refuse it.
+    const foreign = b.build({ type: 'm.room.redaction', sender: b.creator, content: {}, redacts: msg.eventId }, [startB[3]!.eventId]);
+    const res = await api.inputRoomEvents({ events: [b.input(foreign)] });
+    expect(res.results[0]).toMatchObject({ event_id: foreign.eventId, status: 'rejected' });
+    expect(res.results[0]!.error).toMatch(/another room/);
+    expect(newEvents(b.roomId).map((o) => o.event.pdu.event_id ?? '')).not.toContain(foreign.eventId);
+    expect(newEvents(b.roomId).some((o) => o.event.pdu.type === 'm.room.redaction')).toBe(false);
+    expect(published.some((p) => p.output.type === 'redacted_event' && p.output.redacted_event.redacted_event_id === msg.eventId)).toBe(false);
+    expect((await api.queryEventsById({ event_ids: [msg.eventId] })).events[0]!.pdu.content).toEqual({ body: 'hi' });
+    // The same redaction in the target's own room goes through.
+    const own = a.build({ type: 'm.room.redaction', sender: a.creator, content: {}, redacts: msg.eventId }, [msg.eventId]);
+    expect((await api.inputRoomEvents({ events: [a.input(own)] })).results[0]!.status).toBe('accepted');
+    expect((await api.queryEventsById({ event_ids: [msg.eventId] })).events[0]!.pdu.content).toEqual({});
+  });
+
   it('keeps aliases (removable by their creator or whoever may set the canonical alias) and the published rooms', async () => {
     const room = new TestRoom('10');
     const start = room.start();

@@ -651,6 +651,13 @@ export class Inputer {
       if (!(e instanceof MatrixProtocolError)) throw e;
       rejection = `auth events: ${e.message}`;
     }
+    // A redaction can only ever redact an event of its own room. One naming a known event of
+    // another room is a forgery or a mistake: rejected, so it never reaches the room's timeline
+    // (an unknown target is checked when it arrives: see applyRedactions).
+    if (rejection === null && event.type === 'm.room.redaction' && event.redacts !== undefined) {
+      const target = (await this.lookup(ctx, [event.redacts])).get(event.redacts);
+      if (target && target.roomNid !== room.roomNid) rejection = `redaction: ${event.redacts} is an event of another room`;
+    }
 
     const base = {
       roomNid: room.roomNid,
