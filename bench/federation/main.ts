@@ -8,7 +8,9 @@
  *    destination): PDUs/s over 2,000 PDUs (after one transaction of warm-up) and p50/p99
  *    transaction latency; and PDUs/s until the room's /messages shows the last PDU (the
  *    consumers of the roomserver's output caught up). Transactions are built and signed before
- *    the clock starts.
+ *    the clock starts. Also the process's CPU time per 1,000 PDUs (steadier than the rates on a
+ *    shared machine) and how busy the event loop was; BENCH_CPU_PROFILE=<file> writes a CPU
+ *    profile of the sending window.
  *  - joining a remote room of 1,000 and of 10,000 members: a remote in a child process
  *    (bench/federation/joinremote.ts) holds the room and answers make_join and send_join (v2,
  *    the full state and auth chain) from memory; our user joins with
@@ -22,6 +24,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
+import { Session } from 'node:inspector/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -186,8 +189,15 @@ async function sendBenches(out: Record<string, number>, txns = 40, perTxn = 50):
     phase('inbound /send: transactions built; sending');
     const times: number[] = [];
     let started = 0;
+    let cpuAtStart = process.cpuUsage();
+    let eluAtStart = performance.eventLoopUtilization();
+    const profiler = process.env['BENCH_CPU_PROFILE'] ? await WindowProfiler.start() : undefined;
     for (const [i, tx] of transactions.entries()) {
-      if (i === 1) started = performance.now();
+      if (i === 1) {
+        started = performance.now();
+        cpuAtStart = process.cpuUsage();
+        eluAtStart = performance.eventLoopUtilization();
+      }
       const t0 = performance.now();
       const r = await remote.raw(ours, 'PUT', tx.uri, tx.authorization, tx.body);
       if (i > 0) times.push(performance.now() - t0);
@@ -197,6 +207,8 @@ async function sendBenches(out: Record<string, number>, txns = 40, perTxn = 50):
       if (results.length !== perTxn || failed.length > 0) throw new Error(`send ${tx.uri}: ${results.length} results, ${failed.length} errors, first: ${JSON.stringify(failed[0])}`);
     }
     const elapsed = performance.now() - started;
+    const cpuSending = process.cpuUsage(cpuAtStart);
+    const eluSending = performance.eventLoopUtilization(eluAtStart);
     // The consumers (syncapi, push, the sender) work behind the roomserver: the rate at which a
     // reader of the room sees the PDUs is the one the server can keep up.
     const lastId = transactions.at(-1)!.last;
@@ -206,6 +218,8 @@ async function sendBenches(out: Record<string, number>, txns = 40, perTxn = 50):
       await new Promise((r) => setTimeout(r, 10));
     }
     const seenAll = performance.now() - started;
+    const cpuAll = process.cpuUsage(cpuAtStart);
+    await profiler?.stop(process.env['BENCH_CPU_PROFILE']!);
     const latest = await ours.server.apis.roomserver.queryLatestEventsAndState({ room_id: roomId, state_to_fetch: [] });
     if (latest.latest_event_ids.join() !== transactions.at(-1)!.last) {
       throw new Error(`after the transactions the room's latest events are ${JSON.stringify(latest.latest_event_ids)}, not the last PDU sent`);
@@ -215,6 +229,11 @@ async function sendBenches(out: Record<string, number>, txns = 40, perTxn = 50):
     out['inbound /send: transaction latency p50 ms'] = round(percentile(times, 50));
     out['inbound /send: transaction latency p99 ms'] = round(percentile(times, 99));
     out['inbound /send: PDUs/s until /messages shows the last PDU (syncapi caught up)'] = Math.round((txns * perTxn) / (seenAll / 1000));
+    // CPU time is steadier than rates on a shared machine: what the work costs, whoever else runs.
+    const cpuMs = (u: NodeJS.CpuUsage) => (u.user + u.system) / 1000;
+    out['inbound /send: process CPU ms per 1,000 PDUs while sending (all threads)'] = Math.round(cpuMs(cpuSending) / ((txns * perTxn) / 1000));
+    out['inbound /send: process CPU ms per 1,000 PDUs until syncapi caught up (all threads)'] = Math.round(cpuMs(cpuAll) / ((txns * perTxn) / 1000));
+    out['inbound /send: event loop busy while sending %'] = Math.round(eluSending.utilization * 100);
     if (remote.unhandled.length) console.error(`inbound /send: requests our server made that the remote did not serve: ${[...new Set(remote.unhandled)].join(', ')}`);
   } finally {
     phase('inbound /send: shutting down');
@@ -222,6 +241,29 @@ async function sendBenches(out: Record<string, number>, txns = 40, perTxn = 50):
     await ours.server.shutdown('bench done');
     rmSync(ours.dir, { recursive: true, force: true });
     phase('inbound /send: done');
+  }
+}
+
+/**
+ * With BENCH_CPU_PROFILE=<file>, a CPU profile of the sending window alone (not the start-up
+ * nor the building of the transactions), for Chrome DevTools or any .cpuprofile reader.
+ */
+class WindowProfiler {
+  private constructor(private readonly session: Session) {}
+
+  static async start(): Promise<WindowProfiler> {
+    const session = new Session();
+    session.connect();
+    await session.post('Profiler.enable');
+    await session.post('Profiler.start');
+    return new WindowProfiler(session);
+  }
+
+  async stop(file: string): Promise<void> {
+    const { profile } = await this.session.post('Profiler.stop');
+    writeFileSync(file, JSON.stringify(profile));
+    this.session.disconnect();
+    console.error(`inbound /send: CPU profile of the sending window written to ${file}`);
   }
 }
 

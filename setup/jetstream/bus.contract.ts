@@ -157,6 +157,130 @@ export function defineBusContract(name: string, makeEnv: EnvironmentFactory, opt
       expect(ok).toEqual(['fine']);
     });
 
+    describe('consumeBatch', () => {
+      /** Publishes `bodies` to one subject, in order. */
+      async function publishAll(bus: Bus, subject: string, bodies: readonly string[]): Promise<void> {
+        for (const b of bodies) await bus.publish(subject, enc(b));
+      }
+
+      it('hands waiting messages over together, in order, at most maxBatch at a time, each once', async () => {
+        const e = await env();
+        const bus = await open(e);
+        const stream = `${e.prefix}OutputRoomEvent`;
+        const subject = subjectFor(e.prefix, 'OutputRoomEvent');
+        const batches: string[][] = [];
+        let release!: () => void;
+        const gate = new Promise<void>((r) => (release = r));
+        await bus.consumeBatch({ stream, durable: 'batched', maxBatch: 4 }, async (msgs) => {
+          batches.push(msgs.map((m) => dec(m.data)));
+          if (batches.length === 1) await gate;
+        });
+        await publishAll(bus, subject, ['m0']);
+        await until(() => batches.length === 1);
+        // These wait behind the first batch, then come four at a time.
+        await publishAll(bus, subject, Array.from({ length: 10 }, (_, i) => `m${i + 1}`));
+        await sleep(200);
+        release();
+        await until(() => batches.flat().length === 11);
+        await sleep(100);
+        expect(batches.flat()).toEqual(Array.from({ length: 11 }, (_, i) => `m${i}`));
+        expect(batches.slice(1).map((b) => b.length)).toEqual([4, 4, 2]);
+      });
+
+      it('acks only the leading messages a handler says it handled; the rest lead the next batch', async () => {
+        const e = await env();
+        const bus = await open(e);
+        const stream = `${e.prefix}OutputRoomEvent`;
+        const declared = await bus.consume({ stream, durable: 'partial' }, async () => {
+          throw new Error('declared only');
+        });
+        await declared.unsubscribe();
+        await publishAll(bus, subjectFor(e.prefix, 'OutputRoomEvent'), ['a', 'b', 'c', 'd', 'e']);
+        const calls: string[][] = [];
+        await bus.consumeBatch({ stream, durable: 'partial', maxBatch: 10 }, async (msgs) => {
+          calls.push(msgs.map((m) => `${dec(m.data)}@${m.deliveryCount}`));
+          // Takes "a" and "b" alone, then the rest together.
+          return dec(msgs[0]!.data) === 'a' || dec(msgs[0]!.data) === 'b' ? 1 : undefined;
+        });
+        await until(() => calls.flat().some((c) => c.startsWith('e')));
+        await sleep(100);
+        expect(calls[0]).toEqual(['a@1', 'b@1', 'c@1', 'd@1', 'e@1']);
+        expect(calls.slice(1)).toEqual([['b@1', 'c@1', 'd@1', 'e@1'], ['c@1', 'd@1', 'e@1']]);
+      });
+
+      it('keeps each subject in order and never runs two batches of one subject at once', async () => {
+        const e = await env();
+        const bus = await open(e);
+        const running = new Set<string>();
+        let violations = 0;
+        let mixed = 0;
+        const seen = new Map<string, number[]>();
+        await bus.consumeBatch({ stream: `${e.prefix}InputRoomEvent`, durable: 'rooms', orderedBySubject: true, concurrency: 3, maxBatch: 5 }, async (msgs) => {
+          const subject = msgs[0]!.subject;
+          if (msgs.some((m) => m.subject !== subject)) mixed++;
+          if (running.has(subject)) violations++;
+          running.add(subject);
+          await sleep(Math.random() * 3);
+          for (const m of msgs) seen.set(subject, [...(seen.get(subject) ?? []), Number(dec(m.data).split('#')[1])]);
+          running.delete(subject);
+        });
+        const rooms = ['!a:x', '!b:x', '!c:x', '!d:x'];
+        await Promise.all(rooms.map((room) => publishAll(bus, subjectFor(e.prefix, 'InputRoomEvent', room), Array.from({ length: 15 }, (_, i) => `${room}#${i}`))));
+        await until(() => [...seen.values()].flat().length === 60, 10_000);
+        expect(violations).toBe(0);
+        expect(mixed).toBe(0);
+        for (const list of seen.values()) expect(list).toEqual(Array.from({ length: 15 }, (_, i) => i));
+      });
+
+      it('acks nothing of a failed batch, then retries its messages one by one in order, giving up only on the bad one', async () => {
+        const e = await env();
+        const bus = await open(e);
+        const stream = `${e.prefix}OutputRoomEvent`;
+        const declared = await bus.consume({ stream, durable: 'failing' }, async () => {
+          throw new Error('declared only');
+        });
+        await declared.unsubscribe();
+        await publishAll(bus, subjectFor(e.prefix, 'OutputRoomEvent'), ['ok1', 'poison', 'ok2', 'ok3']);
+        const calls: string[][] = [];
+        const committed: string[] = [];
+        await bus.consumeBatch({ stream, durable: 'failing', maxBatch: 10, maxDeliver: 2 }, async (msgs) => {
+          calls.push(msgs.map((m) => `${dec(m.data)}@${m.deliveryCount}`));
+          // All or nothing, as a database transaction would be.
+          if (msgs.some((m) => dec(m.data) === 'poison')) throw new Error('poison');
+          committed.push(...msgs.map((m) => dec(m.data)));
+        });
+        await until(() => committed.includes('ok3'), 5_000);
+        await publishAll(bus, subjectFor(e.prefix, 'OutputRoomEvent'), ['after']);
+        await until(() => committed.includes('after'));
+        await sleep(100);
+        expect(calls).toEqual([['ok1@1', 'poison@1', 'ok2@1', 'ok3@1'], ['ok1@2'], ['poison@2'], ['ok2@2'], ['ok3@2'], ['after@1']]);
+        // Each message took effect once: nothing of the failed batch stayed.
+        expect(committed).toEqual(['ok1', 'ok2', 'ok3', 'after']);
+      });
+
+      if (opts.durable) {
+        it('redelivers a batch that was not acked when its consumer went away', async () => {
+          const e = await env();
+          const first = await e.open();
+          const stream = `${e.prefix}OutputRoomEvent`;
+          let calls = 0;
+          await first.consumeBatch({ stream, durable: 'crashy-batch', ackWaitMs: 1_000 }, async () => {
+            calls++;
+            throw new Error('dies before acking');
+          });
+          await publishAll(first, subjectFor(e.prefix, 'OutputRoomEvent'), ['x', 'y', 'z']);
+          await until(() => calls >= 1);
+          await first.close();
+          const second = await open(e);
+          const got: string[] = [];
+          await second.consumeBatch({ stream, durable: 'crashy-batch', ackWaitMs: 1_000 }, async (msgs) => void got.push(...msgs.map((m) => dec(m.data))));
+          await until(() => got.length >= 3, 10_000);
+          await sleep(100);
+          expect(got).toEqual(['x', 'y', 'z']);
+        });
+      }
+    });
+
     it('stores a message once per msgId', async () => {
       const e = await env();
       const bus = await open(e);

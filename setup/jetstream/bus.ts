@@ -8,6 +8,9 @@
  *   on restart (at-least-once: handlers must tolerate a repeat);
  * - with `orderedBySubject`, one subject's messages are handled strictly in order while
  *   different subjects run in parallel (InputRoomEvent has one subject per room);
+ * - `consumeBatch` hands a handler the messages that are waiting together (up to a limit, in
+ *   the same order), so that it can do their work in one database transaction; they are
+ *   acked once it resolves, and a batch that fails is retried message by message;
  * - streams keep a message until every durable consumer of the stream whose filter matches
  *   it has acked it (JetStream's interest retention, as Dendrite configures its streams), or
  *   until the stream's max age. Create durables before publishing to them: a message that no
@@ -50,6 +53,11 @@ export interface ConsumeOptions {
   concurrency?: number;
 }
 
+export interface ConsumeBatchOptions extends ConsumeOptions {
+  /** Most messages handed to one call. Default 100. */
+  maxBatch?: number;
+}
+
 export interface PublishOptions {
   headers?: Headers;
   /** Deduplication ID: a second publish with the same ID within two minutes is stored once. */
@@ -63,12 +71,32 @@ export interface PublishAck {
 }
 
 export type MessageHandler = (msg: BusMessage) => Promise<void>;
+
+/**
+ * Handles messages that were waiting together, oldest first (one subject's when ordered by
+ * subject, else the stream's), and says how many of the leading ones it handled: at least
+ * one, and nothing means all. Those are acked together once it resolves; the rest lead the
+ * next call. Returning early lets a handler commit one kind of work atomically and take the
+ * next kind on its own. A throw acks none of them (see consumeBatch).
+ */
+export type BatchHandler = (msgs: readonly BusMessage[]) => Promise<number | void>;
 export type RequestHandler = (payload: Uint8Array, headers: Headers) => Promise<Uint8Array>;
 
 export interface Bus {
   readonly kind: 'nats' | 'inprocess';
   publish(subject: string, payload: Uint8Array, opts?: PublishOptions): Promise<PublishAck>;
   consume(opts: ConsumeOptions, handler: MessageHandler): Promise<Subscription>;
+  /**
+   * As consume, but hands over up to `maxBatch` messages that are already here at once, so
+   * that a consumer can do a batch's work in one database transaction. Never waits for more
+   * to arrive. Order: one subject's messages in order with `orderedBySubject` (subjects in
+   * parallel, up to `concurrency` batches at once), else the whole stream in order, one batch
+   * at a time. A batch that fails acks nothing; its messages are then retried one by one
+   * (same backoff and maxDeliver as consume, each counting the failed batch as an attempt),
+   * so that one bad message cannot hold good ones back or take them down with it. Handlers
+   * must tolerate a repeat, as with consume.
+   */
+  consumeBatch(opts: ConsumeBatchOptions, handler: BatchHandler): Promise<Subscription>;
   /** Fails with BusError code `timeout`, `no_responders`, or `remote` (the responder threw). */
   request(subject: string, payload: Uint8Array, timeoutMs: number, headers?: Headers): Promise<Uint8Array>;
   /** Serves a subject; several responders (across processes) share the requests. */
@@ -95,6 +123,9 @@ export class BusError extends Error {
  * the memory a backlog takes; a subject with this many messages waiting holds up the others.
  */
 export const MAX_ACK_PENDING = 1000;
+
+/** consumeBatch's default batch size. */
+export const DEFAULT_MAX_BATCH = 100;
 
 /** Header a responder's failure travels in, so the requester fails at once instead of timing out. */
 export const RESPONDER_ERROR_HEADER = 'Bus-Responder-Error';

@@ -77,4 +77,60 @@ describe('Dispatcher', () => {
     expect(seen).toEqual([1, 2]);
     expect(log).toEqual(['ack 1', 'ack 2 (newest)']);
   });
+
+  it('batches: stop while a batch runs acks it when it succeeds and hands back the messages queued behind it', async () => {
+    const log: string[] = [];
+    let release!: () => void;
+    const sizes: number[] = [];
+    const d = new Dispatcher({ ordered: false, concurrency: 1, maxDeliver: 0, keepAliveEveryMs: 0, logger, consumer: 't' }, {
+      maxBatch: 2,
+      batch: async (msgs) => {
+        sizes.push(msgs.length);
+        await new Promise<void>((r) => (release = r));
+      },
+    });
+    for (const seq of [1, 2, 3]) d.push(delivery(seq, 's', log));
+    await sleep(5);
+    const stopped = d.stop();
+    expect(log).toEqual(['release 3']);
+    release();
+    await stopped;
+    expect(sizes).toEqual([2]);
+    expect(log).toEqual(['release 3', 'ack 1', 'ack 2']);
+  });
+
+  it('batches: a handled count out of range is a failure, retried message by message', async () => {
+    const log: string[] = [];
+    const calls: string[] = [];
+    const d = new Dispatcher({ ordered: false, concurrency: 1, maxDeliver: 0, keepAliveEveryMs: 0, logger, consumer: 't' }, {
+      maxBatch: 10,
+      batch: async (msgs) => {
+        calls.push(msgs.map((m) => `${m.seq}@${m.deliveryCount}`).join(','));
+        return msgs.length > 1 ? 0 : 1;
+      },
+    });
+    for (const seq of [1, 2]) d.push(delivery(seq, 's', log));
+    await sleep(300);
+    expect(calls).toEqual(['1@1,2@1', '1@2', '2@2']);
+    expect(log).toEqual(['ack 1', 'ack 2']);
+  });
+
+  it('batches: stopped while a batch runs, the part the handler left for later goes back', async () => {
+    const log: string[] = [];
+    let release!: () => void;
+    const d = new Dispatcher({ ordered: false, concurrency: 1, maxDeliver: 0, keepAliveEveryMs: 0, logger, consumer: 't' }, {
+      maxBatch: 10,
+      batch: async () => {
+        await new Promise<void>((r) => (release = r));
+        return 1;
+      },
+    });
+    for (const seq of [1, 2, 3]) d.push(delivery(seq, 's', log));
+    await sleep(5);
+    const stopped = d.stop();
+    release();
+    await stopped;
+    expect(log).toEqual(['ack 1', 'release 2', 'release 3']);
+    expect(d.size).toBe(0);
+  });
 });

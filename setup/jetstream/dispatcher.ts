@@ -1,9 +1,14 @@
 /**
  * Runs a consumer's handler over delivered messages; shared by both bus implementations.
- * - Lanes: when ordered, one lane per subject and a lane never has two messages in flight;
- *   otherwise every message is its own lane (one shared lane when concurrency is 1).
+ * - Lanes: when ordered, one lane per subject and a lane never has two handlers in flight;
+ *   otherwise every message is its own lane (one shared lane when concurrency is 1, and
+ *   always one lane for batches: a batch is a run of the stream in order).
  * - At most `concurrency` handlers run at once; ready lanes take turns (round robin), so a
  *   busy room cannot starve the others of slots.
+ * - Batches (consumeBatch): a lane's turn hands the handler up to `maxBatch` of its queued
+ *   messages, which start on the next macrotask so that messages published together (in
+ *   one tick) go together. The handler may handle only a leading part; the rest stay at the
+ *   head of the lane. A failed batch acks nothing and its messages are retried one by one.
  * - A failing message is retried in place after a backoff, keeping its place ahead of the
  *   later messages of its subject. (Nak'ing it back to NATS would let those overtake it.)
  * - Every held message is kept alive (NATS: `working()`) while queued or running, so the
@@ -13,7 +18,7 @@
  *   waits for running handlers.
  */
 import type { Logger } from 'pino';
-import { errorMessage, retryDelayMs, type BusMessage, type MessageHandler } from './bus.js';
+import { errorMessage, retryDelayMs, type BatchHandler, type BusMessage, type MessageHandler } from './bus.js';
 
 export interface Delivery {
   msg: Omit<BusMessage, 'deliveryCount'>;
@@ -39,6 +44,12 @@ export interface DispatcherOptions {
   consumer: string;
 }
 
+/** What consumeBatch dispatches: a batch handler and the most messages per call. */
+export interface BatchDispatch {
+  batch: BatchHandler;
+  maxBatch: number;
+}
+
 export class Dispatcher {
   /** The messages this dispatcher holds, by stream sequence: queued or running. */
   private readonly held = new Map<number, Delivery>();
@@ -55,11 +66,23 @@ export class Dispatcher {
   private nextLane = 0;
   private readonly idleWaiters: Array<() => void> = [];
   private readonly keepAliveTimer: NodeJS.Timeout | undefined;
+  /** Handler calls run: a batch's messages, or one message. */
+  private readonly handle: BatchHandler;
+  private readonly maxBatch: number;
+  /** Attempts a failed batch made of messages that are now retried one by one. */
+  private readonly triedInBatch = new Map<number, number>();
 
   constructor(
     private readonly opts: DispatcherOptions,
-    private readonly handler: MessageHandler,
+    handler: MessageHandler | BatchDispatch,
   ) {
+    if (typeof handler === 'function') {
+      this.handle = (msgs) => handler(msgs[0]!);
+      this.maxBatch = 1;
+    } else {
+      this.handle = handler.batch;
+      this.maxBatch = Math.max(1, Math.floor(handler.maxBatch));
+    }
     this.stopping = new Promise((r) => (this.signalStop = r));
     if (opts.keepAliveEveryMs > 0) {
       this.keepAliveTimer = setInterval(() => {
@@ -67,6 +90,10 @@ export class Dispatcher {
       }, opts.keepAliveEveryMs);
       this.keepAliveTimer.unref();
     }
+  }
+
+  private get batching(): boolean {
+    return this.maxBatch > 1;
   }
 
   /** Messages held: queued or running. */
@@ -86,7 +113,7 @@ export class Dispatcher {
       return;
     }
     this.held.set(seq, d);
-    const lane = this.opts.ordered ? d.msg.subject : this.opts.concurrency === 1 ? '' : String(this.nextLane++);
+    const lane = this.opts.ordered ? d.msg.subject : this.opts.concurrency === 1 || this.batching ? '' : String(this.nextLane++);
     const queue = this.lanes.get(lane);
     if (queue) {
       queue.push(seq);
@@ -128,37 +155,89 @@ export class Dispatcher {
   }
 
   private async runLaneHead(lane: string): Promise<void> {
-    // Start handlers on a fresh tick: never inside the publisher's call (in-process bus).
-    await Promise.resolve();
+    // Start handlers on a fresh tick: never inside the publisher's call (in-process bus). A
+    // batch waits for the next macrotask, so that what was published in this one joins it.
+    if (this.batching) await new Promise<void>((r) => setImmediate(r));
+    else await Promise.resolve();
     const queue = this.lanes.get(lane);
-    const seq = queue?.[0];
-    if (!queue || seq === undefined) return;
-    await this.handleOne(seq);
+    if (!queue || queue.length === 0 || this.stopped) return;
+    const done = queue.length === 1 || !this.batching ? await this.handleOne(queue[0]!) : await this.handleBatch(queue.slice(0, this.maxBatch));
     if (this.stopped) return;
-    queue.shift();
+    queue.splice(0, done);
     if (queue.length > 0) this.ready.push(lane);
     else this.lanes.delete(lane);
   }
 
-  private async handleOne(seq: number): Promise<void> {
+  /** Runs one message to its end (acked or given up); 1. */
+  private async handleOne(seq: number): Promise<number> {
     const first = this.held.get(seq);
-    if (!first) return;
+    if (!first) return 1;
     this.inFlight.add(seq);
     try {
       await this.attempts(seq, first);
     } finally {
       this.inFlight.delete(seq);
     }
+    return 1;
+  }
+
+  /** Runs a batch once; on failure, its messages one by one. How many leading messages are done. */
+  private async handleBatch(seqs: readonly number[]): Promise<number> {
+    // Queued messages are held until settled; a lane head that is not is skipped, as handleOne does.
+    const end = seqs.findIndex((seq) => !this.held.has(seq));
+    if (end === 0) return 1;
+    const batch = end < 0 ? seqs : seqs.slice(0, end);
+    for (const seq of batch) this.inFlight.add(seq);
+    const msgs = batch.map((seq) => {
+      const d = this.held.get(seq)!;
+      return { ...d.msg, deliveryCount: Math.max(this.triedInBatch.get(seq) ?? 0, d.previousDeliveries) + 1 };
+    });
+    let failure: unknown;
+    let handled = 0;
+    try {
+      const n = await this.handle(msgs);
+      handled = n === undefined ? batch.length : n;
+      if (!Number.isInteger(handled) || handled < 1 || handled > batch.length) {
+        throw new Error(`batch handler said it handled ${String(n)} of ${batch.length} messages (1 to ${batch.length}, or nothing for all)`);
+      }
+    } catch (err) {
+      failure = err;
+    } finally {
+      for (const seq of batch) this.inFlight.delete(seq);
+    }
+    if (failure === undefined) {
+      for (const seq of batch.slice(0, handled)) this.settle(seq, (x) => x.ack());
+      // Stopped meanwhile: the part left for the next batch goes back, as queued messages did.
+      if (this.stopped) for (const seq of batch.slice(handled)) this.settle(seq, (x) => x.release?.());
+      return handled;
+    }
+    this.opts.logger.warn(
+      { err: failure, consumer: this.opts.consumer, seqs: [batch[0], batch.at(-1)], size: batch.length },
+      'bus batch handler failed; retrying its messages one by one',
+    );
+    msgs.forEach((m, i) => this.triedInBatch.set(batch[i]!, m.deliveryCount));
+    if (!this.stopped) await this.backoff(retryDelayMs(1));
+    let done = 0;
+    for (const seq of batch) {
+      if (this.stopped) break;
+      await this.handleOne(seq);
+      done++;
+    }
+    if (this.stopped) {
+      // Hand back what was not retried (held messages not in flight go back in stop()).
+      for (const seq of batch.slice(done)) this.settle(seq, (x) => x.release?.());
+    }
+    return done;
   }
 
   private async attempts(seq: number, first: Delivery): Promise<void> {
-    let attempt = first.previousDeliveries;
+    let attempt = Math.max(first.previousDeliveries, this.triedInBatch.get(seq) ?? 0);
     for (;;) {
       const d = this.held.get(seq) ?? first;
       // Count the server's redeliveries too (a copy that replaced the held one).
       attempt = Math.max(attempt + 1, d.previousDeliveries + 1);
       try {
-        await this.handler({ ...d.msg, deliveryCount: attempt });
+        await this.handle([{ ...d.msg, deliveryCount: attempt }]);
       } catch (err) {
         const giveUp = this.opts.maxDeliver > 0 && attempt >= this.opts.maxDeliver;
         this.opts.logger.warn(
@@ -195,6 +274,7 @@ export class Dispatcher {
   private settle(seq: number, how: (d: Delivery) => void): void {
     const d = this.held.get(seq);
     this.held.delete(seq);
+    this.triedInBatch.delete(seq);
     if (!d) return;
     try {
       how(d);

@@ -4,7 +4,7 @@
  * idempotent: a redelivered message finds its event stored and changes nothing twice.
  */
 import type { Logger } from 'pino';
-import { Event, type PDUJson } from '../../internal/matrix/index.js';
+import { Event } from '../../internal/matrix/index.js';
 import type { HeaderedEvent, OutputRoomEvent, RoomserverInternalAPI } from '../../roomserver/api/index.js';
 import type { Bus } from '../../setup/jetstream/index.js';
 import type { OutputClientData, OutputKeyChangeEvent } from '../../userapi/api/index.js';
@@ -12,8 +12,8 @@ import type { Notifier } from '../internal/notifier.js';
 import type { PeekStore } from '../storage/peeks.js';
 import type { PeekActivity } from '../internal/peekactivity.js';
 import { purgeRoomRows } from '../storage/purge.js';
-import { storeHistorical } from '../internal/backfill.js';
-import { parseRelation, type RelationsStore } from '../storage/relations.js';
+import type { RelationsStore } from '../storage/relations.js';
+import { isBatchedRoomEvent, storeRoomEvents, type BatchedRoomEvent, type RoomEventDeps } from './roomevents.js';
 import type { SearchIndex } from '../storage/search.js';
 import type { SyncStore } from '../storage/syncstore.js';
 
@@ -70,6 +70,9 @@ async function storeOutOfBandLeave(d: ConsumerDeps, eventId: string, userId: str
   d.notifier.advance('pdu', pos, [userId]);
 }
 
+/** Room events stored per transaction, at most. */
+const ROOM_EVENT_BATCH = 100;
+
 export async function startConsumers(d: ConsumerDeps): Promise<void> {
   const decoder = new TextDecoder();
   /** A room nobody here peeks any more: its federated peek can end. */
@@ -77,95 +80,16 @@ export async function startConsumers(d: ConsumerDeps): Promise<void> {
     if ((await d.peeks.peekers(roomId)).length === 0) await d.peekActivity?.gone(roomId);
   };
 
-  await d.bus.consume({ stream: `${d.prefix}OutputRoomEvent`, durable: 'SyncAPIRoomServerConsumer' }, async (msg) => {
-    const out = JSON.parse(decoder.decode(msg.data)) as OutputRoomEvent;
-    if (out.type === 'old_room_event') {
-      // History (backfilled): stored below the stream (never new to /sync, wakes no one),
-      // changing no current state; /messages finds it by its depth. A backfill that /messages
-      // waited for stored it already.
-      const headered = out.old_room_event.event;
-      const event = parse(headered);
-      const { pos } = await storeHistorical(d.store, headered, event);
-      await d.search
-        ?.indexEvent({ eventId: event.eventId, roomId: event.roomId, sender: event.sender, type: event.type, stateKey: event.stateKey, content: event.content, pos })
-        .catch((err: unknown) => d.log.error({ err, eventId: event.eventId }, 'search: cannot index the event'));
-      const rel = parseRelation(event.content);
-      if (rel) await d.relations.add({ roomId: event.roomId, eventId: rel.eventId, childEventId: event.eventId, childType: event.type, relType: rel.relType, sender: event.sender, originTs: event.originServerTs, pos });
-      return;
-    }
-    if (out.type === 'new_room_event') {
-      const headered = out.new_room_event.event;
-      const event = parse(headered);
-      const adds = out.new_room_event.adds_state_event_ids;
-      const removes = out.new_room_event.removes_state_event_ids;
-      const txn = out.new_room_event.transaction_id;
-      const before = await audience(d.store, event.roomId);
-      // State the roomserver added that this component has not seen (the state a remote join or
-      // a peek over federation brought, or state resolution picked) is stored as history, below
-      // the stream, as Synapse keeps it as outliers: it goes into the current state with this
-      // event, and was state before it (a timeline starting here has it in its state section),
-      // but it is never timeline (Sytest "State from remote users is included in the state in
-      // the initial sync"); /messages finds it by depth, and backfill fills around it.
-      const fetched = new Set<string>();
-      const others = adds.filter((id) => id !== event.eventId);
-      if (others.length > 0) {
-        const known = new Set((await d.store.events(others)).map((e) => e.eventId));
-        const missing = others.filter((id) => !known.has(id));
-        if (missing.length > 0) {
-          const { events } = await d.rsAPI.queryEventsById({ event_ids: missing });
-          for (const h of events) {
-            const { pos } = await storeHistorical(d.store, h);
-            if (pos < 0) fetched.add(parse(h).eventId);
-          }
-        }
-      }
-      const { pos } = await d.store.insertEvent({
-        roomId: event.roomId,
-        eventId: event.eventId,
-        type: event.type,
-        sender: event.sender,
-        stateKey: event.stateKey ?? null,
-        json: JSON.stringify(event.json),
-        roomVersion: headered.room_version,
-        addsState: adds.filter((id) => !fetched.has(id)),
-        removesState: removes,
-        ...(txn ? { txn: { deviceId: txn.device_id, txnId: txn.transaction_id } } : {}),
-        depth: event.depth,
-        prevEventIds: event.prevEventIds,
-      });
-      // Search is best effort: a failure is logged (POST /_dendrite/admin/fulltext/reindex repairs it), /sync goes on.
-      await d.search
-        ?.indexEvent({ eventId: event.eventId, roomId: event.roomId, sender: event.sender, type: event.type, stateKey: event.stateKey, content: event.content, pos })
-        .catch((err: unknown) => d.log.error({ err, eventId: event.eventId }, 'search: cannot index the event'));
-      const rel = parseRelation(event.content);
-      if (rel) {
-        await d.relations.add({ roomId: event.roomId, eventId: rel.eventId, childEventId: event.eventId, childType: event.type, relType: rel.relType, sender: event.sender, originTs: event.originServerTs, pos });
-      }
-      if (adds.length > 0 || removes.length > 0) {
-        const stored = await d.store.events(adds);
-        await d.store.updateCurrentState(
-          event.roomId,
-          stored
-            .filter((s) => s.stateKey !== null)
-            .map((s) => {
-              const content = (JSON.parse(s.json) as PDUJson).content as Record<string, unknown> | undefined;
-              return { eventId: s.eventId, type: s.type, stateKey: s.stateKey!, membership: s.type === 'm.room.member' && typeof content?.['membership'] === 'string' ? content['membership'] : null };
-            }),
-          removes,
-          pos,
-        );
-      }
-      const after = await audience(d.store, event.roomId);
-      // A join turns the user's peeks into the join (their syncs give the room under `join`).
-      if (event.type === 'm.room.member' && event.stateKey !== undefined && (event.content as { membership?: unknown }).membership === 'join') {
-        if (await d.peeks.removeUser(event.stateKey, event.roomId)) await lastPeekerCheck(event.roomId);
-      }
-      const woken = new Set([...before, ...after, ...(await d.peeks.peekers(event.roomId))]);
-      // The target of a membership change hears of it whatever it is (a knock, a rejected invite).
-      if (event.type === 'm.room.member' && event.stateKey !== undefined) woken.add(event.stateKey);
-      d.notifier.advance('pdu', pos, woken);
-      return;
-    }
+  const roomEvents: RoomEventDeps = {
+    store: d.store,
+    notifier: d.notifier,
+    rsAPI: d.rsAPI,
+    log: d.log,
+    ...(d.search ? { search: d.search } : {}),
+    peeksEnded: lastPeekerCheck,
+  };
+  /** The outputs other than new and old room events, one at a time. */
+  const handleOther = async (out: OutputRoomEvent): Promise<void> => {
     if (out.type === 'redacted_event') {
       await d.search?.remove([out.redacted_event.redacted_event_id]);
       // A redacted child leaves its parent's relations; a redacted parent bundles no edit.
@@ -213,6 +137,24 @@ export async function startConsumers(d: ConsumerDeps): Promise<void> {
       await d.search?.removeRoom(roomId);
       d.log.info({ room_id: roomId, events }, 'syncapi: room purged');
     }
+  };
+
+  // Room events come in batches: a run of new and old room events is stored in one
+  // transaction (roomevents.ts); any other output is handled on its own, in its place.
+  await d.bus.consumeBatch({ stream: `${d.prefix}OutputRoomEvent`, durable: 'SyncAPIRoomServerConsumer', maxBatch: ROOM_EVENT_BATCH }, async (msgs) => {
+    const run: BatchedRoomEvent[] = [];
+    for (const msg of msgs) {
+      const out = JSON.parse(decoder.decode(msg.data)) as OutputRoomEvent;
+      if (isBatchedRoomEvent(out)) {
+        run.push(out);
+        continue;
+      }
+      if (run.length > 0) break;
+      await handleOther(out);
+      return 1;
+    }
+    await storeRoomEvents(roomEvents, run);
+    return run.length;
   });
 
   await d.bus.consume({ stream: `${d.prefix}OutputClientData`, durable: 'SyncAPIClientDataConsumer' }, async (msg) => {

@@ -70,10 +70,11 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       const enc = encodeURIComponent(roomId);
       expect((await req('PUT', `/rooms/${enc}/state/m.room.member/${encodeURIComponent(BOB)}`, bob, { membership: 'join' })).status).toBe(200);
       let since = '';
+      // A token at or after bob's join (a sync can show the room, from the current state, before its token reaches all of it).
       await until(async () => {
         const s = await sync(bob);
         since = s.next_batch as string;
-        return joined(s)[roomId] !== undefined;
+        return ((joined(s)[roomId]?.timeline as { events: Body[] } | undefined)?.events ?? []).some((e) => e.type === 'm.room.member' && e.state_key === BOB);
       });
       const started = Date.now();
       const waiting = sync(bob, `?since=${since}&timeout=10000`);
@@ -84,9 +85,10 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       const events = (joined(s)[roomId]!.timeline as { events: Body[] }).events;
       expect(events.map((e) => (e.content as Body).body)).toEqual(['wake up']);
       expect(joined(s)[roomId]!.state).toEqual({ events: [] });
-      // Nothing new: the long-poll times out empty.
+      // Nothing new: the long-poll brings no event (the room may show again only for its unread
+      // counts, which userapi publishes after the message, in batches).
       const quiet = await sync(bob, `?since=${s.next_batch as string}&timeout=200`);
-      expect(joined(quiet)).toEqual({});
+      for (const room of Object.values(joined(quiet))) expect((room.timeline as { events: Body[] }).events).toEqual([]);
 
       // Bob leaves: his next sync lists the room under leave.
       const before = s.next_batch as string;

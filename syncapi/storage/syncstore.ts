@@ -2,7 +2,7 @@
  * syncapi's copy of the rooms: events by stream position, each room's current state (only
  * event IDs: the JSON is kept once, in the events table), account data positions and invites.
  */
-import { sql, type Kysely, type Transaction } from 'kysely';
+import { CompiledQuery, sql, type Kysely, type QueryResult, type Transaction } from 'kysely';
 import { dbBool, fromDbBool, inChunks } from '../../internal/sqlutil/index.js';
 import type { SyncapiDatabase } from './tables.js';
 import { dagFieldsOf, type TopoKey } from './topology.js';
@@ -81,12 +81,80 @@ const EVENT_COLUMNS = ['id', 'room_id', 'event_id', 'type', 'sender', 'state_key
 export const STATE_CHANGED = "(adds_state <> '[]' OR removes_state <> '[]')";
 const stateChanged = () => sql<boolean>`${sql.raw(STATE_CHANGED)}`;
 
+/**
+ * The SQL of statements that run for every event, compiled by Kysely once and then run again
+ * with new parameters: building and compiling a statement costs more than SQLite takes to run
+ * it. Per database (the SQL is the dialect's).
+ */
+class StatementCache {
+  private readonly sql = new Map<string, string>();
+
+  /**
+   * Runs the statement `compile` makes, whose parameters must be `params` in this order (the
+   * first run checks it: a mismatch is a bug here, and fails loudly rather than binding wrong).
+   */
+  async run<R>(db: Kysely<SyncapiDatabase>, key: string, params: readonly unknown[], compile: () => CompiledQuery<R>): Promise<QueryResult<R>> {
+    const text = this.sql.get(key);
+    if (text !== undefined) return db.executeQuery(CompiledQuery.raw(text, [...params]) as CompiledQuery<R>);
+    const compiled = compile();
+    if (compiled.parameters.length !== params.length || compiled.parameters.some((p, i) => p !== params[i])) {
+      throw new Error(`syncapi statement ${key}: compiled parameters ${JSON.stringify(compiled.parameters)} are not ${JSON.stringify(params)}`);
+    }
+    this.sql.set(key, compiled.sql);
+    return db.executeQuery(compiled);
+  }
+}
+
+/**
+ * What a store bound to a batch's transaction remembers between events, to spare statements
+ * whose outcome it knows:
+ * - the events it stored, by room: an event whose prev events are all among them opens no gap;
+ * - the gaps to close, run once per room at the end rather than once per event. The result is
+ *   the same: nothing in the transaction reads the gaps meanwhile, and a gap recorded meanwhile
+ *   names a prev event of the batch only when that event was stored after the one recording
+ *   it, whose closing, at the end, removes it as it would have right after.
+ */
+interface BatchMemory {
+  stored: Map<string, Set<string>>;
+  closing: Map<string, Set<string>>;
+}
+
 export class SyncStore {
-  constructor(readonly db: Kysely<SyncapiDatabase>) {}
+  constructor(
+    readonly db: Kysely<SyncapiDatabase>,
+    private readonly statements = new StatementCache(),
+    private readonly batch?: BatchMemory,
+  ) {}
+
+  /**
+   * Runs `fn` in one database transaction, with a store whose every method works inside it
+   * (a batch of room events commits together). Nothing in `fn` may wait on another component
+   * or on this store's own database outside the transaction: on SQLite the transaction holds
+   * the one connection, which components sharing the file use too.
+   */
+  async inTransaction<T>(fn: (store: SyncStore) => Promise<T>): Promise<T> {
+    return this.write(async (tx) => {
+      const batch: BatchMemory = { stored: new Map(), closing: new Map() };
+      const out = await fn(new SyncStore(tx, this.statements, batch));
+      for (const [roomId, ids] of batch.closing) {
+        // Through the index on prev_event_id: `room_id || ''` keeps SQLite, which has no
+        // statistics here, from walking the room's gaps by the room index instead.
+        await inChunks([...ids], (chunk) =>
+          sql`DELETE FROM syncapi_backward_extremities WHERE prev_event_id IN (${sql.join(chunk)}) AND room_id || '' = ${roomId}`.execute(tx).then(() => []),
+        );
+      }
+      return out;
+    });
+  }
+
+  /** A write that needs a transaction: this store's, when it is bound to one, else a new one. */
+  private write<T>(fn: (tx: Transaction<SyncapiDatabase>) => Promise<T>): Promise<T> {
+    return this.db.isTransaction ? fn(this.db as Transaction<SyncapiDatabase>) : this.db.transaction().execute(fn);
+  }
 
   /** Stores an event at the next position (or finds it: a repeat keeps its first position). */
   async insertEvent(e: NewStreamEvent): Promise<{ pos: number; existed: boolean }> {
-    return this.db.transaction().execute((tx) => this.insertIn(tx, e, false));
+    return this.write((tx) => this.insertIn(tx, e, false));
   }
 
   /**
@@ -96,7 +164,7 @@ export class SyncStore {
    * first position.
    */
   async insertHistoricalEvent(e: NewStreamEvent): Promise<{ pos: number; existed: boolean }> {
-    return this.db.transaction().execute((tx) => this.insertIn(tx, e, true));
+    return this.write((tx) => this.insertIn(tx, e, true));
   }
 
   private async insertIn(tx: Transaction<SyncapiDatabase>, e: NewStreamEvent, historical: boolean): Promise<{ pos: number; existed: boolean }> {
@@ -110,54 +178,76 @@ export class SyncStore {
       }
       dag = dagFieldsOf(pdu);
     }
-    const rows = await tx
-      .insertInto('syncapi_output_room_events')
-      .values({
-        room_id: e.roomId,
-        event_id: e.eventId,
-        type: e.type,
-        sender: e.sender,
-        state_key: e.stateKey,
-        event_json: e.json,
-        room_version: e.roomVersion,
-        adds_state: JSON.stringify(e.addsState),
-        removes_state: JSON.stringify(e.removesState),
-        device_id: e.txn?.deviceId ?? null,
-        txn_id: e.txn?.txnId ?? null,
-        depth: e.depth ?? dag.depth,
-      })
-      .onConflict((oc) => oc.column('event_id').doNothing())
-      .returning('id')
-      .execute();
+    const row = {
+      room_id: e.roomId,
+      event_id: e.eventId,
+      type: e.type,
+      sender: e.sender,
+      state_key: e.stateKey,
+      event_json: e.json,
+      room_version: e.roomVersion,
+      adds_state: JSON.stringify(e.addsState),
+      removes_state: JSON.stringify(e.removesState),
+      device_id: e.txn?.deviceId ?? null,
+      txn_id: e.txn?.txnId ?? null,
+      depth: e.depth ?? dag.depth,
+    };
+    const { rows } = await this.statements.run(tx, 'insert event', Object.values(row), () =>
+      tx
+        .insertInto('syncapi_output_room_events')
+        .values(row)
+        .onConflict((oc) => oc.column('event_id').doNothing())
+        .returning('id')
+        .compile(),
+    );
     // The event closes the gaps that lacked it (also when it was here already: a gap recorded
     // by a transaction that ran alongside the one storing it heals on the next sight of it).
-    await tx.deleteFrom('syncapi_backward_extremities').where('prev_event_id', '=', e.eventId).where('room_id', '=', e.roomId).execute();
+    if (this.batch) {
+      let ids = this.batch.closing.get(e.roomId);
+      if (!ids) this.batch.closing.set(e.roomId, (ids = new Set()));
+      ids.add(e.eventId);
+    } else {
+      await this.statements.run(tx, 'close gaps', [e.eventId, e.roomId], () =>
+        tx.deleteFrom('syncapi_backward_extremities').where('prev_event_id', '=', e.eventId).where('room_id', '=', e.roomId).compile(),
+      );
+    }
     if (rows.length === 1) {
       let pos = Number(rows[0]!.id);
       if (historical) {
         // Mirrored below zero in the same transaction: no reader ever sees it at the positive position.
-        await tx.updateTable('syncapi_output_room_events').set({ id: -pos }).where('id', '=', pos).execute();
+        await this.statements.run(tx, 'mirror below zero', [-pos, pos], () => tx.updateTable('syncapi_output_room_events').set({ id: -pos }).where('id', '=', pos).compile());
         pos = -pos;
       }
       await this.recordGaps(tx, e.roomId, e.eventId, dag.prevEventIds);
+      if (this.batch) {
+        let ids = this.batch.stored.get(e.roomId);
+        if (!ids) this.batch.stored.set(e.roomId, (ids = new Set()));
+        ids.add(e.eventId);
+      }
       return { pos, existed: false };
     }
-    const r = await tx.selectFrom('syncapi_output_room_events').select('id').where('event_id', '=', e.eventId).executeTakeFirstOrThrow();
-    return { pos: Number(r.id), existed: true };
+    const { rows: found } = await this.statements.run(tx, 'event pos', [e.eventId], () => tx.selectFrom('syncapi_output_room_events').select('id').where('event_id', '=', e.eventId).compile());
+    if (!found[0]) throw new Error(`syncapi: event ${e.eventId} was neither stored nor found`);
+    return { pos: Number(found[0].id), existed: true };
   }
 
   /** Records the prev events of a new event that this room's history here lacks (one statement: it runs for every event). */
   private async recordGaps(tx: Transaction<SyncapiDatabase>, roomId: string, eventId: string, prevEventIds: readonly string[]): Promise<void> {
     const prevs = [...new Set(prevEventIds)].slice(0, MAX_PREV_EVENTS);
     if (prevs.length === 0) return;
-    const candidates = sql.join(
-      prevs.map((p) => sql`SELECT ${p} AS prev`),
-      sql` UNION ALL `,
-    );
-    await sql`INSERT INTO syncapi_backward_extremities (room_id, event_id, prev_event_id)
-      SELECT ${roomId}, ${eventId}, c.prev FROM (${candidates}) AS c
-      WHERE NOT EXISTS (SELECT 1 FROM syncapi_output_room_events e WHERE e.event_id = c.prev AND e.room_id = ${roomId})
-      ON CONFLICT (event_id, prev_event_id) DO NOTHING`.execute(tx);
+    // Prev events this batch stored in the room are held: no gap (an event chained on the last).
+    const stored = this.batch?.stored.get(roomId);
+    if (stored && prevs.every((p) => stored.has(p))) return;
+    await this.statements.run(tx, `record gaps ${prevs.length}`, [roomId, eventId, ...prevs, roomId], () => {
+      const candidates = sql.join(
+        prevs.map((p) => sql`SELECT ${p} AS prev`),
+        sql` UNION ALL `,
+      );
+      return sql`INSERT INTO syncapi_backward_extremities (room_id, event_id, prev_event_id)
+        SELECT ${roomId}, ${eventId}, c.prev FROM (${candidates}) AS c
+        WHERE NOT EXISTS (SELECT 1 FROM syncapi_output_room_events e WHERE e.event_id = c.prev AND e.room_id = ${roomId})
+        ON CONFLICT (event_id, prev_event_id) DO NOTHING`.compile(tx);
+    });
   }
 
   async events(eventIds: readonly string[]): Promise<StreamEvent[]> {
@@ -171,7 +261,7 @@ export class SyncStore {
 
   /** Applies a change of a room's current state (entries by event ID; the events are stored already). */
   async updateCurrentState(roomId: string, adds: ReadonlyArray<{ eventId: string; type: string; stateKey: string; membership: string | null }>, removes: readonly string[], pos: number): Promise<void> {
-    await this.db.transaction().execute(async (tx) => {
+    await this.write(async (tx) => {
       await inChunks(removes, (chunk) => tx.deleteFrom('syncapi_current_room_state').where('room_id', '=', roomId).where('event_id', 'in', chunk).execute().then(() => []));
       for (const a of adds) {
         await tx
@@ -556,7 +646,7 @@ export class SyncStore {
 
   /** Moves (user, room, type) to a new position; returns it. */
   async accountDataChanged(userId: string, roomId: string, type: string): Promise<number> {
-    return this.db.transaction().execute(async (tx) => {
+    return this.write(async (tx) => {
       await tx.deleteFrom('syncapi_account_data').where('user_id', '=', userId).where('room_id', '=', roomId).where('type', '=', type).execute();
       const r = await tx.insertInto('syncapi_account_data').values({ user_id: userId, room_id: roomId, type }).returning('id').executeTakeFirstOrThrow();
       return Number(r.id);
@@ -592,7 +682,7 @@ export class SyncStore {
 
   /** Marks an invite retired at a new position (its row moves, so a since-token sees the change). */
   async retireInvite(eventId: string): Promise<number> {
-    return this.db.transaction().execute(async (tx) => {
+    return this.write(async (tx) => {
       const old = await tx.selectFrom('syncapi_invites').selectAll().where('event_id', '=', eventId).executeTakeFirst();
       if (!old) return 0;
       await tx.deleteFrom('syncapi_invites').where('event_id', '=', eventId).execute();

@@ -6,8 +6,16 @@
  * GET /notifications, unread counts for /sync).
  *
  * What a room contributes to evaluation (its joined members and their display names, power
- * levels, create event, name) is read from the roomserver once and kept until a state change
- * in the room arrives, so an event in a big room costs one pass over cached compiled rules.
+ * levels, create event, name) is read from the roomserver once, then kept up to date from the
+ * room's own events: the consumer sees each of them in order, so a member event or a new
+ * name changes the cached room in place, and only state it cannot follow (several events at
+ * once, as a join over federation or state resolution brings) makes it read the room again.
+ * An event in a big room costs one pass over cached compiled rules, and a join no re-read.
+ *
+ * The consumer hands events over in batches (onRoomEvents): the notifications of a batch are
+ * stored in one transaction, and each changed (user, room) count is published once. Events
+ * that notify a user with a pusher are stored one at a time, so that each push carries the
+ * badge count as of its event.
  */
 import type { Logger } from 'pino';
 import { Event } from '../../internal/matrix/index.js';
@@ -56,6 +64,24 @@ interface RoomInfo {
   create: Event | undefined;
   name: string | undefined;
   alias: string | undefined;
+}
+
+/** What a push says of the room and the sender: as they were at the event. */
+interface RoomView {
+  senderName: string | null | undefined;
+  name: string | undefined;
+  alias: string | undefined;
+}
+
+/** An event evaluated for push: whom it notifies, and the notifications to store. */
+interface Evaluated {
+  /** Its place in the batch. */
+  index: number;
+  event: Event;
+  /** Taken at evaluation: later events of the batch may change the cached room before the push. */
+  view: RoomView;
+  notified: Array<{ userId: string; outcome: PushOutcome }>;
+  rows: NewNotification[];
 }
 
 const MAX_ROOMS_CACHED = 2_000;
@@ -190,23 +216,105 @@ export class PushService implements PushAPI {
 
   /** OutputRoomEvent. */
   async onRoomEvent(out: OutputRoomEvent): Promise<void> {
-    if (out.type === 'new_room_event') {
-      const ev = out.new_room_event;
-      const event = Event.fromPDU(ev.event.pdu, ev.event.room_version);
-      // A change of state may change members, names, power levels: read the room again.
-      if (ev.adds_state_event_ids.length > 0 || ev.removes_state_event_ids.length > 0) this.rooms.delete(event.roomId);
-      const info = await this.room(event.roomId);
-      await this.evaluateFor(event, info, info.local.filter((u) => u !== event.sender));
-    } else if (out.type === 'purge_room') {
-      this.rooms.delete(out.purge_room.room_id);
-      await this.d.store.purgeRoom(out.purge_room.room_id);
-    } else if (out.type === 'new_invite_event') {
-      const event = Event.fromPDU(out.new_invite_event.event.pdu, out.new_invite_event.event.room_version);
-      const target = event.stateKey ?? '';
-      if (!this.isLocal(target) || target === event.sender) return;
-      let info = await this.room(event.roomId).catch(() => undefined);
-      if (!info || !info.exists) info = this.strippedRoom(event);
-      await this.evaluateFor(event, info, [target]);
+    await this.onRoomEvents([out]);
+  }
+
+  /**
+   * OutputRoomEvents in stream order (a consumer's batch): evaluated in order, their
+   * notifications stored together (see the file's comment), pushes sent in order. Returns how
+   * many of the leading events are done: all, or, when a failure came after some were stored
+   * (and pushed) for good, those, so that only the rest come again. Throws when none are.
+   */
+  async onRoomEvents(outs: readonly OutputRoomEvent[]): Promise<number> {
+    let pending: Evaluated[] = [];
+    let done = 0;
+    /** Rooms whose cached state this batch moved on. */
+    const changed = new Set<string>();
+    try {
+      for (const [index, out] of outs.entries()) {
+        if (out.type === 'new_room_event') {
+          const ev = out.new_room_event;
+          const event = Event.fromPDU(ev.event.pdu, ev.event.room_version);
+          if (ev.adds_state_event_ids.length > 0 || ev.removes_state_event_ids.length > 0) {
+            changed.add(event.roomId);
+            await this.stateChanged(event, ev.adds_state_event_ids, ev.removes_state_event_ids);
+          }
+          const info = await this.room(event.roomId);
+          pending.push(await this.evaluate(index, event, info, info.local.filter((u) => u !== event.sender)));
+        } else if (out.type === 'purge_room') {
+          // What came before the purge is stored first, so that the purge removes it.
+          await this.store(pending, (n) => (done = n));
+          pending = [];
+          done = index;
+          this.rooms.delete(out.purge_room.room_id);
+          await this.d.store.purgeRoom(out.purge_room.room_id);
+          done = index + 1;
+        } else if (out.type === 'new_invite_event') {
+          const event = Event.fromPDU(out.new_invite_event.event.pdu, out.new_invite_event.event.room_version);
+          const target = event.stateKey ?? '';
+          if (!this.isLocal(target) || target === event.sender) continue;
+          let info = await this.room(event.roomId).catch(() => undefined);
+          if (!info || !info.exists) info = this.strippedRoom(event);
+          pending.push(await this.evaluate(index, event, info, [target]));
+        }
+      }
+      await this.store(pending, (n) => (done = n));
+      return outs.length;
+    } catch (err) {
+      // The cached rooms may be ahead of the events that come again: read them afresh.
+      for (const roomId of changed) this.rooms.delete(roomId);
+      if (done === 0) throw err;
+      this.d.log.warn({ err, done, of: outs.length }, 'push: a batch failed part way; the rest comes again');
+      return done;
+    }
+  }
+
+  /**
+   * A change of the room's current state: followed in the cached room when it is this event
+   * alone taking its place (a member event, a new name or power levels), else the room is read
+   * again on its next event. A room not cached yet is read as it is then.
+   */
+  private async stateChanged(event: Event, adds: readonly string[], removes: readonly string[]): Promise<void> {
+    const cached = this.rooms.get(event.roomId);
+    if (!cached) return;
+    const info = await cached.catch(() => undefined);
+    const alone = adds.length === 1 && adds[0] === event.eventId && removes.length <= 1 && event.stateKey !== undefined;
+    if (!info || !info.exists || !alone || this.rooms.get(event.roomId) !== cached) {
+      this.rooms.delete(event.roomId);
+      return;
+    }
+    const content = event.content;
+    switch (event.type) {
+      case 'm.room.member': {
+        const userId = event.stateKey!;
+        if (content['membership'] === 'join') {
+          const d = content['displayname'];
+          if (!info.joined.has(userId) && this.isLocal(userId)) info.local.push(userId);
+          info.joined.set(userId, typeof d === 'string' ? d : null);
+        } else if (info.joined.delete(userId)) {
+          const i = info.local.indexOf(userId);
+          if (i >= 0) info.local.splice(i, 1);
+        }
+        break;
+      }
+      case 'm.room.power_levels':
+        if (event.stateKey === '') info.powerLevels = event;
+        break;
+      case 'm.room.create':
+        if (event.stateKey === '') info.create = event;
+        break;
+      case 'm.room.name': {
+        const name = content['name'];
+        if (event.stateKey === '') info.name = typeof name === 'string' && name !== '' ? name : undefined;
+        break;
+      }
+      case 'm.room.canonical_alias': {
+        const alias = content['alias'];
+        if (event.stateKey === '') info.alias = typeof alias === 'string' && alias !== '' ? alias : undefined;
+        break;
+      }
+      default:
+        break;
     }
   }
 
@@ -224,32 +332,56 @@ export class PushService implements PushAPI {
     return { exists: false, joined: new Map(), local: [], powerLevels: undefined, create: undefined, name, alias };
   }
 
-  private async evaluateFor(event: Event, info: RoomInfo, users: readonly string[]): Promise<void> {
-    if (users.length === 0) return;
-    const json = event.json as Record<string, unknown>;
-    const client = clientEvent(event);
-    const threadId = threadOf(event);
+  /** The users the event (the `index`th of its batch) notifies, and their notifications. */
+  private async evaluate(index: number, event: Event, info: RoomInfo, users: readonly string[]): Promise<Evaluated> {
     const notified: Array<{ userId: string; outcome: PushOutcome }> = [];
     const rows: NewNotification[] = [];
+    const view: RoomView = { senderName: info.joined.get(event.sender), name: info.name, alias: info.alias };
+    if (users.length === 0) return { index, event, view, notified, rows };
+    const json = event.json as Record<string, unknown>;
+    let client: Record<string, unknown> | undefined;
+    let threadId: string | undefined;
     for (const userId of users) {
       if ((await this.ignoredBy(userId)).has(event.sender)) continue;
       const rules = await this.rules.get(userId);
       const outcome = rules.evaluate(json, this.context(info, event.sender, userId));
       if (!outcome?.notify) continue;
       notified.push({ userId, outcome });
+      client ??= clientEvent(event);
+      threadId ??= threadOf(event);
       rows.push({ userId, roomId: event.roomId, eventId: event.eventId, threadId, depth: event.depth, ts: Date.now(), highlight: outcome.highlight, actions: outcome.actions, event: client });
     }
-    if (rows.length === 0) return;
-    const changed = await this.d.store.addNotifications(rows);
-    for (const [userId, c] of changed) {
-      await this.d.publish({ user_id: userId, room_id: c.roomId, notification_count: c.notification_count, highlight_count: c.highlight_count });
-    }
-    await this.pushEvent(event, info, notified);
+    return { index, event, view, notified, rows };
   }
 
-  private async pushEvent(event: Event, info: RoomInfo, notified: Array<{ userId: string; outcome: PushOutcome }>): Promise<void> {
-    const pushers = await this.d.store.pushersOf(notified.map((n) => n.userId));
-    if (pushers.size === 0) return;
+  /**
+   * Stores evaluated events' notifications and publishes the changed counts. Without pushers
+   * among the notified users, all in one transaction and one publish per changed (user,
+   * room); else event by event, each push following its own event's store, as its badge says.
+   */
+  private async store(evaluated: readonly Evaluated[], progress: (done: number) => void): Promise<void> {
+    const notifying = evaluated.filter((e) => e.rows.length > 0);
+    if (notifying.length === 0) return;
+    const pushers = await this.d.store.pushersOf([...new Set(notifying.flatMap((e) => e.notified.map((n) => n.userId)))]);
+    if (pushers.size === 0) {
+      await this.storeAndPublish(notifying.flatMap((e) => e.rows));
+      return;
+    }
+    for (const e of notifying) {
+      progress(e.index);
+      await this.storeAndPublish(e.rows);
+      await this.pushEvent(e.event, e.view, e.notified, pushers);
+      progress(e.index + 1);
+    }
+  }
+
+  private async storeAndPublish(rows: readonly NewNotification[]): Promise<void> {
+    for (const c of await this.d.store.addNotificationsOfEvents(rows)) {
+      await this.d.publish({ user_id: c.userId, room_id: c.roomId, notification_count: c.notification_count, highlight_count: c.highlight_count });
+    }
+  }
+
+  private async pushEvent(event: Event, view: RoomView, notified: ReadonlyArray<{ userId: string; outcome: PushOutcome }>, pushers: ReadonlyMap<string, StoredPusher[]>): Promise<void> {
     for (const { userId, outcome } of notified) {
       const mine = pushers.get(userId);
       if (!mine) continue;
@@ -276,11 +408,10 @@ export class PushService implements PushAPI {
             devices: [device],
             prio: 'high',
           };
-          const senderName = info.joined.get(event.sender);
-          if (senderName) n['sender_display_name'] = senderName;
-          const roomName = info.name ?? info.alias;
+          if (view.senderName) n['sender_display_name'] = view.senderName;
+          const roomName = view.name ?? view.alias;
           if (roomName !== undefined) n['room_name'] = roomName;
-          if (info.alias !== undefined) n['room_alias'] = info.alias;
+          if (view.alias !== undefined) n['room_alias'] = view.alias;
           if (event.type === 'm.room.member') {
             n['membership'] = event.content['membership'];
             n['user_is_target'] = event.stateKey === userId;

@@ -35,7 +35,17 @@ export class PushStore {
    */
   async addNotifications(rows: readonly NewNotification[]): Promise<Map<string, UnreadCounts & { roomId: string }>> {
     const changed = new Map<string, UnreadCounts & { roomId: string }>();
-    if (rows.length === 0) return changed;
+    for (const c of await this.addNotificationsOfEvents(rows)) changed.set(c.userId, { roomId: c.roomId, notification_count: c.notification_count, highlight_count: c.highlight_count });
+    return changed;
+  }
+
+  /**
+   * addNotifications for the notifications of several events, of any rooms, in one
+   * transaction (a consumer's batch): the new counts of each (user, room) whose counts changed.
+   */
+  async addNotificationsOfEvents(rows: readonly NewNotification[]): Promise<Array<UnreadCounts & { userId: string; roomId: string }>> {
+    const changed = new Map<string, UnreadCounts & { userId: string; roomId: string }>();
+    if (rows.length === 0) return [];
     await this.db.transaction().execute(async (tx) => {
       for (const part of chunks(rows, 500)) {
         const roomIds = [...new Set(part.map((r) => r.roomId))];
@@ -91,10 +101,12 @@ export class PushStore {
           )
           .returning(['user_id', 'room_id', 'notification_count', 'highlight_count'])
           .execute();
-        for (const r of counted) changed.set(r.user_id, { roomId: r.room_id, notification_count: Number(r.notification_count), highlight_count: Number(r.highlight_count) });
+        for (const r of counted) {
+          changed.set(`${r.user_id}\u0000${r.room_id}`, { userId: r.user_id, roomId: r.room_id, notification_count: Number(r.notification_count), highlight_count: Number(r.highlight_count) });
+        }
       }
     });
-    return changed;
+    return [...changed.values()];
   }
 
   /**

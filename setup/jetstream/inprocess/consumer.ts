@@ -7,7 +7,7 @@
  */
 import type { Logger } from 'pino';
 import { MAX_ACK_PENDING, subjectMatches, type MessageHandler } from '../bus.js';
-import { Dispatcher } from '../dispatcher.js';
+import { Dispatcher, type BatchDispatch } from '../dispatcher.js';
 import type { StreamDefinition } from '../streams.js';
 import type { MessageStore, StoredMessage } from './message-store.js';
 
@@ -35,7 +35,7 @@ export class InProcessConsumer {
 
   constructor(
     private readonly opts: InProcessConsumerOptions,
-    handler: MessageHandler,
+    handler: MessageHandler | BatchDispatch,
   ) {
     this.maxAckPending = opts.maxAckPending ?? MAX_ACK_PENDING;
     opts.store.registerConsumer(opts.def.name, opts.durable, opts.filter);

@@ -10,7 +10,10 @@
 import type { Logger } from 'pino';
 import {
   BusError,
+  DEFAULT_MAX_BATCH,
+  type BatchHandler,
   type Bus,
+  type ConsumeBatchOptions,
   type ConsumeOptions,
   type Headers,
   type MessageHandler,
@@ -20,6 +23,7 @@ import {
   type Subscription,
 } from '../bus.js';
 import { streamDefinitions, streamOfSubject, type StreamDefinition, type StreamName } from '../streams.js';
+import type { BatchDispatch } from '../dispatcher.js';
 import { InProcessConsumer } from './consumer.js';
 import { MemoryStore } from './memory-store.js';
 import type { AppendResult, MessageStore, NewMessage } from './message-store.js';
@@ -119,6 +123,14 @@ export class InProcessBus implements Bus {
   }
 
   async consume(opts: ConsumeOptions, handler: MessageHandler): Promise<Subscription> {
+    return this.startConsumer(opts, handler);
+  }
+
+  async consumeBatch(opts: ConsumeBatchOptions, handler: BatchHandler): Promise<Subscription> {
+    return this.startConsumer(opts, { batch: handler, maxBatch: opts.maxBatch ?? DEFAULT_MAX_BATCH });
+  }
+
+  private async startConsumer(opts: ConsumeOptions, handler: MessageHandler | BatchDispatch): Promise<Subscription> {
     this.assertOpen();
     const d = this.defs.find((x) => x.name === opts.stream);
     if (!d) throw new BusError('no_stream', `no stream named ${opts.stream}`);

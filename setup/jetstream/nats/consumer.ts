@@ -7,7 +7,7 @@ import { AckPolicy, DeliverPolicy, type ConsumerMessages, type JetStreamClient, 
 import { nanos } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { BusError, MAX_ACK_PENDING, errorMessage, type ConsumeOptions, type MessageHandler } from '../bus.js';
-import { Dispatcher, type Delivery } from '../dispatcher.js';
+import { Dispatcher, type BatchDispatch, type Delivery } from '../dispatcher.js';
 import { fromNatsHeaders } from './headers.js';
 
 export const DEFAULT_ACK_WAIT_MS = 30_000;
@@ -26,7 +26,7 @@ export async function startConsumer(
   jsm: JetStreamManager,
   js: JetStreamClient,
   opts: ConsumeOptions,
-  handler: MessageHandler,
+  handler: MessageHandler | BatchDispatch,
   logger: Logger,
   pullExpiresMs = DEFAULT_PULL_EXPIRES_MS,
 ): Promise<RunningConsumer> {

@@ -8,8 +8,11 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import {
   BusError,
+  DEFAULT_MAX_BATCH,
   errorMessage,
+  type BatchHandler,
   type Bus,
+  type ConsumeBatchOptions,
   type ConsumeOptions,
   type Headers,
   type MessageHandler,
@@ -20,6 +23,7 @@ import {
 } from '../bus.js';
 import { streamDefinitions, streamOfSubject, type StreamDefinition, type StreamName } from '../streams.js';
 import { connectNats } from './connection.js';
+import type { BatchDispatch } from '../dispatcher.js';
 import { startConsumer, type RunningConsumer } from './consumer.js';
 import { toNatsHeaders } from './headers.js';
 import { natsRequest, natsRespond } from './request-reply.js';
@@ -77,6 +81,14 @@ export class NatsBus implements Bus {
   }
 
   async consume(opts: ConsumeOptions, handler: MessageHandler): Promise<Subscription> {
+    return this.startConsumer(opts, handler);
+  }
+
+  async consumeBatch(opts: ConsumeBatchOptions, handler: BatchHandler): Promise<Subscription> {
+    return this.startConsumer(opts, { batch: handler, maxBatch: opts.maxBatch ?? DEFAULT_MAX_BATCH });
+  }
+
+  private async startConsumer(opts: ConsumeOptions, handler: MessageHandler | BatchDispatch): Promise<Subscription> {
     if (!this.defs.some((d) => d.name === opts.stream)) throw new BusError('no_stream', `no stream named ${opts.stream}`);
     const consumer = await startConsumer(this.jsm, this.js, opts, handler, this.logger, this.pullExpiresMs);
     this.consumers.add(consumer);
