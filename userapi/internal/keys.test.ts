@@ -402,6 +402,24 @@ describeEachDatabase<UserapiDatabase>('key server', (ctx) => {
       expect(all.privateChanges).toEqual([{ userId: ALICE, visibleTo: ALICE }, { userId: BOB, visibleTo: ALICE }]);
     });
 
+    it('announces a device its user signed with the self-signing key as a device change carrying the signature (Sytest "uploading signed devices gets propagated over federation")', async () => {
+      const device = generateSigningKey();
+      const a1 = deviceKeys(ALICE, 'A1', device.publicKeyBase64);
+      await keys.performUploadKeys({ userId: ALICE, deviceId: 'A1', deviceKeys: a1 });
+      await setUp(ALICE);
+      const before = events.length;
+      const signed = signJson(a1, ALICE, `ed25519:${selfSigning.publicKeyBase64}`, selfSigning);
+      expect((await keys.performUploadDeviceSignatures({ userId: ALICE, signatures: { [ALICE]: { A1: signed } } })).failures).toEqual({});
+      const deviceChange = events.slice(before).find((e) => e.type === 'device_keys');
+      expect(deviceChange).toMatchObject({ user_id: ALICE, device_id: 'A1', display_name: 'phone' });
+      expect(((deviceChange!.keys as Record<string, unknown>)['signatures'] as Record<string, Record<string, string>>)[ALICE]).toEqual({
+        'ed25519:A1': 'self',
+        [`ed25519:${selfSigning.publicKeyBase64}`]: expect.any(String),
+      });
+      // A public change: other users (and servers) hear of it.
+      expect(deviceChange!.visible_to).toBeUndefined();
+    });
+
     it('a new master key drops the signatures made with the old keys', async () => {
       const a1 = deviceKeys(ALICE, 'A1');
       await keys.performUploadKeys({ userId: ALICE, deviceId: 'A1', deviceKeys: a1 });

@@ -508,6 +508,8 @@ export class KeyServerImpl implements KeyServerAPI {
     const myDevices = await this.deps.store.deviceKeys(userId);
     let changedMine = false;
     const signedOthers = new Set<string>();
+    /** Own devices newly signed with the self-signing key: their keys changed for everyone (an m.device_list_update). */
+    const signedDevices = new Set<string>();
 
     for (const [target, byKey] of Object.entries(req.signatures)) {
       if (!isObject(byKey)) continue;
@@ -566,6 +568,7 @@ export class KeyServerImpl implements KeyServerAPI {
           }
           await this.deps.store.putSignature({ originUserId: userId, originKeyId: sigKeyId, targetUserId: userId, targetKeyId: keyId, signature: sig });
           changedMine = true;
+          signedDevices.add(keyId);
           continue;
         }
 
@@ -605,6 +608,16 @@ export class KeyServerImpl implements KeyServerAPI {
       });
     }
     for (const target of signedOthers) await this.changed(target, { type: 'cross_signing', visible_to: userId });
+    if (signedDevices.size > 0) {
+      const sigs = (await this.deps.store.signaturesOn([userId])).filter((s) => s.originUserId === userId);
+      const names = await this.deps.deviceNames(userId);
+      for (const deviceId of signedDevices) {
+        const json = myDevices.get(deviceId);
+        if (json === undefined) continue;
+        const keys = withSignatures(parseJson(json), sigs.filter((s) => s.targetKeyId === deviceId));
+        await this.changed(userId, { type: 'device_keys', device_id: deviceId, keys, display_name: names.get(deviceId) ?? null });
+      }
+    }
     return { failures };
   }
 }
