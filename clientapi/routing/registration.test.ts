@@ -245,3 +245,46 @@ describe('guests', () => {
     }
   });
 });
+
+describe('captcha siteverify over HTTPS', () => {
+  // Sytest's siteverify stand-in serves HTTPS with a self-signed certificate; certificates are
+  // checked as for other servers, so only federation_api.disable_tls_validation lets it through.
+  let siteverify: import('node:https').Server;
+  let url = '';
+  beforeAll(async () => {
+    const { createServer: createHttpsServer } = await import('node:https');
+    const { generateTlsMaterial } = await import('../../setup/tlscert.js');
+    const tls = await generateTlsMaterial({ hosts: ['127.0.0.1'], keySize: 2048 });
+    siteverify = createHttpsServer({ cert: tls.certPem, key: tls.keyPem }, (req, res) => {
+      let body = '';
+      req.on('data', (d: Buffer) => (body += d.toString()));
+      req.on('end', () => {
+        const form = new URLSearchParams(body);
+        res.setHeader('Content-Type', 'application/json');
+        res.end(JSON.stringify({ success: form.get('secret') === 'sytest_recaptcha_private_key' && form.get('response') === 'sytest_captcha_response' }));
+      });
+    });
+    await new Promise<void>((r) => siteverify.listen(0, '127.0.0.1', r));
+    url = `https://127.0.0.1:${(siteverify.address() as { port: number }).port}/recaptcha/api/siteverify`;
+  });
+  afterAll(async () => {
+    await new Promise((r) => siteverify?.close(r));
+  });
+
+  for (const disableTlsValidation of [true, false]) {
+    it(`${disableTlsValidation ? 'takes' : 'does not take'} a self-signed provider with disable_tls_validation ${disableTlsValidation} (Sytest "Register with a recaptcha")`, async () => {
+      const { cfg, dir } = testConfig((doc: Doc) => {
+        Object.assign(doc.client_api!, { recaptcha_public_key: 'sytest_recaptcha_public_key', recaptcha_private_key: 'sytest_recaptcha_private_key', recaptcha_siteverify_api: url });
+        (doc.federation_api as Record<string, unknown>).disable_tls_validation = disableTlsValidation;
+      });
+      const t = await startTestServer({ cfg, dir });
+      try {
+        const r = await client(t).register({ username: `captcha${String(disableTlsValidation)}`, password: 'my secret', auth: { type: 'm.login.recaptcha', response: 'sytest_captcha_response' } });
+        expect(r.status).toBe(401);
+        expect(r.body.completed).toEqual(disableTlsValidation ? ['m.login.recaptcha'] : []);
+      } finally {
+        await t.stop();
+      }
+    });
+  }
+});
