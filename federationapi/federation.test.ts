@@ -163,6 +163,22 @@ it('invites a user of another server, who can reject the invite or accept it by 
   expect(refused.status).toBe(403);
 }, 60_000);
 
+it('bans a user of another server: both servers see the ban, his messages stop, he cannot rejoin until unbanned', async () => {
+  const BOB = `@bob:${b.name}`;
+  const roomId = (await req(a, 'POST', '/createRoom', alice, { preset: 'public_chat', name: 'Moderated' })).body.room_id as string;
+  expect((await req(b, 'POST', `/join/${enc(roomId)}`, bob, {})).status).toBe(200);
+  expect((await req(a, 'POST', `/rooms/${enc(roomId)}/ban`, alice, { user_id: BOB, reason: 'spam' })).status).toBe(200);
+  // B learns of the ban over federation.
+  await until(async () => ((await b.t.server.apis.roomserver.queryMembershipForUser({ room_id: roomId, user_id: BOB })).membership === 'ban' ? true : undefined));
+  expect((await req(b, 'PUT', `/rooms/${enc(roomId)}/send/m.room.message/banned1`, bob, { msgtype: 'm.text', body: 'still here?' })).status).toBe(403);
+  expect((await req(b, 'POST', `/join/${enc(roomId)}`, bob, {})).status).toBe(403);
+  expect((await a.t.server.apis.roomserver.queryMembershipForUser({ room_id: roomId, user_id: BOB })).membership).toBe('ban');
+  // Unbanned, he may join again.
+  expect((await req(a, 'POST', `/rooms/${enc(roomId)}/unban`, alice, { user_id: BOB })).status).toBe(200);
+  await until(async () => ((await b.t.server.apis.roomserver.queryMembershipForUser({ room_id: roomId, user_id: BOB })).membership === 'leave' ? true : undefined));
+  expect((await req(b, 'POST', `/join/${enc(roomId)}`, bob, {})).status).toBe(200);
+}, 60_000);
+
 it("reads another server's profiles and room aliases through its query endpoints", async () => {
   const ALICE = `@alice:${a.name}`;
   await req(a, 'PUT', `/profile/${enc(ALICE)}/displayname`, alice, { displayname: 'Alice of A' });
