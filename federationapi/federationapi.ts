@@ -131,7 +131,7 @@ export async function newInternalAPI(cfg: Config, db: OpenedDatabase<unknown>, d
       addHierarchyRoute(routers.federation, auth, rsAPI);
       addTimestampRoute(routers.federation, auth, reader, rsAPI);
       addJoinRoutes(routers.federation, auth, reader, identity, keyRing);
-      addInviteRoutes(routers.federation, auth, identity, keyRing, rsAPI);
+      addInviteRoutes(routers.federation, auth, identity, keyRing, rsAPI, log);
       addThirdPartyInviteRoutes(routers.federation, auth, { serverName: identity.serverName, exchanger: thirdParty, log });
       addPeekRoutes(routers.federation, auth, { enabled: federatedPeeks, reader, rsAPI, store: peekStore });
       addSendRoute(routers.federation, auth, {

@@ -52,8 +52,8 @@ beforeAll(async () => {
   alice = await register(a, 'alice');
   bob = await register(b, 'bob');
   await register(a, 'carol');
-  // Invites need no power here, so bob's invite passes the room's auth rules before the ban.
-  roomId = (await client(a, 'POST', '/createRoom', alice, { preset: 'public_chat', power_level_content_override: { invite: 0 } })).body.room_id as string;
+  // Invites need power 50 here (public_chat): bob's invite is one the room's rules reject, yet signed before the ban (Sytest's control case).
+  roomId = (await client(a, 'POST', '/createRoom', alice, { preset: 'public_chat' })).body.room_id as string;
   expect((await client(b, 'POST', `/join/${enc(roomId)}`, bob, {})).status).toBe(200);
 }, 90_000);
 afterAll(async () => {
@@ -69,6 +69,9 @@ it('answers get_missing_events with nothing to walk back from, then refuses it o
   const invite = await inviteFromB('@carol:' + a.name);
   const allowed = await federationRequest(b, a, 'PUT', `/_matrix/federation/v2/invite/${enc(roomId)}/${enc(invite.eventId)}`, { body: invite.body });
   expect(allowed.status, JSON.stringify(allowed.body)).toBe(200);
+  // Signed by us, but not an invite the room takes: carol is not invited.
+  expect(((allowed.body.event as Record<string, unknown>).signatures as Record<string, unknown>)[a.name]).toBeDefined();
+  expect((await a.t.server.apis.roomserver.queryMembershipForUser({ room_id: roomId, user_id: '@carol:' + a.name })).membership).toBeUndefined();
 
   // Ban B (ACLs match names without their port).
   expect((await client(a, 'PUT', `/rooms/${enc(roomId)}/state/m.room.server_acl`, alice, { deny: ['127.0.0.1'], allow: ['*'], allow_ip_literals: true })).status).toBe(200);

@@ -5,6 +5,7 @@
  * invitee's /sync, and hand the event back.
  */
 import type { Context, Hono } from 'hono';
+import type { Logger } from 'pino';
 import { MatrixError, forbidden, jsonResponse } from '../../internal/httputil/index.js';
 import { domainOf, isSupportedRoomVersion, type JsonObject, type PDUJson } from '../../internal/matrix/index.js';
 import type { SigningIdentity } from '../../internal/signingidentity.js';
@@ -15,7 +16,14 @@ import type { FederationAuth } from './fedauth.js';
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-export function addInviteRoutes(fed: Hono, auth: FederationAuth, identity: SigningIdentity, keys: PDUKeys, rsAPI: Pick<RoomserverInternalAPI, 'performStubMembership' | 'inputRoomEvents' | 'queryLatestEventsAndState'>): void {
+export function addInviteRoutes(
+  fed: Hono,
+  auth: FederationAuth,
+  identity: SigningIdentity,
+  keys: PDUKeys,
+  rsAPI: Pick<RoomserverInternalAPI, 'performStubMembership' | 'inputRoomEvents' | 'queryLatestEventsAndState'>,
+  log?: Logger,
+): void {
   const invite = async (c: Context, version: 1 | 2): Promise<JsonObject> => {
     const { origin, body } = await auth.authenticate(c);
     if (!isObject(body)) throw new MatrixError(400, 'M_BAD_JSON', 'The body must be a JSON object');
@@ -47,7 +55,11 @@ export function addInviteRoutes(fed: Hono, auth: FederationAuth, identity: Signi
     }
     if (room.room_exists) {
       const [res] = (await rsAPI.inputRoomEvents({ events: [{ kind: 'new', event: { room_version: roomVersion, pdu: stored as unknown as PDUJson }, origin }] })).results;
-      if (!res || (res.status !== 'accepted' && res.status !== 'duplicate')) throw forbidden(`The invite was refused: ${res?.error ?? res?.status ?? 'no answer'}`);
+      if (!res || res.status === 'error') throw forbidden(`The invite could not be taken: ${res?.error ?? 'no answer'}`);
+      // One the room's rules reject (the inviter lacks the power, say) is kept as rejected and
+      // shown to no one; it is still signed, as the invited server's part is only to sign (as
+      // Synapse and Dendrite do), and the room refuses it again when it arrives through /send.
+      if (res.status === 'rejected' || res.status === 'soft_failed') log?.info({ origin, roomId: event.roomId, eventId: event.eventId, reason: res.error }, 'federation: an invite the room rejects was signed');
     } else {
       const res = await rsAPI.performStubMembership({ event: { room_version: roomVersion, pdu: stored as unknown as PDUJson } });
       if (res.error !== undefined) throw new MatrixError(400, 'M_UNKNOWN', `The invite could not be stored: ${res.error}`);
