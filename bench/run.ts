@@ -1,6 +1,6 @@
 /**
  * `npm run bench [name ...]`: runs the benchmarks and prints their figures.
- * Names: http, protocol, userapi, roomserver, syncapi, federation, media, push, search, relations (default: all).
+ * Names: http, protocol, userapi, roomserver, syncapi, federation, media, push, search, relations, clientapi (default: all).
  */
 import { httpBenches } from './http/main.js';
 import { busBenches } from './http/bus.js';
@@ -15,6 +15,7 @@ import { mediaBenches } from './media/main.js';
 import { pushBenches } from './push/main.js';
 import { searchBenches } from './search/main.js';
 import { relationsBenches } from './relations/main.js';
+import { clientapiBenches } from './clientapi/main.js';
 
 const suites: Record<string, Array<[string, () => Promise<Record<string, number>>]>> = {
   http: [
@@ -36,6 +37,7 @@ const suites: Record<string, Array<[string, () => Promise<Record<string, number>
   push: [['push: rule evaluations and the cost per event in a 1,000-member room', () => pushBenches()]],
   search: [['search: full-text index (FTS5, tsvector): indexing events/s and query latency over 100,000 messages', () => searchBenches()]],
   relations: [['relations: /relations over 1,000 children and bundled aggregations on /messages pages of 50 (SQLite, PostgreSQL)', () => relationsBenches()]],
+  clientapi: [['clientapi: PUT /send messages/s and latency, 10 users into one room and into 10 rooms (SQLite, PostgreSQL)', () => clientapiBenches()]],
 };
 
 const wanted = process.argv.slice(2);
