@@ -28,7 +28,10 @@ export async function authChain(rsAPI: DagAPI, seeds: readonly Event[]): Promise
     }
     frontier = [...new Set(next)];
   }
-  return out;
+  // Oldest first (by depth): a receiver taking the list in order meets each event's auth events
+  // before it, and one keeping the last of each (type, state key) keeps the newest (Sytest's
+  // federation client builds its room state so from send_join's auth chain).
+  return out.sort((a, b) => Number(a.pdu.depth ?? 0) - Number(b.pdu.depth ?? 0));
 }
 
 /**

@@ -31,6 +31,7 @@ const events = new Map<string, Event>();
 const stateIdsAt = new Map<string, { pdu_ids: string[]; auth_chain_ids: string[] }>();
 const seen: string[] = [];
 let txn = 0;
+let sendJoinAnswer: { state: unknown[]; auth_chain: unknown[] } = { state: [], auth_chain: [] };
 
 const dest = () => ({ name: ours.name, port: Number(ours.name.split(':')[1]) });
 const req = (method: string, p: string, token: string, body?: unknown) =>
@@ -83,6 +84,7 @@ beforeAll(async () => {
   const join = remoteEvent(remote, version, { type: 'm.room.member', state_key: bob, sender: bob, room_id: roomId, content: { membership: 'join' }, prev_events: t['prev_events'] as string[], auth_events: t['auth_events'] as string[], depth: t['depth'] as number });
   const sent = await remote.request(dest(), 'PUT', `/_matrix/federation/v2/send_join/${enc(roomId)}/${enc(join.eventId)}`, join.json as unknown as JsonObject);
   expect(sent.status).toBe(200);
+  sendJoinAnswer = sent.body as { state: unknown[]; auth_chain: unknown[] };
   const state = ((sent.body as { state: unknown[] }).state ?? []).map((pdu) => Event.fromPDU(pdu as PDUJson, version));
   const id = (type: string) => state.find((s) => s.type === type && s.stateKey === '')!.eventId;
   authFor = () => [id('m.room.create'), id('m.room.power_levels'), join.eventId];
@@ -91,6 +93,12 @@ beforeAll(async () => {
 afterAll(async () => {
   await remote?.close();
   await ours?.t.stop();
+});
+
+it("answers send_join with an auth chain oldest first, so a client keeping each key's last event keeps the newest (Sytest's federation client does)", async () => {
+  const depths = sendJoinAnswer.auth_chain.map((pdu) => (pdu as { depth: number }).depth);
+  expect(depths.length).toBeGreaterThan(2);
+  expect(depths).toEqual([...depths].sort((a, b) => a - b));
 });
 
 it('takes a pulled event whose prev is missing with the state at that prev from the origin, and resolves the state of both branches', async () => {
