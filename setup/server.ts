@@ -67,7 +67,7 @@ async function localAPI<C extends ComponentName>(name: C, cfg: Config, dbs: Data
   };
   const factories: { [K in ComponentName]: () => Promise<ComponentAPIs[K]> } = {
     roomserver: async () => roomserver.newInternalAPI(cfg, await db('roomserver'), bus, logger, identity, () => ctx.apis.federationapi, ctx.onShutdown),
-    userapi: async () => userapi.newInternalAPI(cfg, await db('userapi'), bus, { federation: () => ctx.apis.federationapi, push: { rsAPI: ctx.apis.roomserver!, log: logger } }),
+    userapi: async () => userapi.newInternalAPI(cfg, await db('userapi'), bus, { federation: () => ctx.apis.federationapi, push: { rsAPI: ctx.apis.roomserver!, log: logger }, onShutdown: ctx.onShutdown }),
     syncapi: async () =>
       syncapi.newInternalAPI(cfg, await db('syncapi'), {
         bus,

@@ -38,7 +38,12 @@ export async function newInternalAPI(
    * `push`: evaluate push rules for room events and receipts (consumers need the roomserver);
    * its roomserver also tells which remote users share a room with ours (device list tracking).
    */
-  opts: { federation?: () => FederationInternalAPI | undefined; push?: { rsAPI: PushRoomserverAPI & DeviceListRoomserverAPI & GuestAccessRoomserverAPI; log: Logger } } = {},
+  opts: {
+    federation?: () => FederationInternalAPI | undefined;
+    push?: { rsAPI: PushRoomserverAPI & DeviceListRoomserverAPI & GuestAccessRoomserverAPI; log: Logger };
+    /** Registers what to stop at a clean stop (background timers). */
+    onShutdown?: (name: string, run: () => Promise<void> | void) => void;
+  } = {},
 ): Promise<UserInternalAPI> {
   await runMigrations(db.db, db.dialect, 'userapi', userapiMigrations);
   const kysely = db.db as unknown as Kysely<UserapiDatabase>;
@@ -65,6 +70,8 @@ export async function newInternalAPI(
     });
     deviceLists = { updater, cache: new RemoteKeyCache({ store: remoteStore, updater, sharesRoom }) };
     updater.start();
+    // Its timers stop before the databases close (else a sweep could run against a closed one).
+    opts.onShutdown?.('userapi device lists', () => updater.stop());
     // Leaving rooms ends following those no one of ours shares a room with any more.
     const decoder = new TextDecoder();
     await bus.consume({ stream: `${prefix}OutputRoomEvent`, durable: 'UserAPIDeviceListConsumer' }, async (msg) => {
