@@ -10,7 +10,7 @@
  */
 import { sql, type Kysely } from 'kysely';
 import { inChunks } from '../../internal/sqlutil/index.js';
-import type { StreamEvent } from './syncstore.js';
+import { toEvent, type StreamEvent } from './syncstore.js';
 import type { SyncapiDatabase } from './tables.js';
 
 export interface Relation {
@@ -62,36 +62,6 @@ export interface ThreadSummary {
 }
 
 const EVENT_COLUMNS = ['e.id', 'e.room_id', 'e.event_id', 'e.type', 'e.sender', 'e.state_key', 'e.event_json', 'e.room_version', 'e.device_id', 'e.txn_id', 'e.depth'] as const;
-
-interface EventRow {
-  id: number;
-  room_id: string;
-  event_id: string;
-  type: string;
-  sender: string;
-  state_key: string | null;
-  event_json: string;
-  room_version: string;
-  device_id: string | null;
-  txn_id: string | null;
-  depth: number;
-}
-
-function toEvent(r: EventRow): StreamEvent {
-  return {
-    pos: Number(r.id),
-    roomId: r.room_id,
-    eventId: r.event_id,
-    type: r.type,
-    sender: r.sender,
-    stateKey: r.state_key,
-    json: r.event_json,
-    roomVersion: r.room_version,
-    deviceId: r.device_id,
-    txnId: r.txn_id,
-    depth: Number(r.depth),
-  };
-}
 
 export class RelationsStore {
   constructor(readonly db: Kysely<SyncapiDatabase>) {}

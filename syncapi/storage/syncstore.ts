@@ -38,7 +38,8 @@ export interface NewStreamEvent {
   prevEventIds?: readonly string[];
 }
 
-interface EventRow {
+/** A row of syncapi_output_room_events as the event columns read it. */
+export interface EventRow {
   id: number;
   room_id: string;
   event_id: string;
@@ -52,7 +53,7 @@ interface EventRow {
   depth: number;
 }
 
-function toEvent(r: EventRow): StreamEvent {
+export function toEvent(r: EventRow): StreamEvent {
   return {
     pos: Number(r.id),
     roomId: r.room_id,
