@@ -7,7 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { generateTlsMaterial } from '../setup/tlscert.js';
-import { startTestServer, testConfig, type TestServer } from './harness.js';
+import { getJson, startTestServer, testConfig, type TestServer } from './harness.js';
 
 export interface FederatingNode {
   t: TestServer;
@@ -91,4 +91,18 @@ export async function restartFederatingNode(node: FederatingNode): Promise<Feder
   const dir = node.t.dir;
   const t = await startTestServer({ cfg: node.t.cfg, dir, tls: { certFile: path.join(dir, 'tls.crt'), keyFile: path.join(dir, 'tls.key') }, httpsPort: port });
   return { t, name: node.name, https: node.https };
+}
+
+/** A Client-Server API call to node `n` (`p` under /_matrix/client/v3); an empty token sends no Authorization. */
+export function nodeRequest(n: FederatingNode, method: string, p: string, token: string, body?: unknown): ReturnType<typeof getJson> {
+  return getJson(`${n.t.baseUrl}/_matrix/client/v3${p}`, {
+    method,
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: `Bearer ${token}` } : {}) },
+  });
+}
+
+/** Registers `user` (password `pw`) on node `n` through the dummy flow; its access token. */
+export async function registerOn(n: FederatingNode, user: string): Promise<string> {
+  return (await nodeRequest(n, 'POST', '/register', '', { auth: { type: 'm.login.dummy' }, username: user, password: 'pw' })).body.access_token as string;
 }

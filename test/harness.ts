@@ -90,3 +90,14 @@ export async function registerAdmin(server: TestServer, username: string): Promi
   const mac = createHmac('sha1', 'complement').update([nonce, username, 'pw', 'admin'].join('\0')).digest('hex');
   return (await getJson(url, { method: 'POST', body: JSON.stringify({ nonce, username, password: 'pw', admin: true, mac }) })).body.access_token as string;
 }
+
+/** Polls `fn` every `stepMs` until it gives a value (not undefined), for at most `ms`; that value. */
+export async function waitFor<T>(fn: () => Promise<T | undefined>, ms = 15_000, stepMs = 50): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, stepMs));
+  }
+}

@@ -7,8 +7,8 @@
  * its predecessor, with no tombstone of the old room naming it, moves nothing.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { startFederatingNode, type FederatingNode } from '../../test/federation.js';
-import { getJson } from '../../test/harness.js';
+import { nodeRequest, registerOn, startFederatingNode, type FederatingNode } from '../../test/federation.js';
+import { waitFor } from '../../test/harness.js';
 
 type Body = Record<string, unknown>;
 const enc = encodeURIComponent;
@@ -18,22 +18,9 @@ let b: FederatingNode;
 let alice: string;
 let bob: string;
 
-const client = (n: FederatingNode, method: string, p: string, token: string, body?: unknown) =>
-  getJson(`${n.t.baseUrl}/_matrix/client/v3${p}`, {
-    method,
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: `Bearer ${token}` } : {}) },
-  });
-const register = async (n: FederatingNode, user: string) => (await client(n, 'POST', '/register', '', { auth: { type: 'm.login.dummy' }, username: user, password: 'pw' })).body.access_token as string;
-const until = async <T>(fn: () => Promise<T | undefined>, ms = 15_000): Promise<T> => {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-};
+const client = nodeRequest;
+const register = registerOn;
+const until = waitFor;
 const publicRoomIds = async (n: FederatingNode, token: string): Promise<string[]> =>
   (((await client(n, 'GET', '/publicRooms', token)).body.chunk as Body[] | undefined) ?? []).map((r) => r.room_id as string);
 

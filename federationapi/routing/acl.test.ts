@@ -5,8 +5,8 @@
  * answers an empty list.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { federationRequest, startFederatingNode, type FederatingNode } from '../../test/federation.js';
-import { getJson } from '../../test/harness.js';
+import { federationRequest, nodeRequest, registerOn, startFederatingNode, type FederatingNode } from '../../test/federation.js';
+
 import { Event } from '../../internal/matrix/index.js';
 
 type Body = Record<string, unknown>;
@@ -18,13 +18,8 @@ let alice: string;
 let bob: string;
 let roomId: string;
 
-const client = (n: FederatingNode, method: string, p: string, token: string, body?: unknown) =>
-  getJson(`${n.t.baseUrl}/_matrix/client/v3${p}`, {
-    method,
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: `Bearer ${token}` } : {}) },
-  });
-const register = async (n: FederatingNode, user: string) => (await client(n, 'POST', '/register', '', { auth: { type: 'm.login.dummy' }, username: user, password: 'pw' })).body.access_token as string;
+const client = nodeRequest;
+const register = registerOn;
 
 /** An invite of one of A's users by bob, built and signed by B (auth and prev events are A's latest). */
 async function inviteFromB(invitee: string): Promise<{ eventId: string; body: Body }> {

@@ -8,28 +8,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../internal/sqlutil/testing.js';
 import { databaseFor } from '../../setup/config/config.js';
-import { startFederatingNode, type FederatingNode } from '../../test/federation.js';
-import { getJson } from '../../test/harness.js';
+import { nodeRequest, registerOn, startFederatingNode, type FederatingNode } from '../../test/federation.js';
+import { waitFor } from '../../test/harness.js';
 
 type Body = Record<string, unknown>;
 const enc = encodeURIComponent;
 
-const client = (n: FederatingNode, method: string, p: string, token: string, body?: unknown) =>
-  getJson(`${n.t.baseUrl}/_matrix/client/v3${p}`, {
-    method,
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: `Bearer ${token}` } : {}) },
-  });
-const register = async (n: FederatingNode, user: string) => (await client(n, 'POST', '/register', '', { auth: { type: 'm.login.dummy' }, username: user, password: 'pw' })).body.access_token as string;
-const until = async <T>(fn: () => Promise<T | undefined>, ms = 15_000): Promise<T> => {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-};
+const client = nodeRequest;
+const register = registerOn;
+const until = waitFor;
 
 /** A federating node on its own database: embedded SQLite, or one PostgreSQL database for every component (the -db form of generate-config). */
 const startNode = async (pg: TestDatabase | undefined): Promise<FederatingNode> =>

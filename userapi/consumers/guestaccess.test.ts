@@ -4,28 +4,15 @@
  * server's guests in the room leave it; its full members stay.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { startFederatingNode, type FederatingNode } from '../../test/federation.js';
-import { getJson } from '../../test/harness.js';
+import { nodeRequest, startFederatingNode, type FederatingNode } from '../../test/federation.js';
+import { waitFor } from '../../test/harness.js';
 
 const enc = encodeURIComponent;
 let a: FederatingNode;
 let b: FederatingNode;
 
-const client = (n: FederatingNode, method: string, p: string, token: string, body?: unknown) =>
-  getJson(`${n.t.baseUrl}/_matrix/client/v3${p}`, {
-    method,
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: `Bearer ${token}` } : {}) },
-  });
-const until = async <T>(fn: () => Promise<T | undefined>, ms = 15_000): Promise<T> => {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-};
+const client = nodeRequest;
+const until = waitFor;
 
 beforeAll(async () => {
   [a, b] = await Promise.all([startFederatingNode(), startFederatingNode()]);
