@@ -197,6 +197,31 @@ export class Inputer {
     });
   }
 
+  /**
+   * As inputBuilt, for several events built in one turn of the room's queue (each may build on
+   * the one before): processed in order, in as few transactions as MAX_BATCH allows. After the
+   * first error, the rest are NOT_PROCESSED_AFTER_ERROR (they may build on the failed one).
+   */
+  inputBuiltMany(roomId: string, build: () => Promise<Array<InputRoomEvent | InputResult>>): Promise<InputResult[]> {
+    return this.enqueue(roomId, async () => {
+      const built = await build();
+      const results = new Array<InputResult>(built.length);
+      const items: Array<BatchItem & { index: number }> = [];
+      built.forEach((b, index) => {
+        if ('status' in b) {
+          results[index] = b;
+          return;
+        }
+        const rv = lookupRoomVersion(b.event.room_version);
+        if (!rv) results[index] = { event_id: '', status: 'error', error: `unsupported room version ${b.event.room_version}` };
+        else items.push({ input: b, event: Event.fromPDU(b.event.pdu, rv), index });
+      });
+      const verdicts = items.length > 0 ? await this.processRoomEvents(items, true) : [];
+      items.forEach((item, i) => (results[item.index] = verdicts[i]!));
+      return results;
+    });
+  }
+
   /** Runs `fn` after everything queued for the room; the chain never breaks on a failure. */
   enqueue<T>(roomId: string, fn: () => Promise<T>): Promise<T> {
     const prev = this.queues.get(roomId) ?? Promise.resolve();

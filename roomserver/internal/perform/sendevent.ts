@@ -6,8 +6,8 @@
 import { authEventTypesNeeded, authEventsFromList, checkEventAuth } from '../../../internal/matrix/auth/index.js';
 import { canonicalJson, canonicalOptionsFor, Event, MatrixProtocolError, roomVersion as lookupRoomVersion, type PDUJson } from '../../../internal/matrix/index.js';
 import type { SigningIdentity } from '../../../internal/signingidentity.js';
-import type { PerformSendEventRequest, PerformSendEventResponse, QueryLatestEventsAndStateResponse, QueryLatestEventsAndStateRequest } from '../../api/index.js';
-import type { Inputer } from '../input/inputer.js';
+import type { InputResult, InputRoomEvent, PerformSendEventRequest, PerformSendEventResponse, QueryLatestEventsAndStateResponse, QueryLatestEventsAndStateRequest } from '../../api/index.js';
+import { NOT_PROCESSED_AFTER_ERROR, type Inputer } from '../input/inputer.js';
 
 export class EventSender {
   constructor(
@@ -54,7 +54,98 @@ export class EventSender {
     return { event, state: stateEvents };
   }
 
+  /**
+   * Messages waiting, per room, for the next group to be built and stored together: requests
+   * that arrive while the room's queue is busy share one build and one transaction (one commit
+   * for many messages, instead of one each).
+   */
+  private readonly waiting = new Map<string, Array<{ req: PerformSendEventRequest; done: (r: PerformSendEventResponse) => void; fail: (e: unknown) => void }>>();
+
   async send(req: PerformSendEventRequest): Promise<PerformSendEventResponse> {
+    if (!req.build_only && req.state_key === undefined && req.redacts === undefined && req.type !== 'm.room.redaction') {
+      return new Promise((done, fail) => {
+        let list = this.waiting.get(req.room_id);
+        if (!list) {
+          this.waiting.set(req.room_id, (list = []));
+          void this.sendGroup(req.room_id);
+        }
+        list.push({ req, done, fail });
+      });
+    }
+    return this.sendOne(req);
+  }
+
+  /**
+   * Builds every message waiting for the room when its turn in the queue comes, each on the one
+   * before (the first on the room's latest events), checks each against the room's state (a
+   * message changes no state, so it is the same for all), and stores them in one transaction. A
+   * message the rules refuse is left out of the chain. Those after a failed one go on their own.
+   */
+  private async sendGroup(roomId: string): Promise<void> {
+    let group: Array<{ req: PerformSendEventRequest; done: (r: PerformSendEventResponse) => void; fail: (e: unknown) => void }> = [];
+    const answers: Array<PerformSendEventResponse | undefined> = [];
+    try {
+      const results = await this.inputer.inputBuiltMany(roomId, async () => {
+        group = this.waiting.get(roomId) ?? [];
+        this.waiting.delete(roomId);
+        // The room's version first (cached): which state the messages' auth needs depends on it.
+        const head = await this.latest({ room_id: roomId, state_to_fetch: [] });
+        const rv = head.room_exists && head.room_version !== undefined ? lookupRoomVersion(head.room_version) : undefined;
+        if (!rv) return group.map(() => ({ event_id: '', status: 'rejected' as const, error: 'unknown room' }));
+        const needed = new Map<string, { type: string; state_key: string }>();
+        const authTypes = group.map(({ req }) => authEventTypesNeeded({ type: req.type, stateKey: undefined, sender: req.user_id, content: req.content, roomVersion: rv }));
+        for (const w of [...authTypes.flat(), { type: 'm.room.create', stateKey: '' }]) needed.set(`${w.type}\n${w.stateKey}`, { type: w.type, state_key: w.stateKey });
+        const room = await this.latest({ room_id: roomId, state_to_fetch: [...needed.values()] });
+        const state = room.state_events.map((e) => Event.fromPDU(e.pdu, e.room_version));
+        const authState = authEventsFromList(state);
+        let prev = room.latest_event_ids;
+        let depth = room.depth;
+        return group.map(({ req }, i): InputRoomEvent | InputResult => {
+          const wanted = authTypes[i]!.filter((w) => !(rv.roomIdFromCreateEvent && w.type === 'm.room.create'));
+          const event = this.identity.buildEvent(
+            {
+              type: req.type,
+              sender: req.user_id,
+              room_id: roomId,
+              content: req.content,
+              prev_events: prev,
+              auth_events: state.filter((e) => wanted.some((w) => w.type === e.type && w.stateKey === e.stateKey)).map((e) => e.eventId),
+              depth: depth + 1,
+            },
+            rv.id,
+          );
+          try {
+            checkEventAuth(event, authState);
+          } catch (e) {
+            if (e instanceof MatrixProtocolError) return { event_id: '', status: 'rejected', error: e.message };
+            throw e;
+          }
+          prev = [event.eventId];
+          depth += 1;
+          return {
+            kind: 'new',
+            event: { room_version: rv.id, pdu: event.json as PDUJson },
+            origin: this.identity.serverName,
+            ...(req.transaction_id ? { transaction_id: req.transaction_id } : {}),
+          };
+        });
+      });
+      results.forEach((r, i) => {
+        // Not processed because one before it in the chain failed: it goes again on its own.
+        answers[i] = r.status === 'error' && r.error === NOT_PROCESSED_AFTER_ERROR ? undefined : verdictToResponse(r);
+      });
+    } catch (e) {
+      for (const { fail } of group) fail(e);
+      return;
+    }
+    group.forEach(({ req, done, fail }, i) => {
+      const a = answers[i];
+      if (a) done(a);
+      else this.sendOne(req).then(done, fail);
+    });
+  }
+
+  private async sendOne(req: PerformSendEventRequest): Promise<PerformSendEventResponse> {
     if (req.build_only) {
       // Not sent: checked against the current state here, as the input pipeline would.
       const built = await this.build(req);
@@ -79,10 +170,14 @@ export class EventSender {
         ...(req.transaction_id ? { transaction_id: req.transaction_id } : {}),
       };
     });
-    if (result.status === 'accepted' || (result.status === 'duplicate' && result.event_id !== '')) return { event_id: result.event_id };
-    if (result.status === 'rejected' || result.status === 'soft_failed') return { error: 'forbidden', message: result.error ?? 'not allowed' };
-    return { error: 'failed', message: result.error ?? result.status };
+    return verdictToResponse(result);
   }
+}
+
+function verdictToResponse(result: InputResult): PerformSendEventResponse {
+  if (result.status === 'accepted' || (result.status === 'duplicate' && result.event_id !== '')) return { event_id: result.event_id };
+  if (result.status === 'rejected' || result.status === 'soft_failed') return { error: 'forbidden', message: result.error ?? 'not allowed' };
+  return { error: 'failed', message: result.error ?? result.status };
 }
 
 /** Event IDs of room versions 3 and later are not in the PDU: they are its reference hash. */

@@ -1,0 +1,107 @@
+/** performSendEvent on a real roomserver (both databases): messages sent at once go as one chain, in groups. */
+import type { Kysely } from 'kysely';
+import pino from 'pino';
+import { beforeAll, expect, it, vi } from 'vitest';
+import { Event, buildEvent, generateSigningKey } from '../../../internal/matrix/index.js';
+import type { SigningIdentity } from '../../../internal/signingidentity.js';
+import { runMigrations } from '../../../internal/sqlutil/index.js';
+import { describeEachDatabase } from '../../../internal/sqlutil/testing.js';
+import type { OutputNewRoomEvent, OutputRoomEvent } from '../../api/index.js';
+import { DirectoryStore } from '../../storage/directory.js';
+import { EventStore } from '../../storage/eventstore.js';
+import { roomserverMigrations } from '../../storage/migrations.js';
+import { StateSnapshotStore } from '../../storage/statesnapshots.js';
+import type { RoomserverDatabase } from '../../storage/tables.js';
+import { RoomserverInternalAPIImpl } from '../api.js';
+import { EventLoader } from '../eventloader.js';
+import { Inputer } from '../input/inputer.js';
+import { TestRoom } from '../input/testroom.js';
+
+describeEachDatabase<RoomserverDatabase>('roomserver performSendEvent', (ctx) => {
+  let api: RoomserverInternalAPIImpl;
+  let inputer: Inputer;
+  const published: Array<{ roomId: string; output: OutputRoomEvent }> = [];
+  beforeAll(async () => {
+    await runMigrations(ctx.db() as unknown as Kysely<unknown>, ctx.dialect, 'roomserver', roomserverMigrations);
+    const db = ctx.db();
+    const events = new EventStore(db);
+    const snapshots = new StateSnapshotStore(db);
+    const loader = new EventLoader(events);
+    inputer = new Inputer({ serverName: 'hs.test', events, snapshots, loader, log: pino({ level: 'silent' }), publish: async (roomId, _id, output) => void published.push({ roomId, output }) });
+    const key = generateSigningKey();
+    const identity: SigningIdentity = {
+      serverName: 'hs.test',
+      keyId: key.keyId,
+      publicKeyBase64: key.publicKeyBase64,
+      signJson: (o) => o,
+      buildEvent: (fields, version) => buildEvent(fields, version, 'hs.test', key.keyId, key),
+      signRequest: () => '',
+      signEvent: (pdu) => pdu,
+      oldKeys: [],
+      keyValidityPeriodMs: 0,
+    };
+    api = new RoomserverInternalAPIImpl('hs.test', inputer, events, snapshots, loader, new DirectoryStore(db), undefined, identity);
+  });
+
+  const newRoom = async (version: string) => {
+    const room = new TestRoom(version);
+    const start = room.start();
+    const res = await api.inputRoomEvents({ events: start.map((e) => room.input(e)) });
+    expect(res.results.map((r) => r.status)).toEqual(['accepted', 'accepted', 'accepted', 'accepted']);
+    return room;
+  };
+  /** The room's new messages as published, with their event IDs. */
+  const messages = (roomId: string): Array<OutputNewRoomEvent & { event_id: string }> =>
+    published
+      .filter((p) => p.roomId === roomId && p.output.type === 'new_room_event')
+      .map((p) => (p.output as { new_room_event: OutputNewRoomEvent }).new_room_event)
+      .filter((o) => o.event.pdu.type === 'm.room.message')
+      .map((o) => ({ ...o, event_id: Event.fromPDU(o.event.pdu, o.event.room_version).eventId }));
+
+  for (const version of ['10', '12']) {
+    it(`room version ${version}: messages sent at once are built in groups, each on the one before, none lost`, async () => {
+      const room = await newRoom(version);
+      const groups = vi.spyOn(inputer, 'inputBuiltMany');
+      const before = groups.mock.calls.length;
+      const sends = Array.from({ length: 30 }, (_, i) =>
+        api.performSendEvent({ user_id: room.creator, room_id: room.roomId, type: 'm.room.message', content: { body: `m${i}` }, transaction_id: { device_id: 'DEV', transaction_id: `t${i}` } }),
+      );
+      const answers = await Promise.all(sends);
+      expect(answers.map((a) => a.error)).toEqual(Array(30).fill(undefined));
+      // Fewer turns of the room's queue than messages: those waiting went together.
+      const turns = groups.mock.calls.length - before;
+      expect(turns).toBeGreaterThan(0);
+      expect(turns).toBeLessThan(30);
+      groups.mockRestore();
+
+      const outs = messages(room.roomId);
+      expect(outs.map((o) => o.event.pdu.content?.['body'])).toEqual(Array.from({ length: 30 }, (_, i) => `m${i}`));
+      expect(outs.map((o) => o.event_id)).toEqual(answers.map((a) => a.event_id));
+      // One chain: each message's only prev event is the message before it, depth one more.
+      for (let i = 1; i < outs.length; i++) {
+        expect(outs[i]!.event.pdu.prev_events).toEqual([outs[i - 1]!.event_id]);
+        expect(outs[i]!.event.pdu.depth).toBe((outs[i - 1]!.event.pdu.depth as number) + 1);
+      }
+      expect(outs.map((o) => o.transaction_id?.transaction_id)).toEqual(Array.from({ length: 30 }, (_, i) => `t${i}`));
+      const latest = await api.queryLatestEventsAndState({ room_id: room.roomId, state_to_fetch: [] });
+      expect(latest.latest_event_ids).toEqual([outs.at(-1)!.event_id]);
+    });
+  }
+
+  it('refuses a sender the room does not allow without breaking the chain of the others', async () => {
+    const room = await newRoom('10');
+    const sends = Array.from({ length: 10 }, (_, i) =>
+      api.performSendEvent({ user_id: i === 4 ? '@mallory:hs.test' : room.creator, room_id: room.roomId, type: 'm.room.message', content: { body: `m${i}` } }),
+    );
+    const answers = await Promise.all(sends);
+    expect(answers.map((a) => a.error ?? 'ok')).toEqual(['ok', 'ok', 'ok', 'ok', 'forbidden', 'ok', 'ok', 'ok', 'ok', 'ok']);
+    const outs = messages(room.roomId);
+    expect(outs.map((o) => o.event.pdu.content?.['body'])).toEqual(['m0', 'm1', 'm2', 'm3', 'm5', 'm6', 'm7', 'm8', 'm9']);
+    for (let i = 1; i < outs.length; i++) expect(outs[i]!.event.pdu.prev_events).toEqual([outs[i - 1]!.event_id]);
+  });
+
+  it('answers an unknown room for every message of the group', async () => {
+    const answers = await Promise.all([1, 2, 3].map((i) => api.performSendEvent({ user_id: '@alice:hs.test', room_id: '!nowhere:hs.test', type: 'm.room.message', content: { body: `${i}` } })));
+    expect(answers.map((a) => a.error)).toEqual(['forbidden', 'forbidden', 'forbidden']);
+  });
+});
