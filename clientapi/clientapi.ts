@@ -51,6 +51,7 @@ import { addVoipRoute } from './routing/voip.js';
 import { addPeekRoutes } from './routing/peek.js';
 import type { SyncInternalAPI } from '../syncapi/api/index.js';
 import type { Logger } from 'pino';
+import { newRateLimitMiddleware } from './ratelimit/index.js';
 
 /** clientapi owns no tables, so it takes no database. */
 export async function newInternalAPI(cfg: Config): Promise<ClientInternalAPI> {
@@ -58,6 +59,8 @@ export async function newInternalAPI(cfg: Config): Promise<ClientInternalAPI> {
 }
 
 export function addPublicRoutes(routers: PublicRouters, cfg: Config, userAPI: ClientUserAPI, rsAPI: RoomserverInternalAPI, fedAPI: FederationInternalAPI, producer: EphemeralProducer, log: Logger, syncAPI: Pick<SyncInternalAPI, 'queryAnnotationExists'>): void {
+  // First, so that it runs ahead of every route it limits (hono runs handlers in the order added).
+  if (cfg.clientApi.rateLimiting.enabled) routers.client.use('*', newRateLimitMiddleware(cfg.clientApi.rateLimiting, userAPI));
   new RegistrationRoutes(cfg, userAPI).add(routers.client, routers.synapseAdmin);
   const uia = new PasswordUIA(userAPI, cfg.global.serverName);
   addLoginRoutes(routers.client, cfg, userAPI, uia);

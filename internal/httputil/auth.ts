@@ -11,6 +11,8 @@ export interface TokenResolver<D extends { isGuest: boolean }> {
   queryAccessToken(req: { accessToken: string; ip?: string; userAgent?: string }): Promise<{ device?: D; expired?: boolean }>;
 }
 
+const resolvedTokens = new WeakMap<Request, { resolver: object; token: string; answer: Promise<{ device?: unknown; expired?: boolean }> }>();
+
 export function accessTokenOf(c: Context): string | undefined {
   const header = c.req.header('authorization');
   if (header !== undefined) {
@@ -29,7 +31,14 @@ export async function authenticate<D extends { isGuest: boolean }>(c: Context, r
   if (!token) throw missingToken();
   const ip = remoteAddress(c);
   const userAgent = c.req.header('user-agent');
-  const { device, expired } = await resolver.queryAccessToken({ accessToken: token, ...(ip !== undefined ? { ip } : {}), ...(userAgent !== undefined ? { userAgent } : {}) });
+  // Asked once per request and resolver: the rate limiter and the route both authenticate.
+  const asked = resolvedTokens.get(c.req.raw);
+  let answer = asked?.resolver === resolver && asked.token === token ? asked.answer : undefined;
+  if (!answer) {
+    answer = resolver.queryAccessToken({ accessToken: token, ...(ip !== undefined ? { ip } : {}), ...(userAgent !== undefined ? { userAgent } : {}) });
+    resolvedTokens.set(c.req.raw, { resolver, token, answer });
+  }
+  const { device, expired } = (await answer) as { device?: D; expired?: boolean };
   // An expired refreshable token is a soft logout: the client refreshes instead of logging in.
   if (expired) throw unknownToken('Access token has expired', true);
   if (!device) throw unknownToken();
