@@ -87,7 +87,7 @@ export function addPublicRoutes(routers: PublicRouters, cfg: Config, userAPI: Cl
     }),
     log,
   });
-  addCreateRoomRoute(routers.client, cfg, userAPI, rsAPI, thirdParty);
+  addCreateRoomRoute(routers.client, cfg, userAPI, rsAPI, fedAPI, log, thirdParty);
   addRoomStateRoutes(routers.client, userAPI, rsAPI);
   addSendEventRoutes(routers.client, cfg.global.serverName, userAPI, rsAPI, fedAPI, syncAPI);
   addMembershipRoutes(routers.client, cfg.global.serverName, userAPI, rsAPI, fedAPI, thirdParty);

@@ -163,6 +163,33 @@ it('invites a user of another server, who can reject the invite or accept it by 
   expect(refused.status).toBe(403);
 }, 60_000);
 
+it("createRoom's invite list reaches another server's user, who can join; a local invitee is invited in the room's first events", async () => {
+  const BOB = `@bob:${b.name}`;
+  const dave = await register(a, 'dave');
+  const DAVE = `@dave:${a.name}`;
+  const created = await req(a, 'POST', '/createRoom', alice, { preset: 'trusted_private_chat', is_direct: true, invite: [BOB, DAVE] });
+  expect(created.status, JSON.stringify(created.body)).toBe(200);
+  const roomId = created.body.room_id as string;
+  // Bob's server heard of the invite (signed it), and Bob's /sync shows it.
+  const invite = await until(async () => {
+    const s = (await req(b, 'GET', '/sync?timeout=0', bob)).body;
+    return ((s.rooms as Body | undefined)?.invite as Record<string, Body> | undefined)?.[roomId];
+  });
+  const mine = (invite.invite_state as { events: Body[] }).events.find((e) => e.type === 'm.room.member' && e.state_key === BOB);
+  expect((mine?.content as Body | undefined)?.is_direct).toBe(true);
+  expect((await a.t.server.apis.roomserver.queryMembershipForUser({ room_id: roomId, user_id: DAVE })).membership).toBe('invite');
+  // trusted_private_chat: both invitees are admins.
+  const power = (await req(a, 'GET', `/rooms/${enc(roomId)}/state/m.room.power_levels/`, alice)).body;
+  expect((power.users as Body)[BOB]).toBe(100);
+  expect((power.users as Body)[DAVE]).toBe(100);
+  expect((await req(b, 'POST', `/rooms/${enc(roomId)}/join`, bob, {})).body).toEqual({ room_id: roomId });
+  expect((await req(a, 'POST', `/rooms/${enc(roomId)}/join`, dave, {})).body).toEqual({ room_id: roomId });
+  expect((await a.t.server.apis.roomserver.queryMembershipForUser({ room_id: roomId, user_id: BOB })).membership).toBe('join');
+  // An invitee whose server cannot be reached does not stop the room being made.
+  const lost = await req(a, 'POST', '/createRoom', alice, { preset: 'private_chat', invite: ['@nobody:127.0.0.1:1'] });
+  expect(lost.status, JSON.stringify(lost.body)).toBe(200);
+}, 60_000);
+
 it('bans a user of another server: both servers see the ban, his messages stop, he cannot rejoin until unbanned', async () => {
   const BOB = `@bob:${b.name}`;
   const roomId = (await req(a, 'POST', '/createRoom', alice, { preset: 'public_chat', name: 'Moderated' })).body.room_id as string;

@@ -6,12 +6,15 @@ import { randomBytes } from 'node:crypto';
 import type { Context, Hono } from 'hono';
 import { MatrixError, badJson, invalidParam, jsonResponse } from '../../internal/httputil/index.js';
 import { isSupportedRoomVersion, roomVersion as lookupRoomVersion, type JsonObject } from '../../internal/matrix/index.js';
+import type { Logger } from 'pino';
+import type { FederationInternalAPI } from '../../federationapi/api/index.js';
 import type { RoomserverInternalAPI } from '../../roomserver/api/index.js';
 import type { Config } from '../../setup/config/config.js';
 import type { ClientUserAPI } from '../../userapi/api/index.js';
 import { requireDevice } from '../auth/device.js';
 import { checkNumbersForRoomVersion, readEventJson } from './eventcontent.js';
 import { clientRoute } from './paths.js';
+import { remoteInviter } from './remoteinvite.js';
 import { parseThreePidInvite, type ThirdPartyInvites, type ThreePidInvite } from './thirdpartyinvite.js';
 
 const MAX_BODY = 256 * 1024;
@@ -30,8 +33,9 @@ function optionalString(body: Record<string, unknown>, key: string): string | un
   return v;
 }
 
-export function addCreateRoomRoute(client: Hono, cfg: Config, userAPI: ClientUserAPI, rsAPI: RoomserverInternalAPI, thirdParty?: ThirdPartyInvites): void {
+export function addCreateRoomRoute(client: Hono, cfg: Config, userAPI: ClientUserAPI, rsAPI: RoomserverInternalAPI, fedAPI: Pick<FederationInternalAPI, 'performInvite'>, log: Logger, thirdParty?: ThirdPartyInvites): void {
   const serverName = cfg.global.serverName;
+  const inviteRemote = remoteInviter(serverName, rsAPI, fedAPI);
 
   clientRoute(client, 'post', '/createRoom', async (c: Context) => {
     const me = await requireDevice(c, userAPI);
@@ -121,6 +125,16 @@ export function addCreateRoomRoute(client: Hono, cfg: Config, userAPI: ClientUse
       if (set.error === 'alias_exists') throw new MatrixError(400, 'M_ROOM_IN_USE', `${alias} is taken`);
     }
     if (visibility === 'public') await rsAPI.performPublish({ room_id: res.room_id, visibility: 'public' });
+    // Other servers' users: each invite goes to their server to be signed. The room exists
+    // whatever they answer (as in Synapse); a refusal is logged, not the caller's failure.
+    for (const u of invite as string[]) {
+      if (u === me.userId || u.endsWith(`:${serverName}`)) continue;
+      try {
+        await inviteRemote(me.userId, res.room_id, u, { membership: 'invite', ...(isDirect === true ? { is_direct: true } : {}) });
+      } catch (err) {
+        log.warn({ err, room_id: res.room_id, invitee: u }, 'createRoom: invite over federation failed');
+      }
+    }
     if (thirdParty) for (const inv of unbound3pid) await thirdParty.storeAndAnnounce(me.userId, res.room_id, inv);
     return jsonResponse({ room_id: res.room_id });
   });

@@ -378,6 +378,10 @@ export interface PerformCreateRoomRequest {
   initial_state?: Array<{ type: string; state_key: string; content: JsonObject }>;
   name?: string;
   topic?: string;
+  /**
+   * Invitees (trusted_private_chat makes them admins). Only this server's users are invited
+   * here; the caller invites other servers' users over federation once the room exists.
+   */
   invite?: string[];
   is_direct?: boolean;
   power_level_content_override?: JsonObject;
@@ -405,7 +409,7 @@ export interface PerformSendEventRequest {
 }
 export type PerformSendEventResponse =
   | { event_id: string; error?: undefined; event?: HeaderedEvent }
-  | { error: 'forbidden' | 'failed'; message: string; event_id?: undefined; event?: undefined };
+  | { error: 'forbidden' | 'failed' | 'too_large'; message: string; event_id?: undefined; event?: undefined };
 
 /**
  * A user forgets a room they are out of (POST /rooms/{roomId}/forget). The flag is kept on the

@@ -76,7 +76,10 @@ export class RoomCreator {
     for (const s of req.initial_state ?? []) plan.push({ type: s.type, state_key: s.state_key, content: s.content });
     if (req.name !== undefined) plan.push({ type: 'm.room.name', state_key: '', content: { name: req.name } });
     if (req.topic !== undefined) plan.push({ type: 'm.room.topic', state_key: '', content: { topic: req.topic } });
-    for (const u of invitees) plan.push({ type: 'm.room.member', state_key: u, content: { membership: 'invite', ...(req.is_direct ? { is_direct: true } : {}) } });
+    // Another server's user is invited once the room exists, over federation (their server signs the invite).
+    for (const u of invitees.filter((i) => i.endsWith(`:${this.identity.serverName}`))) {
+      plan.push({ type: 'm.room.member', state_key: u, content: { membership: 'invite', ...(req.is_direct ? { is_direct: true } : {}) } });
+    }
 
     const state = new Map<string, Event>();
     let roomId = v12 ? undefined : req.room_id;

@@ -100,6 +100,20 @@ describeEachDatabase<RoomserverDatabase>('roomserver performSendEvent', (ctx) =>
     for (let i = 1; i < outs.length; i++) expect(outs[i]!.event.pdu.prev_events).toEqual([outs[i - 1]!.event_id]);
   });
 
+  it('answers too_large for an event too big once built, alone or among others sent at once', async () => {
+    const room = await newRoom('10');
+    const big = 'x'.repeat(65_400); // under the body limit, over 65,536 bytes once built and signed
+    const answers = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => api.performSendEvent({ user_id: room.creator, room_id: room.roomId, type: 'm.room.message', content: { body: i === 2 ? big : `m${i}` } })),
+    );
+    expect(answers.map((a) => a.error ?? 'ok')).toEqual(['ok', 'ok', 'too_large', 'ok', 'ok', 'ok']);
+    const outs = messages(room.roomId);
+    expect(outs.map((o) => o.event.pdu.content?.['body'])).toEqual(['m0', 'm1', 'm3', 'm4', 'm5']);
+    for (let i = 1; i < outs.length; i++) expect(outs[i]!.event.pdu.prev_events).toEqual([outs[i - 1]!.event_id]);
+    const state = await api.performSendEvent({ user_id: room.creator, room_id: room.roomId, type: 'x.big', state_key: '', content: { body: big } });
+    expect(state.error).toBe('too_large');
+  });
+
   it('answers an unknown room for every message of the group', async () => {
     const answers = await Promise.all([1, 2, 3].map((i) => api.performSendEvent({ user_id: '@alice:hs.test', room_id: '!nowhere:hs.test', type: 'm.room.message', content: { body: `${i}` } })));
     expect(answers.map((a) => a.error)).toEqual(['forbidden', 'forbidden', 'forbidden']);

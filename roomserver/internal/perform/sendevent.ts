@@ -4,7 +4,7 @@
  * this server, and put through the input pipeline within the room's queue.
  */
 import { authEventTypesNeeded, authEventsFromList, checkEventAuth } from '../../../internal/matrix/auth/index.js';
-import { canonicalJson, canonicalOptionsFor, Event, MatrixProtocolError, roomVersion as lookupRoomVersion, type PDUJson } from '../../../internal/matrix/index.js';
+import { canonicalJson, canonicalOptionsFor, Event, MatrixProtocolError, roomVersion as lookupRoomVersion, type EventFields, type PDUJson } from '../../../internal/matrix/index.js';
 import type { SigningIdentity } from '../../../internal/signingidentity.js';
 import type { InputResult, InputRoomEvent, PerformSendEventRequest, PerformSendEventResponse, QueryLatestEventsAndStateResponse, QueryLatestEventsAndStateRequest } from '../../api/index.js';
 import { NOT_PROCESSED_AFTER_ERROR, type Inputer } from '../input/inputer.js';
@@ -20,7 +20,7 @@ export class EventSender {
    * The event `req` asks for, built and signed on the room's latest events; or the existing
    * event when it would change nothing; or why it cannot be built.
    */
-  private async build(req: PerformSendEventRequest): Promise<{ event: Event; state: Event[] } | { existing: string } | { error: string }> {
+  private async build(req: PerformSendEventRequest): Promise<{ event: Event; state: Event[] } | { existing: string } | { error: string; unbuildable?: PerformSendEventResponse }> {
     const room = await this.latest({ room_id: req.room_id, state_to_fetch: [] });
     if (!room.room_exists || room.room_version === undefined) return { error: 'unknown room' };
     const rv = lookupRoomVersion(room.room_version)!;
@@ -37,7 +37,7 @@ export class EventSender {
     const state = await this.latest({ room_id: req.room_id, state_to_fetch: [...needed.map((w) => ({ type: w.type, state_key: w.stateKey })), { type: 'm.room.create', state_key: '' }] });
     const stateEvents = state.state_events.map((e) => Event.fromPDU(e.pdu, e.room_version));
     const authIds = stateEvents.filter((e) => wanted.some((w) => w.type === e.type && w.stateKey === e.stateKey)).map((e) => e.eventId);
-    const event = this.identity.buildEvent(
+    const event = this.tryBuild(
       {
         type: req.type,
         ...(req.state_key !== undefined ? { state_key: req.state_key } : {}),
@@ -51,7 +51,18 @@ export class EventSender {
       },
       rv.id,
     );
+    if (!(event instanceof Event)) return { error: event.message, unbuildable: event };
     return { event, state: stateEvents };
+  }
+
+  /** The event signed, or why it cannot be (too big, or malformed): the sender's mistake, not ours. */
+  private tryBuild(fields: EventFields, roomVersion: string): Event | (PerformSendEventResponse & { error: 'too_large' | 'failed'; message: string }) {
+    try {
+      return this.identity.buildEvent(fields, roomVersion);
+    } catch (e) {
+      if (e instanceof MatrixProtocolError) return { error: e.code === 'too_large' ? 'too_large' : 'failed', message: e.message };
+      throw e;
+    }
   }
 
   /**
@@ -84,6 +95,8 @@ export class EventSender {
   private async sendGroup(roomId: string): Promise<void> {
     let group: Array<{ req: PerformSendEventRequest; done: (r: PerformSendEventResponse) => void; fail: (e: unknown) => void }> = [];
     const answers: Array<PerformSendEventResponse | undefined> = [];
+    /** Messages that could not be built at all: answered so, outside the chain. */
+    const unbuildable = new Map<number, PerformSendEventResponse>();
     try {
       const results = await this.inputer.inputBuiltMany(roomId, async () => {
         group = this.waiting.get(roomId) ?? [];
@@ -102,7 +115,7 @@ export class EventSender {
         let depth = room.depth;
         return group.map(({ req }, i): InputRoomEvent | InputResult => {
           const wanted = authTypes[i]!.filter((w) => !(rv.roomIdFromCreateEvent && w.type === 'm.room.create'));
-          const event = this.identity.buildEvent(
+          const event = this.tryBuild(
             {
               type: req.type,
               sender: req.user_id,
@@ -114,6 +127,10 @@ export class EventSender {
             },
             rv.id,
           );
+          if (!(event instanceof Event)) {
+            unbuildable.set(i, event);
+            return { event_id: '', status: 'error', error: event.message };
+          }
           try {
             checkEventAuth(event, authState);
           } catch (e) {
@@ -132,7 +149,7 @@ export class EventSender {
       });
       results.forEach((r, i) => {
         // Not processed because one before it in the chain failed: it goes again on its own.
-        answers[i] = r.status === 'error' && r.error === NOT_PROCESSED_AFTER_ERROR ? undefined : verdictToResponse(r);
+        answers[i] = unbuildable.get(i) ?? (r.status === 'error' && r.error === NOT_PROCESSED_AFTER_ERROR ? undefined : verdictToResponse(r));
       });
     } catch (e) {
       for (const { fail } of group) fail(e);
@@ -149,7 +166,7 @@ export class EventSender {
     if (req.build_only) {
       // Not sent: checked against the current state here, as the input pipeline would.
       const built = await this.build(req);
-      if ('error' in built) return { error: 'failed', message: built.error };
+      if ('error' in built) return built.unbuildable ?? { error: 'failed', message: built.error };
       if ('existing' in built) return { event_id: built.existing };
       try {
         checkEventAuth(built.event, authEventsFromList(built.state));
@@ -159,8 +176,10 @@ export class EventSender {
       }
       return { event_id: built.event.eventId, event: { room_version: built.event.roomVersion.id, pdu: built.event.json as PDUJson } };
     }
+    let unbuildable: PerformSendEventResponse | undefined;
     const result = await this.inputer.inputBuilt(req.room_id, async () => {
       const built = await this.build(req);
+      unbuildable = 'unbuildable' in built ? built.unbuildable : undefined;
       if ('error' in built) return { event_id: '', status: 'rejected', error: built.error };
       if ('existing' in built) return { event_id: built.existing, status: 'duplicate' };
       return {
@@ -170,7 +189,7 @@ export class EventSender {
         ...(req.transaction_id ? { transaction_id: req.transaction_id } : {}),
       };
     });
-    return verdictToResponse(result);
+    return unbuildable ?? verdictToResponse(result);
   }
 }
 
