@@ -58,7 +58,7 @@ export async function newInternalAPI(cfg: Config): Promise<ClientInternalAPI> {
   return new ClientInternalAPIImpl(cfg.global.serverName);
 }
 
-export function addPublicRoutes(routers: PublicRouters, cfg: Config, userAPI: ClientUserAPI, rsAPI: RoomserverInternalAPI, fedAPI: FederationInternalAPI, producer: EphemeralProducer, log: Logger, syncAPI: Pick<SyncInternalAPI, 'queryAnnotationExists'>): void {
+export function addPublicRoutes(routers: PublicRouters, cfg: Config, userAPI: ClientUserAPI, rsAPI: RoomserverInternalAPI, fedAPI: FederationInternalAPI, producer: EphemeralProducer, log: Logger, syncAPI: Pick<SyncInternalAPI, 'queryAnnotationExists' | 'queryEventIdForTransaction'>): void {
   // First, so that it runs ahead of every route it limits (hono runs handlers in the order added).
   if (cfg.clientApi.rateLimiting.enabled) routers.client.use('*', newRateLimitMiddleware(cfg.clientApi.rateLimiting, userAPI));
   new RegistrationRoutes(cfg, userAPI).add(routers.client, routers.synapseAdmin);
@@ -96,7 +96,7 @@ export function addPublicRoutes(routers: PublicRouters, cfg: Config, userAPI: Cl
   addUpgradeRoomRoute(routers.client, cfg.global.serverName, userAPI, rsAPI);
   addDirectoryRoutes(routers.client, cfg, userAPI, rsAPI, fedAPI);
   addEphemeralRoutes(routers.client, cfg.global.serverName, userAPI, rsAPI, producer);
-  addRedactRoute(routers.client, userAPI, rsAPI);
+  addRedactRoute(routers.client, userAPI, rsAPI, syncAPI);
   addReportRoute(routers.client, userAPI, rsAPI, log);
   addHierarchyRoute(routers.client, userAPI, rsAPI, fedAPI);
   addTimestampToEventRoute(routers.client, cfg.global.serverName, userAPI, rsAPI, fedAPI);

@@ -94,7 +94,7 @@ export async function newInternalAPI(cfg: Config, db: OpenedDatabase<unknown>, d
       addSearchRoutes(routers.client, { store, index: search, userAPI: deps.userAPI, rsAPI: deps.rsAPI, aggregations });
       addSearchAdminRoutes(routers.dendriteAdmin, { store, index: search, userAPI: deps.userAPI });
     });
-    return new SyncInternalAPIImpl(cfg.global.serverName, relations);
+    return new SyncInternalAPIImpl(cfg.global.serverName, { relations, events: store });
   }
   return new SyncInternalAPIImpl(cfg.global.serverName);
 }

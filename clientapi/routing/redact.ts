@@ -15,8 +15,10 @@ import { powerLevelsOf, userPowerLevel } from '../../internal/matrix/auth/index.
 import { Event, MAX_ID_BYTES, fitsBytes, isRoomIdOfAnyFormat, isValidEventId, type JsonObject } from '../../internal/matrix/index.js';
 import type { HeaderedEvent, RoomserverInternalAPI } from '../../roomserver/api/index.js';
 import type { ClientUserAPI } from '../../userapi/api/index.js';
+import type { SyncInternalAPI } from '../../syncapi/api/index.js';
 import { requireDevice } from '../auth/device.js';
 import { clientRoute } from './paths.js';
+import { eventIdOfTransaction } from './transactions.js';
 
 const MAX_BODY = 65_536;
 const TXN_TTL_MS = 30 * 60_000;
@@ -27,14 +29,23 @@ export function isEventIdOfAnyFormat(id: string): boolean {
   return fitsBytes(id, MAX_ID_BYTES) && (isValidEventId(id, 'v1') || isValidEventId(id, 'v2') || isValidEventId(id, 'v3'));
 }
 
-export function addRedactRoute(client: Hono, userAPI: ClientUserAPI, rsAPI: RoomserverInternalAPI): void {
+export function addRedactRoute(client: Hono, userAPI: ClientUserAPI, rsAPI: RoomserverInternalAPI, syncAPI?: Pick<SyncInternalAPI, 'queryEventIdForTransaction'>): void {
   /**
    * device + room + transaction ID -> the redaction it produced. A retry that arrives while the
-   * first request is still being processed waits for the same promise.
+   * first request is still being processed waits for the same promise. This process's memory;
+   * syncapi answers for the transactions before a restart.
    */
   const txns = new Map<string, { eventId: Promise<string>; ts: number }>();
+  const remembered = (key: string): Promise<string> | undefined => {
+    const seen = txns.get(key);
+    return seen && Date.now() - seen.ts < TXN_TTL_MS ? seen.eventId : undefined;
+  };
+  const remember = (key: string, eventId: Promise<string>): void => {
+    if (txns.size >= TXN_LIMIT) txns.delete(txns.keys().next().value!);
+    txns.set(key, { eventId, ts: Date.now() });
+  };
 
-  const redact = async (userId: string, roomId: string, eventId: string, content: JsonObject, txn: { device_id: string; transaction_id: string }): Promise<string> => {
+  const redact = async (userId: string, roomId: string, eventId: string, content: JsonObject, txn?: { device_id: string; transaction_id: string }): Promise<string> => {
     const { room_exists, state_events } = await rsAPI.queryLatestEventsAndState({
       room_id: roomId,
       state_to_fetch: [
@@ -60,11 +71,30 @@ export function addRedactRoute(client: Hono, userAPI: ClientUserAPI, rsAPI: Room
       if (userPowerLevel(userId, levels, create) < levels.redact) throw forbidden("You don't have the power level to redact other users' events");
     }
 
-    const res = await rsAPI.performSendEvent({ user_id: userId, room_id: roomId, type: 'm.room.redaction', content, redacts: eventId, transaction_id: txn });
+    const res = await rsAPI.performSendEvent({ user_id: userId, room_id: roomId, type: 'm.room.redaction', content, redacts: eventId, ...(txn ? { transaction_id: txn } : {}) });
     if (res.error === 'forbidden') throw forbidden(res.message);
+    if (res.error === 'too_large') throw new MatrixError(413, 'M_TOO_LARGE', res.message);
     if (res.error !== undefined) throw new MatrixError(400, 'M_UNKNOWN', res.message);
     return res.event_id;
   };
+
+  // The older form without a transaction ID (not idempotent), which Synapse and Sytest still use.
+  /** The redaction's content: the body's reason, if any. */
+  const reasonContent = async (c: Context): Promise<JsonObject> => {
+    const body = await readJsonObject(c, { maxBytes: MAX_BODY, allowEmpty: true });
+    if (body['reason'] === undefined) return {};
+    if (typeof body['reason'] !== 'string') throw badJson('reason must be a string');
+    return { reason: body['reason'] };
+  };
+
+  clientRoute(client, 'post', '/rooms/:roomId/redact/:eventId', async (c: Context) => {
+    const me = await requireDevice(c, userAPI, { allowGuests: true });
+    const roomId = c.req.param('roomId') ?? '';
+    const eventId = c.req.param('eventId') ?? '';
+    if (!isRoomIdOfAnyFormat(roomId)) throw invalidParam(`${roomId} is not a room ID`);
+    if (!isEventIdOfAnyFormat(eventId)) throw invalidParam(`${eventId} is not an event ID`);
+    return jsonResponse({ event_id: await redact(me.userId, roomId, eventId, await reasonContent(c)) });
+  });
 
   clientRoute(client, 'put', '/rooms/:roomId/redact/:eventId/:txnId', async (c: Context) => {
     const me = await requireDevice(c, userAPI, { allowGuests: true });
@@ -75,18 +105,21 @@ export function addRedactRoute(client: Hono, userAPI: ClientUserAPI, rsAPI: Room
     if (!isEventIdOfAnyFormat(eventId)) throw invalidParam(`${eventId} is not an event ID`);
 
     const key = `${me.deviceId}\n${roomId}\n${txnId}`;
-    const seen = txns.get(key);
-    if (seen && Date.now() - seen.ts < TXN_TTL_MS) return jsonResponse({ event_id: await seen.eventId });
-
-    const body = await readJsonObject(c, { maxBytes: MAX_BODY, allowEmpty: true });
-    const content: JsonObject = {};
-    if (body['reason'] !== undefined) {
-      if (typeof body['reason'] !== 'string') throw badJson('reason must be a string');
-      content['reason'] = body['reason'];
+    const seen = remembered(key);
+    if (seen) return jsonResponse({ event_id: await seen });
+    // Before anything about the request is checked again: a retry is answered as the first try was.
+    const known = await eventIdOfTransaction(syncAPI, { roomId, userId: me.userId, deviceId: me.deviceId, txnId, type: 'm.room.redaction' });
+    if (known !== undefined) {
+      remember(key, Promise.resolve(known));
+      return jsonResponse({ event_id: known });
     }
+
+    const content = await reasonContent(c);
+    // A retry may have started the redaction while this one waited for syncapi or the body.
+    const started = remembered(key);
+    if (started) return jsonResponse({ event_id: await started });
     const pending = redact(me.userId, roomId, eventId, content, { device_id: me.deviceId, transaction_id: txnId });
-    if (txns.size >= TXN_LIMIT) txns.delete(txns.keys().next().value!);
-    txns.set(key, { eventId: pending, ts: Date.now() });
+    remember(key, pending);
     try {
       return jsonResponse({ event_id: await pending });
     } catch (err) {

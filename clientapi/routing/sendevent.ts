@@ -13,6 +13,7 @@ import type { SyncInternalAPI } from '../../syncapi/api/index.js';
 import { requireDevice } from '../auth/device.js';
 import { readEventContent } from './eventcontent.js';
 import { clientRoute } from './paths.js';
+import { eventIdOfTransaction } from './transactions.js';
 
 /** An event's content cannot be bigger than the event (65,536 bytes). */
 const MAX_BODY = 65_536;
@@ -25,10 +26,19 @@ export function addSendEventRoutes(
   userAPI: ClientUserAPI,
   rsAPI: RoomserverInternalAPI,
   fedAPI: Pick<FederationInternalAPI, 'performLeave'>,
-  syncAPI?: Pick<SyncInternalAPI, 'queryAnnotationExists'>,
+  syncAPI?: Pick<SyncInternalAPI, 'queryAnnotationExists' | 'queryEventIdForTransaction'>,
 ): void {
-  /** device + room + transaction ID -> the event it produced (the answer to a retry). */
+  /**
+   * device + room + transaction ID -> the event it produced (the answer to a retry). This
+   * process's memory; syncapi, which stores each event's transaction, answers for the
+   * transactions before a restart. The map still comes first: it knows an event before
+   * syncapi has consumed it.
+   */
   const txns = new Map<string, { eventId: string; ts: number }>();
+  const remember = (key: string, eventId: string): void => {
+    if (txns.size >= TXN_LIMIT) txns.delete(txns.keys().next().value!);
+    txns.set(key, { eventId, ts: Date.now() });
+  };
 
   /**
    * The spec's checks on a relation a client sends ("Threading", "Event annotations"): a thread
@@ -55,9 +65,13 @@ export function addSendEventRoutes(
 
   const send = async (req: PerformSendEventRequest): Promise<string> => {
     if (!/^![^:]+(:.+)?$/.test(req.room_id)) throw invalidParam(`${req.room_id} is not a room ID`);
+    // The spec's size limits on an event's fields (Synapse and Dendrite answer 413 too).
+    if (Buffer.byteLength(req.type, 'utf8') > 255) throw new MatrixError(413, 'M_TOO_LARGE', 'The event type is longer than 255 bytes');
+    if (req.state_key !== undefined && Buffer.byteLength(req.state_key, 'utf8') > 255) throw new MatrixError(413, 'M_TOO_LARGE', 'The state key is longer than 255 bytes');
     if (req.state_key === undefined) await checkRelation(req.room_id, req.user_id, req.type, req.content);
     const res = await rsAPI.performSendEvent(req);
     if (res.error === 'forbidden') throw forbidden(res.message);
+    if (res.error === 'too_large') throw new MatrixError(413, 'M_TOO_LARGE', res.message);
     if (res.error !== undefined) throw new MatrixError(400, 'M_UNKNOWN', res.message);
     return res.event_id;
   };
@@ -67,18 +81,24 @@ export function addSendEventRoutes(
     const roomId = c.req.param('roomId') ?? '';
     const txnId = c.req.param('txnId') ?? '';
     const key = `${me.deviceId}\n${roomId}\n${txnId}`;
+    const type = c.req.param('eventType') ?? '';
     const seen = txns.get(key);
     if (seen && Date.now() - seen.ts < TXN_TTL_MS) return jsonResponse({ event_id: seen.eventId });
+    // Before anything about the request is checked again: a retry is answered as the first try was.
+    const known = await eventIdOfTransaction(syncAPI, { roomId, userId: me.userId, deviceId: me.deviceId, txnId, type });
+    if (known !== undefined) {
+      remember(key, known);
+      return jsonResponse({ event_id: known });
+    }
     const content = await readEventContent(c, { maxBytes: MAX_BODY, roomId, rsAPI });
     const eventId = await send({
       user_id: me.userId,
       room_id: roomId,
-      type: c.req.param('eventType') ?? '',
+      type,
       content,
       transaction_id: { device_id: me.deviceId, transaction_id: txnId },
     });
-    if (txns.size >= TXN_LIMIT) txns.delete(txns.keys().next().value!);
-    txns.set(key, { eventId, ts: Date.now() });
+    remember(key, eventId);
     return jsonResponse({ event_id: eventId });
   });
 

@@ -24,15 +24,43 @@ export interface QueryAnnotationExistsResponse {
 }
 
 /**
+ * The event a device's transaction produced in a room, if syncapi has it: clientapi answers a
+ * retried PUT /send or /redact with it, also after a restart ("Transaction identifiers").
+ */
+export interface QueryEventIdForTransactionRequest {
+  room_id: string;
+  /** The sender. */
+  user_id: string;
+  device_id: string;
+  transaction_id: string;
+  /**
+   * Only an event of this type. Each endpoint is its own transaction scope: a message and a
+   * redaction sent with the same transaction ID are two transactions.
+   */
+  type?: string;
+  /**
+   * Only an event created (origin_server_ts, ms) at or after this: how long a transaction ID
+   * stays taken is the caller's choice.
+   */
+  since_ts?: number;
+}
+export interface QueryEventIdForTransactionResponse {
+  /** Absent when syncapi knows no event of this transaction. */
+  event_id?: string;
+}
+
+/**
  * syncapi's internal API. Peeks (MSC2753) come to syncapi from the roomserver, as `new_peek` and
  * `retire_peek` on OutputRoomEvent, not through this API.
  */
 export interface SyncInternalAPI extends StatusAPI {
   /** For clientapi's check against duplicate annotations (M_DUPLICATE_ANNOTATION). */
   queryAnnotationExists(req: QueryAnnotationExistsRequest): Promise<QueryAnnotationExistsResponse>;
+  /** For clientapi's idempotent sends across restarts (its own memory of transactions is per process). */
+  queryEventIdForTransaction(req: QueryEventIdForTransactionRequest): Promise<QueryEventIdForTransactionResponse>;
 }
 
-export const syncapiInternalAPIMethods = ['queryComponentStatus', 'queryAnnotationExists'] as const satisfies ReadonlyArray<keyof SyncInternalAPI>;
+export const syncapiInternalAPIMethods = ['queryComponentStatus', 'queryAnnotationExists', 'queryEventIdForTransaction'] as const satisfies ReadonlyArray<keyof SyncInternalAPI>;
 
 /** OutputTypingEvent (subject per room): a user started or stopped typing in a room. */
 export interface OutputTypingEvent {

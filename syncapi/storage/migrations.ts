@@ -228,4 +228,14 @@ export const syncapiMigrations: readonly ComponentMigration[] = [
       await sql`CREATE INDEX syncapi_output_room_events_state_changes ON syncapi_output_room_events (room_id, id) WHERE ${sql.raw(STATE_CHANGED)}`.execute(db);
     },
   },
+  {
+    version: 9,
+    name: 'transaction_index',
+    up: async (db) => {
+      // The event a device's transaction produced (SyncStore.eventIdForTransaction): clientapi
+      // answers a retried PUT /send or /redact with it, also after a restart. Partial: only the
+      // events sent by a local device carry a transaction ID, so the rest cost the index nothing.
+      await sql`CREATE INDEX syncapi_output_room_events_txn ON syncapi_output_room_events (sender, device_id, txn_id) WHERE txn_id IS NOT NULL`.execute(db);
+    },
+  },
 ];

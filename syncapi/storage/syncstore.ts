@@ -69,6 +69,16 @@ export function toEvent(r: EventRow): StreamEvent {
   };
 }
 
+/** An event's origin_server_ts (kept by redaction too), or NaN when the JSON has none. */
+function originTs(json: string): number {
+  try {
+    const ts = (JSON.parse(json) as { origin_server_ts?: unknown }).origin_server_ts;
+    return typeof ts === 'number' ? ts : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
 /** Prev events looked at per event: far more than servers send (Synapse sends at most 10); the rest of a hostile list opens no gaps. */
 const MAX_PREV_EVENTS = 50;
 
@@ -249,6 +259,34 @@ export class SyncStore {
         WHERE NOT EXISTS (SELECT 1 FROM syncapi_output_room_events e WHERE e.event_id = c.prev AND e.room_id = ${roomId})
         ON CONFLICT (event_id, prev_event_id) DO NOTHING`.compile(tx);
     });
+  }
+
+  /**
+   * The event that a device's transaction produced in a room (its ID), or undefined: what a
+   * retried PUT /send or /redact answers. `type`, when given, narrows it to events of that type,
+   * so that one transaction ID used on two endpoints (a message and a redaction) stays two
+   * transactions; `sinceTs`, to events created (origin_server_ts) at or after it, so that a
+   * transaction ID is not held forever. Were there ever two, the first is the answer. Through
+   * the partial index syncapi_output_room_events_txn (migration 9).
+   */
+  async eventIdForTransaction(q: { roomId: string; sender: string; deviceId: string; txnId: string; type?: string; sinceTs?: number }): Promise<string | undefined> {
+    let query = this.db
+      .selectFrom('syncapi_output_room_events')
+      .select(['id', 'event_id', 'event_json'])
+      .where('sender', '=', q.sender)
+      .where('device_id', '=', q.deviceId)
+      .where('txn_id', '=', q.txnId)
+      .where('room_id', '=', q.roomId);
+    if (q.type !== undefined) query = query.where('type', '=', q.type);
+    // No ORDER BY ... LIMIT in SQL: that could tempt a planner to walk the whole table by id.
+    // A transaction has one event, or very rarely a few.
+    const rows = await query.execute();
+    let first: { id: number; event_id: string } | undefined;
+    for (const r of rows) {
+      if (q.sinceTs !== undefined && !(originTs(r.event_json) >= q.sinceTs)) continue;
+      if (!first || Number(r.id) < Number(first.id)) first = r;
+    }
+    return first?.event_id;
   }
 
   async events(eventIds: readonly string[]): Promise<StreamEvent[]> {
