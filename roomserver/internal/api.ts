@@ -120,7 +120,7 @@ export class RoomserverInternalAPIImpl implements RoomserverInternalAPI {
       ? new Peeker({ serverName, events, loader, query: this, exclusive: (roomId, fn) => inputer.enqueue(roomId, fn), ...peekDeps })
       : undefined;
     this.state = new RoomState(events, snapshots, loader);
-    this.sender = identity ? new EventSender(identity, inputer, (r) => this.queryLatestEventsAndState(r)) : undefined;
+    this.sender = identity ? new EventSender(identity, inputer, (r) => this.queryLatestEventsAndState(r), (r) => this.latestInQueue(r)) : undefined;
     this.visibility = new Visibility(events, snapshots, loader);
     this.knownUsers = new KnownUsers(serverName, events, snapshots, loader);
     this.summaries = new RoomSummaries(serverName, events, snapshots, loader);
@@ -190,6 +190,22 @@ export class RoomserverInternalAPIImpl implements RoomserverInternalAPI {
       latest_event_ids: latest.map((e) => e.eventId),
       depth: Math.max(0, ...latest.map((e) => e.depth)),
       state_events: await this.stateEvents(room, room.stateSnapshotNid, req.state_to_fetch),
+    };
+  }
+
+  /**
+   * queryLatestEventsAndState for a caller inside the room's input queue (building the next
+   * event): the head comes from what the inputer committed last, without asking the database.
+   */
+  private async latestInQueue(req: QueryLatestEventsAndStateRequest): Promise<QueryLatestEventsAndStateResponse> {
+    const head = this.inputer.head(req.room_id);
+    if (!head) return this.queryLatestEventsAndState(req);
+    return {
+      room_exists: true,
+      room_version: head.info.roomVersion,
+      latest_event_ids: head.latestEventIds,
+      depth: head.depth,
+      state_events: await this.stateEvents(head.info, head.info.stateSnapshotNid, req.state_to_fetch),
     };
   }
 

@@ -222,6 +222,23 @@ export class Inputer {
     });
   }
 
+  /**
+   * What this process knows of a room's committed head without asking the database: its info
+   * (current state snapshot), its forward extremities and their greatest depth. Only meaningful
+   * within the room's queue (nothing else moves the head meanwhile); undefined when not known.
+   */
+  head(roomId: string): { info: RoomInfo; latestEventIds: string[]; depth: number } | undefined {
+    const room = this.rooms.get(roomId);
+    if (!room || room.info.stateSnapshotNid === 0 || room.latest.length === 0) return undefined;
+    let depth = 0;
+    for (const l of room.latest) {
+      const stored = this.storedById.get(l.eventId);
+      if (!stored) return undefined;
+      depth = Math.max(depth, stored.depth);
+    }
+    return { info: room.info, latestEventIds: room.latest.map((l) => l.eventId), depth };
+  }
+
   /** Runs `fn` after everything queued for the room; the chain never breaks on a failure. */
   enqueue<T>(roomId: string, fn: () => Promise<T>): Promise<T> {
     const prev = this.queues.get(roomId) ?? Promise.resolve();

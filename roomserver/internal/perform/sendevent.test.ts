@@ -114,6 +114,31 @@ describeEachDatabase<RoomserverDatabase>('roomserver performSendEvent', (ctx) =>
     expect(state.error).toBe('too_large');
   });
 
+  it('builds on the state as it changes between sends: a join lets a new member talk, new power levels stop him', async () => {
+    const room = await newRoom('10');
+    const first = await api.performSendEvent({ user_id: room.creator, room_id: room.roomId, type: 'm.room.message', content: { body: 'hi' } });
+    expect(first.error).toBeUndefined();
+    // Bob joins: a state change, which the next message's auth events must see.
+    const latest = await api.queryLatestEventsAndState({ room_id: room.roomId, state_to_fetch: [] });
+    const bobJoin = await api.performSendEvent({ user_id: '@bob:hs.test', room_id: room.roomId, type: 'm.room.member', state_key: '@bob:hs.test', content: { membership: 'join' } });
+    expect(bobJoin.error).toBeUndefined();
+    expect(latest.latest_event_ids).toEqual([first.event_id]);
+    const said = await api.performSendEvent({ user_id: '@bob:hs.test', room_id: room.roomId, type: 'm.room.message', content: { body: 'bob here' } });
+    expect(said.error).toBeUndefined();
+    const [mine] = messages(room.roomId).filter((o) => o.event_id === said.event_id);
+    expect(mine!.event.pdu.prev_events).toEqual([bobJoin.event_id]);
+    expect(mine!.event.pdu.auth_events).toContain(bobJoin.event_id);
+    const power = await api.performSendEvent({ user_id: room.creator, room_id: room.roomId, type: 'm.room.power_levels', state_key: '', content: { users: { [room.creator]: 100 }, users_default: 0, events_default: 50, state_default: 50, ban: 50, kick: 50 } });
+    expect(power.error).toBeUndefined();
+    const refused = await api.performSendEvent({ user_id: '@bob:hs.test', room_id: room.roomId, type: 'm.room.message', content: { body: 'muted?' } });
+    expect(refused.error).toBe('forbidden');
+    const allowed = await api.performSendEvent({ user_id: room.creator, room_id: room.roomId, type: 'm.room.message', content: { body: 'still me' } });
+    expect(allowed.error).toBeUndefined();
+    const [last] = messages(room.roomId).filter((o) => o.event_id === allowed.event_id);
+    expect(last!.event.pdu.prev_events).toEqual([power.event_id]);
+    expect(last!.event.pdu.auth_events).toContain(power.event_id);
+  });
+
   it('answers an unknown room for every message of the group', async () => {
     const answers = await Promise.all([1, 2, 3].map((i) => api.performSendEvent({ user_id: '@alice:hs.test', room_id: '!nowhere:hs.test', type: 'm.room.message', content: { body: `${i}` } })));
     expect(answers.map((a) => a.error)).toEqual(['forbidden', 'forbidden', 'forbidden']);

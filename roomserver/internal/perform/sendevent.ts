@@ -14,19 +14,22 @@ export class EventSender {
     private readonly identity: SigningIdentity,
     private readonly inputer: Inputer,
     private readonly latest: (req: QueryLatestEventsAndStateRequest) => Promise<QueryLatestEventsAndStateResponse>,
+    /** The same, for use inside the room's input queue only (it may answer from what was committed last). */
+    private readonly latestInQueue: (req: QueryLatestEventsAndStateRequest) => Promise<QueryLatestEventsAndStateResponse> = latest,
   ) {}
 
   /**
    * The event `req` asks for, built and signed on the room's latest events; or the existing
    * event when it would change nothing; or why it cannot be built.
    */
-  private async build(req: PerformSendEventRequest): Promise<{ event: Event; state: Event[] } | { existing: string } | { error: string; unbuildable?: PerformSendEventResponse }> {
-    const room = await this.latest({ room_id: req.room_id, state_to_fetch: [] });
+  private async build(req: PerformSendEventRequest, inQueue: boolean): Promise<{ event: Event; state: Event[] } | { existing: string } | { error: string; unbuildable?: PerformSendEventResponse }> {
+    const latest = inQueue ? this.latestInQueue : this.latest;
+    const room = await latest({ room_id: req.room_id, state_to_fetch: [] });
     if (!room.room_exists || room.room_version === undefined) return { error: 'unknown room' };
     const rv = lookupRoomVersion(room.room_version)!;
     if (req.state_key !== undefined) {
       // Setting a state event to what it already is, as the same sender, changes nothing: the existing event answers.
-      const [current] = (await this.latest({ room_id: req.room_id, state_to_fetch: [{ type: req.type, state_key: req.state_key }] })).state_events;
+      const [current] = (await latest({ room_id: req.room_id, state_to_fetch: [{ type: req.type, state_key: req.state_key }] })).state_events;
       if (current && current.pdu.sender === req.user_id && canonicalJson(current.pdu.content ?? {}, canonicalOptionsFor(rv)) === canonicalJson(req.content, canonicalOptionsFor(rv))) {
         return { existing: typeof current.pdu.event_id === 'string' ? current.pdu.event_id : eventIdOf(current.pdu, current.room_version) };
       }
@@ -34,7 +37,7 @@ export class EventSender {
     const fields = { type: req.type, stateKey: req.state_key, sender: req.user_id, content: req.content, roomVersion: rv };
     const needed = authEventTypesNeeded(fields);
     const wanted = needed.filter((w) => !(rv.roomIdFromCreateEvent && w.type === 'm.room.create'));
-    const state = await this.latest({ room_id: req.room_id, state_to_fetch: [...needed.map((w) => ({ type: w.type, state_key: w.stateKey })), { type: 'm.room.create', state_key: '' }] });
+    const state = await latest({ room_id: req.room_id, state_to_fetch: [...needed.map((w) => ({ type: w.type, state_key: w.stateKey })), { type: 'm.room.create', state_key: '' }] });
     const stateEvents = state.state_events.map((e) => Event.fromPDU(e.pdu, e.room_version));
     const authIds = stateEvents.filter((e) => wanted.some((w) => w.type === e.type && w.stateKey === e.stateKey)).map((e) => e.eventId);
     const event = this.tryBuild(
@@ -101,14 +104,14 @@ export class EventSender {
       const results = await this.inputer.inputBuiltMany(roomId, async () => {
         group = this.waiting.get(roomId) ?? [];
         this.waiting.delete(roomId);
-        // The room's version first (cached): which state the messages' auth needs depends on it.
-        const head = await this.latest({ room_id: roomId, state_to_fetch: [] });
-        const rv = head.room_exists && head.room_version !== undefined ? lookupRoomVersion(head.room_version) : undefined;
+        // A message's auth events are the create event, the power levels and its sender's membership, whatever the room version.
+        const needed = [{ type: 'm.room.create', state_key: '' }, { type: 'm.room.power_levels', state_key: '' }, ...new Set(group.map(({ req }) => req.user_id))].map((x) =>
+          typeof x === 'string' ? { type: 'm.room.member', state_key: x } : x,
+        );
+        const room = await this.latestInQueue({ room_id: roomId, state_to_fetch: needed });
+        const rv = room.room_exists && room.room_version !== undefined ? lookupRoomVersion(room.room_version) : undefined;
         if (!rv) return group.map(() => ({ event_id: '', status: 'rejected' as const, error: 'unknown room' }));
-        const needed = new Map<string, { type: string; state_key: string }>();
         const authTypes = group.map(({ req }) => authEventTypesNeeded({ type: req.type, stateKey: undefined, sender: req.user_id, content: req.content, roomVersion: rv }));
-        for (const w of [...authTypes.flat(), { type: 'm.room.create', stateKey: '' }]) needed.set(`${w.type}\n${w.stateKey}`, { type: w.type, state_key: w.stateKey });
-        const room = await this.latest({ room_id: roomId, state_to_fetch: [...needed.values()] });
         const state = room.state_events.map((e) => Event.fromPDU(e.pdu, e.room_version));
         const authState = authEventsFromList(state);
         let prev = room.latest_event_ids;
@@ -165,7 +168,7 @@ export class EventSender {
   private async sendOne(req: PerformSendEventRequest): Promise<PerformSendEventResponse> {
     if (req.build_only) {
       // Not sent: checked against the current state here, as the input pipeline would.
-      const built = await this.build(req);
+      const built = await this.build(req, false);
       if ('error' in built) return built.unbuildable ?? { error: 'failed', message: built.error };
       if ('existing' in built) return { event_id: built.existing };
       try {
@@ -178,7 +181,7 @@ export class EventSender {
     }
     let unbuildable: PerformSendEventResponse | undefined;
     const result = await this.inputer.inputBuilt(req.room_id, async () => {
-      const built = await this.build(req);
+      const built = await this.build(req, true);
       unbuildable = 'unbuildable' in built ? built.unbuildable : undefined;
       if ('error' in built) return { event_id: '', status: 'rejected', error: built.error };
       if ('existing' in built) return { event_id: built.existing, status: 'duplicate' };
