@@ -2,8 +2,8 @@
  * Three of our servers federating over HTTPS on loopback, at the federation issue's scale:
  * - A's and B's users exchange MESSAGES messages each (1,000 by default), sent concurrently:
  *   every server ends with all of them, each sender's in the order sent;
- * - A's user then says 500 more; C joins afterwards and pages back through them, which it gets
- *   by backfill from the others: in order, none missing, none twice;
+ * - C joins afterwards and pages back through 500 events of that history, which it gets by
+ *   backfill from the others: in order, none missing, none twice;
  * - C is stopped mid-conversation for OUTAGE_MS (a minute by default) while A's user talks on;
  *   restarted (same databases, same name), C gets everything A queued for it, in order.
  * Sizes can be lowered for a quick run: FED_SCALE_MESSAGES, FED_SCALE_OUTAGE_MS.
@@ -90,10 +90,6 @@ it(`exchanges ${MESSAGES} messages each way between two servers with no loss, ea
 }, 300_000);
 
 it(`lets a server that joins later page back through ${BACKFILLED} events of history it gets by backfill`, async () => {
-  // A straight stretch of history to page through (the two-sender exchange above forks the DAG;
-  // paging back across such forks under load is not yet reliable: see the federation issue's notes).
-  await talk(a, alice, 'c', BACKFILLED);
-  await until(async () => ((await history(b, bob)).includes(`c${BACKFILLED - 1}`) ? true : undefined), 120_000);
   expect((await req(c, 'POST', `/join/${enc(roomId)}`, carol, {})).status).toBe(200);
   const got: string[] = [];
   const rooms = (await req(c, 'GET', '/sync?timeout=0', carol)).body.rooms as Body;
@@ -111,8 +107,12 @@ it(`lets a server that joins later page back through ${BACKFILLED} events of his
     token = page.end as string;
   }
   expect(got.length).toBeGreaterThanOrEqual(BACKFILLED);
-  // Newest first, in reverse order of sending, none missing, none twice.
-  expect(got.slice(0, BACKFILLED)).toEqual(series('c', BACKFILLED).reverse());
+  // Newest first: each sender's messages come in reverse order of sending, none missing between.
+  for (const prefix of ['a', 'b']) {
+    const mine = got.filter((x) => x.startsWith(prefix) && /^\w\d+$/.test(x)).map((x) => Number(x.slice(1)));
+    expect(mine.length).toBeGreaterThan(0);
+    expect(mine).toEqual(Array.from({ length: mine.length }, (_, i) => MESSAGES - 1 - i));
+  }
 }, 300_000);
 
 it(`delivers what was sent while a server was down for ${OUTAGE_MS / 1000} s, once it is back`, async () => {

@@ -6,9 +6,9 @@
  * never new to /sync) right away, so the page being served can hold them. The same events come
  * again as `old_room_event`s, which find them stored.
  *
- * One fill per gap at a time (concurrent pages of a room share it). A gap a fill did not close
- * (the servers had nothing, or were down) is left alone for a while, longer after each failure,
- * so that paging past it stays quick.
+ * One fill per gap at a time (concurrent pages of a room share it). A gap a fill neither closed
+ * nor brought anything for (the servers had nothing, or were down) is left alone for a while,
+ * longer after each failure, so that paging past it stays quick.
  */
 import type { Logger } from 'pino';
 import { Event } from '../../internal/matrix/index.js';
@@ -108,7 +108,10 @@ export class HistoryFiller {
     } catch (err) {
       log.warn({ err, roomId, gap: gap.eventId }, 'syncapi: backfill failed');
     }
-    if (await store.isBackwardExtremity(gap.eventId).catch(() => true)) {
+    // A fill that brought history but left the gap open (more lies behind it than one answer
+    // brings) is not a failure: the gap stays on offer, so that pages stop at it rather than
+    // skip what it still lacks.
+    if (stored === 0 && (await store.isBackwardExtremity(gap.eventId).catch(() => true))) {
       const failures = (this.resting.get(gap.eventId)?.failures ?? 0) + 1;
       const pause = Math.min(MAX_COOLDOWN_MS, (this.d.cooldownMs ?? BASE_COOLDOWN_MS) * 2 ** (failures - 1));
       this.rest(gap.eventId, { until: Date.now() + pause, failures });

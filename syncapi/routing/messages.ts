@@ -15,8 +15,9 @@
  * lacks: a room joined over federation starts with one before the join), the history behind it
  * is backfilled (internal/backfill.ts: the roomserver asks other servers of the room) before the
  * page goes past it. A gap above the page's start is filled first: what is missing there may
- * belong in the page. At most MAX_FILLS gaps per request; one that could not be filled is left
- * alone for a while and the page goes on past it.
+ * belong in the page. At most MAX_FILLS fills per request: past them the page ends at the next
+ * gap, for the next request to fill. Only a gap that could not be filled (left alone for a
+ * while) is paged past.
  */
 import type { Context, Hono } from 'hono';
 import { authenticate, clientRoute, forbidden, invalidParam, jsonResponse, notFound, type TokenResolver } from '../../internal/httputil/index.js';
@@ -40,6 +41,8 @@ const SCAN_BATCH = 100;
 const MAX_SCAN_ROUNDS = 20;
 /** Gaps filled (backfilled) per /messages request at most. */
 const MAX_FILLS = 3;
+/** No gap is passed over by name: one a fill left open after bringing history is filled again. */
+const NO_SKIP: ReadonlySet<string> = new Set();
 /** Before every event (depths are never negative). */
 const START: TopoKey = { depth: -1, pos: 0 };
 
@@ -109,21 +112,28 @@ export function addMessagesRoutes(client: Hono, store: SyncStore, userAPI: Token
   ): Promise<{ events: StreamEvent[]; next: TopoKey }> => {
     const out: StreamEvent[] = [];
     let cursor = from;
-    const tried = new Set<string>();
     let fills = 0;
     const fill = async (gap: Gap): Promise<void> => {
-      tried.add(gap.eventId);
       fills++;
       await filler!.fill(roomId, gap);
     };
     for (let round = 0; round < MAX_SCAN_ROUNDS && out.length < limit; round++) {
       let gap: Gap | undefined;
-      if (backwards && fillGaps && filler && fills < MAX_FILLS) {
-        gap = await filler.nextGap(roomId, tried);
+      // Out of fills with events in hand: the page ends at the next gap (the next request fills
+      // it), never reading past it into history that lacks what lies behind it, which, filled
+      // later, would land above the next page's start. (An empty page still reads on past gaps:
+      // an empty chunk tells the client that the room's history ends.)
+      let wall = false;
+      if (backwards && fillGaps && filler && (fills < MAX_FILLS || out.length > 0)) {
+        // A gap filled in this request but still open comes again if its fill brought history
+        // (it rests otherwise): it stops the page, as any gap does, until closed.
+        gap = await filler.nextGap(roomId, NO_SKIP);
         // A gap below `to` is not this page's.
         if (gap && bound !== undefined && compareTopo(gap, bound) <= 0) gap = undefined;
+        wall = gap !== undefined && fills >= MAX_FILLS;
         // Above the page: what is missing behind it may belong in the page; it comes first.
         if (gap && compareTopo(gap, cursor) > 0) {
+          if (wall) break;
           await fill(gap);
           continue;
         }
@@ -160,6 +170,7 @@ export function addMessagesRoutes(client: Hono, store: SyncStore, userAPI: Token
       }
       if (out.length >= limit || stop === 'bound') break;
       if (stop === 'gap') {
+        if (wall) break;
         await fill(gap!);
         continue;
       }

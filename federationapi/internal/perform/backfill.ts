@@ -91,6 +91,31 @@ export function dagOrder(events: readonly Event[]): Event[] {
   return out;
 }
 
+/**
+ * The newest part of a backfill answer worth inputting: its events at or above the lowest depth
+ * at which at most `budget` of them lack a prev event that is neither among them nor `held`
+ * (each such event needs the state before it fetched), and how many those are. The events in
+ * `wanted` (those asked for) and all above them are always part of it, the budget raised to
+ * what they need (the backfill's time bound still holds). Where the DAG forks, an answer walked
+ * back from some events can be ragged at its bottom, with more such events than any budget.
+ */
+export function newestPart(events: readonly Event[], held: (eventId: string) => boolean, budget: number, wanted: ReadonlySet<string>): { events: Event[]; stateFetches: number } {
+  const needState = (d: number): number => {
+    const part = new Set(events.filter((e) => e.depth >= d).map((e) => e.eventId));
+    return events.filter((e) => part.has(e.eventId) && e.prevEventIds.some((p) => !part.has(p) && !held(p))).length;
+  };
+  const depths = [...new Set(events.map((e) => e.depth))].sort((x, y) => y - x);
+  const wantedDepths = events.filter((e) => wanted.has(e.eventId)).map((e) => e.depth);
+  let cut = wantedDepths.length > 0 ? Math.min(...wantedDepths) : (depths[0] ?? 0);
+  const fetches = Math.max(budget, needState(cut));
+  for (const d of depths) {
+    if (d >= cut) continue;
+    if (needState(d) > fetches) break;
+    cut = d;
+  }
+  return { events: events.filter((e) => e.depth >= cut), stateFetches: needState(cut) };
+}
+
 export class Backfiller {
   constructor(private readonly d: BackfillerDeps) {}
 
@@ -145,8 +170,12 @@ export class Backfiller {
       // Another room's event is no prev or auth event of this room's.
       if (e.roomId === roomId) held.set(e.eventId, { withState: !h.outlier });
     }
-    const fresh = [...byId.values()].filter((e) => held.get(e.eventId)?.withState !== true);
-    if (fresh.length === 0) return undefined;
+    const answered = [...byId.values()].filter((e) => held.get(e.eventId)?.withState !== true);
+    if (answered.length === 0) return undefined;
+    // The state fetches go to the newest part of the answer, so that the events asked for (what
+    // closes the gap a client pages into) are taken. Spent oldest first, they ran out on the
+    // ragged bottom of a forked DAG's answer, the asked events were dropped and the gap stayed open.
+    const { events: fresh, stateFetches: stateBudget } = newestPart(answered, (id) => held.get(id)?.withState === true, MAX_STATE_FETCHES, new Set(from));
     const freshIds = new Set(fresh.map((e) => e.eventId));
 
     // Auth events neither in the answer nor held: fetched as outliers.
@@ -161,7 +190,7 @@ export class Backfiller {
       let stateIds: string[] | undefined;
       if (!atHand && e.prevEventIds.length > 0) {
         // Where our history ends: the state before the event comes from the server.
-        if (stateFetches >= MAX_STATE_FETCHES || Date.now() >= deadline) continue;
+        if (stateFetches >= stateBudget || Date.now() >= deadline) continue;
         stateFetches++;
         stateIds = await this.stateBefore(server, roomVersion, roomId, e, deadline).catch((err: unknown) => {
           log.debug({ server, eventId: e.eventId, err }, 'federation: state before a backfilled event not fetched');
