@@ -29,6 +29,7 @@ const LIMITED_ROUTES: ReadonlyArray<readonly [method: string, path: string, kind
   // The state key is optional and may be empty (a trailing slash).
   ['PUT', `/rooms/${SEG}/state/${SEG}(?:/[^/]*)?`, 'device'],
   ['PUT', `/rooms/${SEG}/redact/${SEG}(?:/${SEG})?`, 'device'],
+  ['POST', `/rooms/${SEG}/redact/${SEG}`, 'device'],
   ['PUT', `/rooms/${SEG}/typing/${SEG}`, 'device'],
   ['POST', `/rooms/${SEG}/receipt/${SEG}/${SEG}`, 'device'],
   ['POST', `/rooms/${SEG}/report(?:/${SEG})?`, 'device'],

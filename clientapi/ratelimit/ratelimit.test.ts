@@ -132,6 +132,7 @@ describe('limitedRoute', () => {
     ['PUT', `${P}/v3/rooms/!r%3Ahs/state/m.room.name/`, 'device'],
     ['PUT', `${P}/v3/rooms/!r%3Ahs/state/m.room.member/%40a%3Ahs`, 'device'],
     ['PUT', `${P}/v3/rooms/!r%3Ahs/redact/%24e/t1`, 'device'],
+    ['POST', `${P}/v3/rooms/!r%3Ahs/redact/%24e`, 'device'],
     ['PUT', `${P}/v3/profile/%40a%3Ahs/displayname`, 'device'],
     ['PUT', `${P}/v3/profile/%40a%3Ahs/avatar_url`, 'device'],
     ['PUT', `${P}/v3/sendToDevice/m.x/t1`, 'device'],
