@@ -818,7 +818,7 @@ export class Inputer {
       verdict: verdict(eventId, null, false),
       ...(roomAfter ? { room: roomAfter } : {}),
       stateAfter: { eventNid, snapshotNid: stateAfter },
-      outputs: { roomNid: room.roomNid, list: [{ msgId, output }, ...extra, ...(await this.applyRedactions(ctx, room, event, stateBefore))] },
+      outputs: { roomNid: room.roomNid, list: orderWithRedactions({ msgId, output }, extra, await this.applyRedactions(ctx, room, event, stateBefore)) },
     };
   }
 
@@ -898,9 +898,10 @@ export class Inputer {
    * Redactions ("Handling redactions"): an accepted redaction whose target is known redacts the
    * target's stored JSON when it takes effect; one whose target is unknown waits for it; an
    * event that arrives after its redaction is redacted on arrival. Each applied redaction is a
-   * `redacted_event` output.
+   * `redacted_event` output: `byEvent` those the event itself makes, `ofEvent` those that
+   * redact the event on arrival.
    */
-  private async applyRedactions(ctx: TxContext, room: RoomInfo, event: Event, stateBefore: number): Promise<Array<{ msgId: string; output: OutputRoomEvent }>> {
+  private async applyRedactions(ctx: TxContext, room: RoomInfo, event: Event, stateBefore: number): Promise<{ byEvent: RedactionOutput[]; ofEvent: RedactionOutput[] }> {
     const { events, loader, state } = ctx;
     const pairs: Array<{ redaction: Event; redactionState: number | null; target: Event; targetNid: number }> = [];
     if (event.type === 'm.room.redaction' && event.redacts !== undefined) {
@@ -922,7 +923,8 @@ export class Inputer {
       const self = (await this.lookup(ctx, [event.eventId])).get(event.eventId);
       if (loaded && self) pairs.push({ redaction: loaded.event, redactionState: stored.stateSnapshotNid, target: event, targetNid: self.eventNid });
     }
-    const outputs: Array<{ msgId: string; output: OutputRoomEvent }> = [];
+    const byEvent: RedactionOutput[] = [];
+    const ofEvent: RedactionOutput[] = [];
     for (const p of pairs) {
       // The redaction's power is judged by the state before it (its own auth events for an outlier).
       const authState =
@@ -934,12 +936,12 @@ export class Inputer {
       loader.forget(p.targetNid);
       ctx.batch.touched.push(p.targetNid);
       ctx.batch.redacted.add(p.targetNid);
-      outputs.push({
+      (p.redaction === event ? byEvent : ofEvent).push({
         msgId: `redacted:${p.target.eventId}:${p.redaction.eventId}`,
         output: { type: 'redacted_event', redacted_event: { redacted_event_id: p.target.eventId, redacted_because: { room_version: room.roomVersion, pdu: p.redaction.json as PDUJson } } },
       });
     }
-    return outputs;
+    return { byEvent, ofEvent };
   }
 
   private async createEventOf(ctx: TxContext, room: RoomInfo): Promise<Event | undefined> {
@@ -948,6 +950,18 @@ export class Inputer {
     const stored = (await this.lookup(ctx, [id])).get(id);
     return stored && (await ctx.loader.byNids([stored.eventNid], room.roomVersion)).get(stored.eventNid)?.event;
   }
+}
+
+type RedactionOutput = { msgId: string; output: OutputRoomEvent };
+
+/**
+ * An event's outputs in the order consumers must see them: the targets it redacts first (a
+ * reader who sees the redaction must find its target redacted), then the event and what comes
+ * with it, then its own redaction by an earlier redaction that waited for it (it must be stored
+ * before it can be redacted).
+ */
+function orderWithRedactions(own: RedactionOutput, extra: readonly RedactionOutput[], redactions: { byEvent: RedactionOutput[]; ofEvent: RedactionOutput[] }): RedactionOutput[] {
+  return [...redactions.byEvent, own, ...extra, ...redactions.ofEvent];
 }
 
 function newBatch(shortcut: boolean): BatchState {

@@ -48,7 +48,8 @@ describeEachDatabase<RoomserverDatabase>('roomserver performSendEvent', (ctx) =>
     const start = room.start();
     const res = await api.inputRoomEvents({ events: start.map((e) => room.input(e)) });
     expect(res.results.map((r) => r.status)).toEqual(['accepted', 'accepted', 'accepted', 'accepted']);
-    return room;
+    // The last of the room's first events, whose state the test room knows (to build on it by hand).
+    return Object.assign(room, { lastStart: start.at(-1)!.eventId });
   };
   /** The room's new messages as published, with their event IDs. */
   const messages = (roomId: string): Array<OutputNewRoomEvent & { event_id: string }> =>
@@ -137,6 +138,26 @@ describeEachDatabase<RoomserverDatabase>('roomserver performSendEvent', (ctx) =>
     const [last] = messages(room.roomId).filter((o) => o.event_id === allowed.event_id);
     expect(last!.event.pdu.prev_events).toEqual([power.event_id]);
     expect(last!.event.pdu.auth_events).toContain(power.event_id);
+  });
+
+  it("publishes a redaction's effect before the redaction, and an event's own redaction (which waited for it) after the event", async () => {
+    const room = await newRoom('10');
+    const msg = await api.performSendEvent({ user_id: room.creator, room_id: room.roomId, type: 'm.room.message', content: { body: 'oops' } });
+    const red = await api.performSendEvent({ user_id: room.creator, room_id: room.roomId, type: 'm.room.redaction', redacts: msg.event_id!, content: { reason: 'typo' } });
+    expect(red.error).toBeUndefined();
+    const kinds = (roomId: string) =>
+      published
+        .filter((p) => p.roomId === roomId)
+        .map((p) => (p.output.type === 'redacted_event' ? `redacted ${p.output.redacted_event.redacted_event_id}` : p.output.type === 'new_room_event' ? `new ${Event.fromPDU(p.output.new_room_event.event.pdu, '10').eventId}` : p.output.type));
+    // A reader who sees the redaction finds its target redacted already.
+    expect(kinds(room.roomId).slice(-2)).toEqual([`redacted ${msg.event_id}`, `new ${red.event_id}`]);
+
+    // A redaction that comes before its target (as over federation): the target is stored, then redacted.
+    const target = room.build({ type: 'm.room.message', sender: room.creator, content: { body: 'late' } }, [room.lastStart]);
+    const early = room.build({ type: 'm.room.redaction', sender: room.creator, content: {}, redacts: target.eventId }, [room.lastStart]);
+    const res = await api.inputRoomEvents({ events: [room.input(early), room.input(target)] });
+    expect(res.results.map((r) => r.status)).toEqual(['accepted', 'accepted']);
+    expect(kinds(room.roomId).slice(-3)).toEqual([`new ${early.eventId}`, `new ${target.eventId}`, `redacted ${target.eventId}`]);
   });
 
   it('answers an unknown room for every message of the group', async () => {
