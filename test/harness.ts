@@ -12,6 +12,7 @@ import { generateConfigDocument } from '../setup/config/generate.js';
 import { startServer, type RunningServer } from '../setup/server.js';
 import { formatMatrixKeyPem, generateSigningKey } from '../internal/matrix/index.js';
 import type { ComponentName } from '../internal/componentapi.js';
+import { createTestDatabase } from '../internal/sqlutil/testing.js';
 
 export interface TestServer {
   server: RunningServer;
@@ -50,6 +51,35 @@ export async function startTestServer(
     dir: made.dir,
     baseUrl: `http://127.0.0.1:${server.http?.address.port}`,
     stop: () => server.shutdown('test done'),
+  };
+}
+
+/** The databases the HTTP tests run on: the embedded SQLite default, and PostgreSQL. */
+export const TEST_DIALECTS = ['sqlite', 'postgres'] as const;
+
+/**
+ * A test server on `dialect`'s database: SQLite in its temp folder, or a fresh PostgreSQL
+ * database that stop() drops after the server. `overrides` as for testConfig.
+ */
+export async function startTestServerOn(dialect: (typeof TEST_DIALECTS)[number], overrides?: Parameters<typeof testConfig>[0]): Promise<TestServer> {
+  if (dialect === 'sqlite') return startTestServer(testConfig(overrides));
+  const pg = await createTestDatabase('postgres');
+  let t: TestServer;
+  try {
+    t = await startTestServer(testConfig(overrides, pg.connectionString));
+  } catch (e) {
+    await pg.drop();
+    throw e;
+  }
+  return {
+    ...t,
+    stop: async () => {
+      try {
+        await t.stop();
+      } finally {
+        await pg.drop();
+      }
+    },
   };
 }
 

@@ -4,16 +4,14 @@
  * password; and the refusals (not an admin, bad IDs, unknown rooms and users).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../../internal/sqlutil/testing.js';
-import { clientRequester, getJson, registerAdmin, registerUser, startTestServer, testConfig, type TestServer } from '../../test/harness.js';
+import { clientRequester, getJson, registerAdmin, registerUser, type TestServer, startTestServerOn, TEST_DIALECTS } from '../../test/harness.js';
 
 type Body = Record<string, unknown>;
 const enc = encodeURIComponent;
 
-for (const dialect of ['sqlite', 'postgres'] as const) {
+for (const dialect of TEST_DIALECTS) {
   describe(`/_dendrite/admin rooms and users [${dialect}]`, () => {
     let t: TestServer;
-    let pg: TestDatabase | undefined;
     let admin: string;
     const req = clientRequester(() => t);
     const adminCall = (p: string, token: string, body?: unknown) =>
@@ -47,18 +45,10 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
     };
 
     beforeAll(async () => {
-      if (dialect === 'postgres') {
-        pg = await createTestDatabase('postgres');
-        t = await startTestServer(testConfig(undefined, pg.connectionString));
-      } else {
-        t = await startTestServer();
-      }
+      t = await startTestServerOn(dialect);
       admin = await registerAdmin(t, 'root');
     }, 60000);
-    afterAll(async () => {
-      await t?.stop();
-      await pg?.drop();
-    });
+    afterAll(() => t?.stop());
 
     it('is for admins only', async () => {
       const alice = await registerUser(req, 'plain');

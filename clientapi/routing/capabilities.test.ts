@@ -1,8 +1,7 @@
 /** GET /capabilities and GET /voip/turnServer over HTTP, with the default config and a custom one, on SQLite and PostgreSQL. */
 import { createHmac } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../../internal/sqlutil/testing.js';
-import { getJson, startTestServer, testConfig, type TestServer } from '../../test/harness.js';
+import { getJson, type TestServer, startTestServerOn, TEST_DIALECTS } from '../../test/harness.js';
 import { turnCredentials } from './voip.js';
 
 type Body = Record<string, unknown>;
@@ -21,23 +20,17 @@ const guest = async (t: TestServer) =>
 
 const ALL_VERSIONS = Object.fromEntries(['1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12'].map((v) => [v, 'stable']));
 
-for (const dialect of ['sqlite', 'postgres'] as const) {
+for (const dialect of TEST_DIALECTS) {
   describe(`with the default config (and guests) [${dialect}]`, () => {
     let t: TestServer;
-    let pg: TestDatabase | undefined;
     let token: string;
     beforeAll(async () => {
-      pg = dialect === 'postgres' ? await createTestDatabase('postgres') : undefined;
-      const { cfg, dir } = testConfig((doc) => {
+      t = await startTestServerOn(dialect, (doc) => {
         (doc.client_api as Body).guests_disabled = false;
-      }, pg?.connectionString);
-      t = await startTestServer({ cfg, dir });
+      });
       token = await register(t, 'alice');
     });
-    afterAll(async () => {
-      await t?.stop();
-      await pg?.drop();
-    });
+    afterAll(() => t?.stop());
 
     it('lists the capabilities', async () => {
       const r = await call(t, '/capabilities', token);
@@ -74,24 +67,18 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
 
   describe(`with a custom config [${dialect}]`, () => {
     let t: TestServer;
-    let pg: TestDatabase | undefined;
     let token: string;
     beforeAll(async () => {
-      pg = dialect === 'postgres' ? await createTestDatabase('postgres') : undefined;
-      const { cfg, dir } = testConfig((doc) => {
+      t = await startTestServerOn(dialect, (doc) => {
         doc.room_server = { ...doc.room_server, default_room_version: '11' };
         const ca = doc.client_api as Body;
         ca.guests_disabled = false;
         ca.login_via_existing_session = { enabled: true };
         ca.turn = { turn_user_lifetime: '1h', turn_uris: ['turn:turn.example.org:3478?transport=udp', 'turns:turn.example.org:5349'], turn_shared_secret: 's3cret' };
-      }, pg?.connectionString);
-      t = await startTestServer({ cfg, dir });
+      });
       token = await register(t, 'bob');
     });
-    afterAll(async () => {
-      await t?.stop();
-      await pg?.drop();
-    });
+    afterAll(() => t?.stop());
 
     it('reflects the config in the capabilities', async () => {
       const caps = (await call(t, '/capabilities', token)).body.capabilities as Body;

@@ -1,12 +1,10 @@
 /** POST /createRoom over HTTP: the room the roomserver then holds, the alias, the directory, on SQLite and PostgreSQL. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../../internal/sqlutil/testing.js';
-import { getJson, startTestServer, testConfig, type TestServer } from '../../test/harness.js';
+import { getJson, type TestServer, startTestServerOn, TEST_DIALECTS } from '../../test/harness.js';
 
-for (const dialect of ['sqlite', 'postgres'] as const) {
+for (const dialect of TEST_DIALECTS) {
   describe(`POST /createRoom and reading rooms [${dialect}]`, () => {
     let t: TestServer;
-    let pg: TestDatabase | undefined;
     let token: string;
     const me = '@creator:localhost:8008';
     const req = (method: string, path: string, body?: unknown, auth = token) =>
@@ -17,19 +15,11 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       });
 
     beforeAll(async () => {
-      if (dialect === 'postgres') {
-        pg = await createTestDatabase('postgres');
-        t = await startTestServer(testConfig(undefined, pg.connectionString));
-      } else {
-        t = await startTestServer();
-      }
+      t = await startTestServerOn(dialect);
       token = (await req('POST', '/register', { auth: { type: 'm.login.dummy' }, username: 'creator', password: 'pw' }, '')).body.access_token as string;
       await req('PUT', `/profile/${encodeURIComponent(me)}/displayname`, { displayname: 'The Creator' });
     }, 60_000);
-    afterAll(async () => {
-      await t?.stop();
-      await pg?.drop();
-    });
+    afterAll(() => t?.stop());
 
     it('creates a private room by default, with the creator joined under their display name', async () => {
       const r = await req('POST', '/createRoom', {});

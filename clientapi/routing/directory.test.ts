@@ -1,12 +1,10 @@
 /** The room directory over HTTP: aliases, a room's local aliases, publishing and /publicRooms, on SQLite and PostgreSQL. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../../internal/sqlutil/testing.js';
-import { getJson, startTestServer, testConfig, type TestServer } from '../../test/harness.js';
+import { getJson, type TestServer, startTestServerOn, TEST_DIALECTS } from '../../test/harness.js';
 
-for (const dialect of ['sqlite', 'postgres'] as const) {
+for (const dialect of TEST_DIALECTS) {
   describe(`the room directory [${dialect}]`, () => {
     let t: TestServer;
-    let pg: TestDatabase | undefined;
     const req = (method: string, path: string, token: string, body?: unknown, raw?: string) =>
       getJson(`${t.baseUrl}/_matrix/client/v3${path}`, {
         method,
@@ -25,19 +23,11 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
     let bob: string;
 
     beforeAll(async () => {
-      if (dialect === 'postgres') {
-        pg = await createTestDatabase('postgres');
-        t = await startTestServer(testConfig(undefined, pg.connectionString));
-      } else {
-        t = await startTestServer();
-      }
+      t = await startTestServerOn(dialect);
       alice = await reg('alice');
       bob = await reg('bob');
     });
-    afterAll(async () => {
-      await t?.stop();
-      await pg?.drop();
-    });
+    afterAll(() => t?.stop());
 
     describe('/directory/room/{roomAlias}', () => {
       it('maps, resolves and removes an alias', async () => {

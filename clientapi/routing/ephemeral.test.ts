@@ -1,7 +1,6 @@
 /** Typing, receipts, read markers, to-device messages and presence, end to end through /sync, on SQLite and PostgreSQL. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../../internal/sqlutil/testing.js';
-import { startTestServer, testConfig, type TestServer, clientRequester } from '../../test/harness.js';
+import { type TestServer, clientRequester, startTestServerOn, TEST_DIALECTS } from '../../test/harness.js';
 
 type Body = Record<string, unknown>;
 const enc = encodeURIComponent;
@@ -20,10 +19,9 @@ const until = async <T>(fn: () => Promise<T | undefined>, ms = 5000): Promise<T>
 const joinedRoom = (s: Body, roomId: string) => ((s.rooms as Body).join as Record<string, Body>)[roomId];
 const ephemeralOf = (s: Body, roomId: string, type: string) => ((joinedRoom(s, roomId)?.ephemeral as { events: Body[] } | undefined)?.events ?? []).find((e) => e.type === type);
 
-for (const dialect of ['sqlite', 'postgres'] as const) {
+for (const dialect of TEST_DIALECTS) {
   describe(`typing, receipts, read markers, to-device and presence through /sync [${dialect}]`, () => {
     let t: TestServer;
-    let pg: TestDatabase | undefined;
     const req = clientRequester(() => t);
     let alice: string;
     let bob: string;
@@ -32,12 +30,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
     let message: string;
 
     beforeAll(async () => {
-      if (dialect === 'postgres') {
-        pg = await createTestDatabase('postgres');
-        t = await startTestServer(testConfig(undefined, pg.connectionString));
-      } else {
-        t = await startTestServer();
-      }
+      t = await startTestServerOn(dialect);
       const reg = async (u: string, device: string) => (await req('POST', '/register', '', { auth: { type: 'm.login.dummy' }, username: u, password: 'pw', device_id: device })).body.access_token as string;
       alice = await reg('alice', 'ALICEDEV');
       bob = await reg('bob', 'BOBDEV');
@@ -47,10 +40,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       message = (await req('PUT', `/rooms/${enc(room)}/send/m.room.message/m1`, alice, { msgtype: 'm.text', body: 'hello' })).body.event_id as string;
       await until(async () => ((await req('GET', `/rooms/${enc(room)}/event/${enc(message)}`, bob)).status === 200 ? true : undefined));
     }, 60_000);
-    afterAll(async () => {
-      await t?.stop();
-      await pg?.drop();
-    });
+    afterAll(() => t?.stop());
 
     it('shows typing in initial and incremental syncs, wakes a waiting sync, and ends it on request or timeout', async () => {
       const before = (await req('GET', '/sync', bob)).body.next_batch as string;

@@ -7,14 +7,12 @@
  * special values'). On SQLite and PostgreSQL.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../../internal/sqlutil/testing.js';
-import { clientRequester, getJson, registerUser, startTestServer, testConfig, type TestServer } from '../../test/harness.js';
+import { clientRequester, getJson, registerUser, type TestServer, startTestServerOn, TEST_DIALECTS } from '../../test/harness.js';
 
-for (const dialect of ['sqlite', 'postgres'] as const) {
+for (const dialect of TEST_DIALECTS) {
   describe(`numbers in event content [${dialect}]`, () => {
 
     let t: TestServer;
-    let pg: TestDatabase | undefined;
     const req = clientRequester(() => t);
     const enc = encodeURIComponent;
     /** A request whose body is sent exactly as written (numbers JSON.stringify would rewrite, and non-JSON). */
@@ -28,12 +26,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
     let txn = 0;
 
     beforeAll(async () => {
-      if (dialect === 'postgres') {
-        pg = await createTestDatabase('postgres');
-        t = await startTestServer(testConfig(undefined, pg.connectionString));
-      } else {
-        t = await startTestServer();
-      }
+      t = await startTestServerOn(dialect);
       alice = await registerUser(req, 'alice');
       const create = async (room_version: string) => {
         const r = await req('POST', '/createRoom', alice, { room_version });
@@ -42,10 +35,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       };
       [v6, v10, v5] = [await create('6'), await create('10'), await create('5')];
     }, 60_000);
-    afterAll(async () => {
-      await t?.stop();
-      await pg?.drop();
-    });
+    afterAll(() => t?.stop());
 
     const put = (roomId: string, body: string) => raw('PUT', `/rooms/${enc(roomId)}/send/sytest.dummy/n${++txn}`, alice, body);
     const post = (roomId: string, body: string) => raw('POST', `/rooms/${enc(roomId)}/send/sytest.dummy`, alice, body);

@@ -1,12 +1,10 @@
 /** Forgetting rooms over HTTP: only once out of the room, and until the next membership, on SQLite and PostgreSQL. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../../internal/sqlutil/testing.js';
-import { getJson, startTestServer, testConfig, type TestServer, clientRequester, registerUser } from '../../test/harness.js';
+import { getJson, type TestServer, clientRequester, registerUser, startTestServerOn, TEST_DIALECTS } from '../../test/harness.js';
 
-for (const dialect of ['sqlite', 'postgres'] as const) {
+for (const dialect of TEST_DIALECTS) {
   describe(`POST /rooms/{roomId}/forget [${dialect}]`, () => {
     let t: TestServer;
-    let pg: TestDatabase | undefined;
     const req = clientRequester(() => t);
     const reg = (u: string): Promise<string> => registerUser(req, u);
     let alice: string;
@@ -15,19 +13,11 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
     const enc = encodeURIComponent;
 
     beforeAll(async () => {
-      if (dialect === 'postgres') {
-        pg = await createTestDatabase('postgres');
-        t = await startTestServer(testConfig(undefined, pg.connectionString));
-      } else {
-        t = await startTestServer();
-      }
+      t = await startTestServerOn(dialect);
       alice = await reg('alice');
       bob = await reg('bob');
     }, 60_000);
-    afterAll(async () => {
-      await t?.stop();
-      await pg?.drop();
-    });
+    afterAll(() => t?.stop());
 
     const member = async (roomId: string, user: string) => t.server.apis.roomserver.queryMembershipForUser({ room_id: roomId, user_id: user });
     const forget = (roomId: string, token: string, body: unknown = {}) => req('POST', `/rooms/${enc(roomId)}/forget`, token, body);

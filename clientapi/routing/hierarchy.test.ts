@@ -5,17 +5,15 @@
  * held by another server are covered by federationapi/routing/hierarchy.test.ts.)
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../../internal/sqlutil/testing.js';
-import { getJson, startTestServer, testConfig, type TestServer } from '../../test/harness.js';
+import { getJson, type TestServer, startTestServerOn, TEST_DIALECTS } from '../../test/harness.js';
 
 type Body = Record<string, unknown>;
 const enc = encodeURIComponent;
 const HS = 'localhost:8008';
 
-for (const dialect of ['sqlite', 'postgres'] as const) {
+for (const dialect of TEST_DIALECTS) {
   describe(`GET /hierarchy [${dialect}]`, () => {
     let t: TestServer;
-    let pg: TestDatabase | undefined;
     let alice: string;
     let bob: string;
     let carol: string;
@@ -49,14 +47,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
     };
 
     beforeAll(async () => {
-      if (dialect === 'postgres') {
-        pg = await createTestDatabase('postgres');
-        const { cfg, dir } = testConfig(undefined, pg.connectionString);
-        t = await startTestServer({ cfg, dir });
-      } else {
-        const { cfg, dir } = testConfig();
-        t = await startTestServer({ cfg, dir });
-      }
+      t = await startTestServerOn(dialect);
       [alice, bob, carol] = [await register('alice'), await register('bob'), await register('carol')];
       const space = { creation_content: { type: 'm.space' } };
       r.S = await createRoom('S', { preset: 'public_chat', ...space, topic: 'the top' });
@@ -84,10 +75,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       await addChild(r.S2, r.S, { via });
       expect((await req('POST', `/join/${enc(r.S)}`, bob, {})).status).toBe(200);
     }, 120_000);
-    afterAll(async () => {
-      await t?.stop();
-      await pg?.drop();
-    });
+    afterAll(() => t?.stop());
 
     it('walks the space depth first in the spec order, showing each user what they may see', async () => {
       expect(await walk(alice)).toEqual(['S', 'A', 'S2', 'B', 'P', 'W', 'R']);

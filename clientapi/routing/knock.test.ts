@@ -1,13 +1,11 @@
 /** Knocking on local rooms over HTTP: who may knock, and how a knock is accepted or denied, on SQLite and PostgreSQL. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../../internal/sqlutil/testing.js';
-import { startTestServer, testConfig, type TestServer, clientRequester, registerUser } from '../../test/harness.js';
+import { type TestServer, clientRequester, registerUser, startTestServerOn, TEST_DIALECTS } from '../../test/harness.js';
 import { knockRefusal } from './knock.js';
 
-for (const dialect of ['sqlite', 'postgres'] as const) {
+for (const dialect of TEST_DIALECTS) {
   describe(`POST /knock [${dialect}]`, () => {
     let t: TestServer;
-    let pg: TestDatabase | undefined;
     const req = clientRequester(() => t);
     const reg = (u: string): Promise<string> => registerUser(req, u);
     let alice: string;
@@ -15,20 +13,12 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
     const BOB = '@bob:localhost:8008';
 
     beforeAll(async () => {
-      if (dialect === 'postgres') {
-        pg = await createTestDatabase('postgres');
-        t = await startTestServer(testConfig(undefined, pg.connectionString));
-      } else {
-        t = await startTestServer();
-      }
+      t = await startTestServerOn(dialect);
       alice = await reg('alice');
       bob = await reg('bob');
       await req('PUT', `/profile/${encodeURIComponent(BOB)}/displayname`, bob, { displayname: 'Bobby' });
     }, 60_000);
-    afterAll(async () => {
-      await t?.stop();
-      await pg?.drop();
-    });
+    afterAll(() => t?.stop());
 
     const member = async (roomId: string, user: string) => t.server.apis.roomserver.queryMembershipForUser({ room_id: roomId, user_id: user });
     const room = async (joinRule: string, roomVersion = '10', extra: Record<string, unknown> = {}): Promise<string> => {

@@ -1,12 +1,10 @@
 /** Joining, inviting, kicking, banning and unbanning over HTTP, on SQLite and PostgreSQL. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../../internal/sqlutil/testing.js';
-import { startTestServer, testConfig, type TestServer, clientRequester, registerUser } from '../../test/harness.js';
+import { type TestServer, clientRequester, registerUser, startTestServerOn, TEST_DIALECTS } from '../../test/harness.js';
 
-for (const dialect of ['sqlite', 'postgres'] as const) {
+for (const dialect of TEST_DIALECTS) {
   describe(`joining, inviting, kicking, banning [${dialect}]`, () => {
     let t: TestServer;
-    let pg: TestDatabase | undefined;
     const req = clientRequester(() => t);
     const reg = (u: string): Promise<string> => registerUser(req, u);
     let alice: string;
@@ -14,19 +12,11 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
     const BOB = '@bob:localhost:8008';
 
     beforeAll(async () => {
-      if (dialect === 'postgres') {
-        pg = await createTestDatabase('postgres');
-        t = await startTestServer(testConfig(undefined, pg.connectionString));
-      } else {
-        t = await startTestServer();
-      }
+      t = await startTestServerOn(dialect);
       alice = await reg('alice');
       bob = await reg('bob');
     }, 60_000);
-    afterAll(async () => {
-      await t?.stop();
-      await pg?.drop();
-    });
+    afterAll(() => t?.stop());
 
     const membership = async (roomId: string, user: string) => (await t.server.apis.roomserver.queryMembershipForUser({ room_id: roomId, user_id: user })).membership;
 

@@ -1,14 +1,12 @@
 /** Local peeks (MSC2753) over HTTP: peek, the `peek` section of /sync per device, unpeek, peek then join; on SQLite and PostgreSQL. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../../internal/sqlutil/testing.js';
-import { getJson, startTestServer, testConfig, type TestServer } from '../../test/harness.js';
+import { getJson, type TestServer, startTestServerOn, TEST_DIALECTS } from '../../test/harness.js';
 
 type Body = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
-for (const dialect of ['sqlite', 'postgres'] as const) {
+for (const dialect of TEST_DIALECTS) {
   describe(`local peeks [${dialect}]`, () => {
     let t: TestServer;
-    let pg: TestDatabase | undefined;
     const call = (method: string, url: string, token: string, body?: unknown) =>
       getJson(url, {
         method,
@@ -47,19 +45,11 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
     let bob: string;
 
     beforeAll(async () => {
-      if (dialect === 'postgres') {
-        pg = await createTestDatabase('postgres');
-        t = await startTestServer(testConfig(undefined, pg.connectionString));
-      } else {
-        t = await startTestServer();
-      }
+      t = await startTestServerOn(dialect);
       alice = await login('alice', true);
       bob = await login('bob', true);
     });
-    afterAll(async () => {
-      await t?.stop();
-      await pg?.drop();
-    });
+    afterAll(() => t?.stop());
 
     it('peeks into a world_readable room by ID: full on the first sync, then only news, for that device only', async () => {
       const room = (await req('POST', '/createRoom', alice, {})).body.room_id as string;

@@ -1,12 +1,10 @@
 /** Profile changes are copied into the user's member events in the rooms they are joined to (on SQLite and PostgreSQL). */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../../internal/sqlutil/testing.js';
-import { startTestServer, testConfig, type TestServer, clientRequester, registerUser } from '../../test/harness.js';
+import { type TestServer, clientRequester, registerUser, startTestServerOn, TEST_DIALECTS } from '../../test/harness.js';
 
-for (const dialect of ['sqlite', 'postgres'] as const) {
+for (const dialect of TEST_DIALECTS) {
   describe(`profile changes in member events [${dialect}]`, () => {
     let t: TestServer;
-    let pg: TestDatabase | undefined;
     const req = clientRequester(() => t);
     const enc = encodeURIComponent;
     const ALICE = '@alice:localhost:8008';
@@ -14,20 +12,12 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
     let bob: string;
 
     beforeAll(async () => {
-      if (dialect === 'postgres') {
-        pg = await createTestDatabase('postgres');
-        t = await startTestServer(testConfig(undefined, pg.connectionString));
-      } else {
-        t = await startTestServer();
-      }
+      t = await startTestServerOn(dialect);
       const reg = (u: string): Promise<string> => registerUser(req, u);
       alice = await reg('alice');
       bob = await reg('bob');
     });
-    afterAll(async () => {
-      await t?.stop();
-      await pg?.drop();
-    });
+    afterAll(() => t?.stop());
 
     const memberContent = async (roomId: string) => (await req('GET', `/rooms/${enc(roomId)}/state/m.room.member/${enc(ALICE)}`, alice)).body;
 

@@ -4,8 +4,7 @@
  * unlimited reads, bad tokens still 401, the cooloff, and /login limited per address.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../../internal/sqlutil/testing.js';
-import { clientRequester, getJson, registerUser, startTestServer, testConfig, waitFor, type TestServer } from '../../test/harness.js';
+import { clientRequester, getJson, registerUser, waitFor, type TestServer, startTestServerOn, TEST_DIALECTS } from '../../test/harness.js';
 
 type Body = Record<string, unknown>;
 const enc = encodeURIComponent;
@@ -15,10 +14,9 @@ const COOLOFF_MS = 2000;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-for (const dialect of ['sqlite', 'postgres'] as const) {
+for (const dialect of TEST_DIALECTS) {
   describe(`client API rate limiting [${dialect}]`, () => {
     let t: TestServer;
-    let pg: TestDatabase | undefined;
     const req = clientRequester(() => t);
     /** alice's first device (from registration), alice's second device (from /login), bob (exempt). */
     let aliceA: string;
@@ -32,8 +30,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       const limits = (doc: Record<string, Record<string, unknown>>) => {
         doc.client_api!.rate_limiting = { enabled: true, threshold: THRESHOLD, cooloff_ms: COOLOFF_MS, exempt_user_ids: [BOB] };
       };
-      if (dialect === 'postgres') pg = await createTestDatabase('postgres');
-      t = await startTestServer(testConfig(limits, pg?.connectionString));
+      t = await startTestServerOn(dialect, limits);
       // Three unauthenticated requests from this address: its whole allowance for a while.
       aliceA = await registerUser(req, 'alice');
       bob = await registerUser(req, 'bob');
@@ -45,10 +42,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       room = created.body.room_id as string;
       expect((await req('POST', `/join/${enc(room)}`, bob)).status).toBe(200);
     }, 60_000);
-    afterAll(async () => {
-      await t?.stop();
-      await pg?.drop();
-    });
+    afterAll(() => t?.stop());
 
     it('refuses a device its 4th quick send with 429 M_LIMIT_EXCEEDED and retry_after_ms, on /v3 and /r0', async () => {
       for (let i = 1; i <= THRESHOLD; i++) expect((await send(aliceA, `s${i}`, `s${i}`)).status).toBe(200);

@@ -1,12 +1,10 @@
 /** Redacting events over HTTP (PUT /rooms/{roomId}/redact/{eventId}/{txnId}) on a real monolith, on SQLite and PostgreSQL. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../../internal/sqlutil/testing.js';
-import { getJson, startTestServer, testConfig, type TestServer } from '../../test/harness.js';
+import { getJson, type TestServer, startTestServerOn, TEST_DIALECTS } from '../../test/harness.js';
 
-for (const dialect of ['sqlite', 'postgres'] as const) {
+for (const dialect of TEST_DIALECTS) {
   describe(`PUT /rooms/{roomId}/redact [${dialect}]`, () => {
     let t: TestServer;
-    let pg: TestDatabase | undefined;
     type Body = Record<string, unknown>;
     const req = (method: string, path: string, token: string, body?: unknown, version = 'v3') =>
       getJson(`${t.baseUrl}/_matrix/client/${version}${path}`, {
@@ -46,20 +44,12 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
     let carol: string;
 
     beforeAll(async () => {
-      if (dialect === 'postgres') {
-        pg = await createTestDatabase('postgres');
-        t = await startTestServer(testConfig(undefined, pg.connectionString));
-      } else {
-        t = await startTestServer();
-      }
+      t = await startTestServerOn(dialect);
       alice = await reg('alice');
       bob = await reg('bob');
       carol = await reg('carol');
     }, 60_000);
-    afterAll(async () => {
-      await t?.stop();
-      await pg?.drop();
-    });
+    afterAll(() => t?.stop());
 
     const newRoom = async (roomVersion: string): Promise<string> => {
       const r = await req('POST', '/createRoom', alice, { preset: 'public_chat', room_version: roomVersion });

@@ -5,13 +5,11 @@
  * unless the first was redacted. On SQLite and PostgreSQL.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../../internal/sqlutil/testing.js';
-import { clientRequester, registerUser, startTestServer, testConfig, type TestServer } from '../../test/harness.js';
+import { clientRequester, registerUser, type TestServer, startTestServerOn, TEST_DIALECTS } from '../../test/harness.js';
 
-for (const dialect of ['sqlite', 'postgres'] as const) {
+for (const dialect of TEST_DIALECTS) {
   describe(`relation checks on send [${dialect}]`, () => {
     let t: TestServer;
-    let pg: TestDatabase | undefined;
     const req = clientRequester(() => t);
     const enc = encodeURIComponent;
     let alice: string;
@@ -20,21 +18,13 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
     let txn = 0;
 
     beforeAll(async () => {
-      if (dialect === 'postgres') {
-        pg = await createTestDatabase('postgres');
-        t = await startTestServer(testConfig(undefined, pg.connectionString));
-      } else {
-        t = await startTestServer();
-      }
+      t = await startTestServerOn(dialect);
       alice = await registerUser(req, 'alice');
       bob = await registerUser(req, 'bob');
       roomId = (await req('POST', '/createRoom', alice, { preset: 'public_chat' })).body.room_id as string;
       expect((await req('POST', `/rooms/${enc(roomId)}/join`, bob, {})).status).toBe(200);
     });
-    afterAll(async () => {
-      await t?.stop();
-      await pg?.drop();
-    });
+    afterAll(() => t?.stop());
 
     const send = (token: string, type: string, content: unknown) => req('PUT', `/rooms/${enc(roomId)}/send/${type}/r${++txn}`, token, content);
     const react = (token: string, target: string, key: string) => send(token, 'm.reaction', { 'm.relates_to': { rel_type: 'm.annotation', event_id: target, key } });

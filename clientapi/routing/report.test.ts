@@ -2,15 +2,13 @@
 import { Hono } from 'hono';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../../internal/sqlutil/testing.js';
 import { matrixErrorHandler } from '../../internal/httputil/index.js';
-import { startTestServer, testConfig, type TestServer, clientRequester, registerUser } from '../../test/harness.js';
+import { type TestServer, clientRequester, registerUser, startTestServerOn, TEST_DIALECTS } from '../../test/harness.js';
 import { addReportRoute } from './report.js';
 
-for (const dialect of ['sqlite', 'postgres'] as const) {
+for (const dialect of TEST_DIALECTS) {
   describe(`POST /rooms/{roomId}/report [${dialect}]`, () => {
     let t: TestServer;
-    let pg: TestDatabase | undefined;
     type Body = Record<string, unknown>;
     const req = clientRequester(() => t);
     const enc = encodeURIComponent;
@@ -27,12 +25,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
     let message: string;
 
     beforeAll(async () => {
-      if (dialect === 'postgres') {
-        pg = await createTestDatabase('postgres');
-        t = await startTestServer(testConfig(undefined, pg.connectionString));
-      } else {
-        t = await startTestServer();
-      }
+      t = await startTestServerOn(dialect);
       alice = await reg('alice');
       bob = await reg('bob');
       carol = await reg('carol');
@@ -40,10 +33,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       await req('POST', `/join/${enc(room)}`, bob, {});
       message = await send(alice, room, 'offensive');
     }, 60_000);
-    afterAll(async () => {
-      await t?.stop();
-      await pg?.drop();
-    });
+    afterAll(() => t?.stop());
 
     it('accepts a report from a joined member who can see the event', async () => {
       const r = await report(bob, room, message, { reason: 'rude', score: -100 });

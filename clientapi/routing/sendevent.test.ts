@@ -6,8 +6,7 @@
  * single-member reads) is not repeated here.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../../internal/sqlutil/testing.js';
-import { clientRequester, getJson, registerUser, startTestServer, testConfig, type TestServer } from '../../test/harness.js';
+import { clientRequester, getJson, registerUser, type TestServer, startTestServerOn, TEST_DIALECTS } from '../../test/harness.js';
 
 type Body = Record<string, unknown>;
 const enc = encodeURIComponent;
@@ -16,10 +15,9 @@ const BOB = '@bob:localhost:8008';
 /** The body limit of /send and /state: an event cannot be bigger than 65,536 bytes, so neither can its content. */
 const MAX_BODY = 65_536;
 
-for (const dialect of ['sqlite', 'postgres'] as const) {
+for (const dialect of TEST_DIALECTS) {
   describe(`sending events and reading rooms [${dialect}]`, () => {
     let t: TestServer;
-    let pg: TestDatabase | undefined;
     const req = clientRequester(() => t);
     /** A request whose body is sent exactly as given (not JSON, or too big). */
     const raw = (method: string, path: string, token: string, body: string | ReadableStream<Uint8Array>) =>
@@ -40,12 +38,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
     let room: string;
 
     beforeAll(async () => {
-      if (dialect === 'postgres') {
-        pg = await createTestDatabase('postgres');
-        t = await startTestServer(testConfig(undefined, pg.connectionString));
-      } else {
-        t = await startTestServer();
-      }
+      t = await startTestServerOn(dialect);
       alice = await registerUser(req, 'alice');
       bob = await registerUser(req, 'bob');
       carol = await registerUser(req, 'carol');
@@ -57,10 +50,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       expect(created.status).toBe(200);
       room = created.body.room_id as string;
     }, 60_000);
-    afterAll(async () => {
-      await t?.stop();
-      await pg?.drop();
-    });
+    afterAll(() => t?.stop());
 
     describe('PUT /rooms/{roomId}/send/{eventType}/{txnId}', () => {
       it('stores the event as sent, by the sender, of the type in the path', async () => {

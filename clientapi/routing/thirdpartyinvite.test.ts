@@ -6,14 +6,12 @@
  * server, bad requests. On SQLite and PostgreSQL.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../../internal/sqlutil/testing.js';
-import { clientRequester, registerUser, startTestServer, testConfig, type TestServer } from '../../test/harness.js';
+import { clientRequester, registerUser, type TestServer, startTestServerOn, TEST_DIALECTS } from '../../test/harness.js';
 import { FakeIdentityServer, ID_ACCESS_TOKEN } from '../../test/identityserver.js';
 
-for (const dialect of ['sqlite', 'postgres'] as const) {
+for (const dialect of TEST_DIALECTS) {
   describe(`third-party invites [${dialect}]`, () => {
     let t: TestServer;
-    let pg: TestDatabase | undefined;
     let is: FakeIdentityServer;
     const req = clientRequester(() => t);
     const enc = encodeURIComponent;
@@ -26,20 +24,15 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
     let n = 0;
 
     beforeAll(async () => {
-      pg = dialect === 'postgres' ? await createTestDatabase('postgres') : undefined;
       // The fake identity server's certificate is self-signed, as Sytest's is.
-      const { cfg, dir } = testConfig((doc) => {
+      t = await startTestServerOn(dialect, (doc) => {
         doc.federation_api!.disable_tls_validation = true;
-      }, pg?.connectionString);
-      t = await startTestServer({ cfg, dir });
+      });
       alice = await registerUser(req, 'alice');
       bob = await registerUser(req, 'bob');
       carol = await registerUser(req, 'carol');
     });
-    afterAll(async () => {
-      await t?.stop();
-      await pg?.drop();
-    });
+    afterAll(() => t?.stop());
     beforeEach(async () => {
       is = await FakeIdentityServer.start();
       return () => is.close();

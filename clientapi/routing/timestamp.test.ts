@@ -4,17 +4,15 @@
  * (Asking other servers is covered by federationapi/routing/timestamp.test.ts.)
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../../internal/sqlutil/testing.js';
-import { getJson, startTestServer, testConfig, type TestServer } from '../../test/harness.js';
+import { getJson, type TestServer, startTestServerOn, TEST_DIALECTS } from '../../test/harness.js';
 
 type Body = Record<string, unknown>;
 const enc = encodeURIComponent;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-for (const dialect of ['sqlite', 'postgres'] as const) {
+for (const dialect of TEST_DIALECTS) {
   describe(`GET /timestamp_to_event [${dialect}]`, () => {
     let t: TestServer;
-    let pg: TestDatabase | undefined;
     let alice: string;
     let bob: string;
     let carol: string;
@@ -44,20 +42,10 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
     };
 
     beforeAll(async () => {
-      if (dialect === 'postgres') {
-        pg = await createTestDatabase('postgres');
-        const { cfg, dir } = testConfig(undefined, pg.connectionString);
-        t = await startTestServer({ cfg, dir });
-      } else {
-        const { cfg, dir } = testConfig();
-        t = await startTestServer({ cfg, dir });
-      }
+      t = await startTestServerOn(dialect);
       [alice, bob, carol] = [await register('alice'), await register('bob'), await register('carol')];
     }, 60_000);
-    afterAll(async () => {
-      await t?.stop();
-      await pg?.drop();
-    });
+    afterAll(() => t?.stop());
 
     it('finds the nearest event forwards and backwards, timestamps included, and 404 past the ends', async () => {
       const roomId = await createRoom(alice, { preset: 'public_chat' });

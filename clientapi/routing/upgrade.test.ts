@@ -1,12 +1,10 @@
 /** POST /rooms/{roomId}/upgrade over HTTP: the replacement room, the tombstone, and the refusals, on SQLite and PostgreSQL. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../../internal/sqlutil/testing.js';
-import { startTestServer, testConfig, type TestServer, clientRequester, registerUser } from '../../test/harness.js';
+import { type TestServer, clientRequester, registerUser, startTestServerOn, TEST_DIALECTS } from '../../test/harness.js';
 
-for (const dialect of ['sqlite', 'postgres'] as const) {
+for (const dialect of TEST_DIALECTS) {
   describe(`POST /rooms/{roomId}/upgrade [${dialect}]`, () => {
     let t: TestServer;
-    let pg: TestDatabase | undefined;
     const req = clientRequester(() => t);
     const reg = (u: string): Promise<string> => registerUser(req, u);
     let alice: string;
@@ -17,20 +15,12 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
     const CAROL = '@carol:localhost:8008';
 
     beforeAll(async () => {
-      if (dialect === 'postgres') {
-        pg = await createTestDatabase('postgres');
-        t = await startTestServer(testConfig(undefined, pg.connectionString));
-      } else {
-        t = await startTestServer();
-      }
+      t = await startTestServerOn(dialect);
       alice = await reg('alice');
       bob = await reg('bob');
       carol = await reg('carol');
     }, 60_000);
-    afterAll(async () => {
-      await t?.stop();
-      await pg?.drop();
-    });
+    afterAll(() => t?.stop());
 
     const stateOf = async (roomId: string, type: string, stateKey = '') =>
       (await t.server.apis.roomserver.queryLatestEventsAndState({ room_id: roomId, state_to_fetch: [{ type, state_key: stateKey }] })).state_events[0];

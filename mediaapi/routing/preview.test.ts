@@ -9,9 +9,7 @@ import { createServer, type Server } from 'node:http';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../../internal/sqlutil/testing.js';
-import { componentDatabaseKeys } from '../../setup/config/config.js';
-import { clientRequester, getJson, registerUser, startTestServer, testConfig, type TestServer } from '../../test/harness.js';
+import { clientRequester, getJson, registerUser, startTestServer, testConfig, type TestServer, startTestServerOn, TEST_DIALECTS } from '../../test/harness.js';
 
 type Doc = Record<string, Record<string, unknown>>;
 
@@ -84,28 +82,18 @@ afterAll(async () => {
   await hidden.stop();
 });
 
-for (const dialect of ['sqlite', 'postgres'] as const) {
+for (const dialect of TEST_DIALECTS) {
   describe(`preview_url, enabled [${dialect}]`, () => {
     let t: TestServer;
-    let pg: TestDatabase | undefined;
     let token: string;
 
     beforeAll(async () => {
-      if (dialect === 'postgres') pg = await createTestDatabase('postgres');
-      const { cfg, dir } = testConfig((doc: Doc) => {
+      t = await startTestServerOn(dialect, (doc: Doc) => {
         (doc.media_api as Doc[string]).url_preview = { enabled: true, deny_networks: ['127.0.0.2/32'], allow_networks: ['0.0.0.0/0', '::/0'] };
-        if (pg) {
-          doc.global!.database = { connection_string: pg.connectionString, max_open_conns: 10 };
-          for (const [section, key] of Object.values(componentDatabaseKeys)) delete doc[section]?.[key];
-        }
       });
-      t = await startTestServer({ cfg, dir });
       token = await registerUser(clientRequester(() => t), 'alice');
     }, 60_000);
-    afterAll(async () => {
-      await t?.stop();
-      await pg?.drop();
-    });
+    afterAll(() => t?.stop());
 
     const preview = (url: string, opts: { ts?: number; v1?: boolean; token?: string | null } = {}) => {
       const q = `url=${encodeURIComponent(url)}${opts.ts !== undefined ? `&ts=${opts.ts}` : ''}`;

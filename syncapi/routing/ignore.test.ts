@@ -1,7 +1,6 @@
 /** m.ignored_user_list, on SQLite and PostgreSQL: an ignored user's messages and invites stay out of /sync. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../../internal/sqlutil/testing.js';
-import { startTestServer, testConfig, type TestServer, clientRequester, registerUser } from '../../test/harness.js';
+import { type TestServer, clientRequester, registerUser, startTestServerOn, TEST_DIALECTS } from '../../test/harness.js';
 
 type Body = Record<string, unknown>;
 const enc = encodeURIComponent;
@@ -18,29 +17,20 @@ const until = async <T>(fn: () => Promise<T | undefined>, ms = 5000): Promise<T>
   }
 };
 
-for (const dialect of ['sqlite', 'postgres'] as const) {
+for (const dialect of TEST_DIALECTS) {
   describe(`m.ignored_user_list [${dialect}]`, () => {
     let t: TestServer;
-    let pg: TestDatabase | undefined;
     const req = clientRequester(() => t);
     let alice: string;
     let bob: string;
     let carol: string;
 
     beforeAll(async () => {
-      if (dialect === 'postgres') {
-        pg = await createTestDatabase('postgres');
-        t = await startTestServer(testConfig(undefined, pg.connectionString));
-      } else {
-        t = await startTestServer();
-      }
+      t = await startTestServerOn(dialect);
       const reg = (u: string): Promise<string> => registerUser(req, u);
       [alice, bob, carol] = [await reg('alice'), await reg('bob'), await reg('carol')];
     }, 60_000);
-    afterAll(async () => {
-      await t?.stop();
-      await pg?.drop();
-    });
+    afterAll(() => t?.stop());
 
     it("hides an ignored user's messages (not their membership) and invites", async () => {
       const room = (await req('POST', '/createRoom', alice, { preset: 'public_chat' })).body.room_id as string;

@@ -1,35 +1,25 @@
 /** GET /keys/changes between two sync tokens, and device list changes in /sync, on SQLite and PostgreSQL. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../../internal/sqlutil/testing.js';
-import { startTestServer, testConfig, type TestServer, clientRequester } from '../../test/harness.js';
+import { type TestServer, clientRequester, startTestServerOn, TEST_DIALECTS } from '../../test/harness.js';
 
 const BOB = '@bob:localhost:8008';
 
-for (const dialect of ['sqlite', 'postgres'] as const) {
+for (const dialect of TEST_DIALECTS) {
   describe(`device list changes [${dialect}]`, () => {
     let t: TestServer;
-    let pg: TestDatabase | undefined;
     const req = clientRequester(() => t);
     let alice: string;
     let bob: string;
     let carol: string;
 
     beforeAll(async () => {
-      if (dialect === 'postgres') {
-        pg = await createTestDatabase('postgres');
-        t = await startTestServer(testConfig(undefined, pg.connectionString));
-      } else {
-        t = await startTestServer();
-      }
+      t = await startTestServerOn(dialect);
       const reg = async (u: string) => (await req('POST', '/register', '', { auth: { type: 'm.login.dummy' }, username: u, password: 'pw', device_id: `${u}DEV` })).body.access_token as string;
       alice = await reg('alice');
       bob = await reg('bob');
       carol = await reg('carol');
     }, 60_000);
-    afterAll(async () => {
-      await t?.stop();
-      await pg?.drop();
-    });
+    afterAll(() => t?.stop());
 
     const uploadKeys = (token: string, user: string, device: string) =>
       req('POST', '/keys/upload', token, { device_keys: { user_id: user, device_id: device, algorithms: ['m.megolm.v1.aes-sha2'], keys: { [`ed25519:${device}`]: 'k' }, signatures: {} } });

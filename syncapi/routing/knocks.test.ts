@@ -2,9 +2,9 @@
 import type { Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase, runMigrations, type OpenedDatabase } from '../../internal/sqlutil/index.js';
-import { createTestDatabase, describeEachDatabase, type TestDatabase } from '../../internal/sqlutil/testing.js';
+import { describeEachDatabase } from '../../internal/sqlutil/testing.js';
 import { databaseFor } from '../../setup/config/config.js';
-import { getJson, startTestServer, testConfig, type TestServer } from '../../test/harness.js';
+import { getJson, type TestServer, startTestServerOn, TEST_DIALECTS } from '../../test/harness.js';
 import { syncapiMigrations } from '../storage/migrations.js';
 import { SyncStore } from '../storage/syncstore.js';
 import type { SyncapiDatabase } from '../storage/tables.js';
@@ -82,10 +82,9 @@ describeEachDatabase<SyncapiDatabase>('syncapi knock section', (ctx) => {
   });
 });
 
-for (const dialect of ['sqlite', 'postgres'] as const) {
+for (const dialect of TEST_DIALECTS) {
   describe(`knock section after a knock over HTTP [${dialect}]`, () => {
     let t: TestServer;
-    let pg: TestDatabase | undefined;
     let syncDb: OpenedDatabase<SyncapiDatabase>;
     const req = (method: string, path: string, token: string, body?: unknown) =>
       getJson(`${t.baseUrl}/_matrix/client/v3${path}`, {
@@ -95,19 +94,13 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       });
     const reg = async (u: string) => (await req('POST', '/register', '', { auth: { type: 'm.login.dummy' }, username: u, password: 'pw' })).body.access_token as string;
     beforeAll(async () => {
-      if (dialect === 'postgres') {
-        pg = await createTestDatabase('postgres');
-        t = await startTestServer(testConfig(undefined, pg.connectionString));
-      } else {
-        t = await startTestServer();
-      }
+      t = await startTestServerOn(dialect);
       // A second connection to syncapi's database (SQLite in WAL mode, or PostgreSQL: reading alongside the server is fine).
       syncDb = openDatabase<SyncapiDatabase>(databaseFor(t.cfg, 'syncapi').connectionString, { baseDir: t.cfg.baseDir });
     }, 60_000);
     afterAll(async () => {
       await syncDb?.close();
       await t?.stop();
-      await pg?.drop();
     });
 
     it('shows the knocker the room once syncapi has the knock, and not after it is accepted', async () => {

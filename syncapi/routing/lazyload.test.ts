@@ -7,8 +7,8 @@
 import type { Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runMigrations } from '../../internal/sqlutil/index.js';
-import { createTestDatabase, describeEachDatabase, type TestDatabase } from '../../internal/sqlutil/testing.js';
-import { getJson, startTestServer, testConfig, type TestServer, clientRequester } from '../../test/harness.js';
+import { describeEachDatabase } from '../../internal/sqlutil/testing.js';
+import { getJson, type TestServer, clientRequester, startTestServerOn, TEST_DIALECTS } from '../../test/harness.js';
 import { LazyLoadStore } from '../storage/lazyload.js';
 import { syncapiMigrations } from '../storage/migrations.js';
 import type { SyncapiDatabase } from '../storage/tables.js';
@@ -25,20 +25,14 @@ interface RoomView {
   state: { events: Body[] };
 }
 
-for (const dialect of ['sqlite', 'postgres'] as const) {
+for (const dialect of TEST_DIALECTS) {
   describe(`lazy-loading members [${dialect}]`, () => {
     let t: TestServer;
-    let pg: TestDatabase | undefined;
     const req = clientRequester(() => t);
     const tokens: Record<string, string> = {};
 
     beforeAll(async () => {
-      if (dialect === 'postgres') {
-        pg = await createTestDatabase('postgres');
-        t = await startTestServer(testConfig(undefined, pg.connectionString));
-      } else {
-        t = await startTestServer();
-      }
+      t = await startTestServerOn(dialect);
       for (const u of ['alice', 'bob', 'carol', 'dave', 'erin']) {
         const r = await getJson(`${t.baseUrl}/_matrix/client/v3/register`, {
           method: 'POST',
@@ -47,10 +41,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
         tokens[u] = r.body.access_token as string;
       }
     }, 60_000);
-    afterAll(async () => {
-      await t?.stop();
-      await pg?.drop();
-    });
+    afterAll(() => t?.stop());
 
     /** A sync of `token` with a lazy-loading filter; the room's section (if any) and next_batch. */
     const llSync = async (token: string, roomId: string, opts: { since?: string; limit: number; redundant?: boolean; fullState?: boolean }) => {

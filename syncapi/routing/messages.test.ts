@@ -1,7 +1,6 @@
 /** /messages, /context, /event and /members over HTTP on a real monolith, on SQLite and PostgreSQL. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../../internal/sqlutil/testing.js';
-import { startTestServer, testConfig, type TestServer, clientRequester, registerUser } from '../../test/harness.js';
+import { type TestServer, clientRequester, registerUser, startTestServerOn, TEST_DIALECTS } from '../../test/harness.js';
 
 type Body = Record<string, unknown>;
 const enc = encodeURIComponent;
@@ -17,10 +16,9 @@ const until = async (fn: () => Promise<boolean>, ms = 5000) => {
 };
 const bodies = (chunk: unknown) => (chunk as Body[]).filter((e) => e.type === 'm.room.message').map((e) => (e.content as Body).body);
 
-for (const dialect of ['sqlite', 'postgres'] as const) {
+for (const dialect of TEST_DIALECTS) {
   describe(`/messages, /context, /event and /members [${dialect}]`, () => {
     let t: TestServer;
-    let pg: TestDatabase | undefined;
     const req = clientRequester(() => t);
     /** Waits until syncapi has the event (its consumer runs behind the send). */
     const synced = (token: string, roomId: string, eventId: string) => until(async () => (await req('GET', `/rooms/${enc(roomId)}/event/${enc(eventId)}`, token)).status === 200);
@@ -34,12 +32,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
     const sent: string[] = [];
 
     beforeAll(async () => {
-      if (dialect === 'postgres') {
-        pg = await createTestDatabase('postgres');
-        t = await startTestServer(testConfig(undefined, pg.connectionString));
-      } else {
-        t = await startTestServer();
-      }
+      t = await startTestServerOn(dialect);
       const reg = (u: string): Promise<string> => registerUser(req, u);
       alice = await reg('alice');
       bob = await reg('bob');
@@ -48,10 +41,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       for (let i = 0; i < 12; i++) sent.push(await send(alice, room, `m${i}`, `t${i}`));
       await synced(alice, room, sent[11]!);
     }, 60_000);
-    afterAll(async () => {
-      await t?.stop();
-      await pg?.drop();
-    });
+    afterAll(() => t?.stop());
 
     it('pages backwards from the newest event and forwards from the oldest, with end tokens', async () => {
       const first = await req('GET', `/rooms/${enc(room)}/messages?dir=b&limit=5`, alice);

@@ -6,8 +6,7 @@
  * messages it may not see.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../../internal/sqlutil/testing.js';
-import { clientRequester, registerUser, startTestServer, testConfig, type TestServer } from '../../test/harness.js';
+import { clientRequester, registerUser, type TestServer, startTestServerOn, TEST_DIALECTS } from '../../test/harness.js';
 
 type Body = Record<string, unknown>;
 
@@ -19,24 +18,15 @@ const until = async (fn: () => Promise<boolean>, ms = 10_000): Promise<void> => 
   }
 };
 
-for (const dialect of ['sqlite', 'postgres'] as const) {
+for (const dialect of TEST_DIALECTS) {
   describe(`current state in a rejoined private-history room [${dialect}]`, () => {
     let t: TestServer;
-    let pg: TestDatabase | undefined;
     const req = clientRequester(() => t);
 
     beforeAll(async () => {
-      if (dialect === 'postgres') {
-        pg = await createTestDatabase('postgres');
-        t = await startTestServer(testConfig(undefined, pg.connectionString));
-      } else {
-        t = await startTestServer();
-      }
+      t = await startTestServerOn(dialect);
     }, 60_000);
-    afterAll(async () => {
-      await t?.stop();
-      await pg?.drop();
-    });
+    afterAll(() => t?.stop());
 
     /** Syncs `token` from `since` until `roomId`'s joined timeline has an event with ID `eventId`; that sync. */
     async function syncUntilSeen(token: string, since: string, roomId: string, eventId: string): Promise<Body> {

@@ -6,8 +6,7 @@
  * redactions, ignored users, history visibility and errors.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../../internal/sqlutil/testing.js';
-import { getJson, startTestServer, testConfig, type TestServer } from '../../test/harness.js';
+import { getJson, type TestServer, startTestServerOn, TEST_DIALECTS } from '../../test/harness.js';
 
 type Body = Record<string, unknown>;
 const enc = encodeURIComponent;
@@ -17,10 +16,9 @@ const ALICE = `@alice:${HS}`;
 /** The bundled aggregations of a served event. */
 const relationsOf = (e: Body | undefined): Body | undefined => ((e?.unsigned as Body | undefined)?.['m.relations'] as Body | undefined) ?? undefined;
 
-for (const dialect of ['sqlite', 'postgres'] as const) {
+for (const dialect of TEST_DIALECTS) {
   describe(`relations and threads [${dialect}]`, () => {
     let t: TestServer;
-    let pg: TestDatabase | undefined;
     let alice: string;
     let bob: string;
     let carol: string;
@@ -72,22 +70,14 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
     };
 
     beforeAll(async () => {
-      if (dialect === 'postgres') {
-        pg = await createTestDatabase('postgres');
-        t = await startTestServer(testConfig(undefined, pg.connectionString));
-      } else {
-        t = await startTestServer();
-      }
+      t = await startTestServerOn(dialect);
       const reg = async (u: string) => (await req('POST', '/register', '', { auth: { type: 'm.login.dummy' }, username: u, password: 'pw' })).body.access_token as string;
       alice = await reg('alice');
       bob = await reg('bob');
       carol = await reg('carol');
       dave = await reg('dave');
     }, 60000);
-    afterAll(async () => {
-      await t?.stop();
-      await pg?.drop();
-    });
+    afterAll(() => t?.stop());
 
     it('lists annotations, references, edits and thread replies, filtered by rel_type and event type', async () => {
       const room = await createRoom();

@@ -24,9 +24,8 @@ import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Event } from '../../internal/matrix/index.js';
 import { openDatabase, parseConnectionString, type OpenedDatabase } from '../../internal/sqlutil/index.js';
-import { createTestDatabase, type TestDatabase } from '../../internal/sqlutil/testing.js';
 import { databaseFor } from '../../setup/config/config.js';
-import { clientRequester, startTestServer, testConfig, type TestServer } from '../../test/harness.js';
+import { clientRequester, type TestServer, startTestServerOn, TEST_DIALECTS } from '../../test/harness.js';
 import { formatToken, parseToken } from '../internal/token.js';
 import { SyncStore } from '../storage/syncstore.js';
 import type { SyncapiDatabase } from '../storage/tables.js';
@@ -142,22 +141,16 @@ function rowsReadSqlite(t: TestServer): RowCounter {
 const removeCapture = installCapture();
 afterAll(() => removeCapture());
 
-for (const dialect of ['sqlite', 'postgres'] as const) {
+for (const dialect of TEST_DIALECTS) {
   describe(`/sync at scale [${dialect}]`, () => {
     let t: TestServer;
-    let pgDb: TestDatabase | undefined;
     /** A second connection to syncapi's database: to write the bulk and to wait for events. */
     let syncDb: OpenedDatabase<SyncapiDatabase>;
     const req = clientRequester(() => t);
     const tokens: Record<string, string> = {};
 
     beforeAll(async () => {
-      if (dialect === 'postgres') {
-        pgDb = await createTestDatabase('postgres');
-        t = await startTestServer(testConfig(undefined, pgDb.connectionString));
-      } else {
-        t = await startTestServer();
-      }
+      t = await startTestServerOn(dialect);
       for (const u of ['alice', 'bob', 'carol', 'dave', 'erin']) {
         const r = await req('POST', '/register', '', { auth: { type: 'm.login.dummy' }, username: u, password: 'pw', device_id: `${u.toUpperCase()}DEV` });
         expect(r.status).toBe(200);
@@ -171,7 +164,6 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
     afterAll(async () => {
       await syncDb?.close();
       await t?.stop();
-      await pgDb?.drop();
     });
 
     const sync = async (token: string, params: Record<string, string>) => {

@@ -6,16 +6,14 @@
  */
 import { createHmac } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../../internal/sqlutil/testing.js';
-import { getJson, startTestServer, testConfig, type TestServer } from '../../test/harness.js';
+import { getJson, startTestServer, testConfig, type TestServer, startTestServerOn, TEST_DIALECTS } from '../../test/harness.js';
 
 type Body = Record<string, unknown>;
 const enc = encodeURIComponent;
 
-for (const dialect of ['sqlite', 'postgres'] as const) {
+for (const dialect of TEST_DIALECTS) {
   describe(`POST /search [${dialect}]`, () => {
     let t: TestServer;
-    let pg: TestDatabase | undefined;
     let alice: string;
     let bob: string;
     let carol: string;
@@ -64,12 +62,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
     const bodyOf = (e: Body) => (e.content as Body).body;
 
     beforeAll(async () => {
-      if (dialect === 'postgres') {
-        pg = await createTestDatabase('postgres');
-        t = await startTestServer(testConfig(undefined, pg.connectionString));
-      } else {
-        t = await startTestServer();
-      }
+      t = await startTestServerOn(dialect);
       const reg = async (u: string) => (await req('POST', '/register', '', { auth: { type: 'm.login.dummy' }, username: u, password: 'pw' })).body.access_token as string;
       alice = await reg('alice');
       bob = await reg('bob');
@@ -78,10 +71,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       const mac = createHmac('sha1', 'complement').update([nonce, 'root', 'pw', 'admin'].join('\0')).digest('hex');
       admin = (await getJson(`${t.baseUrl}/_synapse/admin/v1/register`, { method: 'POST', body: JSON.stringify({ nonce, username: 'root', password: 'pw', admin: true, mac }) })).body.access_token as string;
     }, 60000);
-    afterAll(async () => {
-      await t?.stop();
-      await pg?.drop();
-    });
+    afterAll(() => t?.stop());
 
     describe('Complement apidoc_search_test.go', () => {
       it('Can search for an event by body', async () => {

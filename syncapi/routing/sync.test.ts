@@ -3,8 +3,7 @@
  * data, invites, leaves, device lists.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../../internal/sqlutil/testing.js';
-import { getJson, startTestServer, testConfig, type TestServer, clientRequester } from '../../test/harness.js';
+import { getJson, type TestServer, clientRequester, startTestServerOn, TEST_DIALECTS } from '../../test/harness.js';
 
 type Body = Record<string, unknown>;
 const joined = (s: Body) => ((s.rooms as Body).join as Record<string, Body>);
@@ -19,30 +18,21 @@ const until = async (fn: () => Promise<boolean>, ms = 5000) => {
   }
 };
 
-for (const dialect of ['sqlite', 'postgres'] as const) {
+for (const dialect of TEST_DIALECTS) {
   describe(`GET /sync [${dialect}]`, () => {
     let t: TestServer;
-    let pg: TestDatabase | undefined;
     const req = clientRequester(() => t);
     const sync = async (token: string, params = '') => (await req('GET', `/sync${params}`, token)).body;
     let alice: string;
     let bob: string;
 
     beforeAll(async () => {
-      if (dialect === 'postgres') {
-        pg = await createTestDatabase('postgres');
-        t = await startTestServer(testConfig(undefined, pg.connectionString));
-      } else {
-        t = await startTestServer();
-      }
+      t = await startTestServerOn(dialect);
       const reg = async (u: string) => (await getJson(`${t.baseUrl}/_matrix/client/v3/register`, { method: 'POST', body: JSON.stringify({ auth: { type: 'm.login.dummy' }, username: u, password: 'pw', device_id: `${u.toUpperCase()}DEV` }) })).body.access_token as string;
       alice = await reg('alice');
       bob = await reg('bob');
     }, 60_000);
-    afterAll(async () => {
-      await t?.stop();
-      await pg?.drop();
-    });
+    afterAll(() => t?.stop());
 
     it('gives a new room with its state and timeline on an initial sync, and the sender its transaction ID', async () => {
       const roomId = (await req('POST', '/createRoom', alice, { preset: 'public_chat', name: 'Sync room' })).body.room_id as string;
