@@ -89,14 +89,14 @@ export function addPublicRoutes(routers: PublicRouters, cfg: Config, userAPI: Cl
   });
   addCreateRoomRoute(routers.client, cfg, userAPI, rsAPI, fedAPI, log, thirdParty);
   addRoomStateRoutes(routers.client, userAPI, rsAPI);
-  addSendEventRoutes(routers.client, cfg.global.serverName, userAPI, rsAPI, fedAPI, syncAPI);
+  addSendEventRoutes(routers.client, cfg.global.serverName, userAPI, rsAPI, fedAPI, syncAPI, log);
   addMembershipRoutes(routers.client, cfg.global.serverName, userAPI, rsAPI, fedAPI, thirdParty);
   addKnockRoute(routers.client, userAPI, rsAPI);
   addForgetRoute(routers.client, userAPI, rsAPI);
   addUpgradeRoomRoute(routers.client, cfg.global.serverName, userAPI, rsAPI);
   addDirectoryRoutes(routers.client, cfg, userAPI, rsAPI, fedAPI);
   addEphemeralRoutes(routers.client, cfg.global.serverName, userAPI, rsAPI, producer);
-  addRedactRoute(routers.client, userAPI, rsAPI, syncAPI);
+  addRedactRoute(routers.client, userAPI, rsAPI, syncAPI, log);
   addReportRoute(routers.client, userAPI, rsAPI, log);
   addHierarchyRoute(routers.client, userAPI, rsAPI, fedAPI);
   addTimestampToEventRoute(routers.client, cfg.global.serverName, userAPI, rsAPI, fedAPI);

@@ -9,6 +9,7 @@
  * which every local user is. The Client-Server API asks more of a local user: redacting
  * someone else's event needs the room's `redact` level (spec, "Redactions").
  */
+import type { Logger } from 'pino';
 import type { Context, Hono } from 'hono';
 import { MatrixError, badJson, forbidden, invalidParam, jsonResponse, notFound, readJsonObject } from '../../internal/httputil/index.js';
 import { powerLevelsOf, userPowerLevel } from '../../internal/matrix/auth/index.js';
@@ -29,7 +30,7 @@ export function isEventIdOfAnyFormat(id: string): boolean {
   return fitsBytes(id, MAX_ID_BYTES) && (isValidEventId(id, 'v1') || isValidEventId(id, 'v2') || isValidEventId(id, 'v3'));
 }
 
-export function addRedactRoute(client: Hono, userAPI: ClientUserAPI, rsAPI: RoomserverInternalAPI, syncAPI?: Pick<SyncInternalAPI, 'queryEventIdForTransaction'>): void {
+export function addRedactRoute(client: Hono, userAPI: ClientUserAPI, rsAPI: RoomserverInternalAPI, syncAPI?: Pick<SyncInternalAPI, 'queryEventIdForTransaction'>, log?: Logger): void {
   /**
    * device + room + transaction ID -> the redaction it produced. A retry that arrives while the
    * first request is still being processed waits for the same promise. This process's memory;
@@ -108,7 +109,7 @@ export function addRedactRoute(client: Hono, userAPI: ClientUserAPI, rsAPI: Room
     const seen = remembered(key);
     if (seen) return jsonResponse({ event_id: await seen });
     // Before anything about the request is checked again: a retry is answered as the first try was.
-    const known = await eventIdOfTransaction(syncAPI, { roomId, userId: me.userId, deviceId: me.deviceId, txnId, type: 'm.room.redaction' });
+    const known = await eventIdOfTransaction(syncAPI, { roomId, userId: me.userId, deviceId: me.deviceId, txnId, type: 'm.room.redaction' }, log);
     if (known !== undefined) {
       remember(key, Promise.resolve(known));
       return jsonResponse({ event_id: known });

@@ -3,6 +3,7 @@
  * transaction ID), PUT /rooms/{roomId}/state/{eventType}/{stateKey}, and POST
  * /rooms/{roomId}/leave. The roomserver builds, signs and checks the event.
  */
+import type { Logger } from 'pino';
 import type { Context, Hono } from 'hono';
 import { MatrixError, forbidden, invalidParam, jsonResponse, readJsonObject } from '../../internal/httputil/index.js';
 import type { JsonObject } from '../../internal/matrix/index.js';
@@ -27,6 +28,7 @@ export function addSendEventRoutes(
   rsAPI: RoomserverInternalAPI,
   fedAPI: Pick<FederationInternalAPI, 'performLeave'>,
   syncAPI?: Pick<SyncInternalAPI, 'queryAnnotationExists' | 'queryEventIdForTransaction'>,
+  log?: Logger,
 ): void {
   /**
    * device + room + transaction ID -> the event it produced (the answer to a retry). This
@@ -85,7 +87,7 @@ export function addSendEventRoutes(
     const seen = txns.get(key);
     if (seen && Date.now() - seen.ts < TXN_TTL_MS) return jsonResponse({ event_id: seen.eventId });
     // Before anything about the request is checked again: a retry is answered as the first try was.
-    const known = await eventIdOfTransaction(syncAPI, { roomId, userId: me.userId, deviceId: me.deviceId, txnId, type });
+    const known = await eventIdOfTransaction(syncAPI, { roomId, userId: me.userId, deviceId: me.deviceId, txnId, type }, log);
     if (known !== undefined) {
       remember(key, known);
       return jsonResponse({ event_id: known });
