@@ -22,6 +22,7 @@ import { addPusherRoutes } from './routing/pushers.js';
 import { RegistrationRoutes } from './routing/register.js';
 import { addAdminRoutes } from './routing/admin.js';
 import { addAdminDeviceRoutes } from './routing/admindevices.js';
+import { addWhoisRoute } from './routing/whois.js';
 import { addRegistrationTokenAdminRoutes, addRegistrationTokenValidityRoute } from './routing/registrationtokens.js';
 import { addThreePidRoutes } from './routing/threepid.js';
 import { addUserDirectoryRoute } from './routing/userdirectory.js';
@@ -107,6 +108,7 @@ export function addPublicRoutes(routers: PublicRouters, cfg: Config, userAPI: Cl
   addRegistrationTokenAdminRoutes(routers.dendriteAdmin, userAPI);
   addAdminRoutes(routers.dendriteAdmin, userAPI, rsAPI, cfg.global.serverName);
   addAdminDeviceRoutes(routers.dendriteAdmin, userAPI);
+  addWhoisRoute(routers.client, cfg.global.serverName, userAPI);
   addVersionsRoute(routers.client, {
     'org.matrix.msc2836': cfg.mscs.mscs.includes('msc2836'),
     'org.matrix.msc2753': cfg.mscs.mscs.includes('msc2753'),

@@ -232,7 +232,11 @@ describe('filters', () => {
     const a = await register('filteruser');
     const b = await register('filtereve');
     const me = encodeURIComponent('@filteruser:localhost:8008');
-    const filter = { room: { timeline: { limit: 10, types: ['m.room.message'] }, state: { lazy_load_members: true } }, event_format: 'client', presence: { not_types: ['*'] } };
+    const filter = {
+      room: { rooms: ['!abc:localhost:8008', '!V5g0HmuDdj1E6gRQw6hW2AxFEy0jRj3dpPQBBcxbJBw'], timeline: { limit: 10, types: ['m.room.message'], senders: ['@filteruser:localhost:8008'] }, state: { lazy_load_members: true } },
+      event_format: 'client',
+      presence: { not_types: ['*'] },
+    };
     const created = await post(`/_matrix/client/v3/user/${me}/filter`, filter, a.body.access_token as string);
     expect(created.status).toBe(200);
     const id = created.body.filter_id as string;
@@ -250,6 +254,10 @@ describe('filters', () => {
     [{ event_format: 'xml' }, /event_format/],
     [{ room: { include_leave: 'yes' } }, /include_leave/],
     [{ presence: [] }, /presence must be an object/],
+    [{ room: { timeline: { rooms: ['not_a_room_id'] } } }, /room.timeline.rooms must list room IDs/],
+    [{ room: { not_rooms: ['#alias:hs'] } }, /room.not_rooms must list room IDs/],
+    [{ room: { timeline: { senders: ['not_a_sender_id'] } } }, /room.timeline.senders must list user IDs/],
+    [{ presence: { not_senders: ['@nocolon'] } }, /presence.not_senders must list user IDs/],
   ])('refuses the malformed filter %j', async (filter, message) => {
     const a = await register(`badfilter${Math.random().toString(36).slice(2, 8)}`);
     const r = await post(`/_matrix/client/v3/user/${encodeURIComponent(a.body.user_id as string)}/filter`, filter, a.body.access_token as string);

@@ -5,6 +5,7 @@
  */
 import type { Context, Hono } from 'hono';
 import { badJson, forbidden, jsonResponse, notFound, readJsonObject, type JsonBody } from '../../internal/httputil/index.js';
+import { isRoomIdOfAnyFormat, isValidUserId } from '../../internal/matrix/index.js';
 import type { ClientUserAPI } from '../../userapi/api/index.js';
 import { requireDevice } from '../auth/device.js';
 import { clientRoute } from './paths.js';
@@ -20,6 +21,18 @@ type Check = (v: unknown, path: string) => void;
 const stringList: Check = (v, path) => {
   if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw badJson(`${path} must be a list of strings`);
 };
+/** A list of room IDs (rooms, not_rooms): an entry that cannot be a room matches nothing, so it is a mistake. */
+const roomIdList: Check = (v, path) => {
+  stringList(v, path);
+  const bad = (v as string[]).find((id) => !isRoomIdOfAnyFormat(id));
+  if (bad !== undefined) throw badJson(`${path} must list room IDs, and ${JSON.stringify(bad)} is not one`);
+};
+/** A list of user IDs (senders, not_senders). */
+const userIdList: Check = (v, path) => {
+  stringList(v, path);
+  const bad = (v as string[]).find((id) => !isValidUserId(id));
+  if (bad !== undefined) throw badJson(`${path} must list user IDs, and ${JSON.stringify(bad)} is not one`);
+};
 const bool: Check = (v, path) => {
   if (typeof v !== 'boolean') throw badJson(`${path} must be true or false`);
 };
@@ -34,12 +47,12 @@ function shape(fields: Record<string, Check>): Check {
   };
 }
 
-const eventFilterFields = { limit, types: stringList, not_types: stringList, senders: stringList, not_senders: stringList };
+const eventFilterFields = { limit, types: stringList, not_types: stringList, senders: userIdList, not_senders: userIdList };
 const eventFilter = shape(eventFilterFields);
 const roomEventFilter = shape({
   ...eventFilterFields,
-  rooms: stringList,
-  not_rooms: stringList,
+  rooms: roomIdList,
+  not_rooms: roomIdList,
   contains_url: bool,
   lazy_load_members: bool,
   include_redundant_members: bool,
@@ -53,8 +66,8 @@ const filterShape = shape({
   presence: eventFilter,
   account_data: eventFilter,
   room: shape({
-    rooms: stringList,
-    not_rooms: stringList,
+    rooms: roomIdList,
+    not_rooms: roomIdList,
     include_leave: bool,
     state: roomEventFilter,
     timeline: roomEventFilter,

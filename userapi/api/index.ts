@@ -115,6 +115,8 @@ export interface PerformDeviceDeletionResponse {
 export interface DeviceInfo extends Device {
   lastSeenTs: number;
   lastSeenIp: string | null;
+  /** The User-Agent of its last seen request (admin whois). */
+  lastSeenUserAgent: string | null;
 }
 
 export interface QueryDevicesRequest {

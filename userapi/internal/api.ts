@@ -209,7 +209,8 @@ export class UserInternalAPIImpl implements Omit<UserInternalAPI, keyof KeyServe
     if (d.hasPrevRefreshToken) await this.store.forgetPrevRefreshToken(d.localpart, d.deviceId);
     // Last seen is kept to the minute: a write per request would cost more than the request.
     const now = Date.now();
-    if (now - d.lastSeenTs >= LAST_SEEN_RESOLUTION_MS || (req.ip !== undefined && req.ip !== d.lastSeenIp)) {
+    const moved = (req.ip !== undefined && req.ip !== d.lastSeenIp) || (req.userAgent !== undefined && req.userAgent !== d.lastSeenUserAgent);
+    if (now - d.lastSeenTs >= LAST_SEEN_RESOLUTION_MS || moved) {
       await this.store.touchDevice(d.localpart, d.deviceId, now, req.ip ?? d.lastSeenIp, req.userAgent);
     }
     return { device: { userId: this.userId(d.localpart), deviceId: d.deviceId, displayName: d.displayName, isGuest: d.isGuest, isAdmin: d.isAdmin } };
@@ -299,7 +300,9 @@ export class UserInternalAPIImpl implements Omit<UserInternalAPI, keyof KeyServe
     const localpart = this.localpartOf(req.userId);
     if (!localpart) return { devices: [] };
     const rows = await this.store.devices(localpart);
-    return { devices: rows.map((d) => ({ userId: req.userId, deviceId: d.deviceId, displayName: d.displayName, lastSeenTs: d.lastSeenTs, lastSeenIp: d.lastSeenIp })) };
+    return {
+      devices: rows.map((d) => ({ userId: req.userId, deviceId: d.deviceId, displayName: d.displayName, lastSeenTs: d.lastSeenTs, lastSeenIp: d.lastSeenIp, lastSeenUserAgent: d.lastSeenUserAgent ?? null })),
+    };
   }
 
   async performDeviceUpdate(req: PerformDeviceUpdateRequest): Promise<PerformDeviceUpdateResponse> {

@@ -22,6 +22,8 @@ export interface DeviceRow {
   createdTs: number;
   lastSeenTs: number;
   lastSeenIp: string | null;
+  /** The User-Agent of the device's last seen request, if it sent one. */
+  lastSeenUserAgent?: string | null;
 }
 
 /** A device found by its access token, with what token checks need. */
@@ -119,6 +121,7 @@ export class UserStore {
         createdTs: r.created_ts,
         lastSeenTs: r.last_seen_ts,
         lastSeenIp: r.last_seen_ip,
+        lastSeenUserAgent: r.user_agent,
         accessTokenExpiresTs: r.access_token_expires_ts === null ? null : Number(r.access_token_expires_ts),
         hasPrevRefreshToken: r.prev_refresh_token_hash !== null,
       }
@@ -181,7 +184,7 @@ export class UserStore {
 
   async devices(localpart: string): Promise<DeviceRow[]> {
     const rows = await this.db.selectFrom('userapi_devices').selectAll().where('localpart', '=', localpart).orderBy('device_id').execute();
-    return rows.map((r) => ({ localpart: r.localpart, deviceId: r.device_id, displayName: r.display_name, createdTs: r.created_ts, lastSeenTs: r.last_seen_ts, lastSeenIp: r.last_seen_ip }));
+    return rows.map((r) => ({ localpart: r.localpart, deviceId: r.device_id, displayName: r.display_name, createdTs: r.created_ts, lastSeenTs: r.last_seen_ts, lastSeenIp: r.last_seen_ip, lastSeenUserAgent: r.user_agent }));
   }
 
   async updateDeviceName(localpart: string, deviceId: string, displayName: string | null): Promise<boolean> {
