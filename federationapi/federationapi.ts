@@ -64,11 +64,8 @@ export interface FederationapiDeps {
   onShutdown?: (name: string, run: () => void | Promise<void>) => void;
 }
 
-export async function newInternalAPI(cfg: Config, db: OpenedDatabase<unknown>, deps?: FederationapiDeps): Promise<FederationInternalAPI> {
-  await runMigrations(db.db, db.dialect, 'federationapi', federationapiMigrations);
-  if (!deps) return new FederationInternalAPIImpl(cfg.global.serverName);
-  const { identity, rsAPI } = deps;
-  const log = deps.log.child({ component: 'federationapi' });
+/** A federation client and a key ring that fetches through it, as the config sets them up. */
+function newClientAndKeyRing(cfg: Config, db: OpenedDatabase<unknown>, identity: SigningIdentity, log: Logger): { client: FederationClient; keyRing: KeyRing } {
   const fed = cfg.federationApi;
   const client = new FederationClient({
     serverName: identity.serverName,
@@ -87,6 +84,16 @@ export async function newInternalAPI(cfg: Config, db: OpenedDatabase<unknown>, d
     preferDirectFetch: fed.preferDirectFetch,
     log,
   });
+  return { client, keyRing };
+}
+
+export async function newInternalAPI(cfg: Config, db: OpenedDatabase<unknown>, deps?: FederationapiDeps): Promise<FederationInternalAPI> {
+  await runMigrations(db.db, db.dialect, 'federationapi', federationapiMigrations);
+  if (!deps) return new FederationInternalAPIImpl(cfg.global.serverName);
+  const { identity, rsAPI } = deps;
+  const log = deps.log.child({ component: 'federationapi' });
+  const fed = cfg.federationApi;
+  const { client, keyRing } = newClientAndKeyRing(cfg, db, identity, log);
   const prefix = cfg.global.jetstream.topicPrefix;
   const sender = new OutboundSender({ serverName: identity.serverName, queue: new OutboundQueueStore(db.db as unknown as Kysely<FederationapiQueueDatabase>), client, log });
   const joiner = new Joiner({ identity, client, keys: keyRing, rsAPI, log });
@@ -177,23 +184,7 @@ export async function newMediaFederation(cfg: Config, db: OpenedDatabase<unknown
   await runMigrations(db.db, db.dialect, 'federationapi', federationapiMigrations);
   const fed = cfg.federationApi;
   const sign = (req: Parameters<SigningIdentity['signRequest']>[0]): string => identity.signRequest(req);
-  const client = new FederationClient({
-    serverName: identity.serverName,
-    keyId: identity.keyId,
-    sign,
-    disableTlsValidation: fed.disableTlsValidation,
-    denyNetworks: fed.denyNetworks,
-    allowNetworks: fed.allowNetworks,
-    disableHttpKeepalives: fed.disableHttpKeepalives,
-  });
-  const keyRing = new KeyRing({
-    store: new ServerKeyStore(db.db as unknown as Kysely<FederationapiServerKeysDatabase>),
-    fetcher: { fetchServerKeys: (server) => client.getServerKeys(server), queryNotary: (notary, body) => client.queryKeys(notary, body) },
-    identity,
-    perspectives: fed.keyPerspectives,
-    preferDirectFetch: fed.preferDirectFetch,
-    log: log.child({ component: 'federationapi' }),
-  });
+  const { client, keyRing } = newClientAndKeyRing(cfg, db, identity, log.child({ component: 'federationapi' }));
   const stream = new FederationStreamClient({
     serverName: identity.serverName,
     sign,
