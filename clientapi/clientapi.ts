@@ -34,7 +34,8 @@ import { addRoomStateRoutes } from './routing/roomstate.js';
 import { addSendEventRoutes } from './routing/sendevent.js';
 import { addMembershipRoutes } from './routing/membership.js';
 import { ThirdPartyInvites } from './routing/thirdpartyinvite.js';
-import { IdentityServerClient } from '../internal/identityserver/index.js';
+import { IdentityServerClient, type HomeserverSigner } from '../internal/identityserver/index.js';
+import { ThreePidBinder } from './routing/threepidbind.js';
 import { NetworkPolicy } from '../internal/netpolicy/index.js';
 import { addKnockRoute } from './routing/knock.js';
 import { addForgetRoute } from './routing/forget.js';
@@ -59,35 +60,42 @@ export async function newInternalAPI(cfg: Config): Promise<ClientInternalAPI> {
   return new ClientInternalAPIImpl(cfg.global.serverName);
 }
 
-export function addPublicRoutes(routers: PublicRouters, cfg: Config, userAPI: ClientUserAPI, rsAPI: RoomserverInternalAPI, fedAPI: FederationInternalAPI, producer: EphemeralProducer, log: Logger, syncAPI: Pick<SyncInternalAPI, 'queryAnnotationExists' | 'queryEventIdForTransaction'>): void {
+/** `signer` signs what this server asks of identity servers on its own authority (/3pid/unbind). */
+export function addPublicRoutes(
+  routers: PublicRouters,
+  cfg: Config,
+  userAPI: ClientUserAPI,
+  rsAPI: RoomserverInternalAPI,
+  fedAPI: FederationInternalAPI,
+  producer: EphemeralProducer,
+  log: Logger,
+  syncAPI: Pick<SyncInternalAPI, 'queryAnnotationExists' | 'queryEventIdForTransaction'>,
+  signer: HomeserverSigner,
+): void {
   // First, so that it runs ahead of every route it limits (hono runs handlers in the order added).
   if (cfg.clientApi.rateLimiting.enabled) routers.client.use('*', newRateLimitMiddleware(cfg.clientApi.rateLimiting, userAPI));
   new RegistrationRoutes(cfg, userAPI).add(routers.client, routers.synapseAdmin);
   const uia = new PasswordUIA(userAPI, cfg.global.serverName);
   addLoginRoutes(routers.client, cfg, userAPI, uia);
   addDeviceRoutes(routers.client, userAPI, uia);
-  addPasswordRoute(routers.client, userAPI, uia, rsAPI, log);
+  // Identity servers (3PID invites, bindings) are reached under federation's network rules.
+  const identityServers = new IdentityServerClient({
+    policy: new NetworkPolicy({ denyNetworks: cfg.federationApi.denyNetworks, allowNetworks: cfg.federationApi.allowNetworks }),
+    rejectUnauthorized: !cfg.federationApi.disableTlsValidation,
+  });
+  const threePids = new ThreePidBinder({ userAPI, identityServers, signer, log });
+  addPasswordRoute(routers.client, userAPI, uia, rsAPI, log, threePids);
   addProfileRoutes(routers.client, cfg.global.serverName, userAPI, rsAPI, fedAPI, log);
   addFilterRoutes(routers.client, userAPI);
   addAccountDataRoutes(routers.client, userAPI);
   addOpenIDRoute(routers.client, userAPI, cfg.global.serverName);
   addKeyRoutes(routers.client, userAPI, uia);
   addKeyBackupRoutes(routers.client, userAPI);
-  addThreePidRoutes(routers.client, cfg, userAPI, uia);
+  addThreePidRoutes(routers.client, cfg, userAPI, uia, threePids);
   addUserDirectoryRoute(routers.client, userAPI, rsAPI);
   addPushRulesRoutes(routers.client, userAPI);
   addPusherRoutes(routers.client, userAPI);
-  // Identity servers (3PID invites) are reached under federation's network rules.
-  const thirdParty = new ThirdPartyInvites({
-    rsAPI,
-    userAPI,
-    fedAPI,
-    identityServers: new IdentityServerClient({
-      policy: new NetworkPolicy({ denyNetworks: cfg.federationApi.denyNetworks, allowNetworks: cfg.federationApi.allowNetworks }),
-      rejectUnauthorized: !cfg.federationApi.disableTlsValidation,
-    }),
-    log,
-  });
+  const thirdParty = new ThirdPartyInvites({ rsAPI, userAPI, fedAPI, identityServers, log });
   addCreateRoomRoute(routers.client, cfg, userAPI, rsAPI, fedAPI, log, thirdParty);
   addRoomStateRoutes(routers.client, userAPI, rsAPI);
   addSendEventRoutes(routers.client, cfg.global.serverName, userAPI, rsAPI, fedAPI, syncAPI, log);

@@ -105,7 +105,7 @@ async function localAPI<C extends ComponentName>(name: C, cfg: Config, dbs: Data
 }
 
 function addRoutesFor(name: ComponentName, routers: PublicRouters, cfg: Config, identity: SigningIdentity, apis: ComponentAPIs, bus: Bus, logger: Logger): void {
-  if (name === 'clientapi') clientapi.addPublicRoutes(routers, cfg, apis.userapi, apis.roomserver, apis.federationapi, clientapi.busEphemeralProducer(bus, cfg.global.jetstream.topicPrefix), logger.child({ component: 'clientapi' }), apis.syncapi);
+  if (name === 'clientapi') clientapi.addPublicRoutes(routers, cfg, apis.userapi, apis.roomserver, apis.federationapi, clientapi.busEphemeralProducer(bus, cfg.global.jetstream.topicPrefix), logger.child({ component: 'clientapi' }), apis.syncapi, identity);
   if (name === 'federationapi') federationapi.addPublicRoutes(routers, cfg, identity, apis.userapi);
 }
 

@@ -6,7 +6,7 @@ import { subjectFor, type Bus } from '../setup/jetstream/index.js';
 import type { FederationInternalAPI } from '../federationapi/api/index.js';
 import type { OutputRoomEvent } from '../roomserver/api/index.js';
 import type { FederationKeyClient } from './api/keys.js';
-import { keyBackupAPIMethods, keyServerAPIMethods, pushAPIMethods, type PerformAccountDataUpdateRequest, type UserInternalAPI } from './api/index.js';
+import { keyBackupAPIMethods, keyServerAPIMethods, pushAPIMethods, threePidAPIMethods, type PerformAccountDataUpdateRequest, type UserInternalAPI } from './api/index.js';
 import pino, { type Logger } from 'pino';
 import { startPushConsumers } from './consumers/push.js';
 import { startGuestAccessConsumer, type GuestAccessRoomserverAPI } from './consumers/guestaccess.js';
@@ -25,6 +25,8 @@ import { KeyStore } from './storage/keystore.js';
 import { userapiMigrations } from './storage/migrations.js';
 import type { UserapiDatabase } from './storage/tables.js';
 import { UserStore } from './storage/userstore.js';
+import { ThreePidAPIImpl } from './internal/threepid.js';
+import { ThreePidBindingStore } from './storage/threepidbindings.js';
 
 /**
  * `federation` is looked up when first needed: federationapi is built after userapi (it needs
@@ -164,6 +166,8 @@ export async function newInternalAPI(
   const backup = new KeyBackupAPIImpl(new KeyBackupStore(kysely));
   for (const m of keyBackupAPIMethods) composed[m] = (backup[m] as (req: never) => Promise<unknown>).bind(backup);
   for (const m of pushAPIMethods) composed[m] = (push[m] as (req: never) => Promise<unknown>).bind(push);
+  const threePids = new ThreePidAPIImpl(serverName, new ThreePidBindingStore(kysely));
+  for (const m of threePidAPIMethods) composed[m] = (threePids[m] as (req: never) => Promise<unknown>).bind(threePids);
   // Compiled push rules are kept per user until the user changes them.
   composed['performAccountDataUpdate'] = async (req: PerformAccountDataUpdateRequest) => {
     const res = await users.performAccountDataUpdate(req);

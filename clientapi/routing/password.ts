@@ -1,4 +1,7 @@
-/** POST /account/password and /account/deactivate (which also leaves the user's rooms), each after proving the password (UIA). */
+/**
+ * POST /account/password and /account/deactivate (which also unbinds the user's 3PIDs from
+ * identity servers and leaves the user's rooms), each after proving the password (UIA).
+ */
 import type { Context, Hono } from 'hono';
 import { badJson, jsonResponse, readJsonObject } from '../../internal/httputil/index.js';
 import type { Logger } from 'pino';
@@ -7,10 +10,19 @@ import type { ClientUserAPI } from '../../userapi/api/index.js';
 import { requireDevice } from '../auth/device.js';
 import type { PasswordUIA } from '../auth/uia.js';
 import { clientRoute } from './paths.js';
+import { optionalIdServer } from './threepid.js';
+import type { ThreePidBinder } from './threepidbind.js';
 
 const MAX_BODY = 64 * 1024;
 
-export function addPasswordRoute(client: Hono, userAPI: ClientUserAPI, uia: PasswordUIA, rsAPI: Pick<RoomserverInternalAPI, 'queryRoomsForUser' | 'performSendEvent'>, log: Logger): void {
+export function addPasswordRoute(
+  client: Hono,
+  userAPI: ClientUserAPI,
+  uia: PasswordUIA,
+  rsAPI: Pick<RoomserverInternalAPI, 'queryRoomsForUser' | 'performSendEvent'>,
+  log: Logger,
+  threePids: Pick<ThreePidBinder, 'unbindAll'>,
+): void {
   clientRoute(client, 'post', '/account/password', async (c: Context) => {
     const me = await requireDevice(c, userAPI);
     const body = await readJsonObject(c, { maxBytes: MAX_BODY });
@@ -29,7 +41,10 @@ export function addPasswordRoute(client: Hono, userAPI: ClientUserAPI, uia: Pass
     const body = await readJsonObject(c, { maxBytes: MAX_BODY, allowEmpty: true });
     const erase = body['erase'];
     if (erase !== undefined && typeof erase !== 'boolean') throw badJson('erase must be true or false');
+    const idServer = optionalIdServer(body);
     await uia.require(body, me.userId, 'POST /account/deactivate');
+    // First, as Synapse does: the bindings are the user's last link to their 3PIDs. Best effort.
+    const unbindResult = await threePids.unbindAll(me.userId, idServer);
     await userAPI.performAccountDeactivation({ userId: me.userId, erase: erase === true });
     // A deactivated user leaves every room they were in, and declines their invites (spec: "Account deactivation").
     for (const membership of ['join', 'invite', 'knock'] as const) {
@@ -38,7 +53,6 @@ export function addPasswordRoute(client: Hono, userAPI: ClientUserAPI, uia: Pass
         if (res.error !== undefined) log.warn({ userId: me.userId, roomId, error: res.message }, 'deactivation: could not leave a room');
       }
     }
-    // No identity server is configured, so there was nothing to unbind.
-    return jsonResponse({ id_server_unbind_result: 'no-support' });
+    return jsonResponse({ id_server_unbind_result: unbindResult });
   });
 }

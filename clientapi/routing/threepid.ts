@@ -1,16 +1,22 @@
 /**
- * Third-party identifiers (email, phone). This server keeps no 3PIDs, sends no verification
- * messages and talks to no identity server, so these routes validate the request and answer
- * with the error the spec gives for that situation: a client can tell the feature is absent
- * rather than broken. A user's list of 3PIDs is therefore always empty.
+ * Third-party identifiers (email, phone). This server sends no verification messages, so it
+ * cannot add a 3PID to an account itself: the requestToken and add routes validate the request
+ * and answer with the error the spec gives for that situation, and a user's list of 3PIDs
+ * (GET /account/3pid, which the spec keeps apart from identity server bindings) is empty.
+ *
+ * What it does do is bind and unbind 3PIDs that the client validated at an identity server
+ * (threepidbind.ts): /account/3pid/bind, /unbind and /delete. The /account/3pid routes are also
+ * served under /unstable, where clients (and Sytest) still call bind and unbind.
  */
-import type { Context, Hono } from 'hono';
+import type { Context, Handler, Hono } from 'hono';
 import { MatrixError, badJson, jsonResponse, missingParam, invalidParam, readJsonObject, type JsonBody } from '../../internal/httputil/index.js';
+import { isIdentityServerName } from '../../internal/identityserver/index.js';
 import type { Config } from '../../setup/config/config.js';
 import type { ClientUserAPI } from '../../userapi/api/index.js';
 import { requireDevice } from '../auth/device.js';
 import type { PasswordUIA } from '../auth/uia.js';
 import { clientRoute } from './paths.js';
+import type { ThreePidBinder } from './threepidbind.js';
 
 const MAX_BODY = 64 * 1024;
 const CLIENT_SECRET = /^[0-9a-zA-Z.=_-]{1,255}$/;
@@ -32,7 +38,27 @@ function requireSendAttempt(body: JsonBody): void {
   if (typeof v !== 'number' || !Number.isInteger(v)) throw badJson('send_attempt must be an integer');
 }
 
-export function addThreePidRoutes(client: Hono, cfg: Config, userAPI: ClientUserAPI, uia: PasswordUIA): void {
+/** An id_server the request names: absent, or an identity server's name (host with an optional port). */
+export function optionalIdServer(body: JsonBody): string | undefined {
+  const v = body['id_server'];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string') throw badJson('id_server must be a string');
+  if (!isIdentityServerName(v)) throw invalidParam('id_server must be a host name with an optional port');
+  return v;
+}
+
+function requireNonEmpty(body: JsonBody, field: string): string {
+  const v = requireString(body, field);
+  if (v === '') throw invalidParam(`${field} may not be empty`);
+  return v;
+}
+
+export function addThreePidRoutes(client: Hono, cfg: Config, userAPI: ClientUserAPI, uia: PasswordUIA, binder: ThreePidBinder): void {
+  /** An /account/3pid route: r0 and v3, and unstable, where bind and unbind were first served. */
+  const accountRoute = (method: 'get' | 'post', path: string, handler: Handler): void => {
+    clientRoute(client, method, path, handler);
+    client[method](`/unstable${path}`, handler);
+  };
   const trusted = new Set(cfg.global.trustedThirdPartyIdServers);
   /** An id_server the client names must be one we trust; we then still cannot use it. */
   const checkIdServer = (body: JsonBody): void => {
@@ -42,10 +68,11 @@ export function addThreePidRoutes(client: Hono, cfg: Config, userAPI: ClientUser
     if (!trusted.has(idServer)) throw new MatrixError(400, 'M_SERVER_NOT_TRUSTED', `${idServer} is not a trusted identity server`);
   };
   const cannotVerify = (medium: string): MatrixError =>
-    new MatrixError(400, 'M_THREEPID_MEDIUM_NOT_SUPPORTED', `This server cannot verify ${medium} addresses: it sends no verification messages and uses no identity server`);
+    new MatrixError(400, 'M_THREEPID_MEDIUM_NOT_SUPPORTED', `This server cannot verify ${medium} addresses: it sends no verification messages`);
 
   for (const prefix of ['/register', '/account/password', '/account/3pid']) {
-    clientRoute(client, 'post', `${prefix}/email/requestToken`, async (c: Context) => {
+    const route = prefix === '/account/3pid' ? accountRoute : (method: 'post', path: string, handler: Handler) => clientRoute(client, method, path, handler);
+    route('post', `${prefix}/email/requestToken`, async (c: Context) => {
       const body = await readJsonObject(c, { maxBytes: MAX_BODY });
       requireClientSecret(body);
       if (!requireString(body, 'email').includes('@')) throw invalidParam('email is not an email address');
@@ -53,7 +80,7 @@ export function addThreePidRoutes(client: Hono, cfg: Config, userAPI: ClientUser
       checkIdServer(body);
       throw cannotVerify('email');
     });
-    clientRoute(client, 'post', `${prefix}/msisdn/requestToken`, async (c: Context) => {
+    route('post', `${prefix}/msisdn/requestToken`, async (c: Context) => {
       const body = await readJsonObject(c, { maxBytes: MAX_BODY });
       requireClientSecret(body);
       requireString(body, 'country');
@@ -64,7 +91,7 @@ export function addThreePidRoutes(client: Hono, cfg: Config, userAPI: ClientUser
     });
   }
 
-  clientRoute(client, 'get', '/account/3pid', async (c: Context) => {
+  accountRoute('get', '/account/3pid', async (c: Context) => {
     await requireDevice(c, userAPI);
     return jsonResponse({ threepids: [] });
   });
@@ -82,29 +109,31 @@ export function addThreePidRoutes(client: Hono, cfg: Config, userAPI: ClientUser
     if (legacy) checkIdServer(c2);
     throw new MatrixError(400, 'M_THREEPID_AUTH_FAILED', 'No validated 3PID session has that sid');
   };
-  clientRoute(client, 'post', '/account/3pid/add', (c) => add(c, false));
-  clientRoute(client, 'post', '/account/3pid', (c) => add(c, true));
+  accountRoute('post', '/account/3pid/add', (c) => add(c, false));
+  accountRoute('post', '/account/3pid', (c) => add(c, true));
 
-  clientRoute(client, 'post', '/account/3pid/bind', async (c: Context) => {
-    await requireDevice(c, userAPI);
+  accountRoute('post', '/account/3pid/bind', async (c: Context) => {
+    const me = await requireDevice(c, userAPI);
     const body = await readJsonObject(c, { maxBytes: MAX_BODY });
     requireClientSecret(body);
-    requireString(body, 'sid');
+    const sid = requireNonEmpty(body, 'sid');
     requireString(body, 'id_server');
-    requireString(body, 'id_access_token');
-    checkIdServer(body);
-    throw new MatrixError(400, 'M_SERVER_NOT_TRUSTED', 'This server does not bind 3PIDs with identity servers');
+    const idServer = optionalIdServer(body)!;
+    const idAccessToken = requireNonEmpty(body, 'id_access_token');
+    await binder.bind(me.userId, { idServer, idAccessToken, sid, clientSecret: body['client_secret'] as string });
+    return jsonResponse({});
   });
 
+  // Both unbind at the identity server; delete also removes the 3PID from the account, where
+  // there is none to remove (see above).
   for (const path of ['/account/3pid/delete', '/account/3pid/unbind']) {
-    clientRoute(client, 'post', path, async (c: Context) => {
-      await requireDevice(c, userAPI);
+    accountRoute('post', path, async (c: Context) => {
+      const me = await requireDevice(c, userAPI);
       const body = await readJsonObject(c, { maxBytes: MAX_BODY });
-      requireString(body, 'medium');
-      requireString(body, 'address');
-      if (body['id_server'] !== undefined && typeof body['id_server'] !== 'string') throw badJson('id_server must be a string');
-      // Nothing is stored, so nothing to remove; no identity server was told, so none to tell.
-      return jsonResponse({ id_server_unbind_result: 'no-support' });
+      const medium = requireNonEmpty(body, 'medium');
+      const address = requireNonEmpty(body, 'address');
+      const idServer = optionalIdServer(body);
+      return jsonResponse({ id_server_unbind_result: await binder.unbind(me.userId, medium, address, idServer) });
     });
   }
 }

@@ -2,9 +2,11 @@
 import { createServer, type Server } from 'node:http';
 import { generateKeyPairSync, sign } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { canonicalJson } from '../matrix/index.js';
+import * as ed from '@noble/ed25519';
+import { canonicalJson, generateSigningKey, parseXMatrixHeader, signJson, type JsonObject } from '../matrix/index.js';
 import { NetworkPolicy } from '../netpolicy/index.js';
-import { IdentityServerClient, IdentityServerError } from './client.js';
+import { FakeIdentityServer, ID_ACCESS_TOKEN } from '../../test/identityserver.js';
+import { IdentityServerClient, IdentityServerError, identityServerAuthorization, type HomeserverSigner } from './client.js';
 import { checkThirdPartySigned, invitePublicKeys, keyThatSigned, ThirdPartyInviteRejected } from './signed.js';
 
 let server: Server;
@@ -117,5 +119,100 @@ describe('third-party invite signatures', () => {
     asked.length = 0;
     await expect(checkThirdPartySigned(signWith(a, { mxid: '@u:hs', token: 't' }), { public_key: a.pub }, valid(false))).resolves.toMatchObject({ public_key: a.pub });
     expect(asked).toEqual([]);
+  });
+});
+
+describe('binding and unbinding 3PIDs', () => {
+  // A homeserver's signing key, published the way /_matrix/key/v2/server does.
+  const hsKey = generateSigningKey();
+  const signer: HomeserverSigner = {
+    serverName: 'hs.test',
+    keyId: hsKey.keyId,
+    signJson: <T extends JsonObject>(obj: T): T => signJson(obj, 'hs.test', hsKey.keyId, hsKey) as T,
+  };
+  let keyServer: Server;
+  let is: FakeIdentityServer;
+  // The fake identity server's certificate is self-signed.
+  const tlsClient = (policy = open) => new IdentityServerClient({ policy, rejectUnauthorized: false, timeoutMs: 2_000 });
+  beforeAll(async () => {
+    keyServer = createServer((_req, res) => res.end(JSON.stringify({ server_name: 'hs.test', verify_keys: { [hsKey.keyId]: { key: hsKey.publicKeyBase64 } } })));
+    await new Promise<void>((r) => keyServer.listen(0, '127.0.0.1', r));
+    is = await FakeIdentityServer.start();
+    is.homeservers.set('hs.test', `http://127.0.0.1:${(keyServer.address() as { port: number }).port}`);
+  });
+  afterAll(async () => {
+    await is.close();
+    keyServer.closeAllConnections();
+    await new Promise<void>((r) => keyServer.close(() => r()));
+  });
+
+  it('signs {method, uri, origin, destination_is, content} into an X-Matrix header', async () => {
+    const content = { mxid: '@u:hs.test', threepid: { medium: 'email', address: 'u@example.org' } };
+    const header = identityServerAuthorization(signer, 'POST', '/_matrix/identity/v2/3pid/unbind', 'is.example:8443', content);
+    const auth = parseXMatrixHeader(header);
+    expect(auth).toEqual({ origin: 'hs.test', key: hsKey.keyId, sig: auth.sig });
+    const signed = (obj: JsonObject) => Buffer.from(canonicalJson(obj), 'utf8');
+    const sig = Buffer.from(auth.sig, 'base64');
+    const base = { method: 'POST', uri: '/_matrix/identity/v2/3pid/unbind', origin: 'hs.test', content };
+    expect(await ed.verifyAsync(sig, signed({ ...base, destination_is: 'is.example:8443' }), hsKey.publicKey)).toBe(true);
+    // Not the federation form, and not for another identity server.
+    expect(await ed.verifyAsync(sig, signed({ ...base, destination: 'is.example:8443' }), hsKey.publicKey)).toBe(false);
+    expect(await ed.verifyAsync(sig, signed({ ...base, destination_is: 'other.example' }), hsKey.publicKey)).toBe(false);
+  });
+
+  it('binds a validated session with the access token as Bearer, and returns the 3PID bound', async () => {
+    const sid = is.validateSession('email', 'bound@example.org', 'secret');
+    expect(await tlsClient().bind(is.name, ID_ACCESS_TOKEN, { sid, client_secret: 'secret', mxid: '@u:hs.test' })).toEqual({ medium: 'email', address: 'bound@example.org', mxid: '@u:hs.test' });
+    const call = is.requests.find((r) => r.path === '/_matrix/identity/v2/3pid/bind');
+    expect(call).toMatchObject({ method: 'POST', authorization: `Bearer ${ID_ACCESS_TOKEN}`, body: { sid, client_secret: 'secret', mxid: '@u:hs.test' } });
+    expect(is.boundTo('email', 'bound@example.org')).toBe('@u:hs.test');
+  });
+
+  it('tells apart the ways a bind fails', async () => {
+    const sid = is.validateSession('email', 'fail@example.org', 'secret');
+    const bind = (over: Partial<{ sid: string; client_secret: string }> = {}, token = ID_ACCESS_TOKEN, client = tlsClient()) =>
+      failure(client.bind(is.name, token, { sid, client_secret: 'secret', mxid: '@u:hs.test', ...over }));
+    expect(await bind({ client_secret: 'wrong' })).toMatchObject({ kind: 'refused', status: 404, errcode: 'M_NO_VALID_SESSION' });
+    expect(await bind({}, 'not-the-token')).toMatchObject({ kind: 'refused', status: 401, errcode: 'M_UNAUTHORIZED' });
+    is.overrides.set('/_matrix/identity/v2/3pid/bind', { status: 200, body: { mxid: '@u:hs.test' } });
+    expect((await bind()).kind).toBe('bad_response');
+    is.overrides.set('/_matrix/identity/v2/3pid/bind', { status: 200, body: { medium: 'email', address: 'fail@example.org', mxid: '@mallory:hs.test' } });
+    expect((await bind()).kind).toBe('bad_response');
+    is.overrides.delete('/_matrix/identity/v2/3pid/bind');
+    const deny = new NetworkPolicy({ denyNetworks: ['127.0.0.0/8'], allowNetworks: ['0.0.0.0/0'] });
+    expect((await bind({}, ID_ACCESS_TOKEN, tlsClient(deny))).kind).toBe('unreachable');
+    expect(is.boundTo('email', 'fail@example.org')).toBeUndefined();
+  });
+
+  it('unbinds with the homeserver signature; an identity server without unbinding is not_supported', async () => {
+    await is.bind('email', 'unbind@example.org', '@u:hs.test');
+    const threepid = { medium: 'email', address: 'unbind@example.org' };
+    expect(await tlsClient().unbind(is.name, signer, '@u:hs.test', threepid)).toBe('unbound');
+    expect(is.unbinds.at(-1)).toEqual({ origin: 'hs.test', mxid: '@u:hs.test', ...threepid });
+    expect(is.boundTo('email', 'unbind@example.org')).toBeUndefined();
+    // Bound to no one here: the fake answers 404 without a Matrix error.
+    expect(await tlsClient().unbind(is.name, signer, '@u:hs.test', threepid)).toBe('not_supported');
+    for (const [status, body] of [[501, undefined], [400, { errcode: 'M_UNRECOGNIZED', error: 'no' }], [400, undefined]] as const) {
+      is.overrides.set('/_matrix/identity/v2/3pid/unbind', { status, body });
+      expect(await tlsClient().unbind(is.name, signer, '@u:hs.test', threepid), String(status)).toBe('not_supported');
+    }
+    // A 2xx answer is an unbind whatever its body.
+    is.overrides.set('/_matrix/identity/v2/3pid/unbind', { status: 200 });
+    expect(await tlsClient().unbind(is.name, signer, '@u:hs.test', threepid)).toBe('unbound');
+    is.overrides.set('/_matrix/identity/v2/3pid/unbind', { status: 404, body: { errcode: 'M_NOT_FOUND', error: 'no such binding' } });
+    expect(await failure(tlsClient().unbind(is.name, signer, '@u:hs.test', threepid))).toMatchObject({ kind: 'refused', status: 404, errcode: 'M_NOT_FOUND' });
+    is.overrides.set('/_matrix/identity/v2/3pid/unbind', { status: 500 });
+    expect(await failure(tlsClient().unbind(is.name, signer, '@u:hs.test', threepid))).toMatchObject({ kind: 'refused', status: 500 });
+    is.overrides.delete('/_matrix/identity/v2/3pid/unbind');
+  });
+
+  it('is refused by an identity server that cannot verify the signature', async () => {
+    await is.bind('email', 'forged@example.org', '@u:hs.test');
+    const other = generateSigningKey();
+    const forger: HomeserverSigner = { ...signer, signJson: <T extends JsonObject>(obj: T): T => signJson(obj, 'hs.test', hsKey.keyId, other) as T };
+    expect(await failure(tlsClient().unbind(is.name, forger, '@u:hs.test', { medium: 'email', address: 'forged@example.org' }))).toMatchObject({ kind: 'refused', status: 403, errcode: 'M_FORBIDDEN' });
+    // Nor may a homeserver unbind another server's user.
+    expect(await failure(tlsClient().unbind(is.name, signer, '@u:elsewhere.test', { medium: 'email', address: 'forged@example.org' }))).toMatchObject({ status: 403 });
+    expect(is.boundTo('email', 'forged@example.org')).toBe('@u:hs.test');
   });
 });

@@ -1,6 +1,8 @@
 /**
  * Calls to identity servers (Identity Service API v2): looking a 3PID up, storing an invite for
- * an unbound 3PID, and asking whether a public key is still valid.
+ * an unbound 3PID, asking whether a public key is still valid, and binding and unbinding a
+ * user's 3PID (/3pid/bind with the client's identity server access token, /3pid/unbind signed
+ * by this homeserver).
  *
  * The identity server is named by a client (`id_server`) or by an event
  * (`key_validity_url`), so we treat it like any other address someone else chose: every
@@ -11,7 +13,7 @@
 import { createHash } from 'node:crypto';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { isValidServerName } from '../matrix/index.js';
+import { formatXMatrixHeader, isValidServerName, type JsonObject } from '../matrix/index.js';
 import { checkLiteral, policyLookup, type NetworkPolicy } from '../netpolicy/index.js';
 import { serverSoftware } from '../version.js';
 
@@ -78,6 +80,44 @@ export interface StoreInviteRequest {
   sender_avatar_url?: string;
 }
 
+/** What /3pid/bind answers: the 3PID the session validated, now bound to `mxid`. */
+export interface BoundThreePid {
+  medium: string;
+  address: string;
+  mxid: string;
+}
+
+/**
+ * How a /3pid/unbind ended without an error: `unbound`, or `not_supported` (the identity server
+ * answered 400, 404 or 501 without a Matrix error, or M_UNRECOGNIZED: it has no such endpoint).
+ * Any other refusal is an IdentityServerError whose errcode the client should be shown.
+ */
+export type UnbindOutcome = 'unbound' | 'not_supported';
+
+/** This homeserver's signing, as /3pid/unbind needs it (a SigningIdentity fits). */
+export interface HomeserverSigner {
+  serverName: string;
+  keyId: string;
+  /** A copy of `obj` with this server's signature in `signatures`. */
+  signJson<T extends JsonObject>(obj: T): T;
+}
+
+/**
+ * The Authorization header of a request this homeserver makes to an identity server: X-Matrix,
+ * signed over {method, uri, origin, destination_is, content}. The identity server's name goes
+ * in `destination_is` rather than the federation API's `destination`: that is the object
+ * identity servers (Sydent) rebuild to check the signature, and what Synapse signs.
+ */
+export function identityServerAuthorization(signer: HomeserverSigner, method: string, uri: string, idServer: string, content?: JsonObject): string {
+  const request: JsonObject = { method, uri, origin: signer.serverName, destination_is: idServer };
+  if (content !== undefined) request['content'] = content;
+  const signed = signer.signJson(request);
+  const sigs = (signed['signatures'] as Record<string, Record<string, string>> | undefined)?.[signer.serverName];
+  const sig = sigs?.[signer.keyId];
+  if (typeof sig !== 'string') throw new Error(`signJson gave no ${signer.keyId} signature of ${signer.serverName}`);
+  return formatXMatrixHeader({ origin: signer.serverName, key: signer.keyId, sig });
+}
+
 type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -85,6 +125,8 @@ const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null 
 export function isIdentityServerName(name: string): boolean {
   return isValidServerName(name);
 }
+
+const bearer = (accessToken: string): string => `Bearer ${accessToken}`;
 
 export class IdentityServerClient {
   private readonly timeoutMs: number;
@@ -95,7 +137,7 @@ export class IdentityServerClient {
 
   /** The Matrix user a 3PID is bound to, or undefined when it is bound to no one. */
   async lookup(idServer: string, accessToken: string, medium: string, address: string): Promise<string | undefined> {
-    const details = await this.call(this.url(idServer, '/_matrix/identity/v2/hash_details'), 'GET', accessToken);
+    const details = await this.call(this.url(idServer, '/_matrix/identity/v2/hash_details'), 'GET', { authorization: bearer(accessToken) });
     const algorithms = Array.isArray(details['algorithms']) ? details['algorithms'] : [];
     const pepper = details['lookup_pepper'];
     let query: string;
@@ -110,10 +152,9 @@ export class IdentityServerClient {
     } else {
       throw new IdentityServerError('bad_response', `${idServer} offers no lookup algorithm this server knows (sha256, none)`);
     }
-    const found = await this.call(this.url(idServer, '/_matrix/identity/v2/lookup'), 'POST', accessToken, {
-      addresses: [query],
-      algorithm,
-      pepper: typeof pepper === 'string' ? pepper : '',
+    const found = await this.call(this.url(idServer, '/_matrix/identity/v2/lookup'), 'POST', {
+      authorization: bearer(accessToken),
+      body: { addresses: [query], algorithm, pepper: typeof pepper === 'string' ? pepper : '' },
     });
     const mappings = found['mappings'];
     if (!isObject(mappings)) throw new IdentityServerError('bad_response', `${idServer} answered a lookup without mappings`);
@@ -123,7 +164,7 @@ export class IdentityServerClient {
 
   /** Has the identity server keep an invite for the 3PID until someone binds it. */
   async storeInvite(idServer: string, accessToken: string, req: StoreInviteRequest): Promise<StoredInvite> {
-    const res = await this.call(this.url(idServer, '/_matrix/identity/v2/store-invite'), 'POST', accessToken, req as unknown as Json);
+    const res = await this.call(this.url(idServer, '/_matrix/identity/v2/store-invite'), 'POST', { authorization: bearer(accessToken), body: req as unknown as Json });
     const token = res['token'];
     if (typeof token !== 'string' || token === '') throw new IdentityServerError('bad_response', `${idServer} stored the invite but gave no token`);
     const keys: InvitePublicKey[] = [];
@@ -143,6 +184,36 @@ export class IdentityServerClient {
     };
   }
 
+  /**
+   * POST /3pid/bind: the identity server publishes the association of the 3PID that session
+   * `sid` validated with `mxid`. Returns the 3PID it bound (the homeserver learns it only here).
+   */
+  async bind(idServer: string, accessToken: string, req: { sid: string; client_secret: string; mxid: string }): Promise<BoundThreePid> {
+    const res = await this.call(this.url(idServer, '/_matrix/identity/v2/3pid/bind'), 'POST', { authorization: bearer(accessToken), body: req });
+    const { medium, address, mxid } = res;
+    if (typeof medium !== 'string' || medium === '' || typeof address !== 'string' || address === '') {
+      throw new IdentityServerError('bad_response', `${idServer} answered /3pid/bind without the medium and address it bound`);
+    }
+    // An identity server that bound the 3PID to someone else has not done what was asked.
+    if (mxid !== undefined && mxid !== req.mxid) throw new IdentityServerError('bad_response', `${idServer} bound the 3PID to ${String(mxid)}, not ${req.mxid}`);
+    return { medium, address, mxid: req.mxid };
+  }
+
+  /** POST /3pid/unbind, authenticated by this homeserver's signature (the user's server controls the mxid). */
+  async unbind(idServer: string, signer: HomeserverSigner, mxid: string, threepid: { medium: string; address: string }): Promise<UnbindOutcome> {
+    const path = '/_matrix/identity/v2/3pid/unbind';
+    const body: JsonObject = { mxid, threepid: { medium: threepid.medium, address: threepid.address } };
+    try {
+      // The answer is {} by the spec; any 2xx means unbound, whatever its body.
+      await this.call(this.url(idServer, path), 'POST', { authorization: identityServerAuthorization(signer, 'POST', path, idServer, body), body, anyBody: true });
+      return 'unbound';
+    } catch (e) {
+      const unsupportedStatus = e instanceof IdentityServerError && e.kind === 'refused' && (e.status === 400 || e.status === 404 || e.status === 501);
+      if (unsupportedStatus && (e.errcode === undefined || e.errcode === 'M_UNRECOGNIZED')) return 'not_supported';
+      throw e;
+    }
+  }
+
   /** GET key_validity_url?public_key=...: whether the identity server still vouches for the key. */
   async isKeyValid(keyValidityUrl: string, publicKey: string): Promise<boolean> {
     let url: URL;
@@ -155,7 +226,7 @@ export class IdentityServerClient {
       throw new IdentityServerError('bad_response', `key_validity_url ${JSON.stringify(keyValidityUrl)} is not an http(s) URL`);
     }
     url.searchParams.set('public_key', publicKey);
-    const res = await this.call(url, 'GET');
+    const res = await this.call(url, 'GET', {});
     if (typeof res['valid'] !== 'boolean') throw new IdentityServerError('bad_response', `${url.host} answered without "valid"`);
     return res['valid'];
   }
@@ -170,11 +241,15 @@ export class IdentityServerClient {
     return new URL(`${this.baseUrl(idServer)}${path}`);
   }
 
-  /** One JSON exchange; a 2xx JSON object, or IdentityServerError. */
-  private async call(url: URL, method: 'GET' | 'POST', accessToken?: string, body?: Json): Promise<Json> {
+  /**
+   * One JSON exchange; a 2xx JSON object, or IdentityServerError. With `anyBody`, a 2xx answer
+   * that is not a JSON object counts as {}.
+   */
+  private async call(url: URL, method: 'GET' | 'POST', opts: { authorization?: string; body?: Json; anyBody?: boolean }): Promise<Json> {
+    const { body } = opts;
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body), 'utf8');
     const headers: Record<string, string> = { Accept: 'application/json', 'User-Agent': `${serverSoftware.name}/${serverSoftware.version}` };
-    if (accessToken !== undefined) headers['Authorization'] = `Bearer ${accessToken}`;
+    if (opts.authorization !== undefined) headers['Authorization'] = opts.authorization;
     if (payload) Object.assign(headers, { 'Content-Type': 'application/json', 'Content-Length': String(payload.length) });
     let status: number;
     let raw: Buffer;
@@ -196,7 +271,10 @@ export class IdentityServerClient {
       const error = isObject(parsed) && typeof parsed['error'] === 'string' ? `: ${parsed['error']}` : '';
       throw new IdentityServerError('refused', `identity server ${url.host} answered ${status}${errcode ? ` ${errcode}` : ''}${error}`, status, errcode);
     }
-    if (!isObject(parsed)) throw new IdentityServerError('bad_response', `identity server ${url.host} answered ${status} without a JSON object`);
+    if (!isObject(parsed)) {
+      if (opts.anyBody) return {};
+      throw new IdentityServerError('bad_response', `identity server ${url.host} answered ${status} without a JSON object`);
+    }
     return parsed;
   }
 

@@ -7,10 +7,12 @@ import type { StatusAPI } from '../../internal/componentapi.js';
 import { keyBackupAPIMethods, type KeyBackupAPI } from './keybackup.js';
 import { keyServerAPIMethods, type KeyServerAPI } from './keys.js';
 import { pushAPIMethods, type PushAPI } from './push.js';
+import { threePidAPIMethods, type ThreePidAPI } from './threepid.js';
 
 export * from './keybackup.js';
 export * from './keys.js';
 export * from './push.js';
+export * from './threepid.js';
 
 /** Why an account operation failed, for the caller to turn into a Matrix error. */
 export type AccountErrorCode = 'user_in_use' | 'invalid_username' | 'forbidden' | 'unknown_token';
@@ -301,7 +303,7 @@ export interface FederationUserAPI {
 }
 
 /** What clientapi calls: registration, login, tokens, devices, profiles, filters, account data and keys. */
-export interface ClientUserAPI extends KeyServerAPI, KeyBackupAPI, PushAPI {
+export interface ClientUserAPI extends KeyServerAPI, KeyBackupAPI, PushAPI, ThreePidAPI {
   performAccountCreation(req: PerformAccountCreationRequest): Promise<PerformAccountCreationResponse>;
   queryAccountAvailability(req: QueryAccountAvailabilityRequest): Promise<QueryAccountAvailabilityResponse>;
   performGuestUpgrade(req: PerformGuestUpgradeRequest): Promise<PerformGuestUpgradeResponse>;
@@ -372,6 +374,7 @@ export const userapiInternalAPIMethods = [
   ...keyServerAPIMethods,
   ...keyBackupAPIMethods,
   ...pushAPIMethods,
+  ...threePidAPIMethods,
 ] as const satisfies ReadonlyArray<keyof UserInternalAPI>;
 
 /** Registration tokens: the spec's grammar. */

@@ -66,6 +66,7 @@ import {
   type KeyServerAPI,
   type KeyBackupAPI,
   type PushAPI,
+  type ThreePidAPI,
 } from '../api/index.js';
 import { RegistrationTokenStore, isUsable, type RegistrationTokenRow } from '../storage/registrationtokens.js';
 import type { UserStore } from '../storage/userstore.js';
@@ -95,7 +96,7 @@ export interface DeviceHooks {
 const noDeviceHooks: DeviceHooks = { devicesRemoved: async () => {}, deviceRenamed: async () => {} };
 
 /** Everything but the key server (internal/keys.ts), which userapi.ts joins to it. */
-export class UserInternalAPIImpl implements Omit<UserInternalAPI, keyof KeyServerAPI | keyof KeyBackupAPI | keyof PushAPI> {
+export class UserInternalAPIImpl implements Omit<UserInternalAPI, keyof KeyServerAPI | keyof KeyBackupAPI | keyof PushAPI | keyof ThreePidAPI> {
   private readonly startedAt = Date.now();
   /** Checked against when an account does not exist, so that its absence does not answer faster. */
   private dummyHash: Promise<string> | undefined;

@@ -300,4 +300,22 @@ export const userapiMigrations: readonly ComponentMigration[] = [
       await db.schema.alterTable('userapi_key_changes').addColumn('visible_to', 'text').execute();
     },
   },
+  {
+    version: 13,
+    name: 'threepid_bindings',
+    up: async (db) => {
+      // Where a user's 3PIDs were bound through this server (POST /account/3pid/bind), so that
+      // they can be unbound there later (3PID deletion, deactivation) without the client naming
+      // the identity server again.
+      await db.schema
+        .createTable('userapi_threepid_bindings')
+        .addColumn('localpart', 'text', (c) => c.notNull())
+        .addColumn('medium', 'text', (c) => c.notNull())
+        .addColumn('address', 'text', (c) => c.notNull())
+        .addColumn('id_server', 'text', (c) => c.notNull())
+        .addColumn('bound_ts', bigintType, (c) => c.notNull())
+        .addPrimaryKeyConstraint('userapi_threepid_bindings_pk', ['localpart', 'medium', 'address', 'id_server'])
+        .execute();
+    },
+  },
 ];

@@ -69,6 +69,13 @@ export interface UserapiDatabase {
     localpart: string;
     expires_ts: number;
   };
+  userapi_threepid_bindings: {
+    localpart: string;
+    medium: string;
+    address: string;
+    id_server: string;
+    bound_ts: number;
+  };
   userapi_registration_tokens: {
     token: string;
     uses_allowed: number | null;
