@@ -8,8 +8,8 @@
  * content hash mismatch), and the rest still comes through in order.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { startFederatingNode, type FederatingNode } from '../test/federation.js';
-import { getJson } from '../test/harness.js';
+import { startFederatingNode, nodeRequest, registerOn, type FederatingNode } from '../test/federation.js';
+import { waitFor } from '../test/harness.js';
 import type { QueryEventsByIdRequest, QueryEventsByIdResponse } from '../roomserver/api/index.js';
 
 type Body = Record<string, unknown>;
@@ -22,22 +22,9 @@ let alice: string;
 let bob: string;
 let carol: string;
 
-const req = (n: FederatingNode, method: string, p: string, token: string, body?: unknown) =>
-  getJson(`${n.t.baseUrl}/_matrix/client/v3${p}`, {
-    method,
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
-  });
-const register = async (n: FederatingNode, user: string) => (await req(n, 'POST', '/register', '', { auth: { type: 'm.login.dummy' }, username: user, password: 'pw' })).body.access_token as string;
-const until = async <T>(fn: () => Promise<T | undefined>, ms = 20_000): Promise<T> => {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-};
+const req = nodeRequest;
+const register = registerOn;
+const until = <T>(fn: () => Promise<T | undefined>, ms = 20_000): Promise<T> => waitFor(fn, ms);
 let txn = 0;
 const send = async (n: FederatingNode, token: string, roomId: string, body: string): Promise<string> => {
   const r = await req(n, 'PUT', `/rooms/${enc(roomId)}/send/m.room.message/t${++txn}`, token, { msgtype: 'm.text', body });

@@ -4,8 +4,8 @@
  * signed are refused.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { startFederatingNode, type FederatingNode } from '../test/federation.js';
-import { getJson } from '../test/harness.js';
+import { startFederatingNode, nodeRequest, registerOn, type FederatingNode } from '../test/federation.js';
+import { waitFor } from '../test/harness.js';
 import { generateSigningKey, signRequest } from '../internal/matrix/index.js';
 
 type Body = Record<string, unknown>;
@@ -19,23 +19,10 @@ let alice: string;
 let bob: string;
 const enc = encodeURIComponent;
 
-const req = (n: FederatingNode, method: string, p: string, token: string, body?: unknown) =>
-  getJson(`${n.t.baseUrl}/_matrix/client/v3${p}`, {
-    method,
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
-  });
-const register = async (n: FederatingNode, user: string) => (await req(n, 'POST', '/register', '', { auth: { type: 'm.login.dummy' }, username: user, password: 'pw' })).body.access_token as string;
+const req = nodeRequest;
+const register = registerOn;
 
-const until = async <T>(fn: () => Promise<T | undefined>, ms = 15_000): Promise<T> => {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-};
+const until = <T>(fn: () => Promise<T | undefined>, ms = 15_000): Promise<T> => waitFor(fn, ms);
 const bodiesIn = async (n: FederatingNode, token: string, roomId: string) =>
   ((await req(n, 'GET', `/rooms/${enc(roomId)}/messages?dir=f&limit=1000`, token)).body.chunk as Body[] | undefined ?? [])
     .filter((e) => e.type === 'm.room.message')

@@ -9,8 +9,8 @@
  * Sizes can be lowered for a quick run: FED_SCALE_MESSAGES, FED_SCALE_OUTAGE_MS.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { restartFederatingNode, startFederatingNode, type FederatingNode } from '../test/federation.js';
-import { getJson } from '../test/harness.js';
+import { restartFederatingNode, startFederatingNode, nodeRequest, registerOn, type FederatingNode } from '../test/federation.js';
+import { waitFor } from '../test/harness.js';
 
 type Body = Record<string, unknown>;
 const enc = encodeURIComponent;
@@ -27,22 +27,9 @@ let bob: string;
 let carol: string;
 let roomId: string;
 
-const req = (n: FederatingNode, method: string, p: string, token: string, body?: unknown) =>
-  getJson(`${n.t.baseUrl}/_matrix/client/v3${p}`, {
-    method,
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: `Bearer ${token}` } : {}) },
-  });
-const register = async (n: FederatingNode, user: string) => (await req(n, 'POST', '/register', '', { auth: { type: 'm.login.dummy' }, username: user, password: 'pw' })).body.access_token as string;
-const until = async <T>(fn: () => Promise<T | undefined>, ms: number): Promise<T> => {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 200));
-  }
-};
+const req = nodeRequest;
+const register = registerOn;
+const until = <T>(fn: () => Promise<T | undefined>, ms: number): Promise<T> => waitFor(fn, ms, 200);
 /** Sends `count` messages `${prefix}${i}`, one after another. */
 const talk = async (n: FederatingNode, token: string, prefix: string, count: number): Promise<void> => {
   for (let i = 0; i < count; i++) {

@@ -4,9 +4,8 @@
  * a private read receipt does not leave A.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startFederatingNode, type FederatingNode } from '../../test/federation.js';
+import { startFederatingNode, nodeRequest, type FederatingNode } from '../../test/federation.js';
 import pino from 'pino';
-import { getJson } from '../../test/harness.js';
 import { createBus, subjectFor, type Bus } from '../../setup/jetstream/index.js';
 import { startEDUConsumers } from './edus.js';
 
@@ -23,12 +22,7 @@ let bobDevice: string;
 let ALICE: string;
 const enc = encodeURIComponent;
 
-const req = (n: FederatingNode, method: string, p: string, token: string, body?: unknown) =>
-  getJson(`${n.t.baseUrl}/_matrix/client/v3${p}`, {
-    method,
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
-  });
+const req = nodeRequest;
 const register = async (n: FederatingNode, user: string) => (await req(n, 'POST', '/register', '', { auth: { type: 'm.login.dummy' }, username: user, password: 'pw' })).body;
 
 const until = async <T>(what: string, fn: () => Promise<T | undefined>, ms = 20_000): Promise<T> => {

@@ -11,8 +11,8 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { openDatabase, type OpenedDatabase } from '../../internal/sqlutil/index.js';
 import { databaseFor } from '../../setup/config/config.js';
 import type { QueryRemoteDeviceListRequest, QueryRemoteKeysRequest } from '../../federationapi/api/index.js';
-import { startFederatingNode, type FederatingNode } from '../../test/federation.js';
-import { getJson, registerAdmin } from '../../test/harness.js';
+import { startFederatingNode, nodeRequest, registerOn, type FederatingNode } from '../../test/federation.js';
+import { getJson, registerAdmin, waitFor } from '../../test/harness.js';
 import { RemoteDeviceListStore } from '../storage/devicelists.js';
 import type { UserapiDatabase } from '../storage/tables.js';
 
@@ -33,22 +33,9 @@ let aLists: RemoteDeviceListStore;
 /** What A asked other servers: GET /user/devices and POST /user/keys/query. */
 const asked = { deviceLists: 0, keyQueries: 0 };
 
-const req = (n: FederatingNode, method: string, p: string, token: string, body?: unknown) =>
-  getJson(`${n.t.baseUrl}/_matrix/client/v3${p}`, {
-    method,
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: `Bearer ${token}` } : {}) },
-  });
-const register = async (n: FederatingNode, user: string) => (await req(n, 'POST', '/register', '', { auth: { type: 'm.login.dummy' }, username: user, password: 'pw' })).body.access_token as string;
-const until = async <T>(fn: () => Promise<T | undefined>, ms = 20_000): Promise<T> => {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-};
+const req = nodeRequest;
+const register = registerOn;
+const until = <T>(fn: () => Promise<T | undefined>, ms = 20_000): Promise<T> => waitFor(fn, ms);
 const deviceKeys = (userId: string, deviceId: string, v = 'pub') => ({
   user_id: userId,
   device_id: deviceId,
