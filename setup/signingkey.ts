@@ -3,8 +3,8 @@
  * components sign with. Problems name the file: a server without its key cannot start.
  */
 import { readFileSync } from 'node:fs';
-import { buildEvent, parseMatrixKeyPem, roomVersion as lookupRoomVersion, signEvent, signJson, signRequest, signingKeyFromSeed, type JsonObject } from '../internal/matrix/index.js';
-import type { SigningIdentity } from '../internal/signingidentity.js';
+import { parseMatrixKeyPem, signingKeyFromSeed } from '../internal/matrix/index.js';
+import { signingIdentityFromKey, type SigningIdentity } from '../internal/signingidentity.js';
 import type { Config } from './config/config.js';
 
 function readKeyFile(file: string, key: string): { keyId: string; seed: Buffer } {
@@ -34,19 +34,5 @@ export function loadSigningIdentity(cfg: Config): SigningIdentity {
     }
     return { keyId: old.keyId ?? '', publicKeyBase64: old.publicKey ?? '', expiredTs: old.expiredAt };
   });
-  return {
-    serverName,
-    keyId,
-    publicKeyBase64: key.publicKeyBase64,
-    signJson: <T extends JsonObject>(obj: T): T => signJson(obj, serverName, keyId, key) as T,
-    buildEvent: (fields, roomVersion) => buildEvent(fields, roomVersion, serverName, keyId, key),
-    signRequest: (req) => signRequest(req, keyId, key),
-    signEvent: (pdu, version) => {
-      const rv = lookupRoomVersion(version);
-      if (!rv) throw new Error(`unsupported room version ${version}`);
-      return signEvent(pdu, rv, serverName, keyId, key);
-    },
-    oldKeys,
-    keyValidityPeriodMs: cfg.global.keyValidityPeriodMs,
-  };
+  return signingIdentityFromKey(serverName, key, { oldKeys, keyValidityPeriodMs: cfg.global.keyValidityPeriodMs });
 }

@@ -13,8 +13,8 @@ import { RoomserverInternalAPIImpl } from '../api.js';
 import { EventLoader } from '../eventloader.js';
 import { Inputer } from './inputer.js';
 import { RoomCreator } from '../perform/createroom.js';
-import { buildEvent, generateSigningKey } from '../../../internal/matrix/index.js';
-import type { SigningIdentity } from '../../../internal/signingidentity.js';
+import { generateSigningKey } from '../../../internal/matrix/index.js';
+import { signingIdentityFromKey } from '../../../internal/signingidentity.js';
 import { TestRoom } from './testroom.js';
 
 const BOB = '@bob:hs.test';
@@ -42,18 +42,7 @@ describeEachDatabase<RoomserverDatabase>('roomserver input', (ctx) => {
         published.push({ roomId, msgId, output });
       },
     });
-    const key = generateSigningKey();
-    const identity: SigningIdentity = {
-      serverName: 'hs.test',
-      keyId: key.keyId,
-      publicKeyBase64: key.publicKeyBase64,
-      signJson: (o) => o,
-      buildEvent: (fields, version) => buildEvent(fields, version, 'hs.test', key.keyId, key),
-      signRequest: () => '',
-      signEvent: (pdu) => pdu,
-      oldKeys: [],
-      keyValidityPeriodMs: 0,
-    };
+    const identity = signingIdentityFromKey('hs.test', generateSigningKey());
     return { inp, api: new RoomserverInternalAPIImpl('hs.test', inp, events, snapshots, loader, new DirectoryStore(db), new RoomCreator(identity, inp), identity) };
   };
   beforeAll(async () => {

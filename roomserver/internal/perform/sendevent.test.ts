@@ -2,8 +2,8 @@
 import type { Kysely } from 'kysely';
 import pino from 'pino';
 import { beforeAll, expect, it, vi } from 'vitest';
-import { Event, buildEvent, generateSigningKey } from '../../../internal/matrix/index.js';
-import type { SigningIdentity } from '../../../internal/signingidentity.js';
+import { Event, generateSigningKey } from '../../../internal/matrix/index.js';
+import { signingIdentityFromKey } from '../../../internal/signingidentity.js';
 import { runMigrations } from '../../../internal/sqlutil/index.js';
 import { describeEachDatabase } from '../../../internal/sqlutil/testing.js';
 import type { OutputNewRoomEvent, OutputRoomEvent } from '../../api/index.js';
@@ -28,18 +28,7 @@ describeEachDatabase<RoomserverDatabase>('roomserver performSendEvent', (ctx) =>
     const snapshots = new StateSnapshotStore(db);
     const loader = new EventLoader(events);
     inputer = new Inputer({ serverName: 'hs.test', events, snapshots, loader, log: pino({ level: 'silent' }), publish: async (roomId, _id, output) => void published.push({ roomId, output }) });
-    const key = generateSigningKey();
-    const identity: SigningIdentity = {
-      serverName: 'hs.test',
-      keyId: key.keyId,
-      publicKeyBase64: key.publicKeyBase64,
-      signJson: (o) => o,
-      buildEvent: (fields, version) => buildEvent(fields, version, 'hs.test', key.keyId, key),
-      signRequest: () => '',
-      signEvent: (pdu) => pdu,
-      oldKeys: [],
-      keyValidityPeriodMs: 0,
-    };
+    const identity = signingIdentityFromKey('hs.test', generateSigningKey());
     api = new RoomserverInternalAPIImpl('hs.test', inputer, events, snapshots, loader, new DirectoryStore(db), undefined, identity);
   });
 
