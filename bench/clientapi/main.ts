@@ -16,71 +16,12 @@
  * BENCH_CLIENTAPI_DATABASES (sqlite,postgres) picks databases.
  * Run: npm run bench -- clientapi  (or: npm run build && node dist/bench/clientapi/main.js)
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { sql } from 'kysely';
-import pino from 'pino';
-import { formatMatrixKeyPem, generateSigningKey } from '../../internal/matrix/index.js';
-import { connectDatabase } from '../../internal/sqlutil/index.js';
-import { parseConfig } from '../../setup/config/config.js';
-import { generateConfigDocument } from '../../setup/config/generate.js';
-import { startServer } from '../../setup/server.js';
+import { envInt, percentile, round2, withBenchServer, withPostgresDatabase } from '../common.js';
 import { Client, Http } from '../syncapi/client.js';
-
-const POSTGRES = 'postgresql://postgres@127.0.0.1:5432';
-
-function envInt(name: string, dflt: number, min = 1): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return dflt;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min) throw new Error(`${name} must be an integer >= ${min}, not "${raw}"`);
-  return n;
-}
 
 function progress(text: string): void {
   process.stderr.write(`  [clientapi] ${text}\n`);
-}
-
-/** Nearest-rank percentile of an ascending array. */
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
-
-const round2 = (n: number): number => Math.round(n * 100) / 100;
-
-/** A monolith on a fresh temporary directory and, if given, one PostgreSQL database for every component. */
-async function withServer<T>(db: string | undefined, fn: (base: string) => Promise<T>): Promise<T> {
-  const dir = mkdtempSync(path.join(tmpdir(), 'bench-clientapi-'));
-  const doc = generateConfigDocument({ ci: true, dir, ...(db ? { db } : {}) }) as Record<string, unknown>;
-  doc['logging'] = [{ type: 'std', level: 'error' }];
-  const { keyId, seed } = generateSigningKey();
-  writeFileSync(path.join(dir, 'matrix_key.pem'), formatMatrixKeyPem(keyId, seed));
-  const server = await startServer({ cfg: parseConfig(doc, dir), logger: pino({ level: 'error' }), httpBind: { host: '127.0.0.1', port: 0 } });
-  try {
-    return await fn(`http://127.0.0.1:${server.http!.address.port}`);
-  } finally {
-    await server.shutdown('bench done');
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-/** Runs `fn` on a fresh PostgreSQL database, dropped afterwards even if `fn` fails. */
-async function withPostgres<T>(fn: (url: string) => Promise<T>): Promise<T> {
-  // Lower case letters, digits and _ only: the name goes into SQL unquoted.
-  const name = `bench_clientapi_${process.pid}_${Date.now()}`;
-  const admin = await connectDatabase(`${POSTGRES}/postgres?sslmode=disable`, { baseDir: '.' });
-  try {
-    await sql.raw(`create database ${name}`).execute(admin.db);
-    try {
-      return await fn(`${POSTGRES}/${name}?sslmode=disable`);
-    } finally {
-      await sql.raw(`drop database if exists ${name} with (force)`).execute(admin.db);
-    }
-  } finally {
-    await admin.close();
-  }
 }
 
 interface Phase {
@@ -160,8 +101,8 @@ export async function clientapiBenches(): Promise<Record<string, number>> {
   const databases = (process.env['BENCH_CLIENTAPI_DATABASES'] ?? 'sqlite,postgres').split(',').map((s) => s.trim());
   for (const d of databases) if (d !== 'sqlite' && d !== 'postgres') throw new Error(`BENCH_CLIENTAPI_DATABASES: unknown database "${d}" (known: sqlite, postgres)`);
   const out: Record<string, number> = {};
-  if (databases.includes('sqlite')) await withServer(undefined, (base) => measure(base, 'sqlite', out));
-  if (databases.includes('postgres')) await withPostgres((url) => withServer(url, (base) => measure(base, 'postgres', out)));
+  if (databases.includes('sqlite')) await withBenchServer('clientapi', {}, (base) => measure(base, 'sqlite', out));
+  if (databases.includes('postgres')) await withPostgresDatabase('clientapi', (db) => withBenchServer('clientapi', { db }, (base) => measure(base, 'postgres', out)));
   console.log('(messages_per_s: messages / (first PUT /send until the last one\'s 200), each user sending one after another, all users at once; send_*_ms: latency of each PUT; sync_caught_up_after_last_200_ms: from the last 200 until /sync shows the newest message of every room)');
   return out;
 }

@@ -19,6 +19,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { type ConfigDocument, withBenchServer } from '../common.js';
 import pino from 'pino';
 import sharp from 'sharp';
 import { formatMatrixKeyPem, generateSigningKey } from '../../internal/matrix/index.js';
@@ -32,20 +33,11 @@ const FILE_MB = 32;
 const THUMBS = 64;
 const CONCURRENCY = 8;
 
-async function withServer<T>(fn: (base: string) => Promise<T>): Promise<T> {
-  const dir = mkdtempSync(path.join(tmpdir(), 'bench-media-'));
-  const doc = generateConfigDocument({ ci: true, dir }) as Record<string, Record<string, unknown>>;
-  doc.logging = [{ type: 'std', level: 'error' }] as unknown as Record<string, unknown>;
-  doc.media_api = { ...doc.media_api, max_file_size_bytes: 64 * 1024 * 1024, dynamic_thumbnails: true, max_thumbnail_generators: 10 };
-  const { keyId, seed } = generateSigningKey();
-  writeFileSync(path.join(dir, 'matrix_key.pem'), formatMatrixKeyPem(keyId, seed));
-  const server = await startServer({ cfg: parseConfig(doc, dir), logger: pino({ level: 'error' }), httpBind: { host: '127.0.0.1', port: 0 } });
-  try {
-    return await fn(`http://127.0.0.1:${server.http!.address.port}`);
-  } finally {
-    await server.shutdown('bench done');
-    rmSync(dir, { recursive: true, force: true });
-  }
+function withServer<T>(fn: (base: string) => Promise<T>): Promise<T> {
+  const configure = (doc: ConfigDocument): void => {
+    doc.media_api = { ...doc.media_api, max_file_size_bytes: 64 * 1024 * 1024, dynamic_thumbnails: true, max_thumbnail_generators: 10 };
+  };
+  return withBenchServer('media', { configure }, fn);
 }
 
 async function register(base: string): Promise<string> {

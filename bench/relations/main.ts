@@ -17,7 +17,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { sql, type Kysely } from 'kysely';
+import { withPostgresDatabase } from '../common.js';
+import type { Kysely } from 'kysely';
 import pino from 'pino';
 import { formatMatrixKeyPem, generateSigningKey } from '../../internal/matrix/index.js';
 import { connectDatabase } from '../../internal/sqlutil/index.js';
@@ -248,17 +249,11 @@ export async function relationsBenches(): Promise<Record<string, number>> {
   const sqliteCfg = configFor(dir);
   await withServer(sqliteCfg, (server) => measure(server, sqliteCfg, dir, 'SQLite', out));
 
-  const name = `bench_relations_${process.pid}`;
-  const admin = await connectDatabase('postgresql://postgres@127.0.0.1:5432/postgres?sslmode=disable', { baseDir: '.' });
-  await sql.raw(`create database ${name}`).execute(admin.db);
-  try {
+  await withPostgresDatabase('relations', async (db) => {
     const pgDir = mkdtempSync(path.join(tmpdir(), 'bench-relations-pg-'));
-    const pgCfg = configFor(pgDir, `postgresql://postgres@127.0.0.1:5432/${name}?sslmode=disable`);
+    const pgCfg = configFor(pgDir, db);
     await withServer(pgCfg, (server) => measure(server, pgCfg, pgDir, 'PostgreSQL', out));
-  } finally {
-    await sql.raw(`drop database ${name} with (force)`).execute(admin.db);
-    await admin.close();
-  }
+  });
   return out;
 }
 

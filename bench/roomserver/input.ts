@@ -11,6 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { withPostgresDatabase } from '../common.js';
 import { sql, type Kysely } from 'kysely';
 import pino from 'pino';
 import { connectDatabase, runMigrations, type OpenedDatabase, type QueryLogger } from '../../internal/sqlutil/index.js';
@@ -193,21 +194,14 @@ export async function inputBenches(): Promise<Record<string, number>> {
     await sqlite.close();
     rmSync(dir, { recursive: true, force: true });
   }
-  const name = `bench_input_${process.pid}`;
-  const admin = await connectDatabase('postgresql://postgres@127.0.0.1:5432/postgres?sslmode=disable', { baseDir: '.' });
-  await sql.raw(`create database ${name}`).execute(admin.db);
-  try {
-    const pgConn = `postgresql://postgres@127.0.0.1:5432/${name}?sslmode=disable`;
+  await withPostgresDatabase('input', async (pgConn) => {
     const pgdb = await connectDatabase(pgConn, { baseDir: '.' });
     try {
       await measure(pgdb, 'PostgreSQL', out, (logger) => connectDatabase(pgConn, { baseDir: '.', logger }));
     } finally {
       await pgdb.close();
     }
-  } finally {
-    await sql.raw(`drop database ${name}`).execute(admin.db);
-    await admin.close();
-  }
+  });
   return out;
 }
 

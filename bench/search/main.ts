@@ -12,6 +12,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { withPostgresDatabase } from '../common.js';
 import { sql, type Kysely } from 'kysely';
 import { connectDatabase, runMigrations, type OpenedDatabase } from '../../internal/sqlutil/index.js';
 import { syncapiMigrations } from '../../syncapi/storage/migrations.js';
@@ -105,20 +106,14 @@ export async function searchBenches(): Promise<Record<string, number>> {
     await sqlite.close();
     rmSync(dir, { recursive: true, force: true });
   }
-  const name = `bench_search_${process.pid}`;
-  const admin = await connectDatabase('postgresql://postgres@127.0.0.1:5432/postgres?sslmode=disable', { baseDir: '.' });
-  await sql.raw(`create database ${name}`).execute(admin.db);
-  try {
-    const pgdb = await connectDatabase(`postgresql://postgres@127.0.0.1:5432/${name}?sslmode=disable`, { baseDir: '.' });
+  await withPostgresDatabase('search', async (url) => {
+    const pgdb = await connectDatabase(url, { baseDir: '.' });
     try {
       await measure(pgdb, 'PostgreSQL tsvector', out);
     } finally {
       await pgdb.close();
     }
-  } finally {
-    await sql.raw(`drop database ${name} with (force)`).execute(admin.db);
-    await admin.close();
-  }
+  });
   return out;
 }
 

@@ -33,32 +33,18 @@
  * Run: npm run bench -- syncapi  (or: npm run build && node dist/bench/syncapi/main.js)
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import autocannon from 'autocannon';
-import pino from 'pino';
-import { formatMatrixKeyPem, generateSigningKey } from '../../internal/matrix/index.js';
-import { parseConfig } from '../../setup/config/config.js';
-import { generateConfigDocument } from '../../setup/config/generate.js';
-import { startServer } from '../../setup/server.js';
+import { type ConfigDocument, envInt, percentile, round2, withBenchServer } from '../common.js';
 import { CLIENT, Client, Http, nowMs, timelineBodies, timelineIds, type SyncBody } from './client.js';
 import type { PollerCommand, PollerReport, PollerStats } from './pollers.js';
 
 /** The filter the issue quotes: lazy-loaded members, 20 timeline events per room. */
 const LAZY_FILTER = JSON.stringify({ room: { state: { lazy_load_members: true }, timeline: { limit: 20 } } });
 
-function envInt(name: string, dflt: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return dflt;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer, not "${raw}"`);
-  return n;
-}
 
 const sleep = (ms: number): Promise<void> => new Promise((res) => setTimeout(res, ms));
 
@@ -72,20 +58,11 @@ interface Running {
 }
 
 async function withServer<T>(fn: (r: Running) => Promise<T>): Promise<T> {
-  const dir = mkdtempSync(path.join(tmpdir(), 'bench-syncapi-'));
-  const doc = generateConfigDocument({ ci: true, dir }) as Record<string, Record<string, unknown>>;
-  doc.logging = [{ type: 'std', level: 'error' }] as unknown as Record<string, unknown>;
   // Presence on, as in the CI config, unless BENCH_SYNC_PRESENCE=off: a room-mate's presence change wakes every sync.
-  if (process.env['BENCH_SYNC_PRESENCE'] === 'off') doc.global!.presence = { enable_inbound: false, enable_outbound: false };
-  const { keyId, seed } = generateSigningKey();
-  writeFileSync(path.join(dir, 'matrix_key.pem'), formatMatrixKeyPem(keyId, seed));
-  const server = await startServer({ cfg: parseConfig(doc, dir), logger: pino({ level: 'error' }), httpBind: { host: '127.0.0.1', port: 0 } });
-  try {
-    return await fn({ base: `http://127.0.0.1:${server.http!.address.port}`, requests: new SyncRequests(server.http!.server) });
-  } finally {
-    await server.shutdown('bench done');
-    rmSync(dir, { recursive: true, force: true });
-  }
+  const configure = (doc: ConfigDocument): void => {
+    if (process.env['BENCH_SYNC_PRESENCE'] === 'off') doc.global!.presence = { enable_inbound: false, enable_outbound: false };
+  };
+  return withBenchServer('syncapi', { configure }, (base, server) => fn({ base, requests: new SyncRequests(server.http!.server) }));
 }
 
 /**
@@ -117,13 +94,7 @@ class SyncRequests {
 }
 
 /** Nearest-rank percentile of an ascending array. */
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
 
-function round2(n: number): number {
-  return Math.round(n * 100) / 100;
-}
 
 function summarize(out: Record<string, number>, prefix: string, values: number[]): void {
   const sorted = [...values].sort((a, b) => a - b);

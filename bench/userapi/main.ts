@@ -14,6 +14,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { withBenchServer } from '../common.js';
 import autocannon from 'autocannon';
 import pino from 'pino';
 import { formatMatrixKeyPem, generateSigningKey } from '../../internal/matrix/index.js';
@@ -22,19 +23,8 @@ import { generateConfigDocument } from '../../setup/config/generate.js';
 import { startServer, type RunningServer } from '../../setup/server.js';
 import { generateTlsMaterial } from '../../setup/tlscert.js';
 
-async function withServer<T>(bcryptCost: number, fn: (base: string) => Promise<T>): Promise<T> {
-  const dir = mkdtempSync(path.join(tmpdir(), 'bench-userapi-'));
-  const doc = generateConfigDocument({ ci: true, dir }) as Record<string, Record<string, unknown>>;
-  doc.logging = [{ type: 'std', level: 'error' }] as unknown as Record<string, unknown>;
-  doc.user_api!.bcrypt_cost = bcryptCost;
-  const { keyId, seed } = generateSigningKey();
-  writeFileSync(path.join(dir, 'matrix_key.pem'), formatMatrixKeyPem(keyId, seed));
-  const server = await startServer({ cfg: parseConfig(doc, dir), logger: pino({ level: 'error' }), httpBind: { host: '127.0.0.1', port: 0 } });
-  try {
-    return await fn(`http://127.0.0.1:${server.http!.address.port}`);
-  } finally {
-    await server.shutdown('bench done');
-  }
+function withServer<T>(bcryptCost: number, fn: (base: string) => Promise<T>): Promise<T> {
+  return withBenchServer('userapi', { configure: (doc) => void (doc.user_api!.bcrypt_cost = bcryptCost) }, fn);
 }
 
 async function register(base: string, username: string): Promise<string> {
