@@ -113,6 +113,12 @@ for (const dialect of TEST_DIALECTS) {
         expect([refused.status, refused.body.errcode]).toEqual([403, 'M_FORBIDDEN']);
         const bad = await req('POST', `/rooms/${encodeURIComponent(room)}/redact/${encodeURIComponent(target)}`, alice, { reason: 5 });
         expect([bad.status, bad.body.errcode]).toEqual([400, 'M_BAD_JSON']);
+        const big = await req('POST', `/rooms/${encodeURIComponent(room)}/redact/${encodeURIComponent(target)}`, alice, { reason: 'x'.repeat(128 * 1024) });
+        expect([big.status, big.body.errcode]).toEqual([413, 'M_TOO_LARGE']);
+        const notAnEvent = await req('POST', `/rooms/${encodeURIComponent(room)}/redact/not-an-event`, alice, {});
+        expect([notAnEvent.status, notAnEvent.body.errcode]).toEqual([400, 'M_INVALID_PARAM']);
+        const anon = await req('POST', `/rooms/${encodeURIComponent(room)}/redact/${encodeURIComponent(target)}`, '', {});
+        expect([anon.status, anon.body.errcode]).toEqual([401, 'M_MISSING_TOKEN']);
       });
 
       it('lets a member redact their own event but not, below the redact level, someone else’s', async () => {

@@ -82,6 +82,11 @@ for (const dialect of TEST_DIALECTS) {
         }
         const notJson = await getJson(`${t.baseUrl}/_matrix/client/v3/account/3pid/bind`, { method: 'POST', body: '[1]', headers: { Authorization: `Bearer ${carol}` } });
         expect(notJson.status).toBe(400);
+        // An oversized body is refused without being read to the end.
+        for (const path of ['/account/3pid/bind', '/account/3pid/unbind', '/account/3pid/delete']) {
+          const big = await req('POST', path, carol, { ...good, medium: 'email', address: 'a@example.org', padding: 'x'.repeat(128 * 1024) });
+          expect([big.status, big.body.errcode], path).toEqual([413, 'M_TOO_LARGE']);
+        }
         const anon = await req('POST', '/account/3pid/bind', '', good);
         expect([anon.status, anon.body.errcode]).toEqual([401, 'M_MISSING_TOKEN']);
         expect((await unstable('/account/3pid/bind', 'bogus', good)).body.errcode).toBe('M_UNKNOWN_TOKEN');
